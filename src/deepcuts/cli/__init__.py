@@ -1,0 +1,57 @@
+"""The `deepcuts` command.
+
+Each subcommand lives in its own module of this package and is registered here; commands only
+parse options, call the library and report, they hold no logic of their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from deepcuts import __version__
+from deepcuts.cli.common import EXIT_CONFIG, err
+from deepcuts.cli.ingest import ingest
+from deepcuts.cli.simulate import simulate
+from deepcuts.cli.store import init, stats
+from deepcuts.config import ConfigError, configure_logging, load_settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The DuckDB store file [default: ./deepcuts.duckdb, or DEEPCUTS_STORE].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="How much to log on stderr [default: INFO, or DEEPCUTS_LOG_LEVEL].",
+)
+@click.version_option(__version__, prog_name="deepcuts")
+@click.pass_context
+def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
+    """deepcuts: personalised music recommendation on one machine.
+
+    \b
+    Typical use:
+      deepcuts init                                   create the store
+      deepcuts ingest spotify Streaming_History_Audio_*.json --user me
+      deepcuts simulate --users 1000 --tracks 2000 --out world/
+      deepcuts ingest native world/                   load a simulated world
+      deepcuts stats --json                           row counts of every table
+
+    Exit codes: 0 done; 1 unexpected error; 2 wrong command line; 3 unreadable input;
+    4 store problem; 5 bad setting.
+    """
+    try:
+        ctx.obj = load_settings(store=store, log_level=log_level)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise SystemExit(EXIT_CONFIG) from exc
+    configure_logging(ctx.obj.log_level)
+
+
+for command in (init, stats, ingest, simulate):
+    main.add_command(command)

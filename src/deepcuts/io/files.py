@@ -1,0 +1,78 @@
+"""Finding input files and reading delimited text into the store's staging."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+from deepcuts.io.errors import FormatError
+
+
+def expand(paths: Iterable[str | Path], patterns: tuple[str, ...]) -> list[Path]:
+    """Files named on the command line, with folders expanded to their files matching `patterns`."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted({f for pattern in patterns for f in path.rglob(pattern) if f.is_file()})
+            if not found:
+                raise FormatError(f"{path}: no files matching {', '.join(patterns)} in this folder")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FormatError(f"{path}: no such file or folder")
+    return files
+
+
+def stage_csv(
+    conn: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    delim: str = ",",
+    quote: str = '"',
+    encoding: str = "utf-8",
+) -> tuple[str, list[tuple[int, str, str]]]:
+    """Read a delimited text file with a header into a temp table of VARCHAR columns.
+
+    Returns the temp table's name (with a ``_line`` column: the line each record started on)
+    and the lines DuckDB could not parse as records (line, reason, raw text).
+    """
+    table = "_csv_" + str(abs(hash((str(path), id(conn)))))
+    try:
+        conn.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {table}_raw AS
+            SELECT * FROM read_csv(?, all_varchar = true, header = true, delim = ?, quote = ?,
+                                   escape = ?, encoding = ?, store_rejects = true,
+                                   rejects_scan = '{table}_scan', rejects_table = '{table}_err',
+                                   null_padding = false, auto_detect = true)
+            """,
+            [str(path), delim, quote, quote, encoding],
+        )
+    except duckdb.Error as exc:
+        raise FormatError(f"{path}: cannot read as delimited text ({exc})") from exc
+    rejected = conn.execute(
+        f"SELECT line, error_type || ': ' || error_message, csv_line FROM {table}_err ORDER BY line"
+    ).fetchall()
+    conn.execute(f"DROP TABLE IF EXISTS {table}_err")
+    conn.execute(f"DROP TABLE IF EXISTS {table}_scan")
+    # Records are numbered in file order; each rejected line before a record pushes it down one.
+    # (A record with a quoted line break spans several lines: its number is then approximate.)
+    # (Temp-table rowids are contiguous in insertion order but need not start at 0.)
+    record = "_record"
+    shifts = sorted(line - 1 - rank for rank, (line, _, _) in enumerate(rejected, start=1))
+    if shifts:
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table}_shift AS SELECT unnest(?) AS s", [shifts])
+        line_expr = f"{record} + 2 + (SELECT count(*) FROM {table}_shift WHERE s <= {record})"
+    else:
+        line_expr = f"{record} + 2"
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * EXCLUDE (_record), {line_expr} AS _line "
+        f"FROM (SELECT *, rowid - (SELECT min(rowid) FROM {table}_raw) AS _record FROM {table}_raw)"
+    )
+    conn.execute(f"DROP TABLE {table}_raw")
+    conn.execute(f"DROP TABLE IF EXISTS {table}_shift")
+    return table, [(int(line), reason, raw) for line, reason, raw in rejected]

@@ -1,0 +1,144 @@
+"""The native format: one file per store table, columns named as in ``store/schema.py``.
+
+A file's table comes from its name (``listens.csv``, ``listens-2026-11.parquet``,
+``tracks.jsonl``) or from ``table=``. CSV files have a header row; JSON Lines files hold one
+object per line; Parquet files carry their own types. Any subset of a table's columns may be
+given, as long as the required ones are there. Timestamps are ISO 8601 (UTC unless they carry
+an offset), dates ``YYYY-MM-DD``, booleans ``true``/``false``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from deepcuts.io.errors import FormatError
+from deepcuts.io.files import expand, stage_csv
+from deepcuts.store import TABLES, FileLoad, IngestCounts, Store
+
+SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+# Catalogue before the events that point into it, so a folder ingests in a sensible order.
+_ORDER = {name: rank for rank, name in enumerate(TABLES)}
+
+
+def table_for(path: Path, table: str | None = None) -> str:
+    """The store table a native file fills, from ``table`` or from the file's name."""
+    if table is not None:
+        if table not in TABLES:
+            raise FormatError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+        return table
+    stem = path.name.split(".")[0]
+    for name in sorted(TABLES, key=len, reverse=True):
+        if stem == name or re.match(rf"{name}[-_]", stem):
+            return name
+    raise FormatError(
+        f"{path}: cannot tell which table this file fills: name it after a table "
+        f"({', '.join(TABLES)}), e.g. listens.csv, or pass --table"
+    )
+
+
+class NativeImporter:
+    """Native CSV / Parquet / JSON Lines files, one store table per file."""
+
+    name = "native"
+    summary = "deepcuts' own tables as CSV, Parquet or JSON Lines (see docs/native-format.md)"
+
+    def __init__(self, table: str | None = None):
+        self.table = table
+
+    def files(self, paths: list[str]) -> list[Path]:
+        """The files to ingest, catalogue tables first; folders are searched recursively."""
+        files = expand(paths, tuple(f"*{s}" for s in SUFFIXES))
+        # The simulator writes its ground truth beside the data; it is not data to ingest.
+        files = [f for f in files if f.parent.name != "truth"]
+        for f in files:
+            if f.suffix.lower() not in SUFFIXES:
+                raise FormatError(f"{f}: expected a .csv, .parquet or .jsonl file")
+            table_for(f, self.table)
+        return sorted(files, key=lambda f: (_ORDER[table_for(f, self.table)], str(f)))
+
+    def ingest_file(self, store: Store, path: Path) -> IngestCounts:
+        table = table_for(path, self.table)
+        kind = SUFFIXES[path.suffix.lower()]
+        with FileLoad(store, self.name, str(path)) as load:
+            if kind == "csv":
+                _load_csv(store.conn, load, path, table)
+            elif kind == "parquet":
+                _load_parquet(load, path, table)
+            else:
+                _load_jsonl(load, path, table)
+        return load.counts
+
+
+def _load_csv(conn: duckdb.DuckDBPyConnection, load: FileLoad, path: Path, table: str) -> None:
+    staged, rejected = stage_csv(conn, path)
+    try:
+        for line, reason, raw in rejected:
+            load.reject(line, reason, raw, table)
+        load.add_sql(table, f"SELECT * FROM {staged}")
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS {staged}")
+
+
+def _load_parquet(load: FileLoad, path: Path, table: str) -> None:
+    try:
+        load.conn.execute("SELECT * FROM read_parquet(?) LIMIT 0", [str(path)])
+    except duckdb.Error as exc:
+        raise FormatError(f"{path}: not a readable Parquet file ({exc})") from exc
+    # Parquet has no lines: the record number (1-based) stands in for one.
+    load.add_sql(
+        table,
+        "SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _line "
+        f"FROM read_parquet('{_sql_str(path)}', file_row_number = true)",
+    )
+
+
+def _sql_str(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _load_jsonl(load: FileLoad, path: Path, table: str) -> None:
+    columns = TABLES[table].column_names
+    rows: dict[str, list[str | None]] = {c: [] for c in columns}
+    lines: list[int] = []
+    seen: set[str] = set()
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                load.reject(number, f"invalid JSON: {exc.msg} at column {exc.colno}", text, table)
+                continue
+            if not isinstance(record, dict):
+                load.reject(number, "expected a JSON object", text, table)
+                continue
+            unknown = set(record) - set(columns)
+            if unknown:
+                load.reject(number, f"unknown field(s) for {table}: {', '.join(sorted(unknown))}", text, table)
+                continue
+            nested = [k for k, v in record.items() if isinstance(v, dict | list)]
+            if nested:
+                load.reject(number, f"field(s) {', '.join(nested)} must be plain values", text, table)
+                continue
+            seen.update(record)
+            for c in columns:
+                rows[c].append(_text(record.get(c)))
+            lines.append(number)
+    present = {c: pa.array(v, pa.string()) for c, v in rows.items() if c in seen}
+    present["_line"] = pa.array(lines, pa.int64())
+    load.add_arrow(table, pa.table(present))
+
+
+def _text(value: object) -> str | None:
+    """A JSON scalar as text for the store's casts (booleans as true/false)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,125 @@
+"""The embedded store: one DuckDB file holding everything deepcuts knows."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+
+from deepcuts.store.migrations import LATEST_VERSION, MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or is in a state deepcuts cannot use."""
+
+
+class Store:
+    """A DuckDB file with the deepcuts schema, migrated to the latest version on open.
+
+    Parameters
+    ----------
+    path:
+        The DuckDB file. ``":memory:"`` gives a throwaway store (tests, evaluation).
+    create:
+        Create the file if it does not exist; otherwise a missing file is an error.
+    read_only:
+        Open without write access (several readers may share the file).
+
+    Example
+    -------
+    >>> with Store(":memory:", create=True) as store:
+    ...     store.stats()["listens"]
+    0
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = False, read_only: bool = False):
+        self.path = str(path)
+        in_memory = self.path == ":memory:"
+        if not in_memory and not Path(self.path).exists():
+            if not create:
+                raise StoreError(
+                    f"no store at {self.path}: create one with `deepcuts init --store {self.path}`"
+                )
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = duckdb.connect(self.path, read_only=read_only and not in_memory)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        # Timestamps are stored in UTC; strings with an offset are converted to it.
+        self.conn.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            self.migrate()
+        elif self.schema_version() != LATEST_VERSION:
+            raise StoreError(
+                f"store {self.path} is at schema version {self.schema_version()}, "
+                f"this deepcuts needs {LATEST_VERSION}: open it once for writing to migrate"
+            )
+
+    # -- schema -------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        exists = self.conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        ).fetchall()[0][0]
+        if not exists:
+            return 0
+        return self.conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations this store has not had yet; return their versions."""
+        current = self.schema_version()
+        if current > LATEST_VERSION:
+            raise StoreError(
+                f"store {self.path} is at schema version {current}, newer than this deepcuts "
+                f"({LATEST_VERSION}): upgrade deepcuts"
+            )
+        applied = []
+        for migration in MIGRATIONS:
+            if migration.version <= current:
+                continue
+            self.conn.execute("BEGIN TRANSACTION")
+            try:
+                if migration.version == 1:
+                    self.conn.execute(
+                        "CREATE TABLE schema_migrations (version INTEGER NOT NULL, "
+                        "description VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
+                    )
+                migration.apply(self.conn)
+                self.conn.execute(
+                    "INSERT INTO schema_migrations (version, description) VALUES (?, ?)",
+                    [migration.version, migration.description],
+                )
+                self.conn.execute("COMMIT")
+            except Exception:
+                self.conn.execute("ROLLBACK")
+                raise
+            log.info("store %s migrated to schema version %d", self.path, migration.version)
+            applied.append(migration.version)
+        return applied
+
+    # -- reading ------------------------------------------------------------------------
+    def table_names(self) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def stats(self) -> dict[str, int]:
+        """Row count of every table, by table name."""
+        return {
+            name: self.conn.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
+            for name in self.table_names()
+        }
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,268 @@
+"""Loading rows into the store: type checks, quarantine, and idempotent inserts.
+
+Importers (``deepcuts.io``) parse their formats into rows named after the store's columns
+(``schema.py``) and hand them here, with the line each row came from. One `FileLoad` covers
+one source file and runs in one transaction:
+
+- every value is cast to its column's type; a value that cannot be read, a missing required
+  column or a failed check sends the whole row to ``quarantine`` with the file, line and reason;
+- a row whose key is already stored, or appears earlier in the same file, is a duplicate and is
+  not inserted again, so ingesting a file twice changes no count;
+- ``accepted + duplicates + quarantined == rows_read`` for every file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+
+from deepcuts.store.db import Store
+from deepcuts.store.schema import TABLES, Table
+
+log = logging.getLogger(__name__)
+
+LINE = "_line"  # the staged column holding the source line (or record number) of each row
+_names = itertools.count()
+
+
+@dataclass
+class IngestCounts:
+    rows_read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+
+    def __add__(self, other: IngestCounts) -> IngestCounts:
+        return IngestCounts(
+            self.rows_read + other.rows_read,
+            self.accepted + other.accepted,
+            self.duplicates + other.duplicates,
+            self.quarantined + other.quarantined,
+        )
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _cast(table: Table, staged_types: dict[str, str], fmt: str) -> tuple[list[str], list[str]]:
+    """SQL for each target column's value and for the reason a row is rejected (or NULL)."""
+    values, reasons = [], []
+    for col in table.columns:
+        name = _quote(col.name)
+        src_type = staged_types.get(col.name)
+        if src_type is None:
+            value = f"'{fmt}'" if col.name == "source" else f"NULL::{col.type}"
+        elif col.type == "VARCHAR":
+            value = f"NULLIF(trim(CAST({name} AS VARCHAR)), '')"
+        elif src_type == col.type:
+            value = name
+        elif src_type == "VARCHAR" and col.type == "TIMESTAMP":
+            # Through TIMESTAMPTZ so that an offset ("+02:00", "Z") is honoured (session is UTC).
+            value = f"CAST(TRY_CAST(NULLIF(trim({name}), '') AS TIMESTAMPTZ) AS TIMESTAMP)"
+        elif src_type == "VARCHAR":
+            value = f"TRY_CAST(NULLIF(trim({name}), '') AS {col.type})"
+        elif src_type.startswith("TIMESTAMP") and col.type == "TIMESTAMP":
+            value = f"CAST({name} AS TIMESTAMP)"
+        else:
+            value = f"TRY_CAST({name} AS {col.type})"
+        values.append(f"{value} AS {name}")
+        if src_type is None:
+            if col.required:
+                reasons.append(f"'{col.name} is missing'")
+            continue
+        if src_type == "VARCHAR":
+            present = f"NULLIF(trim({name}), '') IS NOT NULL"
+        else:
+            present = f"{name} IS NOT NULL"
+        unreadable = (
+            f"'{col.name}: cannot read ' || left(CAST({name} AS VARCHAR), 80) || ' as {col.type}'"
+        )
+        missing = f"'{col.name} is missing'" if col.required else "NULL"
+        reasons.append(
+            f"CASE WHEN ({value}) IS NULL THEN CASE WHEN {present} THEN {unreadable} "
+            f"ELSE {missing} END END"
+        )
+    return values, reasons
+
+
+class FileLoad:
+    """Everything ingested from one source file, committed together.
+
+    Use as a context manager; rows are added with `add_arrow`, `add_sql` (a SQL query whose
+    columns are store columns plus ``_line``) and `reject` (a row the importer could not parse).
+    The counts are in `counts` once the block ends.
+    """
+
+    def __init__(self, store: Store, fmt: str, source_file: str):
+        self.store = store
+        self.conn: duckdb.DuckDBPyConnection = store.conn
+        self.fmt = fmt
+        self.source_file = source_file
+        self.counts = IngestCounts()
+        self._rejects: list[tuple[int | None, str | None, str, str | None]] = []
+        self._started = datetime.now(UTC).replace(tzinfo=None)
+
+    def __enter__(self) -> FileLoad:
+        self.conn.execute("BEGIN TRANSACTION")
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.conn.execute("ROLLBACK")
+            return
+        try:
+            self._write_rejects()
+            self._log()
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    # -- rows the importer could not even parse -------------------------------------------
+    def reject(self, line: int | None, reason: str, raw: str | None = None, table: str | None = None) -> None:
+        """Quarantine a record the importer could not turn into a row (counted as read)."""
+        self._rejects.append((line, table, reason, None if raw is None else raw[:4000]))
+        self.counts.rows_read += 1
+        self.counts.quarantined += 1
+
+    def _write_rejects(self) -> None:
+        if not self._rejects:
+            return
+        lines, tables, reasons, raws = zip(*self._rejects, strict=True)
+        batch = pa.table(
+            {
+                "line": pa.array(lines, pa.int64()),
+                "table_name": pa.array(tables, pa.string()),
+                "reason": pa.array(reasons, pa.string()),
+                "raw": pa.array(raws, pa.string()),
+            }
+        )
+        self._insert_quarantine("SELECT line, table_name, reason, raw FROM _rejects", _rejects=batch)
+
+    def _insert_quarantine(self, select_sql: str, **frames: pa.Table) -> int:
+        """Insert (line, table_name, reason, raw) rows into quarantine unless already there."""
+        for name, frame in frames.items():
+            self.conn.register(name, frame)
+        try:
+            return self.conn.execute(
+                f"""
+                INSERT INTO quarantine (source_file, line, format, table_name, reason, raw)
+                SELECT ?, q.line, ?, q.table_name, q.reason, q.raw FROM ({select_sql}) q
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM quarantine x
+                    WHERE x.source_file = ? AND x.line IS NOT DISTINCT FROM q.line
+                      AND x.reason = q.reason
+                      AND x.table_name IS NOT DISTINCT FROM q.table_name)
+                """,
+                [self.source_file, self.fmt, self.source_file],
+            ).fetchall()[0][0]
+        finally:
+            for name in frames:
+                self.conn.unregister(name)
+
+    # -- rows ------------------------------------------------------------------------------
+    def add_arrow(self, table: str, rows: pa.Table, *, counted: bool = True) -> IngestCounts:
+        """Load an Arrow table whose columns are store columns of `table` plus ``_line``.
+
+        ``counted=False`` is for rows an importer derives (the catalogue entries named by a
+        listening history): they are stored and deduplicated but not counted as rows read.
+        """
+        name = f"_arrow_{next(_names)}"
+        self.conn.register(name, rows)
+        try:
+            return self.add_sql(table, f"SELECT * FROM {name}", counted=counted)
+        finally:
+            self.conn.unregister(name)
+
+    def add_sql(self, table: str, select_sql: str, *, counted: bool = True) -> IngestCounts:
+        """Load the rows of a SQL query (store columns of `table` plus ``_line``)."""
+        target = TABLES[table]
+        stage = f"_stage_{next(_names)}"
+        checked = f"_checked_{next(_names)}"
+        self.conn.execute(f"CREATE TEMP TABLE {stage} AS {select_sql}")
+        try:
+            described = self.conn.execute(f"DESCRIBE {stage}").fetchall()
+            staged_types = {row[0]: row[1] for row in described}
+            unknown = sorted(set(staged_types) - set(target.column_names) - {LINE})
+            if unknown:
+                raise ValueError(
+                    f"{self.source_file}: unknown column(s) {', '.join(unknown)} for table "
+                    f"{table}; expected some of: {', '.join(target.column_names)}"
+                )
+            values, reasons = _cast(target, staged_types, self.fmt)
+            checks = [
+                f"CASE WHEN NOT coalesce({expr}, true) THEN '{why}' END"
+                for expr, why in target.checks
+            ]
+            line = LINE if LINE in staged_types else "NULL::BIGINT"
+            self.conn.execute(
+                f"""
+                CREATE TEMP TABLE {checked} AS
+                SELECT *, NULLIF(concat_ws('; ', _cast_reason, {', '.join(checks) or 'NULL'}), '')
+                       AS _reason
+                FROM (
+                    SELECT {', '.join(values)}, {line} AS {LINE},
+                           NULLIF(concat_ws('; ', {', '.join(reasons) or 'NULL'}), '')
+                           AS _cast_reason
+                    FROM {stage}
+                )
+                """
+            )
+            n_rows, n_bad = self.conn.execute(
+                f"SELECT count(*), count(_reason) FROM {checked}"
+            ).fetchall()[0]
+            if n_bad:
+                self._insert_quarantine(
+                    f"SELECT c.{LINE} AS line, '{table}' AS table_name, c._reason AS reason, "
+                    f"left(to_json(s)::VARCHAR, 4000) AS raw "
+                    f"FROM {checked} c POSITIONAL JOIN {stage} s WHERE c._reason IS NOT NULL"
+                )
+            key = target.key
+            same_key = " AND ".join(f"t.{k} IS NOT DISTINCT FROM v.{k}" for k in key)
+            cols = ", ".join(target.column_names)
+            accepted = self.conn.execute(
+                f"""
+                INSERT INTO {table} ({cols})
+                SELECT {cols} FROM (
+                    SELECT *, row_number() OVER (PARTITION BY {', '.join(key)} ORDER BY {LINE})
+                           AS _rn
+                    FROM {checked} WHERE _reason IS NULL
+                ) v
+                WHERE _rn = 1 AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {same_key})
+                """
+            ).fetchall()[0][0]
+        finally:
+            self.conn.execute(f"DROP TABLE IF EXISTS {checked}")
+            self.conn.execute(f"DROP TABLE IF EXISTS {stage}")
+        counts = IngestCounts(n_rows, accepted, n_rows - n_bad - accepted, n_bad)
+        if counted:
+            self.counts = self.counts + counts
+        log.debug("%s -> %s: %s", self.source_file, table, counts)
+        return counts
+
+    def _log(self) -> None:
+        # One row per file, replaced on each ingest, so re-ingesting a file changes no count.
+        c = self.counts
+        self.conn.execute(
+            "DELETE FROM ingest_log WHERE format = ? AND source_file = ?",
+            [self.fmt, self.source_file],
+        )
+        self.conn.execute(
+            "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                self.fmt,
+                self.source_file,
+                c.rows_read,
+                c.accepted,
+                c.duplicates,
+                c.quarantined,
+                self._started,
+                datetime.now(UTC).replace(tzinfo=None),
+            ],
+        )

@@ -1,0 +1,69 @@
+"""Schema versions of the store and the steps between them.
+
+Each migration takes a store from version N-1 to N and is never edited once released: a
+change to the tables is a new migration appended here, together with the matching change to
+``schema.py``. ``tests/test_store.py`` checks that a fresh store, after all migrations, has
+exactly the columns ``schema.py`` declares, and that the store files kept under
+``tests/fixtures/`` from earlier versions still open and migrate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _v1(conn: duckdb.DuckDBPyConnection) -> None:
+    # Frozen copy of the version-1 tables; do not edit, add a migration instead.
+    conn.execute(
+        """
+        CREATE TABLE users (user_id VARCHAR NOT NULL, display_name VARCHAR, country VARCHAR,
+            city VARCHAR, created_at TIMESTAMP, source VARCHAR);
+        CREATE TABLE artists (artist_id VARCHAR NOT NULL, name VARCHAR, genre VARCHAR,
+            country VARCHAR, description VARCHAR, url VARCHAR, image_url VARCHAR, source VARCHAR);
+        CREATE TABLE albums (album_id VARCHAR NOT NULL, name VARCHAR, artist_id VARCHAR,
+            release_date DATE, source VARCHAR);
+        CREATE TABLE tracks (track_id VARCHAR NOT NULL, name VARCHAR, artist_id VARCHAR,
+            album_id VARCHAR, release_date DATE, duration_ms BIGINT, genre VARCHAR,
+            description VARCHAR, audio_path VARCHAR, uri VARCHAR, source VARCHAR);
+        CREATE TABLE item_tags (item_id VARCHAR NOT NULL, tag VARCHAR NOT NULL, user_id VARCHAR,
+            tagged_at TIMESTAMP, weight DOUBLE, source VARCHAR);
+        CREATE TABLE listens (user_id VARCHAR NOT NULL, item_id VARCHAR NOT NULL,
+            played_at TIMESTAMP, ms_played BIGINT, play_count BIGINT, reason_start VARCHAR,
+            reason_end VARCHAR, skipped BOOLEAN, shuffle BOOLEAN, offline BOOLEAN,
+            incognito BOOLEAN, platform VARCHAR, country VARCHAR, city VARCHAR,
+            context_type VARCHAR, context_id VARCHAR, source VARCHAR);
+        CREATE TABLE actions (user_id VARCHAR NOT NULL, action VARCHAR NOT NULL,
+            target_id VARCHAR NOT NULL, acted_at TIMESTAMP, context_id VARCHAR, source VARCHAR);
+        CREATE TABLE playlists (playlist_id VARCHAR NOT NULL, owner_id VARCHAR, name VARCHAR,
+            description VARCHAR, created_at TIMESTAMP, modified_at TIMESTAMP,
+            collaborative BOOLEAN, followers BIGINT, source VARCHAR);
+        CREATE TABLE playlist_items (playlist_id VARCHAR NOT NULL, position BIGINT NOT NULL,
+            item_id VARCHAR NOT NULL, added_at TIMESTAMP, source VARCHAR);
+        CREATE TABLE friendships (user_id VARCHAR NOT NULL, friend_id VARCHAR NOT NULL,
+            since TIMESTAMP, source VARCHAR);
+        CREATE TABLE quarantine (source_file VARCHAR NOT NULL, line BIGINT,
+            format VARCHAR NOT NULL, table_name VARCHAR, reason VARCHAR NOT NULL, raw VARCHAR,
+            quarantined_at TIMESTAMP DEFAULT current_timestamp);
+        CREATE TABLE ingest_log (format VARCHAR NOT NULL, source_file VARCHAR NOT NULL,
+            rows_read BIGINT NOT NULL, accepted BIGINT NOT NULL, duplicates BIGINT NOT NULL,
+            quarantined BIGINT NOT NULL, started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP NOT NULL);
+        """
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "listens, actions, catalogue, playlists, social graph, quarantine", _v1),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
