@@ -14,7 +14,7 @@ from deepcuts import __version__
 from deepcuts.cli.common import EXIT_CONFIG, err
 from deepcuts.cli.ingest import ingest
 from deepcuts.cli.simulate import simulate
-from deepcuts.cli.store import init, stats
+from deepcuts.cli.store import init, quarantine, stats
 from deepcuts.config import ConfigError, configure_logging, load_settings
 
 
@@ -53,5 +53,5 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
     configure_logging(ctx.obj.log_level)
 
 
-for command in (init, stats, ingest, simulate):
+for command in (init, stats, quarantine, ingest, simulate):
     main.add_command(command)

@@ -29,7 +29,7 @@ EXIT_INPUT = 3  # an input file is not in the format it was named as, or cannot 
 EXIT_STORE = 4  # the store is missing, locked or at an unknown schema version
 EXIT_CONFIG = 5  # a setting has an unusable value
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("deepcuts")
 F = TypeVar("F", bound=Callable[..., Any])
 

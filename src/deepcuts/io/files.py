@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import itertools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,6 +29,22 @@ def expand(paths: Iterable[str | Path], patterns: tuple[str, ...]) -> list[Path]
     return files
 
 
+_names = itertools.count()
+
+
+def _header(path: Path, delim: str, quote: str, encoding: str) -> list[str]:
+    """Column names from the first line of a delimited file."""
+    with open(path, encoding=encoding.replace("-", ""), errors="replace", newline="") as handle:
+        first = handle.readline()
+    reader = csv.reader([first.rstrip("\r\n")], delimiter=delim, quotechar=quote or None, quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE)
+    names = [name.strip() for name in next(reader, [])]
+    if not names or not any(names):
+        raise FormatError(f"{path}: expected a header row naming the columns; the first line is empty")
+    if "" in names or len(set(names)) != len(names):
+        raise FormatError(f"{path}: the header row has an empty or repeated column name: {first.strip()[:200]}")
+    return names
+
+
 def stage_csv(
     conn: duckdb.DuckDBPyConnection,
     path: Path,
@@ -40,22 +58,33 @@ def stage_csv(
     Returns the temp table's name (with a ``_line`` column: the line each record started on)
     and the lines DuckDB could not parse as records (line, reason, raw text).
     """
-    table = "_csv_" + str(abs(hash((str(path), id(conn)))))
-    try:
-        conn.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {table}_raw AS
-            SELECT * FROM read_csv(?, all_varchar = true, header = true, delim = ?, quote = ?,
-                                   escape = ?, encoding = ?, store_rejects = true,
-                                   rejects_scan = '{table}_scan', rejects_table = '{table}_err',
-                                   null_padding = false, auto_detect = true)
-            """,
-            [str(path), delim, quote, quote, encoding],
-        )
-    except duckdb.Error as exc:
-        raise FormatError(f"{path}: cannot read as delimited text ({exc})") from exc
+    table = f"_csv_{next(_names)}"
+    columns = _header(path, delim, quote, encoding)
+    # Strict parsing rejects rows with extra fields; files it cannot parse at all (stray
+    # carriage returns, say) are read again leniently rather than refused.
+    for strict in (True, False):
+        try:
+            conn.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE {table}_raw AS
+                SELECT * FROM read_csv(?, columns = ?, header = true, auto_detect = false,
+                                       delim = ?, quote = ?, escape = ?, encoding = ?,
+                                       strict_mode = ?, null_padding = false,
+                                       store_rejects = true, rejects_scan = '{table}_scan',
+                                       rejects_table = '{table}_err')
+                """,
+                [str(path), {c: "VARCHAR" for c in columns}, delim, quote, quote, encoding, strict],
+            )
+            break
+        except duckdb.Error as exc:
+            if not strict:
+                raise FormatError(
+                    f"{path}: cannot read as delimited text ({str(exc).splitlines()[0]})"
+                ) from exc
+    # One reason per rejected line (DuckDB may report a line more than once).
     rejected = conn.execute(
-        f"SELECT line, error_type || ': ' || error_message, csv_line FROM {table}_err ORDER BY line"
+        f"SELECT line, first(error_message ORDER BY column_idx), first(csv_line) FROM {table}_err "
+        "GROUP BY line ORDER BY line"
     ).fetchall()
     conn.execute(f"DROP TABLE IF EXISTS {table}_err")
     conn.execute(f"DROP TABLE IF EXISTS {table}_scan")

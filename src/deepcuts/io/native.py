@@ -9,15 +9,15 @@ an offset), dates ``YYYY-MM-DD``, booleans ``true``/``false``.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from deepcuts.io.errors import FormatError
 from deepcuts.io.files import expand, stage_csv
+from deepcuts.io.jsonscan import scan_lines
+from deepcuts.io.rows import Rows
 from deepcuts.store import TABLES, FileLoad, IngestCounts, Store
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -102,43 +102,23 @@ def _sql_str(path: Path) -> str:
 
 
 def _load_jsonl(load: FileLoad, path: Path, table: str) -> None:
-    columns = TABLES[table].column_names
-    rows: dict[str, list[str | None]] = {c: [] for c in columns}
-    lines: list[int] = []
-    seen: set[str] = set()
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                load.reject(number, f"invalid JSON: {exc.msg} at column {exc.colno}", text, table)
-                continue
-            if not isinstance(record, dict):
-                load.reject(number, "expected a JSON object", text, table)
-                continue
-            unknown = set(record) - set(columns)
-            if unknown:
-                load.reject(number, f"unknown field(s) for {table}: {', '.join(sorted(unknown))}", text, table)
-                continue
-            nested = [k for k, v in record.items() if isinstance(v, dict | list)]
-            if nested:
-                load.reject(number, f"field(s) {', '.join(nested)} must be plain values", text, table)
-                continue
-            seen.update(record)
-            for c in columns:
-                rows[c].append(_text(record.get(c)))
-            lines.append(number)
-    present = {c: pa.array(v, pa.string()) for c, v in rows.items() if c in seen}
-    present["_line"] = pa.array(lines, pa.int64())
-    load.add_arrow(table, pa.table(present))
-
-
-def _text(value: object) -> str | None:
-    """A JSON scalar as text for the store's casts (booleans as true/false)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    columns = set(TABLES[table].column_names)
+    rows = Rows()
+    for record in scan_lines(path):
+        if record.error:
+            load.reject(record.line, record.error, record.raw, table)
+            continue
+        values = record.value
+        if not isinstance(values, dict):
+            load.reject(record.line, "expected a JSON object", record.raw, table)
+            continue
+        unknown = sorted(set(values) - columns)
+        if unknown:
+            load.reject(record.line, f"unknown field(s) for {table}: {', '.join(unknown)}", record.raw, table)
+            continue
+        nested = [k for k, v in values.items() if isinstance(v, dict | list)]
+        if nested:
+            load.reject(record.line, f"field(s) {', '.join(nested)} must be plain values", record.raw, table)
+            continue
+        rows.add(table, record.line, **values)
+    rows.load(load, counted=(table,))

@@ -17,6 +17,7 @@ import itertools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -103,19 +104,29 @@ class FileLoad:
         self.store = store
         self.conn: duckdb.DuckDBPyConnection = store.conn
         self.fmt = fmt
-        self.source_file = source_file
+        # The absolute path, so that the same file named two ways is still the same file.
+        self.source_file = source_file if source_file == "-" else str(Path(source_file).resolve())
         self.counts = IngestCounts()
         self._rejects: list[tuple[int | None, str | None, str, str | None]] = []
         self._started = datetime.now(UTC).replace(tzinfo=None)
+        self._in_transaction = False
 
     def __enter__(self) -> FileLoad:
-        self.conn.execute("BEGIN TRANSACTION")
         return self
+
+    def _begin(self) -> None:
+        # Begun at the first write, so an importer can stage its input (which may fail and
+        # abort a transaction) before anything is written.
+        if not self._in_transaction:
+            self.conn.execute("BEGIN TRANSACTION")
+            self._in_transaction = True
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            self.conn.execute("ROLLBACK")
+            if self._in_transaction:
+                self.conn.execute("ROLLBACK")
             return
+        self._begin()
         try:
             self._write_rejects()
             self._log()
@@ -183,6 +194,7 @@ class FileLoad:
     def add_sql(self, table: str, select_sql: str, *, counted: bool = True) -> IngestCounts:
         """Load the rows of a SQL query (store columns of `table` plus ``_line``)."""
         target = TABLES[table]
+        self._begin()
         stage = f"_stage_{next(_names)}"
         checked = f"_checked_{next(_names)}"
         self.conn.execute(f"CREATE TEMP TABLE {stage} AS {select_sql}")

@@ -1,0 +1,134 @@
+"""ListenBrainz listens exports.
+
+A user's export holds listens as JSON Lines (one listen per line, as in the export's
+``listens/YYYY/MM.jsonl`` files) or, in older exports, one JSON array. Each listen has
+``listened_at`` (Unix seconds, when the listen started) and ``track_metadata`` with
+``artist_name``, ``track_name``, ``release_name``, ``additional_info`` and, where ListenBrainz
+matched it to MusicBrainz, ``mbid_mapping``. A listen's item is its MusicBrainz recording
+(``mbid:recording:<mbid>``) where known, else its Spotify track, else ListenBrainz's own
+message id (``listenbrainz:msid:<msid>``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from deepcuts.io.errors import FormatError
+from deepcuts.io.files import expand
+from deepcuts.io.jsonscan import scan_array, scan_lines
+from deepcuts.io.rows import Rows
+from deepcuts.store import FileLoad, IngestCounts, Store
+
+EXPECTED = "a ListenBrainz listens export (listens with listened_at and track_metadata)"
+
+
+def _item_id(listen: dict, meta: dict, info: dict) -> str | None:
+    mapping = meta.get("mbid_mapping") or {}
+    mbid = mapping.get("recording_mbid") or info.get("recording_mbid")
+    if mbid:
+        return f"mbid:recording:{mbid}"
+    spotify = info.get("spotify_id")
+    if isinstance(spotify, str) and "/track/" in spotify:
+        return "spotify:track:" + spotify.rsplit("/track/", 1)[1].split("?")[0]
+    msid = listen.get("recording_msid") or info.get("recording_msid")
+    return f"listenbrainz:msid:{msid}" if msid else None
+
+
+def _artist(meta: dict, info: dict) -> tuple[str | None, str | None]:
+    name = meta.get("artist_name")
+    mapping = meta.get("mbid_mapping") or {}
+    mbids = mapping.get("artist_mbids") or info.get("artist_mbids") or []
+    if mbids and isinstance(mbids, list) and isinstance(mbids[0], str):
+        return f"mbid:artist:{mbids[0]}", name
+    if isinstance(name, str) and name.strip():
+        return f"listenbrainz:artist-name:{name.strip().lower()}", name
+    return None, None
+
+
+class ListenBrainzImporter:
+    """ListenBrainz listens exports."""
+
+    name = "listenbrainz"
+    summary = "ListenBrainz listens export (JSON Lines, or a JSON array)"
+
+    def __init__(self, user: str | None = None):
+        self.user = None if user is None else f"listenbrainz:user:{user}"
+
+    def files(self, paths: list[str]) -> list[Path]:
+        return expand(paths, ("*.jsonl", "*.json"))
+
+    def ingest_file(self, store: Store, path: Path) -> IngestCounts:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            head = handle.read(1024).lstrip()
+        records = scan_array(path, EXPECTED) if head.startswith("[") else scan_lines(path)
+        rows = Rows()
+        with FileLoad(store, self.name, str(path)) as load:
+            checked = False
+            for record in records:
+                if record.error:
+                    load.reject(record.line, record.error, record.raw, "listens")
+                    continue
+                listen = record.value
+                if not isinstance(listen, dict):
+                    load.reject(record.line, "expected a JSON object", record.raw, "listens")
+                    continue
+                if not checked:
+                    if "listened_at" not in listen and "track_metadata" not in listen:
+                        raise FormatError(
+                            f"{path}: expected {EXPECTED}; the first record has "
+                            f"{', '.join(sorted(listen)[:8])}"
+                        )
+                    checked = True
+                reason = self._add(rows, record.line, listen)
+                if reason:
+                    load.reject(record.line, reason, record.raw, "listens")
+            rows.load(load, counted=("listens",))
+        return load.counts
+
+    def _add(self, rows: Rows, line: int, listen: dict) -> str | None:
+        meta = listen.get("track_metadata")
+        if not isinstance(meta, dict):
+            return "track_metadata is missing"
+        info = meta.get("additional_info") or {}
+        if not isinstance(info, dict):
+            return "track_metadata.additional_info is not an object"
+        user_name = self.user or (listen.get("user_name") and f"listenbrainz:user:{listen['user_name']}")
+        if not user_name:
+            return "no user: the listen has no user_name; give the listener's id with --user"
+        item = _item_id(listen, meta, info)
+        if item is None:
+            return "no recording id (no recording_mbid, spotify_id or recording_msid)"
+        stamp = listen.get("listened_at")
+        if isinstance(stamp, str):
+            played_at = stamp  # an ISO 8601 time; the store checks it
+        elif isinstance(stamp, int | float) and not isinstance(stamp, bool):
+            try:
+                played_at = datetime.fromtimestamp(stamp, UTC).replace(tzinfo=None).isoformat()
+            except (OverflowError, OSError, ValueError):
+                return f"listened_at {stamp!r} is out of range"
+        else:
+            return f"listened_at {stamp!r} is not a Unix time in seconds"
+        artist_id, artist_name = _artist(meta, info)
+        rows.add(
+            "listens",
+            line,
+            user_id=user_name,
+            item_id=item,
+            played_at=played_at,
+            play_count=1,
+            platform=info.get("media_player") or info.get("submission_client"),
+            context_type=info.get("music_service_name") or info.get("music_service"),
+        )
+        rows.add("users", line, user_id=user_name)
+        rows.add(
+            "tracks",
+            line,
+            track_id=item,
+            name=meta.get("track_name"),
+            artist_id=artist_id,
+            duration_ms=info.get("duration_ms"),
+        )
+        if artist_id:
+            rows.add("artists", line, artist_id=artist_id, name=artist_name)
+        return None

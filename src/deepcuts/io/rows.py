@@ -1,0 +1,39 @@
+"""Collecting parsed rows per store table before handing them to the store in one batch."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pyarrow as pa
+
+from deepcuts.store import TABLES, FileLoad
+
+
+def as_text(value: object) -> str | None:
+    """A parsed scalar as text for the store's casts (booleans as true/false)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class Rows:
+    """Rows for several store tables, each remembered with the line it came from."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[tuple[int | None, dict[str, object]]]] = defaultdict(list)
+
+    def add(self, table: str, line: int | None, **values: object) -> None:
+        self._rows[table].append((line, values))
+
+    def load(self, load: FileLoad, counted: tuple[str, ...]) -> None:
+        """Hand every table's rows to `load`; rows of `counted` tables count as rows read."""
+        for table in TABLES:  # catalogue tables first
+            rows = self._rows.get(table)
+            if not rows:
+                continue
+            names = [c for c in TABLES[table].column_names if any(c in v for _, v in rows)]
+            columns = {c: pa.array([as_text(v.get(c)) for _, v in rows], pa.string()) for c in names}
+            columns["_line"] = pa.array([line for line, _ in rows], pa.int64())
+            load.add_arrow(table, pa.table(columns), counted=table in counted)

@@ -1,0 +1,1 @@
+"""Models: collaborative filtering, text, audio and cold start, behind one contract (base.py)."""

@@ -1,0 +1,163 @@
+"""Each importer on small files in its real format, and on the real HetRec folder."""
+
+import json
+
+import pytest
+
+from deepcuts.io import FORMATS, FormatError
+from tests.conftest import FIXTURES, HETREC
+
+
+def ingest(store, fmt, *paths, **options):
+    importer = FORMATS[fmt](**options)
+    counts = [importer.ingest_file(store, f) for f in importer.files([str(p) for p in paths])]
+    return sum(counts[1:], counts[0])
+
+
+def quarantined(store):
+    return store.conn.execute("SELECT line, reason FROM quarantine ORDER BY line").fetchall()
+
+
+def test_spotify_keeps_good_records_and_quarantines_the_broken_ones(store):
+    counts = ingest(store, "spotify", FIXTURES / "spotify" / "Streaming_History_Audio_2024_1.json", user="me")
+    assert (counts.rows_read, counts.accepted, counts.quarantined) == (5, 2, 3)
+    assert quarantined(store) == [
+        (4, "played_at: cannot read not a time as TIMESTAMP"),
+        (5, "invalid JSON: Expecting ',' delimiter"),
+        (6, "a podcast episode, not a music track"),
+    ]
+    rows = store.conn.execute(
+        "SELECT user_id, item_id, ms_played, skipped, shuffle, country FROM listens ORDER BY played_at"
+    ).fetchall()
+    assert rows == [
+        ("spotify:user:me", "spotify:track:aaa", 215000, False, False, "SE"),
+        # skipped is null in the export; 5 s then fwdbtn is a skip by our definition
+        ("spotify:user:me", "spotify:track:bbb", 5000, True, True, "SE"),
+    ]
+    assert store.conn.execute("SELECT name, artist_id FROM tracks WHERE track_id = 'spotify:track:aaa'").fetchall() == [
+        ("Song A", "spotify:artist-name:artist x")
+    ]
+
+
+def test_spotify_endsong_names_its_user(store):
+    counts = ingest(store, "spotify", FIXTURES / "spotify" / "endsong_0.json")
+    assert counts.accepted == 3
+    assert store.conn.execute("SELECT DISTINCT user_id FROM listens").fetchall() == [("spotify:user:alice",)]
+    assert store.conn.execute("SELECT count(*) FROM artists").fetchall() == [(2,)]
+
+
+def test_spotify_without_user_needs_the_option(store):
+    with pytest.raises(FormatError, match="--user"):
+        ingest(store, "spotify", FIXTURES / "spotify" / "Streaming_History_Audio_2024_1.json")
+
+
+def test_file_in_another_format_gets_one_clear_error(store, tmp_path):
+    wrong = tmp_path / "endsong_0.json"
+    wrong.write_text(json.dumps({"playlists": []}))
+    with pytest.raises(FormatError, match="expected a Spotify extended streaming history"):
+        ingest(store, "spotify", wrong)
+    records = tmp_path / "Streaming_History_Audio_1.json"
+    records.write_text(json.dumps([{"name": "x"}]))
+    with pytest.raises(FormatError, match="the first record has name"):
+        ingest(store, "spotify", records, user="me")
+    with pytest.raises(FormatError, match="not a HetRec Last.fm 2K folder"):
+        ingest(store, "lastfm-hetrec", tmp_path)
+    with pytest.raises(FormatError, match="Million Playlist Dataset slice"):
+        (tmp_path / "mpd.slice.0-999.json").write_text("[1, 2]")
+        ingest(store, "mpd", tmp_path / "mpd.slice.0-999.json")
+    assert store.stats()["listens"] == 0
+
+
+def test_listenbrainz_export(store):
+    counts = ingest(store, "listenbrainz", FIXTURES / "listenbrainz" / "listens.jsonl")
+    assert (counts.rows_read, counts.accepted, counts.quarantined) == (4, 3, 1)
+    items = [r[0] for r in store.conn.execute("SELECT item_id FROM listens ORDER BY played_at").fetchall()]
+    assert items == [
+        "mbid:recording:5fa71b88-2a4a-4e76-bf72-4b58a0d8a8a6",
+        "spotify:track:0Xp0nb8UzB4X9N6ae1yxQM",
+        "listenbrainz:msid:0c3e1a55-7b2d-4f5e-8f41-6d2b1d7d9c10",
+    ]
+    assert str(store.conn.execute("SELECT min(played_at) FROM listens").fetchall()[0][0]) == "2023-11-14 22:13:20"
+    assert quarantined(store) == [(3, "played_at: cannot read yesterday as TIMESTAMP")]
+
+
+def test_mpd_slice(store):
+    counts = ingest(store, "mpd", FIXTURES / "mpd")
+    # 2 playlists + 3 items read; the item without a URI is quarantined
+    assert (counts.rows_read, counts.accepted, counts.quarantined) == (6, 5, 1)
+    names = store.conn.execute("SELECT name, description FROM playlists ORDER BY playlist_id").fetchall()
+    assert names == [("Throwbacks", None), ("rainy sunday", "slow songs for grey days")]
+    order = store.conn.execute(
+        "SELECT item_id FROM playlist_items WHERE playlist_id = 'mpd:playlist:0' ORDER BY position"
+    ).fetchall()
+    assert order == [("spotify:track:0UaMYEvWZi0ZqiDOoHU3YI",), ("spotify:track:6I9VzXrHxO9rA9A5euc8Ak",)]
+    assert store.stats()["tracks"] == 2
+    assert quarantined(store)[0][0] == 46  # the line of that playlist's pid
+
+
+def test_native_folder_in_three_formats(store):
+    counts = ingest(store, "native", FIXTURES / "native")
+    stats = store.stats()
+    assert (stats["tracks"], stats["listens"], stats["actions"]) == (2, 3, 2)
+    assert counts.rows_read == counts.accepted + counts.duplicates + counts.quarantined == 3 + 6 + 5
+    reasons = dict(
+        store.conn.execute("SELECT regexp_extract(source_file, '[^/]+$') || ':' || line, reason FROM quarantine").fetchall()
+    )
+    assert reasons["tracks.csv:4"] == "release_date: cannot read not-a-date as DATE"
+    assert reasons["listens.csv:5"] == "ms_played is negative"
+    assert reasons["listens.csv:6"] == "Expected Number of Columns: 7 Found: 8"
+    assert reasons["actions.jsonl:3"].startswith("action must be one of save")
+    assert reasons["actions.jsonl:4"] == "unknown field(s) for actions: mood"
+    assert reasons["actions.jsonl:5"].startswith("invalid JSON")
+    # an offset is honoured: 10:05+01:00 is 09:05 UTC
+    assert str(store.conn.execute("SELECT played_at FROM listens WHERE item_id = 't2'").fetchall()[0][0]) == "2026-11-02 09:05:00"
+
+
+def test_native_unknown_column_and_unknown_table(store, tmp_path):
+    (tmp_path / "listens.csv").write_text("user_id,item_id,colour\nu,i,red\n")
+    with pytest.raises(ValueError, match="unknown column"):
+        ingest(store, "native", tmp_path / "listens.csv")
+    (tmp_path / "stuff.csv").write_text("a\n1\n")
+    with pytest.raises(FormatError, match="cannot tell which table"):
+        ingest(store, "native", tmp_path / "stuff.csv")
+
+
+@pytest.mark.parametrize(
+    "fmt,path,options",
+    [
+        ("spotify", FIXTURES / "spotify", {"user": "me"}),
+        ("listenbrainz", FIXTURES / "listenbrainz", {}),
+        ("mpd", FIXTURES / "mpd", {}),
+        ("native", FIXTURES / "native", {}),
+    ],
+)
+def test_ingesting_twice_changes_no_count(store, fmt, path, options):
+    first = ingest(store, fmt, path, **options)
+    before = store.stats()
+    second = ingest(store, fmt, path, **options)
+    assert store.stats() == before
+    assert second.accepted == 0
+    assert second.duplicates == first.accepted + first.duplicates
+    assert second.quarantined == first.quarantined
+
+
+def test_hetrec_real_folder_counts_and_idempotence(store):
+    ingest(store, "lastfm-hetrec", HETREC)
+    stats = store.stats()
+    assert stats["users"] == 1892
+    assert stats["artists"] == 17632
+    assert stats["listens"] == 92834
+    assert stats["friendships"] == 25434
+    assert stats["item_tags"] == 186478
+    assert stats["quarantine"] == 0
+    # tag text per artist, from the tag assignments (tags.dat is Latin-1)
+    tags = store.conn.execute(
+        "SELECT list(DISTINCT tag ORDER BY tag) FROM item_tags WHERE item_id = 'lastfm:artist:52'"
+    ).fetchall()[0][0]
+    assert {"chillout", "downtempo", "electronic"} <= set(tags)
+    plays = store.conn.execute(
+        "SELECT play_count FROM listens WHERE user_id = 'lastfm:user:2' AND item_id = 'lastfm:artist:51'"
+    ).fetchall()
+    assert plays == [(13883,)]
+    ingest(store, "lastfm-hetrec", HETREC)
+    assert store.stats() == stats

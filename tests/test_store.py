@@ -1,0 +1,39 @@
+import duckdb
+import pytest
+
+from deepcuts.store import TABLES, Store, StoreError
+from deepcuts.store.migrations import LATEST_VERSION
+
+
+def test_fresh_store_has_exactly_the_declared_columns(store):
+    for table in TABLES.values():
+        described = store.conn.execute(f"DESCRIBE {table.name}").fetchall()
+        assert [(r[0], r[1]) for r in described] == [(c.name, c.type) for c in table.columns]
+
+
+def test_schema_version_is_recorded(store):
+    assert store.schema_version() == LATEST_VERSION
+    assert store.migrate() == []  # nothing left to apply
+
+
+def test_missing_store_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="deepcuts init"):
+        Store(tmp_path / "nope.duckdb")
+
+
+def test_store_from_a_newer_deepcuts_is_refused(tmp_path):
+    path = tmp_path / "s.duckdb"
+    Store(path, create=True).close()
+    conn = duckdb.connect(str(path))
+    conn.execute("INSERT INTO schema_migrations (version) VALUES (999)")
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this deepcuts"):
+        Store(path)
+
+
+def test_reopening_keeps_data(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with Store(path, create=True) as s:
+        s.conn.execute("INSERT INTO users (user_id) VALUES ('u1')")
+    with Store(path, read_only=True) as s:
+        assert s.stats()["users"] == 1
