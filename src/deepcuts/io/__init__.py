@@ -32,4 +32,4 @@ FORMATS: dict[str, type] = {
     for cls in (NativeImporter, SpotifyImporter, ListenBrainzImporter, HetRecImporter, MpdImporter)
 }
 
-__all__ = ["FORMATS", "FormatError", "Importer"]
+__all__ = ["FORMATS", "FormatError", "Importer", "NativeImporter"]

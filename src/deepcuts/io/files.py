@@ -55,8 +55,9 @@ def stage_csv(
 ) -> tuple[str, list[tuple[int, str, str]]]:
     """Read a delimited text file with a header into a temp table of VARCHAR columns.
 
-    Returns the temp table's name (with a ``_line`` column: the line each record started on)
-    and the lines DuckDB could not parse as records (line, reason, raw text).
+    Returns the name of a temp view of it (with a ``_line`` column: the line each record
+    started on) and the lines DuckDB could not parse as records (line, reason, raw text).
+    Drop it with `drop_staged`.
     """
     table = f"_csv_{next(_names)}"
     columns = _header(path, delim, quote, encoding)
@@ -99,9 +100,14 @@ def stage_csv(
     else:
         line_expr = f"{record} + 2"
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * EXCLUDE (_record), {line_expr} AS _line "
+        f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * EXCLUDE (_record), {line_expr} AS _line "
         f"FROM (SELECT *, rowid - (SELECT min(rowid) FROM {table}_raw) AS _record FROM {table}_raw)"
     )
-    conn.execute(f"DROP TABLE {table}_raw")
-    conn.execute(f"DROP TABLE IF EXISTS {table}_shift")
     return table, [(int(line), reason, raw) for line, reason, raw in rejected]
+
+
+def drop_staged(conn: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop what `stage_csv` made."""
+    conn.execute(f"DROP VIEW IF EXISTS {name}")
+    conn.execute(f"DROP TABLE IF EXISTS {name}_shift")
+    conn.execute(f"DROP TABLE IF EXISTS {name}_raw")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepcuts.io.errors import FormatError
-from deepcuts.io.files import stage_csv
+from deepcuts.io.files import drop_staged, stage_csv
 from deepcuts.store import FileLoad, IngestCounts, Store
 
 USER = "'lastfm:user:' || "
@@ -71,7 +71,7 @@ class HetRecImporter:
             return total
         finally:
             for table in staged.values():
-                store.conn.execute(f"DROP TABLE IF EXISTS {table}")
+                drop_staged(store.conn, table)
 
 
 def _check_header(store: Store, path: Path, table: str, columns: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from deepcuts.io.errors import FormatError
-from deepcuts.io.files import expand, stage_csv
+from deepcuts.io.files import drop_staged, expand, stage_csv
 from deepcuts.io.jsonscan import scan_lines
 from deepcuts.io.rows import Rows
 from deepcuts.store import TABLES, FileLoad, IngestCounts, Store
@@ -81,7 +81,7 @@ def _load_csv(conn: duckdb.DuckDBPyConnection, load: FileLoad, path: Path, table
             load.reject(line, reason, raw, table)
         load.add_sql(table, f"SELECT * FROM {staged}")
     finally:
-        conn.execute(f"DROP TABLE IF EXISTS {staged}")
+        drop_staged(conn, staged)
 
 
 def _load_parquet(load: FileLoad, path: Path, table: str) -> None:

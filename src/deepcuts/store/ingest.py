@@ -197,7 +197,7 @@ class FileLoad:
         self._begin()
         stage = f"_stage_{next(_names)}"
         checked = f"_checked_{next(_names)}"
-        self.conn.execute(f"CREATE TEMP TABLE {stage} AS {select_sql}")
+        self.conn.execute(f"CREATE TEMP VIEW {stage} AS {select_sql}")
         try:
             described = self.conn.execute(f"DESCRIBE {stage}").fetchall()
             staged_types = {row[0]: row[1] for row in described}
@@ -213,50 +213,63 @@ class FileLoad:
                 for expr, why in target.checks
             ]
             line = LINE if LINE in staged_types else "NULL::BIGINT"
-            self.conn.execute(
-                f"""
-                CREATE TEMP TABLE {checked} AS
-                SELECT *, NULLIF(concat_ws('; ', _cast_reason, {', '.join(checks) or 'NULL'}), '')
-                       AS _reason
-                FROM (
-                    SELECT {', '.join(values)}, {line} AS {LINE},
-                           NULLIF(concat_ws('; ', {', '.join(reasons) or 'NULL'}), '')
-                           AS _cast_reason
-                    FROM {stage}
-                )
-                """
-            )
+
+            def checked_rows(raw: bool) -> str:
+                """Each row cast, with why it is rejected (NULL if it is not)."""
+                return f"""
+                    SELECT * EXCLUDE (_cast_reason),
+                           NULLIF(concat_ws('; ', _cast_reason, {', '.join(checks) or 'NULL'}), '')
+                           AS _reason
+                    FROM (
+                        SELECT {', '.join(values)}, {line} AS {LINE},
+                               NULLIF(concat_ws('; ', {', '.join(reasons) or 'NULL'}), '')
+                               AS _cast_reason
+                               {', left(to_json(_src)::VARCHAR, 4000) AS _raw' if raw else ''}
+                        FROM {stage} _src
+                    )"""
+
+            self.conn.execute(f"CREATE TEMP TABLE {checked} AS {checked_rows(raw=False)}")
             n_rows, n_bad = self.conn.execute(
                 f"SELECT count(*), count(_reason) FROM {checked}"
             ).fetchall()[0]
-            if n_bad:
+            if n_bad:  # rare: read the input again for the raw text of the rejected rows
                 self._insert_quarantine(
-                    f"SELECT c.{LINE} AS line, '{table}' AS table_name, c._reason AS reason, "
-                    f"left(to_json(s)::VARCHAR, 4000) AS raw "
-                    f"FROM {checked} c POSITIONAL JOIN {stage} s WHERE c._reason IS NOT NULL"
+                    f"SELECT {LINE} AS line, '{table}' AS table_name, _reason AS reason, "
+                    f"_raw AS raw FROM ({checked_rows(raw=True)}) WHERE _reason IS NOT NULL"
                 )
-            key = target.key
-            same_key = " AND ".join(f"t.{k} IS NOT DISTINCT FROM v.{k}" for k in key)
-            cols = ", ".join(target.column_names)
-            accepted = self.conn.execute(
-                f"""
-                INSERT INTO {table} ({cols})
-                SELECT {cols} FROM (
-                    SELECT *, row_number() OVER (PARTITION BY {', '.join(key)} ORDER BY {LINE})
-                           AS _rn
-                    FROM {checked} WHERE _reason IS NULL
-                ) v
-                WHERE _rn = 1 AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {same_key})
-                """
-            ).fetchall()[0][0]
+            accepted = self._insert_new(target, checked, n_rows - n_bad)
         finally:
             self.conn.execute(f"DROP TABLE IF EXISTS {checked}")
-            self.conn.execute(f"DROP TABLE IF EXISTS {stage}")
+            self.conn.execute(f"DROP VIEW IF EXISTS {stage}")
         counts = IngestCounts(n_rows, accepted, n_rows - n_bad - accepted, n_bad)
         if counted:
             self.counts = self.counts + counts
         log.debug("%s -> %s: %s", self.source_file, table, counts)
         return counts
+
+    def _insert_new(self, target: Table, checked: str, n_valid: int) -> int:
+        """Insert the valid rows whose key is new; return how many were inserted."""
+        key = ", ".join(target.key)
+        cols = ", ".join(target.column_names)
+        valid = f"SELECT * FROM {checked} WHERE _reason IS NULL"
+        distinct = self.conn.execute(f"SELECT count(DISTINCT ({key})) FROM ({valid})").fetchall()[0][0]
+        if distinct < n_valid:  # repeats within the file: keep each key's first row
+            valid = (
+                f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {LINE}) "
+                f"AS _rn FROM ({valid})) WHERE _rn = 1"
+            )
+        empty = not self.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {target.name} LIMIT 1)").fetchall()[0][0]
+        if not empty:
+            same_key = " AND ".join(f"t.{k} IS NOT DISTINCT FROM v.{k}" for k in target.key)
+            valid = f"SELECT * FROM ({valid}) v WHERE NOT EXISTS (SELECT 1 FROM {target.name} t WHERE {same_key})"
+        # Row order in the table carries no meaning: let DuckDB insert in parallel.
+        self.conn.execute("SET preserve_insertion_order = false")
+        try:
+            return self.conn.execute(
+                f"INSERT INTO {target.name} ({cols}) SELECT {cols} FROM ({valid})"
+            ).fetchall()[0][0]
+        finally:
+            self.conn.execute("RESET preserve_insertion_order")
 
     def _log(self) -> None:
         # One row per file, replaced on each ingest, so re-ingesting a file changes no count.

