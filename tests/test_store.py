@@ -37,3 +37,19 @@ def test_reopening_keeps_data(tmp_path):
         s.conn.execute("INSERT INTO users (user_id) VALUES ('u1')")
     with Store(path, read_only=True) as s:
         assert s.stats()["users"] == 1
+
+
+def test_a_store_written_at_schema_version_1_still_opens_and_migrates(tmp_path):
+    # Made by deepcuts 0.1.0 (DuckDB 2.0.1) at schema version 1; kept to prove old stores load.
+    import gzip
+    import shutil
+
+    from tests.conftest import FIXTURES
+
+    path = tmp_path / "v1.duckdb"
+    with gzip.open(FIXTURES / "stores" / "schema-v1.duckdb.gz") as src, open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    with Store(path) as s:
+        assert s.schema_version() == LATEST_VERSION
+        assert s.conn.execute("SELECT user_id, country FROM users").fetchall() == [("u1", "SE")]
+        assert s.conn.execute("SELECT ms_played FROM listens").fetchall() == [(200000,)]
