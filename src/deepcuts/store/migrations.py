@@ -62,6 +62,19 @@ def _v1(conn: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v2(conn: duckdb.DuckDBPyConnection) -> None:
+    # Frozen copy of the version-2 model registry: one row per trained model version;
+    # do not edit, add a migration instead. See deepcuts.models.registry.
+    conn.execute(
+        """
+        CREATE TABLE models (model_id VARCHAR NOT NULL PRIMARY KEY, name VARCHAR NOT NULL,
+            version INTEGER NOT NULL, params JSON, metrics JSON, path VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            is_default BOOLEAN NOT NULL DEFAULT false, UNIQUE (name, version));
+        """
+    )
+
+
 def _v3(conn: duckdb.DuckDBPyConnection) -> None:
     # Frozen copy of the version-3 impressions table (home pages served by a bandit policy);
     # do not edit, add a migration instead. See deepcuts.bandit.impressions for each column.
@@ -81,10 +94,24 @@ def _v3(conn: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-# Version 2 is the model registry (``models``), added separately.
+def _v4(conn: duckdb.DuckDBPyConnection) -> None:
+    # Frozen copy of the version-4 weekly lists (Discover Weekly); do not edit.
+    conn.execute(
+        """
+        CREATE TABLE weekly_lists (user_id VARCHAR NOT NULL, week VARCHAR NOT NULL,
+            position INTEGER NOT NULL, item_id VARCHAR NOT NULL, score DOUBLE, source VARCHAR,
+            reason VARCHAR NOT NULL, created_at TIMESTAMP DEFAULT current_timestamp);
+        CREATE TABLE weekly_notes (user_id VARCHAR NOT NULL, week VARCHAR NOT NULL,
+            note VARCHAR NOT NULL);
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "listens, actions, catalogue, playlists, social graph, quarantine", _v1),
+    Migration(2, "model registry: trained model versions, params, metrics, default", _v2),
     Migration(3, "impressions: home pages served, with propensities and rewards", _v3),
+    Migration(4, "weekly_lists: Discover Weekly lists by user and ISO week, with reasons", _v4),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,208 @@
+"""`deepcuts train` and `deepcuts tune`."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from deepcuts.cli.common import err, handles_errors, log, open_store, progress_bar
+from deepcuts.cli.evaluate import bar_progress, data_error, read_params
+from deepcuts.evaluation import EvaluationData, SplitError
+from deepcuts.evaluation.datasets import dataset_store
+from deepcuts.evaluation.splits import SPLITS
+from deepcuts.evaluation.tuning import SEARCH_SPACES, tune_model
+from deepcuts.io import FORMATS
+from deepcuts.models.cf import DEFAULT_MODEL, MODELS
+from deepcuts.models.cf.training import train_from_store
+from deepcuts.signals import ConfidenceConfig
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_settings(items: tuple[str, ...]) -> dict[str, Any]:
+    """NAME=VALUE pairs (VALUE read as JSON where it is JSON, else a string)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise click.BadParameter(f"expected NAME=VALUE, not {item!r}")
+        name, value = item.split("=", 1)
+        out[name.strip()] = _value(value.strip())
+    return out
+
+
+def split_confidence(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    conf = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("confidence.")}
+    return {k: v for k, v in values.items() if not k.startswith("confidence.")}, conf
+
+
+@click.command()
+@click.option("--model", "model_name", type=click.Choice(list(MODELS)), default=DEFAULT_MODEL,
+              show_default=True, help="The model to fit (the default is the evaluation's best).")
+@click.option("--params", "params_value", metavar="FILE|JSON",
+              help="Parameters: the file `deepcuts tune --json` wrote, or a JSON object.")
+@click.option("--set", "settings_", multiple=True, metavar="NAME=VALUE",
+              help="One parameter (repeatable), e.g. --set als_factors=64 --set confidence.alpha=2.")
+@click.option("--half-life", type=click.FloatRange(min=0, min_open=True), metavar="DAYS",
+              help="Recency half-life of plays [default: 180].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="The model file [default: models/<name>-v<version>.npz beside the store].")
+@click.option("--no-default", is_flag=True, help="Register the version without making it the default.")
+@click.option("--json", "as_json", is_flag=True, help="Print the registry record as JSON.")
+@click.pass_context
+@handles_errors
+def train(
+    ctx: click.Context,
+    model_name: str,
+    params_value: str | None,
+    settings_: tuple[str, ...],
+    half_life: float | None,
+    out: Path | None,
+    no_default: bool,
+    as_json: bool,
+) -> None:
+    """Fit a model on the store's listening data and register the version in the store.
+
+    The signals: plays (log-scaled), skips before 30 s as negatives, saves, playlist adds and
+    artist follows as strong positives, bans excluded, recency decay; the default model also
+    uses tags, playlists and friends.
+    """
+    params, conf_values = read_params(params_value)
+    extra, extra_conf = split_confidence(parse_settings(settings_))
+    params.update(extra)
+    conf_values = {**(conf_values or {}), **extra_conf}
+    if half_life is not None:
+        conf_values["half_life_days"] = half_life
+    try:
+        confidence = ConfidenceConfig.from_dict(conf_values)
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from exc
+    warnings.filterwarnings("ignore", module="implicit")
+    with open_store(ctx) as store, progress_bar(transient=True) as bar:
+        task = bar.add_task("training", total=None)
+        try:
+            trained = train_from_store(
+                store, model_name, params, confidence, out=out, make_default=not no_default,
+                step=lambda label: bar.update(task, description=label),
+            )
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    record = trained.record
+    assert record is not None
+    if as_json:
+        click.echo(json.dumps({
+            "model_id": record.model_id, "name": record.name, "version": record.version,
+            "path": record.path, "default": record.is_default, "params": record.params,
+            "metrics": record.metrics,
+        }, default=str))
+    else:
+        m = record.metrics
+        click.echo(
+            f"{record.model_id}: {m['users']} users x {m['items']} items, {m['interactions']} "
+            f"interactions; fit in {m['fit_seconds']:.1f} s; saved to {record.path}"
+            + (" (default)" if record.is_default else "")
+        )
+
+
+@click.command()
+@click.option("--model", "model_name", type=click.Choice(list(MODELS)), default=DEFAULT_MODEL,
+              show_default=True, help="The model to tune.")
+@click.option("--dataset", nargs=2, type=(click.Choice(sorted(FORMATS)), click.Path(exists=True)),
+              metavar="FORMAT PATH", help="Tune on a dataset folder instead of the store.")
+@click.option("--split", "split_kind", type=click.Choice(SPLITS), default="user-holdout",
+              show_default=True, help="The evaluation split whose training part is searched.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the test split (set aside) and of the validation split.")
+@click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.2, show_default=True)
+@click.option("--validation-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.2, show_default=True, help="Share of each user's training items held out for validation.")
+@click.option("--min-items", type=click.IntRange(min=2), default=5, show_default=True)
+@click.option("--test-days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True)
+@click.option("--k", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Passes of coordinate ascent over the parameters.")
+@click.option("--param", "space_items", multiple=True, metavar="NAME=V1,V2,...",
+              help="Candidate values of a parameter (repeatable); replaces the built-in search "
+                   "space. Confidence settings as confidence.alpha, confidence.eps, ...")
+@click.option("--params", "params_value", metavar="FILE|JSON", help="Starting parameters.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the best parameters and every trial (readable by train --params).")
+@click.pass_context
+@handles_errors
+def tune(
+    ctx: click.Context,
+    model_name: str,
+    dataset: tuple[str, str] | None,
+    split_kind: str,
+    seed: int,
+    test_fraction: float,
+    validation_fraction: float,
+    min_items: int,
+    test_days: float,
+    k: int,
+    rounds: int,
+    space_items: tuple[str, ...],
+    params_value: str | None,
+    json_out: Path | None,
+) -> None:
+    """Search hyperparameters (factors, regularisation, confidence scaling, iterations, blend
+    weights) on a validation split carved from the training data; the test split is never used.
+
+    \b
+    Example:
+      deepcuts tune --dataset lastfm-hetrec ../shared/data/hetrec-lastfm-2k --json best.json
+      deepcuts train --params best.json
+    """
+    space = None
+    if space_items:
+        space = {}
+        for item in space_items:
+            if "=" not in item:
+                raise click.BadParameter(f"expected NAME=V1,V2,..., not {item!r}")
+            name, values = item.split("=", 1)
+            space[name.strip()] = [_value(v.strip()) for v in values.split(",") if v.strip()]
+    params, conf_values = read_params(params_value)
+    confidence = ConfidenceConfig.from_dict(conf_values) if conf_values else None
+    warnings.filterwarnings("ignore", module="implicit")
+    with progress_bar() as bar:
+        task = bar.add_task("loading data", total=None)
+        if dataset:
+            store = dataset_store(dataset[0], [dataset[1]], bar_progress(bar, task))
+            name = f"{dataset[0]} {Path(dataset[1]).name}"
+        else:
+            store = open_store(ctx, read_only=True)
+            name = str(store.path)
+        try:
+            data = EvaluationData(store, name)
+            result = tune_model(
+                data, model_name, space=space, base_params=params, confidence=confidence,
+                split=split_kind, seed=seed, test_fraction=test_fraction,
+                validation_fraction=validation_fraction, min_items=min_items,
+                test_days=test_days, k=k, rounds=rounds, progress=bar_progress(bar, task),
+            )
+        except SplitError as exc:
+            data_error(exc)
+        except ValueError as exc:  # a parameter or value the model does not have
+            raise click.BadParameter(str(exc), param_hint="--param/--params") from exc
+        finally:
+            store.close()
+    searched = list(space or SEARCH_SPACES.get(model_name, {}))
+    click.echo(f"best {result.metric} on validation: {result.score:.4f} ({len(result.trials)} trials)")
+    for key in searched:
+        value = (result.confidence.get(key.split(".", 1)[1]) if key.startswith("confidence.")
+                 else result.params.get(key))
+        click.echo(f"  {key} = {value}")
+    if json_out:
+        result.save(json_out)
+        log.info("wrote %s", json_out)
+        err.print(f"wrote {json_out}", highlight=False)
+

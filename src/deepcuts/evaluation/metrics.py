@@ -1,0 +1,138 @@
+"""Ranking metrics at K, beyond-accuracy measures, and activity buckets.
+
+Definitions (per user with at least one relevant item; a model's figure is the mean over users):
+
+- ``recall@K`` = hits in the top K / number of relevant items;
+- ``ndcg@K`` = DCG / ideal DCG, with gain 1 per hit and discount ``1 / log2(rank + 1)``
+  (rank from 1), the ideal list holding ``min(K, relevant)`` hits;
+- ``map@K`` = sum over hit ranks r of precision@r, divided by ``min(K, relevant)``;
+- ``hitrate@K`` = 1 if any of the top K is relevant.
+
+Over a whole run: ``coverage@K`` is the share of the catalogue that appears in anyone's top K;
+``novelty@K`` the mean self-information ``-log2(p_i)`` of recommended items, ``p_i`` being the
+share of training users who listen to item i; ``diversity@K`` the mean intra-list diversity,
+``1 - cosine`` between the listener sets of two recommended items, averaged over pairs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+ACCURACY = ("recall", "ndcg", "map", "hitrate")
+BEYOND = ("coverage", "novelty", "diversity")
+
+
+def hits_matrix(recommended: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
+    """Boolean (n, K): whether each recommended item is relevant to its row's user.
+
+    ``relevant`` holds one row per row of ``recommended``; padding ids (-1) never hit.
+    """
+    recommended = np.asarray(recommended)
+    rel = relevant.tocsr()
+    n, k = recommended.shape
+    n_items = rel.shape[1]
+    coo = rel.tocoo()
+    rel_keys = np.sort(coo.row.astype(np.int64) * n_items + coo.col)
+    rec_keys = np.arange(n, dtype=np.int64)[:, None] * n_items + recommended.astype(np.int64)
+    hits = np.zeros((n, k), dtype=bool)
+    if len(rel_keys):
+        pos = np.searchsorted(rel_keys, rec_keys)
+        pos = np.minimum(pos, len(rel_keys) - 1)
+        hits = rel_keys[pos] == rec_keys
+    hits &= recommended >= 0
+    return hits
+
+
+def ranking_metrics(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> dict[str, np.ndarray]:
+    """Per-user recall, ndcg, map and hitrate at k (arrays of shape (n,)).
+
+    Users with no relevant items get NaN.
+
+    Example
+    -------
+    >>> import scipy.sparse as sp
+    >>> rel = sp.csr_matrix(np.array([[0, 1, 0, 1, 0]]))
+    >>> m = ranking_metrics(np.array([[1, 2, 3]]), rel, 3)
+    >>> round(float(m["recall"][0]), 3), round(float(m["ndcg"][0]), 3), round(float(m["map"][0]), 3)
+    (1.0, 0.92, 0.833)
+    """
+    recommended = np.asarray(recommended)[:, :k]
+    hits = hits_matrix(recommended, relevant).astype(np.float64)
+    n_rel = np.diff(relevant.tocsr().indptr).astype(np.float64)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal_n = np.minimum(n_rel, k).astype(np.int64)
+    ideal = np.concatenate([[0.0], np.cumsum(discount)])[ideal_n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = hits.sum(axis=1) / n_rel
+        ndcg = (hits[:, : recommended.shape[1]] * discount[: recommended.shape[1]]).sum(axis=1) / ideal
+        precision_at = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
+        ap = (precision_at * hits).sum(axis=1) / np.minimum(n_rel, k)
+        hit = (hits.sum(axis=1) > 0).astype(np.float64)
+    none = n_rel == 0
+    for arr in (recall, ndcg, ap, hit):
+        arr[none] = np.nan
+    return {"recall": recall, "ndcg": ndcg, "map": ap, "hitrate": hit}
+
+
+def coverage(recommended: np.ndarray, n_items: int) -> float:
+    """Share of the n_items that appear in at least one list."""
+    ids = np.asarray(recommended).ravel()
+    ids = ids[ids >= 0]
+    return float(len(np.unique(ids)) / n_items) if n_items else 0.0
+
+
+def novelty(recommended: np.ndarray, item_share: np.ndarray, n_users: int) -> float:
+    """Mean ``-log2(p_i)`` of the recommended items (p_i floored at 1 / n_users)."""
+    ids = np.asarray(recommended).ravel()
+    ids = ids[ids >= 0]
+    if not len(ids):
+        return 0.0
+    p = np.maximum(np.asarray(item_share, np.float64)[ids], 1.0 / max(n_users, 1))
+    return float(np.mean(-np.log2(p)))
+
+
+def intra_list_diversity(
+    recommended: np.ndarray, item_features: sp.csr_matrix, max_users: int = 3000, seed: int = 0
+) -> float:
+    """Mean over lists of the mean pairwise ``1 - cosine`` of the items' feature rows.
+
+    ``item_features`` is (n_items, d), e.g. the items' listener sets; at most ``max_users``
+    lists (a seeded sample) are measured.
+    """
+    recs = np.asarray(recommended)
+    if len(recs) > max_users:
+        recs = recs[np.random.default_rng(seed).choice(len(recs), max_users, replace=False)]
+    unit = normalize(item_features.tocsr().astype(np.float32), norm="l2", axis=1)
+    values = []
+    for row in recs:
+        ids = row[row >= 0]
+        m = len(ids)
+        if m < 2:
+            continue
+        f = unit[ids]
+        sim = np.asarray((f @ f.T).toarray())
+        mean_sim = (sim.sum() - np.trace(sim)) / (m * (m - 1))
+        values.append(1.0 - mean_sim)
+    return float(np.mean(values)) if values else 0.0
+
+
+def activity_bucket_edges(max_count: int) -> list[int]:
+    """Lower edges of the activity buckets 1-4, 5-9, 10-19, 20-39, 40-79, ... up to max_count."""
+    edges = [1, 5]
+    while edges[-1] <= max_count:
+        edges.append(edges[-1] * 2)
+    return edges[:-1] if len(edges) > 2 and edges[-1] > max_count else edges
+
+
+def activity_buckets(train_counts: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Bucket index of each user by number of training items, and the bucket labels."""
+    counts = np.asarray(train_counts)
+    edges = activity_bucket_edges(int(counts.max()) if len(counts) else 1)
+    labels = []
+    for j, lo in enumerate(edges):
+        hi = edges[j + 1] - 1 if j + 1 < len(edges) else None
+        labels.append(f"{lo}-{hi}" if hi is not None else f"{lo}+")
+    bucket = np.searchsorted(np.asarray(edges), counts, side="right") - 1
+    return np.maximum(bucket, 0), labels
