@@ -22,10 +22,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
+# The main job: a simulated world (Monday 2026-10-05 to 2026-11-01), ingested, a model
+# trained, every listener's Discover Weekly for the week after, and one list with its reasons.
 demo: install
 	$(DEEPCUTS) simulate --users 2000 --tracks 4000 --weeks 4 --seed 7 --out $(DEMO)/world
 	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb ingest native $(DEMO)/world
 	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb stats
+	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb train
+	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb weekly --week 2026-W45
+	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb weekly --week 2026-W45 --user u00001 --format m3u8
 
 test: install
 	$(VENV)/bin/pytest -q

@@ -1,0 +1,1 @@
+"""Candidate sources, each returning scored items with its name kept (for explanations)."""

@@ -1,0 +1,169 @@
+"""Candidate sources: each proposes scored items for a batch of users and keeps its name.
+
+A source sees a `UserBatch` (the users, what they listened to, the model's scores for every
+item) and the `World` (everything that is the same for all users: catalogue, item vectors,
+friends, regions, playlists) and returns `Candidates`: for each user a fixed number of item
+indices with scores and, per item, the index of what it is "because of" (an item, a friend or a
+region, depending on the source), from which the explanation is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Protocol
+
+import numpy as np
+import scipy.sparse as sp
+
+from deepcuts.signals.catalogue import Catalogue
+
+NONE = -1  # padding for item and because indices
+
+
+@dataclass
+class World:
+    """What every user's candidates are drawn from.
+
+    Attributes
+    ----------
+    catalogue : item metadata.
+    item_vectors : (n_items, d) float32 unit rows, or None: taste similarity between items.
+    content_vectors : (n_items, d) float32 unit rows, or None: audio/text vectors (predicted CF
+        vectors for items nobody played), for "sounds like" and fresh tracks.
+    friends : CSR (n_users, n_users) or None.
+    user_names : (n_users,) object: user ids, for "your friend F".
+    friend_items : CSR (n_users, n_items) or None: share of each user's friends who stream it.
+    listeners : CSC (n_users, n_items) or None: who streams what (to name a friend).
+    user_region : (n_users,) int32, -1 unknown; regions : names.
+    rising : (n_regions, n_items) float32 or None: how much each item rose in each region
+        over the last week compared with before.
+    cooccurrence : CSR (n_items, n_items) or None: playlist co-occurrence.
+    clusters : (n_items,) int32 taste cluster of each item (-1 none), from the item vectors.
+    week_start : the Monday the list is for.
+    """
+
+    catalogue: Catalogue
+    week_start: date
+    item_vectors: np.ndarray | None = None
+    content_vectors: np.ndarray | None = None
+    friends: sp.csr_matrix | None = None
+    user_names: np.ndarray | None = None
+    friend_items: sp.csr_matrix | None = None
+    listeners: sp.csc_matrix | None = None
+    user_region: np.ndarray | None = None
+    regions: list[str] = field(default_factory=list)
+    rising: np.ndarray | None = None
+    cooccurrence: sp.csr_matrix | None = None
+    clusters: np.ndarray | None = None
+
+
+@dataclass
+class UserBatch:
+    """A batch of users being served.
+
+    Attributes
+    ----------
+    users : (n,) int: row indices.
+    history : CSR (n, n_items): confidence of what each user did (positive: liked).
+    forbidden : CSR (n, n_items) binary: what must not be proposed (played, skipped, banned,
+        on a recent list).
+    scores : (n, n_items) float32: the model's predicted preference for every item, -inf where
+        forbidden.
+    """
+
+    users: np.ndarray
+    history: sp.csr_matrix
+    forbidden: sp.csr_matrix
+    scores: np.ndarray
+    _ranked: tuple[np.ndarray, np.ndarray] | None = None
+    _favourites: np.ndarray | None = None
+
+    RANKED = 500
+
+    def ranked(self) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 500) items and scores: each user's best allowed items by the model, best first."""
+        if self._ranked is None:
+            self._ranked = top_k_masked(self.scores, self.RANKED)
+        return self._ranked
+
+    def favourites(self, k: int = 30) -> np.ndarray:
+        """(n, k) int: each user's k most liked items by confidence, NONE-padded."""
+        if self._favourites is None or self._favourites.shape[1] < k:
+            liked = self.history.copy()
+            liked.data = np.where(liked.data > 0, liked.data, 0).astype(np.float32)
+            self._favourites = top_k_sparse(liked, sp.csr_matrix(liked.shape, dtype=np.float32), max(k, 30))[0]
+        return self._favourites[:, :k]
+
+
+@dataclass
+class Candidates:
+    """One source's proposals for a batch: (n, k) arrays, NONE-padded."""
+
+    source: str
+    items: np.ndarray
+    scores: np.ndarray
+    because: np.ndarray
+
+
+class Source(Protocol):
+    name: str
+
+    def generate(self, batch: UserBatch, world: World) -> Candidates: ...
+
+
+def top_k_masked(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the k best entries per row, among `allowed` columns (bool, n_items).
+
+    Entries of -inf are never chosen (NONE-padded instead).
+    """
+    if allowed is not None:
+        columns = np.flatnonzero(allowed)
+        if len(columns) == 0:
+            n = len(scores)
+            return np.full((n, k), NONE, np.int64), np.full((n, k), -np.inf, np.float32)
+        sub = scores[:, columns]
+    else:
+        columns, sub = None, scores
+    k_eff = min(k, sub.shape[1])
+    part = np.argpartition(-sub, k_eff - 1, axis=1)[:, :k_eff]
+    values = np.take_along_axis(sub, part, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    part = np.take_along_axis(part, order, axis=1)
+    values = np.take_along_axis(values, order, axis=1).astype(np.float32)
+    items = part if columns is None else columns[part]
+    items = np.where(np.isfinite(values), items, NONE)
+    if k_eff < k:
+        pad = k - k_eff
+        items = np.hstack([items, np.full((len(items), pad), NONE, items.dtype)])
+        values = np.hstack([values, np.full((len(values), pad), -np.inf, np.float32)])
+    return items.astype(np.int64), values
+
+
+def top_k_sparse(values: sp.csr_matrix, forbidden: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Like `top_k_masked` for a sparse (n, n_items) matrix: only its positive entries count,
+    and none that `forbidden` (same shape, nonzero where not allowed) marks."""
+    v = values.tocsr().astype(np.float32)
+    n = v.shape[0]
+    if v.nnz > 16 * n * k:  # dense enough that a partial selection beats a sort
+        dense = v.toarray()
+        dense[dense <= 0] = -np.inf
+        f = forbidden.tocoo()
+        dense[f.row, f.col] = -np.inf
+        return top_k_masked(dense, k)
+    if forbidden.nnz:
+        v = v - v.multiply(forbidden.astype(bool))
+    v.eliminate_zeros()
+    rows = np.repeat(np.arange(n), np.diff(v.indptr))
+    keep = v.data > 0
+    rows, cols, data = rows[keep], v.indices[keep], v.data[keep]
+    order = np.lexsort((-data, rows))
+    rows, cols, data = rows[order], cols[order], data[order]
+    starts = np.searchsorted(rows, np.arange(n))
+    rank = np.arange(len(rows)) - starts[rows]
+    top = rank < k
+    items = np.full((n, k), NONE, np.int64)
+    scores = np.full((n, k), -np.inf, np.float32)
+    items[rows[top], rank[top]] = cols[top]
+    scores[rows[top], rank[top]] = data[top]
+    return items, scores

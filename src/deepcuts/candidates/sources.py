@@ -1,0 +1,224 @@
+"""The candidate sources of Discover Weekly (and of the home shelves).
+
+Every source works on a whole batch of users at once, and proposes only allowed items: the
+batch's model scores are -inf, and its `forbidden` matrix nonzero, for everything the listener
+must not get (played, banned, on a recent list).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import scipy.sparse as sp
+
+from deepcuts.candidates.base import NONE, Candidates, UserBatch, World, top_k_masked, top_k_sparse
+
+EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+
+
+def strongest(weights: sp.csr_matrix, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """For each row and target, the source with the largest weight ``weights[source, target]``.
+
+    sources : (n, s) and targets : (n, t) indices, NONE-padded. Returns (n, t), NONE where no
+    source has a positive weight to the target.
+    """
+    n, s = sources.shape
+    t = targets.shape[1]
+    src = np.broadcast_to(sources[:, :, None], (n, s, t))
+    tgt = np.broadcast_to(targets[:, None, :], (n, s, t))
+    valid = (src != NONE) & (tgt != NONE)
+    values = np.zeros((n, s, t), np.float32)
+    if valid.any():
+        values[valid] = np.asarray(weights[src[valid], tgt[valid]]).ravel()
+    best = values.argmax(axis=1)
+    found = values.max(axis=1) > 0
+    return np.where(found, np.take_along_axis(sources, best, axis=1), NONE)
+
+
+@dataclass
+class CFSource:
+    """The listener's own vector against every item: what the model predicts they will love."""
+
+    k: int = 100
+    name: str = "cf"
+
+    def generate(self, batch: UserBatch, world: World) -> Candidates:
+        items, scores = (a[:, : self.k] for a in batch.ranked())
+        return Candidates(self.name, items, scores, np.full_like(items, NONE))
+
+
+@dataclass
+class TasteClusterSource:
+    """A few candidates from each of the listener's taste clusters.
+
+    The listener's favourites are grouped by the taste cluster of each item; each of their
+    `n_clusters` largest clusters proposes its best items (from the model's top 500), so that
+    one dominant taste does not crowd out the others. `because` is the listener's most liked
+    favourite in that cluster.
+    """
+
+    n_clusters: int = 3
+    k: int = 15
+    favourites: int = 30
+    name: str = "taste_clusters"
+
+    def generate(self, batch: UserBatch, world: World) -> Candidates:
+        n = len(batch.users)
+        width = self.n_clusters * self.k
+        items = np.full((n, width), NONE, np.int64)
+        scores = np.full((n, width), -np.inf, np.float32)
+        because = np.full((n, width), NONE, np.int64)
+        if world.clusters is None:
+            return Candidates(self.name, items, scores, because)
+        favs = batch.favourites(self.favourites)
+        fav_cluster = np.where(favs != NONE, world.clusters[np.clip(favs, 0, None)], -1)
+        n_clusters = int(world.clusters.max()) + 1
+        counts = np.zeros((n, n_clusters + 1), np.int64)
+        np.add.at(counts, (np.repeat(np.arange(n), favs.shape[1]), fav_cluster.ravel() + 1), 1)
+        counts[:, 0] = 0  # favourites without a cluster
+        top = np.argsort(-counts, axis=1, kind="stable")[:, : self.n_clusters]
+        ranked_items, ranked_scores = batch.ranked()
+        ranked_cluster = np.where(ranked_items != NONE, world.clusters[np.clip(ranked_items, 0, None)], -2)
+        for slot in range(self.n_clusters):
+            cluster = top[:, slot]
+            has = np.take_along_axis(counts, cluster[:, None], axis=1)[:, 0] > 0
+            in_cluster = (ranked_cluster == (cluster - 1)[:, None]) & has[:, None]
+            rank = np.cumsum(in_cluster, axis=1) - 1
+            take = in_cluster & (rank < self.k)
+            r, c = np.nonzero(take)
+            col = slot * self.k + rank[r, c]
+            items[r, col] = ranked_items[r, c]
+            scores[r, col] = ranked_scores[r, c]
+            first_fav = np.argmax(fav_cluster == (cluster - 1)[:, None], axis=1)
+            because[r, col] = favs[r, first_fav[r]]
+        return Candidates(self.name, items, scores, because)
+
+
+@dataclass
+class CooccurrenceSource:
+    """Items that share playlists with the listener's favourites."""
+
+    k: int = 30
+    favourites: int = 30
+    name: str = "playlists"
+
+    def generate(self, batch: UserBatch, world: World) -> Candidates:
+        n = len(batch.users)
+        if world.cooccurrence is None:
+            return _empty(self.name, n, self.k)
+        liked = batch.history.copy()
+        liked.data = (liked.data > 0).astype(np.float32)
+        items, scores = top_k_sparse(liked @ world.cooccurrence, batch.forbidden, self.k)
+        because = strongest(world.cooccurrence, batch.favourites(self.favourites), items)
+        return Candidates(self.name, items, scores, because)
+
+
+@dataclass
+class ContentSource:
+    """Items that sound (or read) like the listener's favourites: how never-played tracks get in."""
+
+    k: int = 30
+    favourites: int = 10
+    name: str = "content"
+
+    def generate(self, batch: UserBatch, world: World) -> Candidates:
+        if world.content_vectors is None:
+            return _empty(self.name, len(batch.users), self.k)
+        items, scores = top_k_masked(self.profile_scores(batch, world), self.k)
+        return Candidates(self.name, items, scores, self.nearest_favourite(batch, world, items))
+
+    def profile(self, batch: UserBatch, world: World) -> np.ndarray:
+        """(n, d): the mean content vector of each listener's favourites (0 where none)."""
+        favs = batch.favourites(self.favourites)
+        vectors = world.content_vectors[np.clip(favs, 0, None)] * (favs != NONE)[:, :, None]
+        return vectors.sum(axis=1) / np.maximum((favs != NONE).sum(axis=1), 1)[:, None]
+
+    def profile_scores(self, batch: UserBatch, world: World) -> np.ndarray:
+        """(n, n_items): each item's content vector against the listener's profile."""
+        profile = self.profile(batch, world)
+        values = np.where(np.isfinite(batch.scores), profile @ world.content_vectors.T, -np.inf)
+        values[(profile == 0).all(axis=1)] = -np.inf
+        return values.astype(np.float32)
+
+    def nearest_favourite(self, batch: UserBatch, world: World, items: np.ndarray) -> np.ndarray:
+        favs = batch.favourites(self.favourites)
+        v = world.content_vectors
+        sims = np.einsum("nkd,nfd->nkf", v[np.clip(items, 0, None)], v[np.clip(favs, 0, None)])
+        sims[np.broadcast_to((favs == NONE)[:, None, :], sims.shape)] = -np.inf
+        best = np.take_along_axis(favs, sims.argmax(axis=2), axis=1)
+        return np.where((items != NONE) & (favs != NONE).any(axis=1)[:, None], best, NONE)
+
+
+@dataclass
+class FriendsSource:
+    """What the listener's friends stream; `because` is a friend who streams it."""
+
+    k: int = 20
+    max_friends: int = 50
+    name: str = "friends"
+
+    def generate(self, batch: UserBatch, world: World) -> Candidates:
+        n = len(batch.users)
+        if world.friend_items is None or world.friends is None:
+            return _empty(self.name, n, self.k)
+        items, scores = top_k_sparse(world.friend_items[batch.users], batch.forbidden, self.k)
+        because = NONE * np.ones_like(items)
+        if world.listeners is not None:
+            friends = top_k_sparse(world.friends[batch.users], sp.csr_matrix((n, world.friends.shape[1])), self.max_friends)[0]
+            because = strongest(world.listeners, friends, items)
+        return Candidates(self.name, items, scores, because)
+
+
+@dataclass
+class RegionSource:
+    """What is rising in the listener's home region; `because` is the region."""
+
+    k: int = 20
+    name: str = "region"
+
+    def generate(self, batch: UserBatch, world: World) -> Candidates:
+        n = len(batch.users)
+        if world.rising is None or world.user_region is None:
+            return _empty(self.name, n, self.k)
+        regions = world.user_region[batch.users]
+        rising = sp.csr_matrix(world.rising)
+        rows = rising[np.clip(regions, 0, None)]
+        rows = sp.diags((regions >= 0).astype(np.float32)) @ rows
+        items, scores = top_k_sparse(rows, batch.forbidden, self.k)
+        because = np.where(items != NONE, regions[:, None], NONE).astype(np.int64)
+        return Candidates(self.name, items, scores, because)
+
+
+@dataclass
+class NewReleaseSource:
+    """Tracks released in the last `days` days, best first for this listener."""
+
+    k: int = 20
+    days: int = 28
+    name: str = "new_releases"
+
+    def generate(self, batch: UserBatch, world: World) -> Candidates:
+        start = (world.week_start - timedelta(days=self.days)).toordinal() - EPOCH_ORDINAL
+        end = world.week_start.toordinal() - EPOCH_ORDINAL
+        day = world.catalogue.release_day
+        fresh = (day >= start) & (day < end)
+        if not fresh.any():
+            return _empty(self.name, len(batch.users), self.k)
+        # New tracks have little listening yet: where there are content vectors, match them
+        # to the listener's favourites rather than trusting the model's score alone.
+        columns = np.flatnonzero(fresh)
+        values = batch.scores[:, columns]
+        if world.content_vectors is not None:
+            profile = ContentSource().profile(batch, world)
+            values = np.where(np.isfinite(values), profile @ world.content_vectors[columns].T, -np.inf)
+        sub_items, scores = top_k_masked(values.astype(np.float32), self.k)
+        items = np.where(sub_items != NONE, columns[np.clip(sub_items, 0, None)], NONE)
+        return Candidates(self.name, items, scores, np.full_like(items, NONE))
+
+
+def _empty(name: str, n: int, k: int) -> Candidates:
+    return Candidates(
+        name, np.full((n, k), NONE, np.int64), np.full((n, k), -np.inf, np.float32), np.full((n, k), NONE, np.int64)
+    )

@@ -1,0 +1,123 @@
+"""`deepcuts weekly`: build, store and export Discover Weekly lists."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+
+from deepcuts.cli.common import handles_errors, log, open_store, progress_bar
+from deepcuts.io.playlists import FORMATS, ExportTrack, PlaylistExport, export
+from deepcuts.surfaces.weekly import (
+    RANKERS,
+    WeekError,
+    parse_week,
+    prepare_weekly,
+    save_lists,
+    week_name,
+)
+
+
+def _week(value: str | None) -> date:
+    if value is None:
+        today = date.today()
+        return date.fromisocalendar(*today.isocalendar()[:2], 1)
+    try:
+        return parse_week(value)
+    except WeekError as exc:
+        raise click.BadParameter(str(exc), param_hint="--week") from exc
+
+
+@click.command()
+@click.option("--week", metavar="YYYY-Www", help="The ISO week (Monday start) [default: this week].")
+@click.option("--user", metavar="USER_ID", help="Print (or --out) this listener's list instead of building everyone's.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True, help="With --user: the playlist format.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="With --user: write the playlist here instead of printing it.")
+@click.option("--model", "model_id", metavar="MODEL_ID", help="A registered model version [default: the default model].")
+@click.option(
+    "--ranker",
+    type=click.Choice(RANKERS),
+    default="auto",
+    show_default=True,
+    help="learned: trained on what listeners streamed the week before; blend: hand-weighted; auto: learned where possible.",
+)
+@click.option("--rebuild", is_flag=True, help="With --user: build the list again even if the week's list is stored.")
+@click.pass_context
+@handles_errors
+def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild) -> None:
+    """Discover Weekly: 30 tracks per listener that they have never played.
+
+    \b
+    deepcuts weekly --week 2026-W48                      build and store every listener's list
+    deepcuts weekly --user U --week 2026-W48 --format jspf   print one list (json|jspf|xspf|m3u8)
+
+    Lists are built from the default trained model (`deepcuts train`) with every candidate
+    source (the model, taste clusters, playlists, audio and text neighbours, friends, what is
+    rising in the listener's region, new releases), ranked, capped at 2 tracks per artist and
+    1 per album, diversified, and explained. The same week gives the same list; a list never
+    repeats the listener's previous 4 weeks.
+    """
+    monday = _week(week)
+    if user is None and (out is not None or fmt != "json"):
+        raise click.UsageError("--format and --out export one list: give --user too")
+    with open_store(ctx) as store:
+        if user is not None:
+            stored = store.conn.execute(
+                "SELECT count(*) FROM weekly_lists WHERE user_id = ? AND week = ?", [user, week_name(monday)]
+            ).fetchall()[0][0]
+            if rebuild or not stored:
+                dw = prepare_weekly(store, monday, model_id=model_id, ranker=ranker)
+                index = dw.interactions.users.get(user)
+                if index < 0:
+                    raise click.BadParameter(f"no listener {user!r} in the store", param_hint="--user")
+                lists = list(dw.build([index]))
+                save_lists(store, lists, dw.interactions.users, dw.interactions.items)
+            text = export(load_playlist(store, user, monday), fmt)
+            if out is None:
+                click.echo(text, nl=False)
+            else:
+                out.write_text(text)
+                log.info("wrote %s", out)
+            return
+        dw = prepare_weekly(store, monday, model_id=model_id, ranker=ranker)
+        n_users = dw.interactions.shape[0]
+        lists, short = [], 0
+        with progress_bar() as bar:
+            task = bar.add_task(f"Discover Weekly {dw.week}", total=n_users)
+            for wl in dw.build(progress=lambda n: bar.advance(task, n)):
+                lists.append(wl)
+                short += bool(wl.note)
+        rows = save_lists(store, lists, dw.interactions.users, dw.interactions.items)
+    click.echo(
+        f"{dw.week}: {len(lists)} lists, {rows} tracks stored"
+        + (f"; {short} lists shorter than 30 (see weekly_notes)" if short else "")
+        + f"; ranker: {dw.ranker.kind}"
+    )
+
+
+def load_playlist(store, user: str, monday: date) -> PlaylistExport:
+    """A stored weekly list with the catalogue's names, as a playlist to export."""
+    week = week_name(monday)
+    rows = store.conn.execute(
+        """
+        SELECT w.item_id, coalesce(t.name, a2.name, w.item_id), coalesce(a.name, a2.name), al.name,
+               t.duration_ms, coalesce(t.uri, t.audio_path), w.reason, w.score
+        FROM weekly_lists w
+        LEFT JOIN tracks t ON t.track_id = w.item_id
+        LEFT JOIN artists a ON a.artist_id = t.artist_id
+        LEFT JOIN artists a2 ON a2.artist_id = w.item_id
+        LEFT JOIN albums al ON al.album_id = t.album_id
+        WHERE w.user_id = ? AND w.week = ? ORDER BY w.position
+        """,
+        [user, week],
+    ).fetchall()
+    note = store.conn.execute("SELECT note FROM weekly_notes WHERE user_id = ? AND week = ?", [user, week]).fetchall()
+    return PlaylistExport(
+        title=f"Discover Weekly {week}",
+        creator="deepcuts",
+        date=datetime.combine(monday, datetime.min.time()),
+        annotation=note[0][0] if note else f"{len(rows)} tracks for {user}, new to them this week",
+        identifier=f"urn:deepcuts:weekly:{user}:{week}",
+        tracks=[ExportTrack(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows],
+    )

@@ -1,0 +1,124 @@
+"""Features of each (user, candidate) pair: what every source thought of it, and what it is.
+
+Candidates from all sources are merged per user: an item proposed by several sources appears
+once, with each source's rank-based score (1 for its first item, falling to 0 past its last; 0
+where the source did not propose it). To these come the model's predicted preference (as a
+z-score within the user's candidates), the item's popularity and novelty, the listener's
+familiarity with its artist, and its age.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from deepcuts.candidates.base import NONE, Candidates, UserBatch, World
+from deepcuts.candidates.sources import EPOCH_ORDINAL
+
+ITEM_FEATURES = ("preference", "log_popularity", "novelty", "artist_familiarity", "log_age_days", "fresh")
+
+
+@dataclass
+class Pool:
+    """All candidates of a batch, merged: one row per (user, item) pair.
+
+    Attributes
+    ----------
+    row : (m,) int: the user's position in the batch.
+    item : (m,) int: the item.
+    features : (m, f) float32, columns named by `names`.
+    because : (m, n_sources) int: each source's "because" index (NONE where it did not propose).
+    sources : source names, in column order of `because` and of the first features.
+    """
+
+    row: np.ndarray
+    item: np.ndarray
+    features: np.ndarray
+    because: np.ndarray
+    sources: list[str]
+    names: list[str]
+
+    def column(self, name: str) -> np.ndarray:
+        return self.features[:, self.names.index(name)]
+
+
+def merge(batch: UserBatch, world: World, proposals: list[Candidates], fresh_days: int = 28) -> Pool:
+    """Merge every source's proposals for a batch and compute the features."""
+    n_items = world.catalogue.n_items
+    sources = [c.source for c in proposals]
+    keys, per_source_score, per_source_because = [], [], []
+    for c in proposals:
+        width = c.items.shape[1]
+        rows = np.repeat(np.arange(len(batch.users)), width)
+        items = c.items.ravel()
+        rank_score = np.tile(1.0 - np.arange(width) / width, len(batch.users)).astype(np.float32)
+        ok = items != NONE
+        keys.append(rows[ok].astype(np.int64) * n_items + items[ok])
+        per_source_score.append(rank_score[ok])
+        per_source_because.append(c.because.ravel()[ok])
+    all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    unique = np.unique(all_keys)
+    source_scores = np.zeros((len(unique), len(proposals)), np.float32)
+    because = np.full((len(unique), len(proposals)), NONE, np.int64)
+    for s, (k, score, bec) in enumerate(zip(keys, per_source_score, per_source_because, strict=True)):
+        at = np.searchsorted(unique, k)
+        source_scores[at, s] = score
+        because[at, s] = bec
+    row, item = unique // n_items, unique % n_items
+    item_features = _item_features(batch, world, row, item, fresh_days)
+    return Pool(
+        row=row,
+        item=item,
+        features=np.hstack([source_scores, item_features]),
+        because=because,
+        sources=sources,
+        names=sources + list(ITEM_FEATURES),
+    )
+
+
+def _item_features(batch: UserBatch, world: World, row: np.ndarray, item: np.ndarray, fresh_days: int) -> np.ndarray:
+    cat = world.catalogue
+    raw = batch.scores[row, item].astype(np.float64)
+    finite = np.isfinite(raw)
+    raw = np.where(finite, raw, 0.0)
+    n = len(batch.users)
+    count = np.maximum(np.bincount(row, weights=finite, minlength=n), 1)
+    mean = np.bincount(row, weights=raw * finite, minlength=n) / count
+    var = np.bincount(row, weights=(raw - mean[row]) ** 2 * finite, minlength=n) / count
+    std = np.sqrt(var)
+    std[std == 0] = 1
+    preference = np.where(finite, (raw - mean[row]) / std[row], -3.0)
+    plays = cat.plays[item]
+    log_pop = np.log1p(plays)
+    novelty = -np.log((plays + 1) / (cat.plays.sum() + cat.n_items))
+    familiarity = _artist_familiarity(batch, cat.artist, row, item)
+    today = world.week_start.toordinal() - EPOCH_ORDINAL
+    day = cat.release_day[item].astype(np.int64)
+    known = day > np.iinfo(np.int32).min
+    age = np.where(known, np.clip(today - day, 0, None), 3650)
+    fresh = ((age < fresh_days) & known) | (plays == 0)
+    return np.column_stack([preference, log_pop, novelty, familiarity, np.log1p(age), fresh]).astype(np.float32)
+
+
+def _artist_familiarity(batch: UserBatch, artist_of: np.ndarray, row: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """Share of the user's positive history (by confidence) that is by the candidate's artist."""
+    liked = batch.history.copy()
+    liked.data = np.clip(liked.data, 0, None)
+    known = artist_of >= 0
+    n_artists = int(artist_of[known].max()) + 1 if known.any() else 0
+    if n_artists == 0:
+        return np.zeros(len(row))
+    to_artist = sp.csr_matrix(
+        (np.ones(int(known.sum()), np.float32), (np.flatnonzero(known), artist_of[known])),
+        shape=(len(artist_of), n_artists),
+    )
+    per_artist = (liked @ to_artist).tocsr()
+    totals = np.asarray(liked.sum(axis=1)).ravel()
+    totals[totals == 0] = 1
+    artist = artist_of[item]
+    out = np.zeros(len(row))
+    has = artist >= 0
+    out[has] = np.asarray(per_artist[row[has], artist[has]]).ravel() / totals[row[has]]
+    return out

@@ -1,0 +1,656 @@
+"""Discover Weekly: every Monday, 30 tracks each listener has never played, varied, explained.
+
+The recipe, stage by stage (each testable alone):
+
+1. sources propose candidates (`deepcuts.candidates.sources`): the model's own top items,
+   taste clusters, playlist co-occurrence, audio and text neighbours of favourites, friends,
+   what is rising in the listener's region, new releases;
+2. filters: the model's scores of everything the listener ever played (a skip included),
+   banned or hid (or whose artist they banned), or got in their previous 4 weekly lists, are
+   set to -inf before any source looks, so no source can propose them;
+3. ranking: features per (user, candidate), scored by the learned ranker (trained on what
+   listeners went on to stream) or the hand-weighted blend;
+4. shape: at most 2 tracks per artist and 1 per album, maximal marginal relevance, a share of
+   fresh tracks; exactly 30 unless the catalogue cannot supply them, in which case the list
+   says why;
+5. explanation: each track carries the reason of the source that ranked it highest.
+
+A list is keyed by user and ISO week: the same inputs give the same list (the small random
+jitter that varies lists between weeks is seeded by user and week).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from deepcuts.candidates.base import NONE, Candidates, Source, UserBatch, World
+from deepcuts.candidates.sources import (
+    CFSource,
+    ContentSource,
+    CooccurrenceSource,
+    FriendsSource,
+    NewReleaseSource,
+    RegionSource,
+    TasteClusterSource,
+)
+from deepcuts.models.base import Recommender
+from deepcuts.ranking.features import Pool, merge
+from deepcuts.ranking.ranker import BLEND_WEIGHTS, BlendRanker, LearnedRanker
+from deepcuts.ranking.shape import Shape, shape_lists
+from deepcuts.signals.catalogue import load_catalogue
+from deepcuts.signals.confidence import Interactions
+from deepcuts.signals.ids import IdMap
+from deepcuts.signals.side import build_side_info, friends_listening
+from deepcuts.store import Store
+
+log = logging.getLogger(__name__)
+
+PREVIOUS_WEEKS = 4
+WEEK_PATTERN = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+class WeekError(ValueError):
+    """A week is not written as an ISO week (2026-W48)."""
+
+
+def parse_week(text: str) -> date:
+    """The Monday of an ISO week written ``YYYY-Www``."""
+    match = WEEK_PATTERN.match(text.strip())
+    if not match:
+        raise WeekError(f"week must be an ISO week like 2026-W48, not {text!r}")
+    try:
+        return date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
+    except ValueError as exc:
+        raise WeekError(f"{text!r} is not a week of that year") from exc
+
+
+def week_name(monday: date) -> str:
+    year, week, _ = monday.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def default_sources() -> list[Source]:
+    return [
+        CFSource(),
+        TasteClusterSource(),
+        CooccurrenceSource(),
+        ContentSource(),
+        FriendsSource(),
+        RegionSource(),
+        NewReleaseSource(),
+    ]
+
+
+@dataclass
+class WeeklyTrack:
+    item: int
+    score: float
+    source: str
+    reason: str
+
+
+@dataclass
+class WeeklyList:
+    user: int
+    week: str
+    tracks: list[WeeklyTrack]
+    note: str = ""  # why the list is shorter than asked, if it is
+
+
+@dataclass
+class WeeklyConfig:
+    shape: Shape = field(default_factory=Shape)
+    batch_size: int = 256
+    jitter: float = 0.05  # weekly variety, in standard deviations of the user's scores
+    # Discovery over safe bets: how far to prefer less played items, in standard deviations
+    # of the ranker's scores per standard deviation of novelty within the user's candidates.
+    novelty_weight: float = 0.0
+    seed: int = 0
+    n_clusters: int | None = None  # taste clusters over items; None: from the catalogue size
+
+
+class DiscoverWeekly:
+    """Builds the weekly lists of a week from a fitted model and the store.
+
+    Parameters
+    ----------
+    store : the store (read for the catalogue, bans, friends, regions, earlier lists).
+    model : a fitted recommender over `interactions`' index space.
+    interactions : the signals the model was fit on (built until the week starts).
+    week_start : the Monday of the week.
+    content_vectors : (n_items, d) audio/text vectors, or None.
+    ranker : a fitted `LearnedRanker`, or None for the hand-weighted blend.
+    played : users x items, everything each listener played (None: read from the store, up
+        to `until`); evaluation passes its training pairs.
+    until : the end of the data the lists may use [default: midnight starting `week_start`].
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        model: Recommender,
+        interactions: Interactions,
+        week_start: date,
+        *,
+        content_vectors: np.ndarray | None = None,
+        ranker: LearnedRanker | None = None,
+        sources: list[Source] | None = None,
+        config: WeeklyConfig | None = None,
+        played: sp.csr_matrix | None = None,
+        until: datetime | None = None,
+    ):
+        self.store = store
+        self.until = until or datetime.combine(week_start, datetime.min.time())
+        self._played = played
+        self.model = model
+        self.interactions = interactions
+        self.week_start = week_start
+        self.week = week_name(week_start)
+        self.ranker = ranker or BlendRanker()
+        self.sources = sources or default_sources()
+        self.config = config or WeeklyConfig()
+        self.world = self._world(content_vectors)
+        self.forbidden = self._forbidden()
+
+    # -- what is the same for every user -------------------------------------------------
+    def _world(self, content_vectors: np.ndarray | None) -> World:
+        inter = self.interactions
+        catalogue = load_catalogue(self.store, inter.items)
+        side = build_side_info(self.store, inter.users, inter.items, until=self.until)
+        positives = inter.positives()
+        # Popularity is what the data up to the list knows: listeners per item.
+        catalogue.plays = np.asarray(positives.sum(axis=0)).ravel().astype(np.float64)
+        vectors = _unit(self.model.item_vectors())
+        world = World(
+            catalogue=catalogue,
+            week_start=self.week_start,
+            item_vectors=vectors,
+            content_vectors=_unit(content_vectors),
+            friends=side.friends,
+            user_names=inter.users.ids,
+            friend_items=None if side.friends is None else friends_listening(side.friends, positives),
+            listeners=positives.tocsc(),
+            user_region=side.user_region,
+            regions=side.regions or [],
+            cooccurrence=side.item_cooccurrence,
+        )
+        if side.user_region is not None:
+            world.rising = _rising(self.store, inter, side.user_region, len(side.regions), self.until)
+        if vectors is not None:
+            world.clusters = _taste_clusters(vectors, catalogue.plays, self.config.n_clusters, self.config.seed)
+        return world
+
+    def _forbidden(self) -> sp.csr_matrix:
+        """Users x items: everything never to put on this week's lists."""
+        inter, until = self.interactions, self.until
+        played = self._played if self._played is not None else _played(self.store, inter.users, inter.items, until)
+        parts = [inter.seen(), played, _banned_artists(self.store, inter, self.world.catalogue, until)]
+        parts.append(_previous_lists(self.store, inter.users, inter.items, self.week_start))
+        out = parts[0]
+        for p in parts[1:]:
+            out = out + p
+        out = out.tocsr()
+        out.data[:] = 1
+        return out
+
+    # -- per batch -----------------------------------------------------------------------
+    def batch(self, users: np.ndarray) -> UserBatch:
+        rows = self.interactions.matrix[users]
+        scores = np.asarray(self.model.score(users, rows), np.float32).copy()
+        forbidden = self.forbidden[users].tocoo()
+        scores[forbidden.row, forbidden.col] = -np.inf
+        return UserBatch(users=users, history=rows, forbidden=self.forbidden[users], scores=scores)
+
+    def pool(self, batch: UserBatch) -> Pool:
+        proposals: list[Candidates] = [s.generate(batch, self.world) for s in self.sources]
+        return merge(batch, self.world, proposals)
+
+    def build(self, users: np.ndarray | None = None, progress: Callable[[int], None] | None = None) -> Iterator[WeeklyList]:
+        """The lists of `users` (row indices; default all), batch by batch."""
+        if users is None:
+            users = np.arange(self.interactions.shape[0])
+        size = self.config.batch_size
+        for start in range(0, len(users), size):
+            batch = self.batch(np.asarray(users[start : start + size]))
+            pool = self.pool(batch)
+            yield from self._lists(batch, pool)
+            if progress is not None:
+                progress(len(batch.users))
+
+    def _lists(self, batch: UserBatch, pool: Pool) -> Iterator[WeeklyList]:
+        cat, shape = self.world.catalogue, self.config.shape
+        n = len(batch.users)
+        relevance = _per_user_z(self.ranker.score(pool), pool.row, n)
+        relevance += self.config.novelty_weight * _per_user_z(pool.column("novelty"), pool.row, n)
+        relevance += self._jitter(batch.users, pool.row)
+        # The pool is sorted by user: lay it out as (n, m) with -inf padding.
+        counts = np.bincount(pool.row, minlength=n)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        col = np.arange(len(pool.row)) - starts[pool.row]
+        m = int(counts.max()) if n else 0
+        at = np.full((n, m), -1, np.int64)
+        at[pool.row, col] = np.arange(len(pool.row))
+        valid = at >= 0
+        items = np.where(valid, pool.item[np.clip(at, 0, None)], 0)
+        rel = np.where(valid, relevance[np.clip(at, 0, None)], -np.inf)
+        long_tail = cat.long_tail()
+        plain = batch.ranked()[0][:, : shape.n]
+        plain_tail = (long_tail[np.clip(plain, 0, None)] & (plain != NONE)).sum(axis=1)
+        min_tail = plain_tail + int(np.ceil(shape.extra_tail_share * shape.n))
+        vectors = None if self.world.item_vectors is None else self.world.item_vectors[items]
+        fresh = np.where(valid, pool.column("fresh")[np.clip(at, 0, None)] > 0, False)
+        picked = shape_lists(
+            rel, cat.artist[items], cat.album[items], fresh, long_tail[items] & valid, min_tail, vectors, shape
+        )
+        favourites = batch.favourites(30)
+        chosen = np.where(picked >= 0, np.take_along_axis(at, np.clip(picked, 0, None), axis=1), -1)
+        source, because = self._reasons_for(pool, chosen, favourites)
+        for r, user in enumerate(batch.users):
+            tracks = [
+                WeeklyTrack(
+                    int(pool.item[a]),
+                    float(relevance[a]),
+                    pool.sources[source[r, j]],
+                    self._reason(pool.sources[source[r, j]], int(pool.item[a]), int(because[r, j])),
+                )
+                for j, a in enumerate(chosen[r])
+                if a >= 0
+            ]
+            if len(tracks) < shape.n:
+                tracks += self._fill(batch, r, [t.item for t in tracks], favourites[r])
+            note = ""
+            if len(tracks) < shape.n:
+                note = (
+                    f"only {len(tracks)} tracks: the catalogue has too few tracks this listener has "
+                    f"not played (within {shape.max_per_artist} per artist and "
+                    f"{shape.max_per_album} per album, none from the last "
+                    f"{PREVIOUS_WEEKS} weeks' lists)"
+                )
+            yield WeeklyList(int(user), self.week, tracks, note)
+
+    def _fill(self, batch: UserBatch, r: int, chosen: list[int], favourites: np.ndarray) -> list[WeeklyTrack]:
+        """Where the candidates ran out under the caps, the model's next best allowed items."""
+        cat, shape = self.world.catalogue, self.config.shape
+        scores = batch.scores[r]
+        order = np.argsort(-scores, kind="stable")
+        order = order[np.isfinite(scores[order])]
+        artists = {int(a): 0 for a in cat.artist[chosen]}
+        albums = {int(a): 0 for a in cat.album[chosen]}
+        for a in cat.artist[chosen]:
+            artists[int(a)] += 1
+        for a in cat.album[chosen]:
+            albums[int(a)] += 1
+        taken, extra = set(chosen), []
+        for item in order:
+            if len(chosen) + len(extra) >= shape.n:
+                break
+            a, al = int(cat.artist[item]), int(cat.album[item])
+            if item in taken or (a >= 0 and artists.get(a, 0) >= shape.max_per_artist) or (
+                al >= 0 and albums.get(al, 0) >= shape.max_per_album
+            ):
+                continue
+            artists[a] = artists.get(a, 0) + 1
+            albums[al] = albums.get(al, 0) + 1
+            mine = favourites[favourites != NONE]
+            vectors = self.world.item_vectors
+            because = NONE if len(mine) == 0 else int(mine[np.argmax(vectors[mine] @ vectors[item])]) if vectors is not None else int(mine[0])
+            extra.append(WeeklyTrack(int(item), float(scores[item]), "cf", self._reason("cf", int(item), because)))
+        return extra
+
+    def _jitter(self, users: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """Small noise per candidate, the same for the same user and week."""
+        if self.config.jitter <= 0:
+            return np.zeros(len(row))
+        year, week, _ = self.week_start.isocalendar()
+        out = np.empty(len(row))
+        counts = np.bincount(row, minlength=len(users))
+        offset = 0
+        for r, user in enumerate(users):  # rows are sorted, so each user's block is contiguous
+            key = zlib.crc32(self.interactions.users.id(int(user)).encode())
+            rng = np.random.default_rng([self.config.seed, key, year, week])
+            out[offset : offset + counts[r]] = rng.standard_normal(counts[r])
+            offset += counts[r]
+        return self.config.jitter * out
+
+    def _reasons_for(self, pool: Pool, chosen: np.ndarray, favourites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each chosen candidate (n, N pool positions, -1 none): the source that ranked it
+        highest (its weighted score) and what it is because of; where the source names nothing
+        (the model's own top items), the listener's favourite most like it."""
+        weights = np.array([BLEND_WEIGHTS.get(name, 0.3) for name in pool.sources])
+        best = np.argmax(pool.features[:, : len(pool.sources)] * weights, axis=1)
+        safe = np.clip(chosen, 0, None)
+        source = best[safe]
+        because = pool.because[safe, source]
+        items = pool.item[safe]
+        vectors = self.world.item_vectors if self.world.item_vectors is not None else self.world.content_vectors
+        if vectors is not None:
+            sims = np.einsum("npd,nfd->npf", vectors[items], vectors[np.clip(favourites, 0, None)])
+            sims[np.broadcast_to((favourites == NONE)[:, None, :], sims.shape)] = -np.inf
+            nearest = np.take_along_axis(favourites, sims.argmax(axis=2), axis=1)
+        else:
+            nearest = np.broadcast_to(favourites[:, :1], items.shape)
+        return source, np.where(because == NONE, nearest, because)
+
+    def _reason(self, source: str, item: int, because: int) -> str:
+        world, cat = self.world, self.world.catalogue
+        if source == "friends" and because != NONE:
+            return f"Your friend {world.user_names[because]} plays this"
+        if source == "region" and because != NONE:
+            return f"Rising in {world.regions[because]}"
+        if source == "new_releases":
+            return f"New release from {_artist_name(cat, item)}"
+        if source == "content" and because != NONE:
+            return f"Sounds like {_display(cat, because)}"
+        if source == "playlists" and because != NONE:
+            return f"Listeners of {_artist_name(cat, because)} love this"
+        if because == NONE:  # a listener with no favourites yet
+            return "Popular with listeners like you"
+        return f"Because you played {_display(cat, because)}"
+
+
+def _artist_name(cat, item: int) -> str:
+    a = cat.artist[item]
+    return str(cat.artist_names[a]) if a >= 0 else str(cat.names[item])
+
+
+def _display(cat, item: int) -> str:
+    """'Title by Artist' for a track, the name alone for an artist."""
+    name, artist = str(cat.names[item]), _artist_name(cat, item)
+    return name if artist == name else f"{name} by {artist}"
+
+
+def _per_user_z(values: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
+    """Values standardised within each user's candidates."""
+    values = values.astype(np.float64)
+    count = np.maximum(np.bincount(row, minlength=n), 1)
+    mean = np.bincount(row, weights=values, minlength=n) / count
+    std = np.sqrt(np.bincount(row, weights=(values - mean[row]) ** 2, minlength=n) / count)
+    std[std == 0] = 1
+    return (values - mean[row]) / std[row]
+
+
+def _unit(vectors: np.ndarray | None) -> np.ndarray | None:
+    if vectors is None:
+        return None
+    vectors = np.asarray(vectors, np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1
+    return vectors / norms
+
+
+def _taste_clusters(vectors: np.ndarray, plays: np.ndarray, n_clusters: int | None, seed: int) -> np.ndarray:
+    """A taste cluster per item: k-means on the item vectors of items with plays."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    played = plays > 0
+    k = n_clusters or int(np.clip(np.sqrt(played.sum() / 20), 4, 64))
+    labels = np.full(len(vectors), -1, np.int32)
+    if played.sum() < k:
+        return labels
+    km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=2048)
+    km.fit(vectors[played])
+    labels[played] = km.labels_
+    return labels
+
+
+def _pairs(store: Store, users: IdMap, items: IdMap, sql: str, params: list) -> sp.csr_matrix:
+    """Users x items binary matrix of the (user_id, item_id) rows `sql` returns."""
+    rows = store.conn.execute(sql, params).fetchall()
+    u = users.indices([r[0] for r in rows]) if rows else np.zeros(0, np.int64)
+    i = items.indices([r[1] for r in rows]) if rows else np.zeros(0, np.int64)
+    ok = (u >= 0) & (i >= 0)
+    return sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (u[ok], i[ok])), shape=(len(users), len(items)))
+
+
+def _played(store: Store, users: IdMap, items: IdMap, until: datetime) -> sp.csr_matrix:
+    """Every (user, item) with any listen before `until`, skips and private sessions included."""
+    return _pairs(
+        store,
+        users,
+        items,
+        "SELECT DISTINCT user_id, item_id FROM listens WHERE played_at IS NULL OR played_at < ?",
+        [until],
+    )
+
+
+def _banned_artists(store: Store, inter: Interactions, catalogue, until: datetime) -> sp.csr_matrix:
+    """Users x items: the tracks of artists the user banned or hid before `until`."""
+    rows = store.conn.execute(
+        "SELECT DISTINCT user_id, target_id FROM actions WHERE action IN ('ban', 'hide') "
+        "AND (acted_at IS NULL OR acted_at < ?)",
+        [until],
+    ).fetchall()
+    artist_index = {a: i for i, a in enumerate(catalogue.artists)}
+    u_idx, i_idx = [], []
+    for user_id, target in rows:
+        u, a = inter.users.get(user_id), artist_index.get(target)
+        if u < 0 or a is None:
+            continue
+        tracks = np.flatnonzero(catalogue.artist == a)
+        u_idx.append(np.full(len(tracks), u))
+        i_idx.append(tracks)
+    if not u_idx:
+        return sp.csr_matrix(inter.shape, dtype=np.float32)
+    u_all, i_all = np.concatenate(u_idx), np.concatenate(i_idx)
+    return sp.csr_matrix((np.ones(len(u_all), np.float32), (u_all, i_all)), shape=inter.shape)
+
+
+def _previous_lists(store: Store, users: IdMap, items: IdMap, week_start: date) -> sp.csr_matrix:
+    weeks = [week_name(week_start - timedelta(weeks=k)) for k in range(1, PREVIOUS_WEEKS + 1)]
+    return _pairs(
+        store,
+        users,
+        items,
+        "SELECT DISTINCT user_id, item_id FROM weekly_lists WHERE week IN (SELECT unnest(?))",
+        [weeks],
+    )
+
+
+def _rising(store: Store, inter: Interactions, user_region: np.ndarray, n_regions: int, start: datetime) -> np.ndarray | None:
+    """Regions x items: share of the region's streams in the week before `start` minus their
+    share in the 3 weeks before that."""
+    rows = store.conn.execute(
+        """
+        SELECT user_id, item_id,
+               count(*) FILTER (WHERE played_at >= ?::TIMESTAMP - INTERVAL 7 DAY) AS recent,
+               count(*) FILTER (WHERE played_at < ?::TIMESTAMP - INTERVAL 7 DAY) AS before
+        FROM listens
+        WHERE played_at < ? AND played_at >= ?::TIMESTAMP - INTERVAL 28 DAY
+          AND coalesce(ms_played, 30000) >= 30000
+        GROUP BY user_id, item_id
+        """,
+        [start, start, start, start],
+    ).fetchnumpy()
+    if len(rows["user_id"]) == 0:
+        return None
+    u = inter.users.indices(rows["user_id"].astype(str))
+    i = inter.items.indices(rows["item_id"].astype(str))
+    ok = (u >= 0) & (i >= 0) & (user_region[np.clip(u, 0, None)] >= 0)
+    region = user_region[u[ok]]
+    n_items = len(inter.items)
+    recent = np.zeros((n_regions, n_items))
+    before = np.zeros((n_regions, n_items))
+    np.add.at(recent, (region, i[ok]), rows["recent"][ok])
+    np.add.at(before, (region, i[ok]), rows["before"][ok])
+    recent_share = recent / np.maximum(recent.sum(axis=1, keepdims=True), 1)
+    before_share = before / np.maximum(before.sum(axis=1, keepdims=True), 1)
+    return np.clip(recent_share - before_share, 0, None).astype(np.float32)
+
+
+def lists_table(lists: list[WeeklyList], users: IdMap, items: IdMap) -> pa.Table:
+    """The rows of `weekly_lists` for these lists."""
+    rows: dict[str, list] = {k: [] for k in ("user_id", "week", "position", "item_id", "score", "source", "reason")}
+    for wl in lists:
+        for pos, t in enumerate(wl.tracks):
+            rows["user_id"].append(users.id(wl.user))
+            rows["week"].append(wl.week)
+            rows["position"].append(pos)
+            rows["item_id"].append(items.id(t.item))
+            rows["score"].append(t.score)
+            rows["source"].append(t.source)
+            rows["reason"].append(t.reason)
+    return pa.table(rows)
+
+
+
+def save_lists(store: Store, lists: list[WeeklyList], users: IdMap, items: IdMap) -> int:
+    """Store a week's lists, replacing what was stored for those users and that week."""
+    if not lists:
+        return 0
+    table = lists_table(lists, users, items)
+    notes = pa.table(
+        {
+            "user_id": [users.id(wl.user) for wl in lists if wl.note],
+            "week": [wl.week for wl in lists if wl.note],
+            "note": [wl.note for wl in lists if wl.note],
+        }
+    )
+    keys = pa.table({"user_id": [users.id(wl.user) for wl in lists], "week": [wl.week for wl in lists]})
+    conn = store.conn
+    conn.register("_weekly_rows", table)
+    conn.register("_weekly_notes", notes)
+    conn.register("_weekly_keys", keys)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        for target in ("weekly_lists", "weekly_notes"):
+            conn.execute(
+                f"DELETE FROM {target} WHERE (user_id, week) IN (SELECT (user_id, week) FROM _weekly_keys)"
+            )
+        conn.execute(
+            "INSERT INTO weekly_lists (user_id, week, position, item_id, score, source, reason) "
+            "SELECT user_id, week, position, item_id, score, source, reason FROM _weekly_rows"
+        )
+        conn.execute("INSERT INTO weekly_notes SELECT user_id, week, note FROM _weekly_notes")
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        for name in ("_weekly_rows", "_weekly_notes", "_weekly_keys"):
+            conn.unregister(name)
+    return table.num_rows
+
+
+def streamed_pairs(store: Store, users: IdMap, items: IdMap, start: datetime, end: datetime) -> sp.csr_matrix:
+    """Users x items: streams of 30 s or more in [start, end)."""
+    return _pairs(
+        store,
+        users,
+        items,
+        "SELECT DISTINCT user_id, item_id FROM listens WHERE played_at >= ? AND played_at < ? "
+        "AND coalesce(ms_played, 30000) >= 30000",
+        [start, end],
+    )
+
+
+def learn_ranker(
+    store: Store,
+    fit_model: Callable[[Interactions, datetime], Recommender],
+    build_interactions_until: Callable[[datetime], Interactions],
+    week_start: date,
+    *,
+    sample_users: int = 2000,
+    seed: int = 0,
+    content_vectors: np.ndarray | None = None,
+) -> LearnedRanker | None:
+    """A ranker learnt on what listeners streamed in the week before `week_start`.
+
+    The lists of that earlier week are built as they would have been (a model fit on the data
+    before it), and the ranker learns which candidates were then streamed. Returns None where
+    that week has no streams to learn from (count-only data such as HetRec).
+    """
+    label_start = week_start - timedelta(weeks=1)
+    start = datetime.combine(label_start, datetime.min.time())
+    end = datetime.combine(week_start, datetime.min.time())
+    inter = build_interactions_until(start)
+    labels = streamed_pairs(store, inter.users, inter.items, start, end)
+    active = np.flatnonzero(np.asarray(labels.sum(axis=1)).ravel() > 0)
+    if len(active) < 10 or inter.matrix.nnz == 0:
+        log.info("no streams in the week before %s to learn a ranker from: using the blend", week_start)
+        return None
+    rng = np.random.default_rng(seed)
+    users = np.sort(rng.choice(active, size=min(sample_users, len(active)), replace=False))
+    earlier = DiscoverWeekly(store, fit_model(inter, start), inter, label_start, content_vectors=content_vectors)
+    pools, ys = [], []
+    for begin in range(0, len(users), earlier.config.batch_size):
+        batch = earlier.batch(users[begin : begin + earlier.config.batch_size])
+        pool = earlier.pool(batch)
+        pools.append(pool)
+        ys.append(np.asarray(labels[batch.users[pool.row], pool.item]).ravel() > 0)
+    merged = Pool(
+        row=np.concatenate([p.row for p in pools]),
+        item=np.concatenate([p.item for p in pools]),
+        features=np.vstack([p.features for p in pools]),
+        because=np.vstack([p.because for p in pools]),
+        sources=pools[0].sources,
+        names=pools[0].names,
+    )
+    y = np.concatenate(ys)
+    if y.sum() == 0:
+        log.info("no candidate of the week before %s was streamed: using the blend", week_start)
+        return None
+    ranker = LearnedRanker().fit(merged, y)
+    log.info(
+        "ranker learnt on %d candidates of %d listeners (%.1f%% streamed)",
+        len(y), len(users), 100 * y.mean(),
+    )
+    return ranker
+
+
+RANKERS = ("auto", "learned", "blend")
+
+
+def prepare_weekly(
+    store: Store,
+    week_start: date,
+    *,
+    model_id: str | None = None,
+    ranker: str = "auto",
+    content_vectors: np.ndarray | None = None,
+    config: WeeklyConfig | None = None,
+) -> DiscoverWeekly:
+    """Discover Weekly for a week, from the store's registered model (the default one).
+
+    ``ranker``: "learned" learns one on the week before (an error where there is nothing to
+    learn from), "blend" uses the hand-weighted blend, "auto" learns one where it can.
+    """
+    from deepcuts.models.cf import make_model
+    from deepcuts.models.cf.training import load_trained
+    from deepcuts.signals import build_interactions
+
+    if ranker not in RANKERS:
+        raise ValueError(f"ranker must be one of {', '.join(RANKERS)}, not {ranker!r}")
+    trained = load_trained(store, model_id)
+    until = datetime.combine(week_start, datetime.min.time())
+    known = set(trained.users.ids.tolist())
+    everyone = [u for (u,) in store.conn.execute("SELECT user_id FROM users ORDER BY user_id").fetchall()]
+    users = trained.users.extended(u for u in everyone if u not in known)
+    inter = build_interactions(store, trained.confidence, users=users, items=trained.items, until=until)
+    learned = None
+    if ranker != "blend":
+        params = (trained.record.params.get("model", {}) if trained.record else {})
+        name = trained.record.name if trained.record else trained.model.name
+
+        def fit_model(earlier: Interactions, earlier_until: datetime) -> Recommender:
+            side = build_side_info(store, earlier.users, earlier.items, until=earlier_until)
+            return make_model(name, params).fit(earlier.matrix, side)
+
+        learned = learn_ranker(
+            store,
+            fit_model,
+            lambda t: build_interactions(store, trained.confidence, until=t),
+            week_start,
+            content_vectors=None,
+        )
+        if learned is None and ranker == "learned":
+            raise ValueError("no streams in the week before to learn a ranker from: use --ranker blend")
+    return DiscoverWeekly(store, trained.model, inter, week_start, content_vectors=content_vectors, ranker=learned, config=config)
