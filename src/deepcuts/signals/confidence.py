@@ -206,7 +206,9 @@ def remove_pairs(matrix: sp.csr_matrix, pairs: sp.csr_matrix) -> sp.csr_matrix:
 
 def store_id_maps(store: Store) -> tuple[IdMap, IdMap]:
     """Users and items the store knows of, sorted: every user with a row in ``users`` or any
-    event, and every item played, saved, banned, hidden, added to a playlist or in one."""
+    event, and every item played, saved, banned, hidden, added to a playlist or in one, and
+    every track of the catalogue (so that tracks nobody has played yet, fresh releases, can
+    still be recommended from their audio and text)."""
     users = store.conn.execute(
         """
         SELECT user_id FROM users UNION SELECT user_id FROM listens
@@ -220,6 +222,7 @@ def store_id_maps(store: Store) -> tuple[IdMap, IdMap]:
         SELECT item_id FROM listens UNION SELECT item_id FROM playlist_items
         UNION SELECT target_id FROM actions
             WHERE action IN ('save', 'unsave', 'ban', 'hide', 'playlist_add')
+        UNION SELECT track_id FROM tracks
         ORDER BY 1
         """
     ).fetchnumpy()["item_id"]
