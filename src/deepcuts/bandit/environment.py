@@ -1,0 +1,447 @@
+"""A simulated home screen over a simulated world's ground truth.
+
+`HomeWorld` turns the simulator's `Truth` (true user and track vectors and the true chance a
+play streams for 30 s) into a home-screen environment for bandit policies:
+
+- contexts: a user (drawn uniformly), hour, weekday, device, country and the genre of the
+  current session; the context carries the user's vector *as a CF model would estimate it*
+  (the true vector plus noise), never the truth; cards carry the track's estimated vector
+  (noisier for tracks few people play), genre, artist and log popularity;
+- candidate shelves from ten shelf sources (the shelf types of the home screen), each built
+  from those noisy estimates, as real candidate generators would be; with ``daily_candidates``
+  the batch-made shelves are drawn once per listener, weekday and country and reused, and only
+  "Keep the vibe going" follows the session;
+- the true reward of showing card c of shelf s at slot (j, l), a cascade of look, play and
+  stream:
+
+      P(reward) = examine(j, l)
+                  * sigmoid(click_bias + logit(u, c) + explanation(u, type(s))
+                            + session_boost * [genre(c) = session genre])   # plays it
+                  * sigmoid(logit(u, c))                                    # streams >= 30 s
+
+  where sigmoid(logit(u, c)) is the world's true stream probability (``deepcuts.simulate``),
+  examine(j, l) = shelf_decay^j * card_decay^l the chance the listener looks at the slot, and
+  explanation(u, type) = type effect + taste direction . u + per-listener noise: how much a
+  shelf's title draws this listener in (some like "Fresh finds", others "Jump back in").
+
+Because the reward is separable in the slot, the best page is known exactly: each shelf's cards
+by true probability, shelves by the examination-weighted sum of their best cards. That gives
+exact regret.
+
+`HomeWorld.from_world(dir)` uses the simulator's truth written under ``dir/truth/`` (and
+artist names from ``dir/artists.parquet``); `HomeWorld.simulate(dir, users, tracks, seed)`
+first simulates a small world there.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from deepcuts.bandit.policies import PageProbabilities
+from deepcuts.bandit.types import BanditInputError, Card, Context, Page, PageLayout, Shelf
+from deepcuts.simulate import REGION_CODES, Truth, load_truth, simulate_world
+from deepcuts.simulate.genres import PLATFORM_SHARE, PLATFORMS
+
+SHELF_TYPES = (
+    "discover_weekly",
+    "because_you_listened",
+    "best_of_artist",
+    "keep_the_vibe_going",
+    "jump_back_in",
+    "popular_in_region",
+    "friends_listening",
+    "fresh_finds",
+    "genre_mix",
+    "new_releases",
+)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+@dataclass(frozen=True)
+class HomeWorldConfig:
+    """Parameters of the simulated home screen (see the module docstring).
+
+    cards_per_shelf : candidates per shelf.
+    shelf_decay, card_decay : examination decay per shelf position and per card position.
+    type_effect_sd : spread of each shelf type's effect on the play logit (shared by all).
+    taste_effect : scale of the part of the explanation effect that follows the listener's taste.
+    explanation_sd : spread of the per-listener, per-shelf-type part.
+    cold_noise : extra noise on the vectors of unpopular tracks (1 doubles it for the rarest).
+    session_boost : play-logit boost of tracks in the genre of the current session.
+    vector_noise : norm of the noise on the vectors policies see (CF estimates, not truth).
+    click_bias : base logit of playing a card the listener looked at.
+    daily_candidates : reuse batch-made shelves per listener, weekday and country.
+    shelf_types : which shelf sources make candidates (all ten by default).
+    seed : seed of the world's fixed draws (estimates, explanation effects, artist names).
+    """
+
+    cards_per_shelf: int = 10
+    shelf_decay: float = 0.8
+    card_decay: float = 0.85
+    type_effect_sd: float = 0.5
+    taste_effect: float = 0.5
+    explanation_sd: float = 0.3
+    cold_noise: float = 1.0
+    session_boost: float = 0.5
+    vector_noise: float = 0.5
+    click_bias: float = -2.0
+    daily_candidates: bool = True
+    shelf_types: tuple[str, ...] = SHELF_TYPES
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cards_per_shelf, int) or self.cards_per_shelf < 1:
+            raise BanditInputError(
+                f"cards_per_shelf: must be a positive integer, not {self.cards_per_shelf!r}"
+            )
+        for name in ("shelf_decay", "card_decay"):
+            v = getattr(self, name)
+            if not 0 < v <= 1:
+                raise BanditInputError(f"{name}: must be in (0, 1], not {v!r}")
+        for name in (
+            "type_effect_sd",
+            "taste_effect",
+            "explanation_sd",
+            "cold_noise",
+            "session_boost",
+            "vector_noise",
+        ):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and v >= 0):
+                raise BanditInputError(f"{name}: must be a non-negative number, not {v!r}")
+        if not (isinstance(self.click_bias, int | float) and np.isfinite(self.click_bias)):
+            raise BanditInputError(f"click_bias: must be a finite number, not {self.click_bias!r}")
+        unknown = set(self.shelf_types) - set(SHELF_TYPES)
+        if unknown or not self.shelf_types:
+            raise BanditInputError(
+                f"shelf_types: must be a non-empty subset of {', '.join(SHELF_TYPES)}"
+            )
+
+
+class HomeWorld:
+    """The home-screen environment over a world's truth (see the module docstring)."""
+
+    def __init__(
+        self,
+        truth: Truth,
+        config: HomeWorldConfig | None = None,
+        artist_names: dict[str, str] | None = None,
+    ):
+        self.truth = truth
+        self.config = config or HomeWorldConfig()
+        c = self.config
+        rng = np.random.default_rng(c.seed)
+        t = truth
+        self.n_users, self.n_tracks = len(t.user_ids), len(t.track_ids)
+        d = t.user_vectors.shape[1]
+        self.user_index = {str(u): i for i, u in enumerate(t.user_ids)}
+        self.track_index = {str(x): i for i, x in enumerate(t.track_ids)}
+        # what policies see: estimates with noise
+        self.user_est = (
+            t.user_vectors + rng.normal(0, c.vector_noise / np.sqrt(d), t.user_vectors.shape)
+        ).astype(np.float64)
+        # tracks few people play have worse CF estimates
+        pop_rank = np.argsort(np.argsort(-t.track_popularity)) / max(1, self.n_tracks - 1)
+        track_noise = c.vector_noise * (1.0 + c.cold_noise * pop_rank)[:, None] / np.sqrt(d)
+        self.track_est = (
+            t.track_vectors + rng.normal(0, 1, t.track_vectors.shape) * track_noise
+        ).astype(np.float64)
+        # how a shelf's explanation changes the appeal of its cards: by type, by the listener's
+        # taste (a hidden direction per type) and per listener
+        n_types = len(SHELF_TYPES)
+        self.type_effect = rng.normal(0, c.type_effect_sd, n_types)
+        directions = rng.normal(0, 1 / np.sqrt(d), (n_types, d))
+        self.explanation = (
+            self.type_effect[None, :]
+            + c.taste_effect * (t.user_vectors.astype(np.float64) @ directions.T)
+            + rng.normal(0, c.explanation_sd, (self.n_users, n_types))
+        )
+        # true logits of the world's stream model
+        sm = t.stream_model
+        z = (np.log(t.track_popularity) - sm.log_popularity_mean) / sm.log_popularity_std
+        self._track_logit_bias = sm.bias + sm.popularity_weight * z
+        self._scale = sm.scale
+        self.log_popularity = np.log(t.track_popularity)
+        artist_of = {a: i for i, a in enumerate(t.artist_ids)}
+        self.track_artist = np.array([artist_of.get(a, -1) for a in t.track_artist_ids])
+        self.tracks_by_genre = [np.flatnonzero(t.track_genre == g) for g in range(len(t.genres))]
+        self.tracks_by_artist = {
+            a: np.flatnonzero(self.track_artist == a) for a in np.unique(self.track_artist)
+        }
+        self.chart = np.argsort(-t.track_popularity)[: max(200, self.n_tracks // 20)]
+        self.cold = np.flatnonzero(pop_rank >= 0.5)
+        # "new releases": a fixed random tenth of the catalogue stands for this week's releases
+        self.new = rng.choice(self.n_tracks, max(50, self.n_tracks // 10), replace=False)
+        self.countries = list(REGION_CODES)
+        self.artist_names = dict(artist_names or {})
+        self._cards: dict[int, Card] = {}
+        self._type_index = {s: i for i, s in enumerate(SHELF_TYPES)}
+        self._daily: dict[tuple[int, int, str], list[Shelf]] = {}
+
+    @classmethod
+    def from_world(cls, world_dir: str | Path, config: HomeWorldConfig | None = None) -> HomeWorld:
+        """The home screen over a simulated world written by ``deepcuts simulate``."""
+        path = Path(world_dir)
+        if not (path / "truth").is_dir():
+            raise BanditInputError(
+                f"world: {path} has no truth/ folder (make one with `deepcuts simulate`)"
+            )
+        names: dict[str, str] = {}
+        artists = path / "artists.parquet"
+        if artists.is_file():
+            table = pq.read_table(artists, columns=["artist_id", "name"])
+            names = dict(
+                zip(
+                    table.column("artist_id").to_pylist(),
+                    table.column("name").to_pylist(),
+                    strict=True,
+                )
+            )
+        return cls(load_truth(path), config, names)
+
+    @classmethod
+    def simulate(
+        cls,
+        out_dir: str | Path,
+        users: int = 400,
+        tracks: int = 3000,
+        seed: int = 0,
+        config: HomeWorldConfig | None = None,
+    ) -> HomeWorld:
+        """Simulate a small world (one week, no audio) into ``out_dir`` and open its home screen."""
+        simulate_world(out_dir, users=users, tracks=tracks, weeks=1, audio_share=0.0, seed=seed)
+        return cls.from_world(out_dir, config)
+
+    # -- contexts ---------------------------------------------------------------------------
+    def sample_context(self, rng: np.random.Generator) -> Context:
+        u = int(rng.integers(self.n_users))
+        taste = np.asarray(self.truth.user_taste[u], dtype=np.float64)
+        session_genre = int(rng.choice(len(taste), p=taste / taste.sum()))
+        country = (
+            str(self.truth.user_country[u])
+            if rng.random() < 0.9
+            else self.countries[int(rng.integers(len(self.countries)))]
+        )
+        return Context(
+            user_id=str(self.truth.user_ids[u]),
+            hour=int(rng.integers(24)),
+            weekday=int(rng.integers(7)),
+            device=str(rng.choice(PLATFORMS, p=np.array(PLATFORM_SHARE) / sum(PLATFORM_SHARE))),
+            country=country,
+            user_vector=self.user_est[u],
+            features={"session_genre": self.truth.genres[session_genre]},
+        )
+
+    def card(self, track: int) -> Card:
+        hit = self._cards.get(track)
+        if hit is None:
+            t = self.truth
+            hit = Card(
+                str(t.track_ids[track]),
+                "track",
+                features={
+                    "genre": t.genres[int(t.track_genre[track])],
+                    "artist": str(t.track_artist_ids[track]),
+                    "log_popularity": float(self.log_popularity[track] - self.log_popularity.mean())
+                    / 3.0,
+                },
+                vector=self.track_est[track],
+            )
+            self._cards[track] = hit
+        return hit
+
+    # -- shelves ----------------------------------------------------------------------------
+    def candidate_shelves(self, context: Context, rng: np.random.Generator) -> list[Shelf]:
+        """One shelf per configured shelf type, in random order, each with its candidates.
+
+        With ``daily_candidates`` the shelves a batch job would make (all but the session's
+        "Keep the vibe going") are drawn once per listener, weekday and country and reused on
+        every visit that matches, as a home screen's candidates are refreshed daily.
+        """
+        u = self.user_index[context.user_id]
+        session_types = ("keep_the_vibe_going",)
+        if self.config.daily_candidates:
+            key = (u, context.weekday, context.country)
+            batch = self._daily.get(key)
+            if batch is None:
+                day_rng = np.random.default_rng(
+                    [self.config.seed, 7, u, context.weekday, zlib.crc32(context.country.encode())]
+                )
+                batch = self._make_shelves(
+                    context, day_rng, [t for t in self.config.shelf_types if t not in session_types]
+                )
+                if len(self._daily) < 500_000:
+                    self._daily[key] = batch
+            shelves = batch + self._make_shelves(
+                context, rng, [t for t in self.config.shelf_types if t in session_types]
+            )
+        else:
+            shelves = self._make_shelves(context, rng, list(self.config.shelf_types))
+        order = rng.permutation(len(shelves))
+        return [shelves[i] for i in order]
+
+    def _make_shelves(
+        self, context: Context, rng: np.random.Generator, types: list[str]
+    ) -> list[Shelf]:
+        u = self.user_index[context.user_id]
+        k = self.config.cards_per_shelf
+        est = self.track_est @ self.user_est[u]  # the CF model's scores for this user
+        genres = self.truth.genres
+        session = genres.index(str(context.features.get("session_genre", genres[0])))
+        taste = np.asarray(self.truth.user_taste[u], dtype=np.float64)
+        shelves = []
+        for st in types:
+            tracks, title, sid = self._source(st, u, est, session, taste, context, rng, k)
+            tracks = list(dict.fromkeys(int(x) for x in tracks))[:k]
+            if tracks:
+                shelves.append(Shelf(sid, st, title, tuple(self.card(x) for x in tracks)))
+        return shelves
+
+    def _top(
+        self, pool: np.ndarray, est: np.ndarray, k: int, rng: np.random.Generator, temp: float = 0.3
+    ) -> np.ndarray:
+        """k tracks from ``pool`` drawn by softmax of the estimated score (no replacement)."""
+        pool = np.asarray(pool)
+        if len(pool) <= k:
+            return pool
+        s = est[pool] / temp
+        g = s + rng.gumbel(size=len(pool))
+        return pool[np.argpartition(-g, k)[:k]]
+
+    def _source(self, st, u, est, session, taste, context, rng, k):  # type: ignore[no-untyped-def]
+        t = self.truth
+        g_names = t.genres
+        if st == "discover_weekly":
+            pool = rng.choice(self.n_tracks, min(self.n_tracks, 1500), replace=False)
+            return self._top(pool, est, k, rng, 0.15), "Your Discover Weekly", "discover_weekly"
+        if st in ("because_you_listened", "best_of_artist", "jump_back_in"):
+            artists = np.array(sorted(self.tracks_by_artist))
+            aff = self.user_est[u] @ t.artist_vectors[artists].T
+            if st == "jump_back_in":
+                top = artists[np.argsort(-aff)[:5]]
+                pool = np.concatenate([self.tracks_by_artist[a] for a in top])
+                return self._top(pool, est, k, rng), "Jump back in", "jump_back_in"
+            a = artists[int(np.argmax(aff / 0.1 + rng.gumbel(size=len(aff))))]
+            artist_id = str(t.artist_ids[a])
+            name = self.artist_names.get(artist_id) or artist_id
+            if st == "best_of_artist":
+                pool = self.tracks_by_artist[a]
+                pool = pool[np.argsort(-t.track_popularity[pool])][: 2 * k]
+                return (
+                    self._top(pool, est, k, rng, 1.0),
+                    f"Best of {name}",
+                    f"best_of_artist:{artist_id}",
+                )
+            near = artists[np.argsort(-(t.artist_vectors[artists] @ t.artist_vectors[a]))[1:6]]
+            pool = np.concatenate([self.tracks_by_artist[x] for x in near])
+            return (
+                self._top(pool, est, k, rng),
+                f"Because you listened to {name}",
+                f"because_you_listened:{artist_id}",
+            )
+        if st == "keep_the_vibe_going":
+            pool = self.tracks_by_genre[session]
+            return self._top(pool, est, k, rng, 0.5), "Keep the vibe going", "keep_the_vibe_going"
+        if st == "popular_in_region":
+            pool = self.chart
+            sel = pool[
+                np.argsort(-(t.track_popularity[pool] * rng.lognormal(0, 0.5, len(pool))))[:k]
+            ]
+            return sel, f"Popular in {context.country}", f"popular_in_region:{context.country}"
+        if st == "friends_listening":
+            friend = int(
+                np.argmax(
+                    self.user_est @ self.user_est[u] / 0.2 + rng.gumbel(size=self.n_users) * 3
+                )
+            )
+            f_est = self.track_est @ self.user_est[friend]
+            pool = rng.choice(self.n_tracks, min(self.n_tracks, 800), replace=False)
+            return (
+                self._top(pool, f_est, k, rng, 0.2),
+                "Your friends are listening",
+                "friends_listening",
+            )
+        if st == "fresh_finds":
+            pool = rng.choice(self.cold, min(len(self.cold), 600), replace=False)
+            return self._top(pool, est, k, rng, 0.3), "Fresh finds", "fresh_finds"
+        if st == "genre_mix":
+            g = int(rng.choice(len(taste), p=taste / taste.sum()))
+            pool = self.tracks_by_genre[g]
+            w = t.track_popularity[pool]
+            sel = rng.choice(pool, min(k, len(pool)), replace=False, p=w / w.sum())
+            return sel, f"{g_names[g].title()} mix", f"genre_mix:{g_names[g]}"
+        if st == "new_releases":
+            return self._top(self.new, est, k, rng, 0.5), "New releases for you", "new_releases"
+        raise BanditInputError(f"shelf_types: unknown shelf type {st!r}")
+
+    # -- truth ------------------------------------------------------------------------------
+    def stream_probabilities(self, context: Context, shelves: list[Shelf]) -> list[np.ndarray]:
+        """The true slot-free P(stream) of each card of each shelf (examined slot)."""
+        u = self.user_index[context.user_id]
+        t = self.truth
+        uvec = t.user_vectors[u].astype(np.float64)
+        session = str(context.features.get("session_genre", ""))
+        out = []
+        for s in shelves:
+            idx = np.array([self.track_index[c.item_id] for c in s.cards])
+            logit = (
+                self._scale * (t.track_vectors[idx].astype(np.float64) @ uvec)
+                + self._track_logit_bias[idx]
+            )
+            same = np.array([t.genres[int(t.track_genre[i])] == session for i in idx])
+            appeal = logit + self.explanation[u, self._type_index.get(s.shelf_type, 0)]
+            play = _sigmoid(self.config.click_bias + appeal + self.config.session_boost * same)
+            out.append(play * _sigmoid(logit))
+        return out
+
+    def examination(
+        self, shelf_position: np.ndarray | int, card_position: np.ndarray | int
+    ) -> np.ndarray:
+        c = self.config
+        return np.power(c.shelf_decay, shelf_position) * np.power(c.card_decay, card_position)
+
+    def page_expected_reward(self, page: Page, probs: list[np.ndarray] | None = None) -> np.ndarray:
+        """The true expected reward of each shown card of a served page, shelf by shelf."""
+        shelves = list(page.shelves)
+        probs = probs if probs is not None else self.stream_probabilities(page.context, shelves)
+        out = []
+        for j, (p, idx) in enumerate(zip(probs, page.cards, strict=True)):
+            out.append(self.examination(j, np.arange(len(idx))) * p[list(idx)])
+        return np.concatenate(out)
+
+    def expected_value(
+        self, probs: list[np.ndarray], page_probs: PageProbabilities
+    ) -> tuple[float, int]:
+        """(expected total reward, number of slots) of a policy's page, from its exact position
+        probabilities, before any draw."""
+        total = 0.0
+        n_slots = 0
+        ps = page_probs.shelves
+        for j in range(ps.shape[0]):
+            for s, pc in enumerate(page_probs.cards):
+                if ps[j, s] == 0:
+                    continue
+                e = self.examination(j, np.arange(pc.shape[0]))
+                total += ps[j, s] * float(e @ (pc @ probs[s]))
+            n_slots += int(
+                sum(ps[j, s] * page_probs.cards[s].shape[0] for s in range(ps.shape[1])) + 0.5
+            )
+        return total, n_slots
+
+    def optimal_value(self, probs: list[np.ndarray], layout: PageLayout) -> float:
+        """The best page's expected total reward: cards by true probability, shelves by value."""
+        e_card = self.examination(0, np.arange(layout.n_cards))
+        values = []
+        for p in probs:
+            top = np.sort(p)[::-1][: layout.n_cards]
+            values.append(float(e_card[: len(top)] @ top))
+        best = np.sort(values)[::-1][: layout.n_shelves]
+        return float(self.examination(np.arange(len(best)), 0) @ best)

@@ -1,0 +1,285 @@
+"""Features of (context, shelf, card, slot) for the reward model and the linear policies.
+
+A feature is a name (``"device=ios"``, ``"uvec:3"``) and a value (1 for a categorical level, the
+number for a numeric one). `FeatureSpace` gives each name an index the first time it is seen,
+so new users, cards and shelves need no refit; index 0 is padding (value 0, never learned).
+Slot features (shelf position, card position) are *linear-only*: they enter the reward model
+as a position bias and never interact with the rest, so ranking by the slot-free score is the
+same at every position.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from deepcuts.bandit.types import BanditInputError, Card, Context, FeatureValue, Shelf
+
+PAD = "<pad>"
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """A batch of sparse rows: ``indices`` and ``values``, both shape (B, F) (padded with 0)."""
+
+    indices: np.ndarray
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.indices.shape != self.values.shape or self.indices.ndim != 2:
+            raise BanditInputError(
+                f"indices: shape {self.indices.shape} does not match values {self.values.shape} (need (B, F))"
+            )
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+    def take(self, rows: np.ndarray) -> FeatureRows:
+        return FeatureRows(self.indices[rows], self.values[rows])
+
+    @staticmethod
+    def stack(parts: Sequence[FeatureRows]) -> FeatureRows:
+        width = max(p.indices.shape[1] for p in parts)
+        n = sum(len(p) for p in parts)
+        idx = np.zeros((n, width), dtype=np.int64)
+        val = np.zeros((n, width))
+        r = 0
+        for p in parts:
+            k, w = p.indices.shape
+            idx[r : r + k, :w] = p.indices
+            val[r : r + k, :w] = p.values
+            r += k
+        return FeatureRows(idx, val)
+
+
+class FeatureSpace:
+    """Names to indices, growing as new names appear. Index 0 is padding."""
+
+    def __init__(self, names: Sequence[str] = (), linear_only: Sequence[bool] = ()):
+        self.names: list[str] = [PAD]
+        self.linear_only: list[bool] = [True]
+        self._index: dict[str, int] = {PAD: 0}
+        for name, lin in zip(names, linear_only, strict=True):
+            if name != PAD:
+                self.index(name, lin)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str, linear_only: bool = False) -> int:
+        i = self._index.get(name)
+        if i is None:
+            i = len(self.names)
+            self._index[name] = i
+            self.names.append(name)
+            self.linear_only.append(linear_only)
+        return i
+
+    def get(self, name: str) -> int | None:
+        return self._index.get(name)
+
+    def encode(
+        self, items: Sequence[tuple[str, float]], linear_only: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.fromiter(
+            (self.index(n, linear_only) for n, _ in items), dtype=np.int64, count=len(items)
+        )
+        val = np.fromiter((v for _, v in items), dtype=np.float64, count=len(items))
+        return idx, val
+
+
+def _named(prefix: str, features: dict | object) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    for key, value in features.items():  # type: ignore[attr-defined]
+        out.extend(_one(f"{prefix}{key}", value))
+    return out
+
+
+def _one(name: str, value: FeatureValue) -> list[tuple[str, float]]:
+    if isinstance(value, bool) or isinstance(value, str):
+        return [(f"{name}={value}", 1.0)]
+    if isinstance(value, int | np.integer):
+        return [(f"{name}={int(value)}", 1.0)]
+    return [(name, float(value))]
+
+
+@dataclass
+class Featurizer:
+    """Turns contexts, shelves, cards and slots into `FeatureRows` over one `FeatureSpace`.
+
+    Parameters
+    ----------
+    user_ids, item_ids : include one-hot user and item ids (the FM then learns an embedding per
+        user and per item).
+    vectors : include the user's and the card's vectors as numeric features.
+    hour_bucket : hours are grouped into buckets of this many hours.
+    space : the feature space (shared by every model that uses this featurizer).
+    """
+
+    user_ids: bool = True
+    item_ids: bool = True
+    vectors: bool = True
+    hour_bucket: int = 3
+    space: FeatureSpace = field(default_factory=FeatureSpace)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hour_bucket, int) or not 1 <= self.hour_bucket <= 24:
+            raise BanditInputError(
+                f"hour_bucket: must be an integer 1-24, not {self.hour_bucket!r}"
+            )
+        self._card_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    # -- named features ------------------------------------------------------------------
+    def context_items(self, context: Context) -> list[tuple[str, float]]:
+        items = [
+            (f"hour={context.hour // self.hour_bucket}", 1.0),
+            (f"weekday={context.weekday}", 1.0),
+            (f"weekend={context.weekday >= 5}", 1.0),
+            (f"device={context.device}", 1.0),
+            (f"country={context.country}", 1.0),
+        ]
+        if self.user_ids:
+            items.append((f"user={context.user_id}", 1.0))
+        items.extend(_named("ctx.", context.features))
+        if self.vectors and context.user_vector is not None:
+            items.extend((f"uvec:{i}", float(v)) for i, v in enumerate(context.user_vector))
+        return items
+
+    def shelf_items(self, shelf: Shelf) -> list[tuple[str, float]]:
+        return [(f"shelf_type={shelf.shelf_type}", 1.0)]
+
+    def card_items(self, card: Card) -> list[tuple[str, float]]:
+        items = [(f"kind={card.kind}", 1.0)]
+        if self.item_ids:
+            items.append((f"item={card.item_id}", 1.0))
+        items.extend(_named("card.", card.features))
+        if self.vectors and card.vector is not None:
+            items.extend((f"ivec:{i}", float(v)) for i, v in enumerate(card.vector))
+        return items
+
+    def slot_items(self, shelf_position: int, card_position: int) -> list[tuple[str, float]]:
+        return [(f"spos={shelf_position}", 1.0), (f"cpos={card_position}", 1.0)]
+
+    # -- encoded ------------------------------------------------------------------------
+    def encode_card(self, card: Card) -> tuple[np.ndarray, np.ndarray]:
+        hit = self._card_cache.get(card.item_id)
+        if hit is None:
+            hit = self.space.encode(self.card_items(card))
+            if len(self._card_cache) < 1_000_000:
+                self._card_cache[card.item_id] = hit
+        return hit
+
+    def encode_context(self, context: Context) -> tuple[np.ndarray, np.ndarray]:
+        last = getattr(self, "_last_context", None)
+        if last is not None and last[0] is context:
+            return last[1]
+        hit = self.space.encode(self.context_items(context))
+        self._last_context = (context, hit)
+        return hit
+
+    def rows(
+        self,
+        context: Context,
+        shelf: Shelf,
+        cards: Sequence[Card],
+        slots: Sequence[tuple[int, int]] | None = None,
+    ) -> FeatureRows:
+        """One row per card: context + shelf + card features (and the card's CF score, the
+        inner product of the user's and the card's vectors, when both exist), plus slot
+        features if ``slots`` (one (shelf position, card position) per card) is given.
+        Shape (len(cards), F)."""
+        ci, cv = self.encode_context(context)
+        si, sv = self.space.encode(self.shelf_items(shelf))
+        encoded = [self.encode_card(c) for c in cards]
+        width = max(len(i) for i, _ in encoded)
+        n = len(cards)
+        uv = context.user_vector if self.vectors else None
+        cf = uv is not None and all(
+            c.vector is not None and len(c.vector) == len(uv) for c in cards
+        )
+        extra = int(cf) + (2 if slots is not None else 0)
+        base = len(ci) + len(si)
+        idx = np.zeros((n, base + width + extra), dtype=np.int64)
+        val = np.zeros((n, base + width + extra))
+        idx[:, : len(ci)] = ci
+        val[:, : len(ci)] = cv
+        idx[:, len(ci) : base] = si
+        val[:, len(ci) : base] = sv
+        for r, (i, v) in enumerate(encoded):
+            idx[r, base : base + len(i)] = i
+            val[r, base : base + len(v)] = v
+        col = base + width
+        if cf:
+            idx[:, col] = self.space.index("cf_score")
+            val[:, col] = np.stack([c.vector for c in cards]) @ uv  # type: ignore[misc]
+            col += 1
+        if slots is not None:
+            if len(slots) != n:
+                raise BanditInputError(f"slots: {len(slots)} given for {n} cards")
+            for r, (j, k) in enumerate(slots):
+                idx[r, col : col + 2] = self.space.encode(self.slot_items(j, k), linear_only=True)[
+                    0
+                ]
+                val[r, col : col + 2] = 1.0
+        return FeatureRows(idx, val)
+
+    def slot_rows(self, slots: Sequence[tuple[int, int]]) -> FeatureRows:
+        """Only the slot features of each (shelf position, card position), shape (n, 2)."""
+        idx = np.zeros((len(slots), 2), dtype=np.int64)
+        val = np.ones((len(slots), 2))
+        for r, (j, k) in enumerate(slots):
+            idx[r] = self.space.encode(self.slot_items(j, k), linear_only=True)[0]
+        return FeatureRows(idx, val)
+
+    # -- fixed-size dense features (linear policies) ----------------------------------------
+    def dense(
+        self, rows: FeatureRows, context: Context, cards: Sequence[Card], n_buckets: int
+    ) -> np.ndarray:
+        """Fixed-size features for linear models, shape (n, 1 + n_buckets + d_u * d_i).
+
+        Categorical features are hashed into ``n_buckets`` (signed by a second hash bit); the
+        outer product of the user's and each card's vector is appended when both exist, so a
+        linear model can learn a bilinear taste match.
+        """
+        buckets = self._buckets(n_buckets)
+        n = len(rows)
+        out_cat = np.zeros((n, n_buckets))
+        b = buckets[rows.indices]
+        sign = self._signs[rows.indices]
+        valid = (b >= 0) & ~self._is_vector[rows.indices]
+        r = np.repeat(np.arange(n), rows.indices.shape[1]).reshape(rows.indices.shape)
+        np.add.at(out_cat, (r[valid], b[valid]), (rows.values * sign)[valid])
+        parts = [np.ones((n, 1)), out_cat]
+        if (
+            self.vectors
+            and context.user_vector is not None
+            and all(c.vector is not None for c in cards)
+        ):
+            iv = np.stack([c.vector for c in cards])
+            parts.append((context.user_vector[None, :, None] * iv[:, None, :]).reshape(n, -1))
+        return np.hstack(parts)
+
+    def _buckets(self, n_buckets: int) -> np.ndarray:
+        """Bucket, sign and is-vector flag of every index, extended as the space grows."""
+        if getattr(self, "_bucket_n", None) != n_buckets:
+            self._bucket_n = n_buckets
+            self._bucket_arr = np.zeros(0, dtype=np.int64)
+            self._signs = np.zeros(0)
+            self._is_vector = np.zeros(0, dtype=bool)
+        have = len(self._bucket_arr)
+        if have < len(self.space):
+            new = self.space.names[have:]
+            b = np.array([zlib.crc32(n.encode()) % n_buckets for n in new], dtype=np.int64)
+            if have == 0:
+                b[0] = -1
+            s = np.array([1.0 if zlib.adler32(n.encode()) & 1 else -1.0 for n in new])
+            v = np.array(
+                [n.startswith(("uvec:", "ivec:", "spos=", "cpos=")) for n in new], dtype=bool
+            )
+            self._bucket_arr = np.concatenate([self._bucket_arr, b])
+            self._signs = np.concatenate([self._signs, s])
+            self._is_vector = np.concatenate([self._is_vector, v])
+        return self._bucket_arr

@@ -1,0 +1,239 @@
+"""Impressions in the store: logging served pages, joining plays back as rewards, exporting.
+
+The ``impressions`` table (schema version 3) has one row per card shown on a served page:
+
+==========================  =====================================================================
+impression_id               unique id of the row
+page_id                     the served page (rows of a page share a context)
+user_id, served_at          who saw it and when (UTC)
+hour, weekday, device,      the context: local hour 0-23, weekday 0 = Monday, platform, country
+country
+context                     JSON of further context features (e.g. of the session)
+shelf_id, shelf_type,       the shelf (explanation) the card was on
+shelf_title
+item_id, item_kind,         the card: its id, kind (track, artist, playlist, album), the content
+content_type,               type that picks the success threshold, and JSON card features
+card_features
+shelf_position,             0-based slot of the card on the page
+card_position
+n_shelf_candidates,         how many shelves and cards the policy chose from (a page showing
+n_card_candidates           fewer than all candidates cannot be fully replayed from the log)
+policy_id, policy_version   which policy served it
+propensity                  P(this card of this shelf in this slot) = shelf_propensity *
+                            card_propensity (see ``deepcuts.bandit.types``)
+shelf_propensity,           P(shelf at its position), P(card at its position | shelf), and
+card_propensity,            P(the draws made | earlier positions)
+propensity_given_earlier
+reward, reward_at           1.0 for a stream of at least the threshold, 0.0 for none within the
+                            window; NULL until joined
+==========================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deepcuts.bandit.feedback import LoggedFeedback, feedback_from_frame, write_table
+from deepcuts.bandit.reward import SuccessRule
+from deepcuts.bandit.types import BanditInputError, Impression
+from deepcuts.store import Store
+
+COLUMNS = (
+    "impression_id", "page_id", "user_id", "served_at", "hour", "weekday", "device", "country",
+    "context", "shelf_id", "shelf_type", "shelf_title", "item_id", "item_kind", "content_type",
+    "card_features", "shelf_position", "card_position", "n_shelf_candidates", "n_card_candidates",
+    "policy_id", "policy_version", "propensity", "shelf_propensity", "card_propensity",
+    "propensity_given_earlier", "reward", "reward_at",
+)  # fmt: skip
+
+
+def _utc(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
+    return ts
+
+
+def _json(features: object) -> str:
+    def py(v: object) -> object:
+        return v.item() if isinstance(v, np.generic) else v
+
+    return json.dumps({k: py(v) for k, v in dict(features).items()}, sort_keys=True)  # type: ignore[call-overload]
+
+
+def impression_rows(impressions: Iterable[Impression]) -> pd.DataFrame:
+    """Impressions as rows of the ``impressions`` table."""
+    rows = []
+    for im in impressions:
+        c = im.context
+        rows.append(
+            (
+                im.impression_id, im.page_id, c.user_id, _utc(im.served_at), int(c.hour), int(c.weekday),
+                c.device, c.country, _json(c.features), im.shelf.shelf_id, im.shelf.shelf_type,
+                im.shelf.title, im.card.item_id, im.card.kind, im.card.content_type, _json(im.card.features),
+                int(im.shelf_position), int(im.card_position), im.n_shelf_candidates, im.n_card_candidates,
+                im.policy_id, im.policy_version, im.propensity, float(im.shelf_propensity),
+                float(im.card_propensity), float(im.propensity_given_earlier),
+                None if im.reward is None else float(im.reward), _utc(im.reward_at),
+            )
+        )  # fmt: skip
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    for name in ("n_shelf_candidates", "n_card_candidates"):
+        frame[name] = frame[name].astype("Int64")
+    frame["reward"] = frame["reward"].astype("Float64")
+    for name in ("served_at", "reward_at"):
+        frame[name] = pd.to_datetime(frame[name])
+    return frame
+
+
+def log_impressions(store: Store, impressions: Iterable[Impression]) -> int:
+    """Write impressions (e.g. ``page.impressions`` of a served page); returns rows written."""
+    frame = impression_rows(impressions)
+    if frame.empty:
+        return 0
+    store.conn.register("_new_impressions", frame)
+    try:
+        store.conn.execute(
+            f"INSERT INTO impressions ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM _new_impressions"
+        ).fetchall()
+    finally:
+        store.conn.unregister("_new_impressions")
+    return len(frame)
+
+
+def join_rewards(
+    store: Store,
+    rule: SuccessRule | None = None,
+    window: timedelta = timedelta(hours=1),
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Join plays back to impressions as rewards.
+
+    An impression whose reward is unknown gets 1.0 when the same user played its card (a listen
+    of that item, or a listen whose ``context_id`` is the card, e.g. a playlist) between the
+    time it was served and ``window`` later, for at least the rule's threshold for the card's
+    content type; ``reward_at`` is when the first such stream ended. Once the window has passed
+    (by ``now``, default the current time) without one, the reward is 0.0.
+    Returns counts: ``streamed`` and ``not_streamed`` set now.
+    """
+    rule = rule or SuccessRule()
+    if window <= timedelta(0):
+        raise BanditInputError(f"window: must be positive, not {window}")
+    now_ts = _utc(now or datetime.now(UTC))
+    seconds = window.total_seconds()
+    thresholds = pd.DataFrame(
+        {
+            "content_type": list(rule.by_content_type),
+            "threshold_ms": [rule.threshold_ms(k) for k in rule.by_content_type],
+        }
+    )
+    conn = store.conn
+    conn.register(
+        "_thresholds",
+        thresholds
+        if not thresholds.empty
+        else pd.DataFrame(
+            {"content_type": pd.Series([], dtype=str), "threshold_ms": pd.Series([], dtype="int64")}
+        ),
+    )
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        streamed = conn.execute(
+            """
+            WITH pending AS (
+                SELECT i.impression_id, i.user_id, i.item_id, i.served_at,
+                       coalesce(t.threshold_ms, ?) AS threshold_ms
+                FROM impressions i LEFT JOIN _thresholds t ON t.content_type = i.content_type
+                WHERE i.reward IS NULL
+            ), hits AS (
+                SELECT p.impression_id, min(l.played_at) AS first_stream
+                FROM pending p JOIN listens l
+                  ON l.user_id = p.user_id
+                 AND (l.item_id = p.item_id OR l.context_id = p.item_id)
+                 AND l.played_at >= p.served_at
+                 AND l.played_at <= p.served_at + to_microseconds(CAST(? * 1000000 AS BIGINT))
+                 AND l.ms_played >= p.threshold_ms
+                GROUP BY p.impression_id
+            )
+            UPDATE impressions SET reward = 1.0, reward_at = hits.first_stream
+            FROM hits WHERE impressions.impression_id = hits.impression_id
+            """,
+            [int(round(1000 * rule.seconds)), seconds],
+        ).fetchall()[0][0]
+        not_streamed = conn.execute(
+            """
+            UPDATE impressions
+               SET reward = 0.0, reward_at = served_at + to_microseconds(CAST(? * 1000000 AS BIGINT))
+             WHERE reward IS NULL
+               AND served_at + to_microseconds(CAST(? * 1000000 AS BIGINT)) <= ?
+            """,
+            [seconds, seconds, now_ts],
+        ).fetchall()[0][0]
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.unregister("_thresholds")
+    return {"streamed": int(streamed), "not_streamed": int(not_streamed)}
+
+
+def impressions_frame(
+    store: Store, policy_id: str | None = None, rewarded_only: bool = True
+) -> pd.DataFrame:
+    """The impressions table in the logged-table format (see ``deepcuts.bandit.feedback``):
+    ``item_id`` as ``action``, ``card_position`` as ``position``, context JSON as ``ctx.<name>``
+    columns and card features as ``card.<name>`` columns."""
+    where = []
+    params: list[object] = []
+    if rewarded_only:
+        where.append("reward IS NOT NULL")
+    if policy_id is not None:
+        where.append("policy_id = ?")
+        params.append(policy_id)
+    sql = (
+        "SELECT * FROM impressions"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY served_at, page_id, shelf_position, card_position"
+    )
+    cur = store.conn.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    frame = pd.DataFrame(cur.fetchall(), columns=names)
+    if frame.empty:
+        return frame.rename(columns={"item_id": "action", "card_position": "position"})
+    ctx = pd.json_normalize([json.loads(x or "{}") for x in frame.pop("context")]).add_prefix(
+        "ctx."
+    )
+    card = pd.json_normalize(
+        [json.loads(x or "{}") for x in frame.pop("card_features")]
+    ).add_prefix("card.")
+    frame = frame.rename(columns={"item_id": "action", "card_position": "position"})
+    return pd.concat([frame.reset_index(drop=True), ctx, card], axis=1)
+
+
+def read_store(store: Store, policy_id: str | None = None) -> tuple[LoggedFeedback, pd.DataFrame]:
+    """The store's rewarded impressions as `LoggedFeedback` (and the table it came from)."""
+    frame = impressions_frame(store, policy_id)
+    if frame.empty:
+        raise BanditInputError(
+            "impressions: the store has no impressions with rewards"
+            + (f" for policy {policy_id!r}" if policy_id else "")
+            + " (serve pages, then join plays with `join_rewards`)"
+        )
+    return feedback_from_frame(frame, source=f"store {store.path}"), frame
+
+
+def export_impressions(
+    store: Store, path: str | Path, policy_id: str | None = None, rewarded_only: bool = False
+) -> int:
+    """Write the impressions as a Parquet or CSV logged table; returns rows written."""
+    frame = impressions_frame(store, policy_id, rewarded_only)
+    write_table(frame, path)
+    return len(frame)

@@ -1,0 +1,482 @@
+"""The reward model: P(a shown card is streamed for 30 s or more), as in BaRT.
+
+`FactorizationMachine` is an order-2 factorization machine (Rendle, "Factorization Machines",
+ICDM 2010) with a logistic loss, trained online by AdaGrad on micro-batches with per-row
+weights. `RewardModel` puts it over the features of (user and context, shelf, card, slot):
+
+    logit P(stream) = w0 + sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j
+
+where slot features (shelf and card position) are linear-only, a position bias. Rows are
+weighted by their inverse propensity (clipped, then scaled to mean 1 within each batch) so the
+model is fitted as if actions had been chosen uniformly, not by the logging policy (BaRT,
+McInerney et al., RecSys 2018, section 4).
+
+`SuccessRule` says what counts as a success: a stream of at least 30 s by default, with a
+threshold per content type (a sleep playlist may need longer).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from deepcuts.bandit.features import FeatureRows, FeatureSpace, Featurizer
+from deepcuts.bandit.types import BanditInputError, Card, Context, Impression, Shelf
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SuccessRule:
+    """When a play of a card counts as a success (reward 1).
+
+    Parameters
+    ----------
+    seconds : the default threshold, 30 s as in BaRT.
+    by_content_type : thresholds in seconds for particular content types
+        (``{"sleep": 120}``); a card's ``content_type`` picks one.
+    """
+
+    seconds: float = 30.0
+    by_content_type: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (
+            isinstance(self.seconds, int | float)
+            and math.isfinite(self.seconds)
+            and self.seconds >= 0
+        ):
+            raise BanditInputError(f"seconds: must be a non-negative number, not {self.seconds!r}")
+        for kind, value in self.by_content_type.items():
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise BanditInputError(
+                    f"by_content_type: threshold for {kind!r} must be a non-negative number, not {value!r}"
+                )
+
+    def threshold_ms(self, content_type: str) -> int:
+        return int(round(1000 * self.by_content_type.get(content_type, self.seconds)))
+
+    def reward(self, ms_played: float | None, content_type: str = "track") -> float:
+        """1.0 if a play of ``ms_played`` milliseconds is a success for this content type."""
+        if ms_played is None:
+            return 0.0
+        return float(ms_played >= self.threshold_ms(content_type))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+class FactorizationMachine:
+    """Order-2 factorization machine for binary outcomes, trained online with AdaGrad.
+
+    Parameters
+    ----------
+    n_factors : k, the size of each feature's interaction vector.
+    learning_rate : AdaGrad step size.
+    reg_linear, reg_factors : L2 penalty on w and V, applied to the features a batch touches.
+    init_std : standard deviation of the initial V.
+    prior_rate : the initial predicted probability (sets w0 = logit(prior_rate)), so unseen
+        features start at a sensible rate rather than 0.5.
+    random_state : seed of the initialisation.
+
+    Attributes (fitted)
+    -------------------
+    w0_ : float; w_ : (n_features,); V_ : (n_features, k); linear_only_ : (n_features,) bool,
+    features without interactions (their V rows stay 0); n_updates_ : batches seen.
+
+    Features are the indices of `FeatureRows`; the arrays grow when a row uses a new index.
+
+    Example
+    -------
+    >>> fm = FactorizationMachine(n_factors=4, random_state=0)
+    >>> X = FeatureRows(np.array([[1, 2], [1, 3]]), np.ones((2, 2)))
+    >>> _ = fm.partial_fit(X, np.array([1.0, 0.0]))
+    >>> fm.predict_proba(X).shape
+    (2,)
+    """
+
+    def __init__(
+        self,
+        n_factors: int = 8,
+        learning_rate: float = 0.05,
+        reg_linear: float = 1e-4,
+        reg_factors: float = 1e-4,
+        init_std: float = 0.05,
+        prior_rate: float = 0.2,
+        random_state: int | None = None,
+    ):
+        self.n_factors = n_factors
+        self.learning_rate = learning_rate
+        self.reg_linear = reg_linear
+        self.reg_factors = reg_factors
+        self.init_std = init_std
+        self.prior_rate = prior_rate
+        self.random_state = random_state
+
+    def _validate(self) -> None:
+        if not isinstance(self.n_factors, int) or self.n_factors < 1:
+            raise BanditInputError(f"n_factors: must be a positive integer, not {self.n_factors!r}")
+        for name in ("learning_rate", "init_std"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise BanditInputError(f"{name}: must be a positive number, not {v!r}")
+        for name in ("reg_linear", "reg_factors"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise BanditInputError(f"{name}: must be a non-negative number, not {v!r}")
+        if not (isinstance(self.prior_rate, int | float) and 0 < self.prior_rate < 1):
+            raise BanditInputError(f"prior_rate: must be in (0, 1), not {self.prior_rate!r}")
+
+    # -- state --------------------------------------------------------------------------
+    def _init(self) -> None:
+        self._validate()
+        self._rng = np.random.default_rng(self.random_state)
+        self.w0_ = float(math.log(self.prior_rate / (1 - self.prior_rate)))
+        self.w_ = np.zeros(0)
+        self.V_ = np.zeros((0, self.n_factors))
+        self.linear_only_ = np.zeros(0, dtype=bool)
+        self._g0 = 0.0
+        self._gw = np.zeros(0)
+        self._gV = np.zeros((0, self.n_factors))
+        self.n_updates_ = 0
+
+    def _grow(self, n: int, linear_only: np.ndarray | None) -> None:
+        if not hasattr(self, "w0_"):
+            self._init()
+        have = len(self.w_)
+        if n > have:
+            cap = max(n, 2 * have, 64)
+            extra = cap - have
+            self.w_ = np.concatenate([self.w_, np.zeros(extra)])
+            self.V_ = np.vstack(
+                [self.V_, self._rng.normal(0.0, self.init_std, (extra, self.n_factors))]
+            )
+            self.linear_only_ = np.concatenate([self.linear_only_, np.zeros(extra, dtype=bool)])
+            self._gw = np.concatenate([self._gw, np.zeros(extra)])
+            self._gV = np.vstack([self._gV, np.zeros((extra, self.n_factors))])
+            self.V_[0] = 0.0
+            self.linear_only_[0] = True
+        if linear_only is not None and len(linear_only):
+            m = min(len(linear_only), len(self.linear_only_))
+            newly = linear_only[:m] & ~self.linear_only_[:m]
+            self.linear_only_[:m] |= linear_only[:m]
+            self.V_[:m][newly] = 0.0
+
+    @property
+    def n_features_(self) -> int:
+        return len(self.w_)
+
+    # -- prediction -----------------------------------------------------------------------
+    def _forward(self, X: FeatureRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        idx, val = X.indices, X.values
+        Vx = self.V_[idx] * val[..., None]  # (B, F, k)
+        s = Vx.sum(axis=1)  # (B, k)
+        inter = 0.5 * (s * s - (Vx * Vx).sum(axis=1)).sum(axis=1)
+        z = self.w0_ + (self.w_[idx] * val).sum(axis=1) + inter
+        return z, s, Vx
+
+    def decision_function(
+        self, X: FeatureRows, linear_only: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The logit of each row, shape (B,)."""
+        self._grow(int(X.indices.max(initial=0)) + 1, linear_only)
+        return self._forward(X)[0]
+
+    def predict_proba(self, X: FeatureRows, linear_only: np.ndarray | None = None) -> np.ndarray:
+        """P(success) of each row, shape (B,)."""
+        return _sigmoid(self.decision_function(X, linear_only))
+
+    # -- learning -------------------------------------------------------------------------
+    def partial_fit(
+        self,
+        X: FeatureRows,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        linear_only: np.ndarray | None = None,
+    ) -> FactorizationMachine:
+        """One AdaGrad step on the weighted logistic loss of a batch. Returns self.
+
+        ``y`` (B,) in [0, 1]; ``sample_weight`` (B,) non-negative, default 1.
+        """
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (len(X),):
+            raise BanditInputError(f"y: shape {y.shape} does not match {len(X)} rows")
+        if not np.all((y >= 0) & (y <= 1)):
+            raise BanditInputError("y: rewards must be in [0, 1]")
+        if sample_weight is None:
+            weight = np.ones(len(X))
+        else:
+            weight = np.asarray(sample_weight, dtype=np.float64)
+            if weight.shape != (len(X),) or not np.all(np.isfinite(weight)) or np.any(weight < 0):
+                raise BanditInputError("sample_weight: must be finite, non-negative, one per row")
+        if len(X) == 0:
+            return self
+        self._grow(int(X.indices.max(initial=0)) + 1, linear_only)
+        idx, val = X.indices, X.values
+        z, s, Vx = self._forward(X)
+        g = weight * (_sigmoid(z) - y)  # dL/dz, (B,)
+        lr = self.learning_rate
+        # bias
+        g0 = g.sum()
+        self._g0 += g0 * g0
+        self.w0_ -= lr * g0 / (math.sqrt(self._g0) + 1e-8)
+        # linear and factors, summed per feature over the batch
+        flat = idx.ravel()
+        touched, inv = np.unique(flat, return_inverse=True)
+        gx = (g[:, None] * val).ravel()
+        gw = np.bincount(inv, weights=gx, minlength=len(touched))
+        gw += self.reg_linear * self.w_[touched]
+        contrib = (g[:, None, None] * val[..., None] * (s[:, None, :] - Vx)).reshape(
+            -1, self.n_factors
+        )
+        gV = np.zeros((len(touched), self.n_factors))
+        np.add.at(gV, inv, contrib)
+        gV += self.reg_factors * self.V_[touched]
+        gV[self.linear_only_[touched]] = 0.0
+        self._gw[touched] += gw * gw
+        self.w_[touched] -= lr * gw / (np.sqrt(self._gw[touched]) + 1e-8)
+        self._gV[touched] += gV * gV
+        self.V_[touched] -= lr * gV / (np.sqrt(self._gV[touched]) + 1e-8)
+        self.w_[0] = 0.0
+        self.V_[0] = 0.0
+        self.n_updates_ += 1
+        return self
+
+    def fit(
+        self,
+        X: FeatureRows,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        linear_only: np.ndarray | None = None,
+        n_epochs: int = 5,
+        batch_size: int = 256,
+    ) -> FactorizationMachine:
+        """Several shuffled passes of `partial_fit` over the rows, from a fresh start."""
+        if not isinstance(n_epochs, int) or n_epochs < 1:
+            raise BanditInputError(f"n_epochs: must be a positive integer, not {n_epochs!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise BanditInputError(f"batch_size: must be a positive integer, not {batch_size!r}")
+        self._init()
+        y = np.asarray(y, dtype=np.float64)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        for _ in range(n_epochs):
+            order = self._rng.permutation(len(X))
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                self.partial_fit(X.take(rows), y[rows], None if w is None else w[rows], linear_only)
+        return self
+
+    # -- saving ---------------------------------------------------------------------------
+    def get_params(self) -> dict:
+        return {
+            k: getattr(self, k)
+            for k in (
+                "n_factors",
+                "learning_rate",
+                "reg_linear",
+                "reg_factors",
+                "init_std",
+                "prior_rate",
+                "random_state",
+            )
+        }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        n = self.n_features_
+        return {
+            "w0": np.array([self.w0_]),
+            "w": self.w_[:n],
+            "V": self.V_[:n],
+            "linear_only": self.linear_only_[:n],
+            "g0": np.array([self._g0]),
+            "gw": self._gw[:n],
+            "gV": self._gV[:n],
+            "n_updates": np.array([self.n_updates_]),
+        }
+
+    @classmethod
+    def from_arrays(cls, params: dict, arrays: Mapping[str, np.ndarray]) -> FactorizationMachine:
+        fm = cls(**params)
+        fm._init()
+        fm.w0_ = float(arrays["w0"][0])
+        fm.w_ = np.array(arrays["w"], dtype=np.float64)
+        fm.V_ = np.array(arrays["V"], dtype=np.float64).reshape(len(fm.w_), fm.n_factors)
+        fm.linear_only_ = np.array(arrays["linear_only"], dtype=bool)
+        fm._g0 = float(arrays["g0"][0])
+        fm._gw = np.array(arrays["gw"], dtype=np.float64)
+        fm._gV = np.array(arrays["gV"], dtype=np.float64).reshape(fm.V_.shape)
+        fm.n_updates_ = int(arrays["n_updates"][0])
+        return fm
+
+
+class RewardModel:
+    """P(stream) of a card of a shelf in a slot for a context: BaRT's reward model.
+
+    Parameters
+    ----------
+    featurizer : turns (context, shelf, card, slot) into features; a new one by default.
+    propensity_weighting : weight each logged impression by 1 / propensity.
+    max_weight : clip inverse-propensity weights at this value.
+    **fm_params : passed to `FactorizationMachine`.
+    """
+
+    def __init__(
+        self,
+        featurizer: Featurizer | None = None,
+        propensity_weighting: bool = True,
+        max_weight: float = 10.0,
+        **fm_params: object,
+    ):
+        if not (isinstance(max_weight, int | float) and max_weight >= 1):
+            raise BanditInputError(f"max_weight: must be a number >= 1, not {max_weight!r}")
+        self.featurizer = featurizer or Featurizer()
+        self.propensity_weighting = bool(propensity_weighting)
+        self.max_weight = float(max_weight)
+        self.fm = FactorizationMachine(**fm_params)  # type: ignore[arg-type]
+        self.fm._init()
+
+    @property
+    def space(self) -> FeatureSpace:
+        return self.featurizer.space
+
+    def _linear_only(self) -> np.ndarray:
+        return np.asarray(self.space.linear_only, dtype=bool)
+
+    # -- scoring --------------------------------------------------------------------------
+    def page_rows(
+        self, context: Context, shelves: Sequence[Shelf]
+    ) -> tuple[FeatureRows, np.ndarray]:
+        """Slot-free rows for every card of every shelf, stacked, and each shelf's row offset."""
+        parts = [self.featurizer.rows(context, s, s.cards) for s in shelves]
+        offsets = np.cumsum([0] + [len(s.cards) for s in shelves])
+        return FeatureRows.stack(parts), offsets
+
+    def logits_from_rows(self, rows: FeatureRows) -> np.ndarray:
+        return self.fm.decision_function(rows, self._linear_only())
+
+    def card_logits(self, context: Context, shelves: Sequence[Shelf]) -> list[np.ndarray]:
+        """Slot-free logits of each shelf's cards (one array per shelf): the ranking score."""
+        rows, offsets = self.page_rows(context, shelves)
+        z = self.logits_from_rows(rows)
+        return [z[offsets[i] : offsets[i + 1]] for i in range(len(shelves))]
+
+    def slot_logits(self, slots: Sequence[tuple[int, int]]) -> np.ndarray:
+        """The position bias of each (shelf position, card position), shape (n,)."""
+        rows = self.featurizer.slot_rows(slots)
+        self.fm._grow(int(rows.indices.max(initial=0)) + 1, self._linear_only())
+        return (self.fm.w_[rows.indices] * rows.values).sum(axis=1)
+
+    def predict_proba(
+        self,
+        context: Context,
+        shelf: Shelf,
+        cards: Sequence[Card],
+        slots: Sequence[tuple[int, int]],
+    ) -> np.ndarray:
+        """P(stream) of each card shown at its slot, shape (len(cards),)."""
+        rows = self.featurizer.rows(context, shelf, cards, slots)
+        return self.fm.predict_proba(rows, self._linear_only())
+
+    # -- learning -------------------------------------------------------------------------
+    def training_rows(
+        self, impressions: Sequence[Impression]
+    ) -> tuple[FeatureRows, np.ndarray, np.ndarray]:
+        """Rows, rewards and propensities of the impressions that have a reward (in order)."""
+        done = [im for im in impressions if im.reward is not None]
+        if not done:
+            return (
+                FeatureRows(np.zeros((0, 1), dtype=np.int64), np.zeros((0, 1))),
+                np.zeros(0),
+                np.zeros(0),
+            )
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(done):  # one featurizer call per (context, shelf)
+            groups.setdefault((id(im.context), id(im.shelf)), []).append(i)
+        parts, order = [], []
+        for members in groups.values():
+            first = done[members[0]]
+            parts.append(
+                self.featurizer.rows(
+                    first.context,
+                    first.shelf,
+                    [done[i].card for i in members],
+                    [(done[i].shelf_position, done[i].card_position) for i in members],
+                )
+            )
+            order.extend(members)
+        rows = FeatureRows.stack(parts).take(np.argsort(order))
+        y = np.array([float(im.reward) for im in done])  # type: ignore[arg-type]
+        p = np.array([im.propensity for im in done])
+        return rows, y, p
+
+    def weights(self, propensity: np.ndarray) -> np.ndarray:
+        if not self.propensity_weighting or len(propensity) == 0:
+            return np.ones(len(propensity))
+        w = np.minimum(1.0 / propensity, self.max_weight)
+        return w / w.mean()
+
+    def update(
+        self, impressions: Sequence[Impression], extra_weight: np.ndarray | None = None
+    ) -> RewardModel:
+        """One online step on impressions with rewards (a micro-batch). Returns self.
+
+        ``extra_weight`` (one per rewarded impression) multiplies the inverse-propensity
+        weights (Thompson sampling's bootstrap weights).
+        """
+        rows, y, p = self.training_rows(impressions)
+        if len(y) == 0:
+            return self
+        w = self.weights(p)
+        if extra_weight is not None:
+            w = w * extra_weight[: len(w)]
+        self.fm.partial_fit(rows, np.clip(y, 0.0, 1.0), w, self._linear_only())
+        return self
+
+    # -- saving ---------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Save as ``.npz`` (arrays) with JSON metadata inside; loads without pickle."""
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "kind": "deepcuts.bandit.RewardModel",
+            "fm_params": self.fm.get_params(),
+            "propensity_weighting": self.propensity_weighting,
+            "max_weight": self.max_weight,
+            "featurizer": {
+                "user_ids": self.featurizer.user_ids,
+                "item_ids": self.featurizer.item_ids,
+                "vectors": self.featurizer.vectors,
+                "hour_bucket": self.featurizer.hour_bucket,
+            },
+            "names": self.space.names,
+            "linear_only": self.space.linear_only,
+        }
+        arrays = self.fm.arrays()
+        np.savez(Path(path), meta=np.array(json.dumps(meta)), **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RewardModel:
+        with np.load(Path(path), allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if (
+                meta.get("format_version") != FORMAT_VERSION
+                or meta.get("kind") != "deepcuts.bandit.RewardModel"
+            ):
+                raise BanditInputError(
+                    f"path: {path} is not a deepcuts reward model of format {FORMAT_VERSION}"
+                )
+            arrays = {k: data[k] for k in data.files if k != "meta"}
+        space = FeatureSpace(meta["names"][1:], meta["linear_only"][1:])
+        model = cls(
+            Featurizer(space=space, **meta["featurizer"]),
+            propensity_weighting=meta["propensity_weighting"],
+            max_weight=meta["max_weight"],
+            **meta["fm_params"],
+        )
+        model.fm = FactorizationMachine.from_arrays(meta["fm_params"], arrays)
+        return model

@@ -1,0 +1,158 @@
+"""The factorization-machine reward model and the success rule."""
+
+import numpy as np
+import pytest
+
+from deepcuts.bandit import (
+    BanditInputError,
+    EpsilonGreedy,
+    FactorizationMachine,
+    PageLayout,
+    RewardModel,
+    SuccessRule,
+)
+from deepcuts.bandit.features import FeatureRows, Featurizer
+from tests.bandit_helpers import context, shelves
+
+
+def interaction_data(n=6000, seed=0):
+    """Users 1-10, items 11-30: P(y) depends only on a user x item interaction."""
+    rng = np.random.default_rng(seed)
+    users = rng.integers(1, 11, n)
+    items = rng.integers(11, 31, n)
+    taste = rng.normal(size=11)
+    kind = rng.normal(size=31)
+    logit = 2.5 * taste[users] * kind[items]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
+    X = FeatureRows(np.stack([users, items], axis=1), np.ones((n, 2)))
+    return X, y, logit
+
+
+def test_factorization_machine_learns_a_pairwise_interaction():
+    X, y, logit = interaction_data()
+    fm = FactorizationMachine(n_factors=4, learning_rate=0.1, random_state=0).fit(
+        X, y, n_epochs=8, batch_size=64
+    )
+    z = fm.decision_function(X)
+    assert np.corrcoef(z, logit)[0, 1] > 0.9
+    # a linear model cannot: the main effects carry nothing here
+    assert fm.n_features_ >= 31 and fm.n_updates_ > 0
+
+
+def test_online_updates_move_predictions_towards_the_rewards():
+    fm = FactorizationMachine(random_state=0, prior_rate=0.2)
+    X = FeatureRows(np.array([[1, 2]]), np.ones((1, 2)))
+    before = fm.predict_proba(X)[0]
+    assert before == pytest.approx(0.2, abs=0.01)
+    for _ in range(50):
+        fm.partial_fit(X, np.array([1.0]))
+    assert fm.predict_proba(X)[0] > 0.6
+
+
+def test_sample_weights_count_as_repeats():
+    X = FeatureRows(np.array([[1], [1]]), np.ones((2, 1)))
+    a = FactorizationMachine(random_state=0)
+    b = FactorizationMachine(random_state=0)
+    for _ in range(20):
+        a.partial_fit(X, np.array([1.0, 0.0]), np.array([3.0, 1.0]))
+        b.partial_fit(X, np.array([1.0, 0.0]), np.array([1.0, 1.0]))
+    assert a.predict_proba(X)[0] > b.predict_proba(X)[0]
+    # zero weight: no learning from that row
+    c = FactorizationMachine(random_state=0)
+    c.partial_fit(X.take(np.array([0])), np.array([1.0]), np.array([0.0]))
+    assert c.predict_proba(X.take(np.array([0])))[0] == pytest.approx(0.2)
+
+
+def test_slot_features_are_a_position_bias_only():
+    model = RewardModel(random_state=0)
+    ctx, cands = context(), shelves()
+    s = cands[0]
+    rows = model.featurizer.rows(ctx, s, s.cards, [(0, 0)] * len(s.cards))
+    model.fm.partial_fit(rows, np.ones(len(s.cards)), None, np.asarray(model.space.linear_only))
+    lin = np.asarray(model.space.linear_only)
+    slot_idx = [model.space.get("spos=0"), model.space.get("cpos=0")]
+    assert all(lin[i] for i in slot_idx)
+    assert np.all(model.fm.V_[slot_idx] == 0)
+    # the slot-free ranking score does not change with the slot
+    p00 = model.predict_proba(ctx, s, s.cards, [(0, 0)] * 4)
+    p33 = model.predict_proba(ctx, s, s.cards, [(3, 3)] * 4)
+    assert list(np.argsort(p00)) == list(np.argsort(p33))
+
+
+def test_inverse_propensity_weights_are_clipped_and_normalised():
+    model = RewardModel(max_weight=10)
+    w = model.weights(np.array([0.5, 0.01, 1.0]))
+    raw = np.array([2.0, 10.0, 1.0])
+    np.testing.assert_allclose(w, raw / raw.mean())
+    assert RewardModel(propensity_weighting=False).weights(np.array([0.5, 0.01])) == pytest.approx(
+        [1, 1]
+    )
+
+
+def test_reward_model_saves_and_loads_without_pickle(tmp_path):
+    policy = EpsilonGreedy(random_state=0)
+    ctx, cands = context(), shelves()
+    page = policy.select_page(ctx, cands, PageLayout(2, 2))
+    policy.update_params([im.with_reward(1.0) for im in page.impressions])
+    model = policy.reward_model
+    path = tmp_path / "reward.npz"
+    model.save(path)
+    loaded = RewardModel.load(path)
+    for a, b in zip(model.card_logits(ctx, cands), loaded.card_logits(ctx, cands), strict=True):
+        np.testing.assert_allclose(a, b)
+    np.savez(tmp_path / "bad.npz", meta=np.array('{"format_version": 99}'))
+    with pytest.raises(BanditInputError, match="path"):
+        RewardModel.load(tmp_path / "bad.npz")
+
+
+def test_success_rule_thresholds_per_content_type():
+    rule = SuccessRule(by_content_type={"sleep": 120})
+    assert rule.reward(30_000, "track") == 1.0
+    assert rule.reward(29_999, "track") == 0.0
+    assert rule.reward(60_000, "sleep") == 0.0
+    assert rule.reward(120_000, "sleep") == 1.0
+    assert rule.reward(None) == 0.0
+    assert SuccessRule(seconds=10).threshold_ms("anything") == 10_000
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: SuccessRule(seconds=-1), "seconds"),
+        (lambda: SuccessRule(by_content_type={"sleep": float("nan")}), "by_content_type"),
+        (lambda: FactorizationMachine(n_factors=0)._init(), "n_factors"),
+        (lambda: FactorizationMachine(learning_rate=0)._init(), "learning_rate"),
+        (lambda: FactorizationMachine(reg_linear=-1)._init(), "reg_linear"),
+        (lambda: FactorizationMachine(prior_rate=1.0)._init(), "prior_rate"),
+        (
+            lambda: FactorizationMachine().partial_fit(
+                FeatureRows(np.ones((2, 1), int), np.ones((2, 1))), np.ones(3)
+            ),
+            "y",
+        ),
+        (
+            lambda: FactorizationMachine().partial_fit(
+                FeatureRows(np.ones((1, 1), int), np.ones((1, 1))), np.array([2.0])
+            ),
+            "y",
+        ),
+        (
+            lambda: FactorizationMachine().partial_fit(
+                FeatureRows(np.ones((1, 1), int), np.ones((1, 1))), np.ones(1), np.array([-1.0])
+            ),
+            "sample_weight",
+        ),
+        (
+            lambda: FactorizationMachine().fit(
+                FeatureRows(np.ones((1, 1), int), np.ones((1, 1))), np.ones(1), n_epochs=0
+            ),
+            "n_epochs",
+        ),
+        (lambda: FeatureRows(np.ones((2, 2), int), np.ones((2, 3))), "indices"),
+        (lambda: RewardModel(max_weight=0.5), "max_weight"),
+        (lambda: Featurizer(hour_bucket=0), "hour_bucket"),
+    ],
+)
+def test_invalid_reward_model_arguments_name_the_argument(make, name):
+    with pytest.raises(BanditInputError, match=name):
+        make()
