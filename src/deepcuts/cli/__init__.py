@@ -11,10 +11,15 @@ from pathlib import Path
 import click
 
 from deepcuts import __version__
+from deepcuts.cli.bandit import ope, simulate_home
 from deepcuts.cli.common import EXIT_CONFIG, err
+from deepcuts.cli.content import audio, search, similar
+from deepcuts.cli.evaluate import evaluate
 from deepcuts.cli.ingest import ingest
 from deepcuts.cli.simulate import simulate
 from deepcuts.cli.store import init, quarantine, stats
+from deepcuts.cli.train import train, tune
+from deepcuts.cli.weekly import weekly
 from deepcuts.config import ConfigError, configure_logging, load_settings
 
 
@@ -53,5 +58,5 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
     configure_logging(ctx.obj.log_level)
 
 
-for command in (init, stats, quarantine, ingest, simulate):
+for command in (init, stats, quarantine, ingest, simulate, train, tune, evaluate, search, similar, audio, weekly, ope, simulate_home):
     main.add_command(command)

@@ -1,0 +1,218 @@
+"""`deepcuts search`, `deepcuts similar` and `deepcuts audio embed`: text and audio over the catalogue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from deepcuts.cli.common import (
+    EXIT_INPUT,
+    err,
+    handles_errors,
+    log,
+    open_store,
+    progress_bar,
+    settings,
+)
+
+
+def _cache_dir(ctx: click.Context, given: Path | None) -> Path:
+    """Where features and embeddings are cached: beside the store unless given."""
+    if given is not None:
+        return given
+    store = Path(settings(ctx).store)
+    return store.with_name(store.name + ".cache")
+
+
+class _Bar:
+    """A progress callback ``(stage, done, total)`` over one rich progress bar."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(stage, total=total)
+        self.bar.update(self.tasks[stage], completed=done, total=total)
+
+
+def _print_hits(hits, as_json: bool) -> None:
+    if as_json:
+        for h in hits:
+            click.echo(json.dumps({"item_id": h.item_id, "kind": h.kind, "name": h.name, "score": round(h.score, 4)}))
+        return
+    for rank, h in enumerate(hits, 1):
+        click.echo(f"{rank:>3}  {h.score:6.3f}  {h.kind:<6}  {h.item_id:<24}  {h.name}")
+
+
+@click.command()
+@click.argument("query")
+@click.option("-n", "--count", "n", default=10, show_default=True, type=click.IntRange(1), help="How many items.")
+@click.option(
+    "--by", type=click.Choice(["tfidf", "minilm", "hybrid"]), default="hybrid", show_default=True,
+    help="tfidf: matching words and tags; minilm: meaning (sentence embeddings); hybrid: both.",
+)
+@click.option("--kind", type=click.Choice(["track", "artist"]), help="Only tracks or only artists.")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where text embeddings are cached [default: STORE.cache beside the store].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+@handles_errors
+def search(ctx: click.Context, query: str, n: int, by: str, kind: str | None, cache_dir: Path | None, as_json: bool) -> None:
+    """Items whose tags, descriptions and playlist names match a free-text QUERY.
+
+    \b
+    Example:
+      deepcuts search "rainy sunday acoustic" -n 20 --kind track
+    """
+    from deepcuts.models.text import EmbeddingCache, TextSearch, load_item_texts
+
+    with open_store(ctx, read_only=True) as store:
+        texts = load_item_texts(store)
+    if len(texts) == 0:
+        err.print("[red]error:[/red] the catalogue is empty: ingest tracks or artists first", highlight=False)
+        raise SystemExit(EXIT_INPUT)
+    encoder = EmbeddingCache(_cache_dir(ctx, cache_dir) / "minilm.npz") if by != "tfidf" else None
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("encode documents", total=None)
+        index = TextSearch(by, encoder).fit(texts, lambda d, t: bar.update(task, completed=d, total=t))
+    hits = index.query(query, n=n, kind=kind)
+    if not hits:
+        err.print(f"no item matches {query!r}", highlight=False)
+    _print_hits(hits, as_json)
+
+
+@click.command()
+@click.argument("item")
+@click.option(
+    "--by", type=click.Choice(["audio", "text", "cf", "hybrid"]), default="hybrid", show_default=True,
+    help="audio: sound; text: what is written about it; cf: who plays it (predicted from text "
+    "and audio for items nobody has played); hybrid: all three.",
+)
+@click.option("-n", "--count", "n", default=10, show_default=True, type=click.IntRange(1), help="How many items.")
+@click.option("--any-kind", is_flag=True, help="Artists and tracks alike (default: the item's own kind).")
+@click.option("--text-by", type=click.Choice(["tfidf", "minilm", "hybrid"]), default="tfidf", show_default=True,
+              help="The text view: words and tags, sentence embeddings, or both.")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where audio features and text embeddings are cached [default: STORE.cache].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+@handles_errors
+def similar(
+    ctx: click.Context, item: str, by: str, n: int, any_kind: bool, text_by: str, cache_dir: Path | None, as_json: bool
+) -> None:
+    """Items most like ITEM (an id, or an exact name) by audio, text, CF vectors or all three.
+
+    \b
+    Example:
+      deepcuts similar t000042 --by audio
+      deepcuts similar "lastfm:artist:89" --by hybrid -n 20
+    """
+    from deepcuts.models.coldstart import ItemSimilarity
+    from deepcuts.models.text import EmbeddingCache
+
+    cache = _cache_dir(ctx, cache_dir)
+    with open_store(ctx, read_only=True) as store, progress_bar(transient=True) as bar:
+        encoder = EmbeddingCache(cache / "minilm.npz") if text_by != "tfidf" else None
+        sim = ItemSimilarity(store, audio_cache=cache / "audio", text_by=text_by, encoder=encoder,
+                             seed=settings(ctx).seed, progress=_Bar(bar))  # fmt: skip
+        try:
+            hits = sim.similar(item, by=by, n=n, kind=None if any_kind else "same")
+        except KeyError as exc:
+            err.print(f"[red]error:[/red] {exc.args[0]}", highlight=False)
+            raise SystemExit(EXIT_INPUT) from exc
+        except LookupError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise SystemExit(EXIT_INPUT) from exc
+    _print_hits(hits, as_json)
+
+
+@click.group()
+def audio() -> None:
+    """Audio features and embeddings of audio files."""
+
+
+@audio.command("embed")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The Parquet file to write: one row per audio file.")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A trained audio CNN (.npz): the embedding is its predicted CF vector. Without "
+              "one, the embedding is the summary features standardised over the files given.")
+@click.option("--excerpt-s", default=30.0, show_default=True, type=click.FloatRange(min=1.0),
+              help="Seconds analysed, from the middle of each file.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 16), help="Processes.")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Feature cache, by file content [default: STORE.cache/audio].")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the feature cache.")
+@click.pass_context
+@handles_errors
+def embed(
+    ctx: click.Context, paths: tuple[Path, ...], out: Path, model: Path | None, excerpt_s: float,
+    workers: int, cache_dir: Path | None, no_cache: bool,
+) -> None:
+    """Summary features and an embedding for each audio file in PATHS (files or folders).
+
+    Decodes WAV, FLAC, Ogg Vorbis, Opus and MP3. A file that is unreadable, corrupt, empty or
+    silent gets a row with its reason in `error` (and no features), and the batch goes on.
+
+    \b
+    Example:
+      deepcuts audio embed music/ --out embeddings.parquet
+    """
+    from deepcuts.io.files import expand
+    from deepcuts.models.audio import AudioConfig, AudioToCF, extract
+    from deepcuts.models.audio.decode import AUDIO_PATTERNS
+    from deepcuts.models.audio.embed import embedding_table, write_parquet
+
+    files = expand(paths, AUDIO_PATTERNS)
+    config = AudioConfig(excerpt_s=excerpt_s)
+    cache = None if no_cache else (cache_dir or _cache_dir(ctx, None) / "audio")
+    network = AudioToCF.load(model) if model else None
+    with progress_bar() as bar:
+        task = bar.add_task("audio features", total=len(files))
+        result = extract(
+            files, config, cache_dir=cache, keep_log_mel=network is not None, workers=workers,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    table = embedding_table([str(f) for f in files], result, network)
+    write_parquet(table, out)
+    for failure in result.failures:
+        err.print(f"[yellow]skipped[/yellow] {failure.path}: {failure.reason}", highlight=False)
+    log.info("audio features: %s", ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
+    click.echo(
+        f"{out}: {len(result.features)} of {len(files)} files embedded "
+        f"({result.from_cache} from the cache), {len(result.failures)} skipped"
+    )
+    if not result.features:
+        raise SystemExit(EXIT_INPUT)
+
+
+# -- for `deepcuts evaluate --cold-items FRACTION` ------------------------------------------------
+def run_cold_items(
+    ctx: click.Context,
+    store,
+    fraction: float,
+    *,
+    seeds: list[int],
+    k: int,
+    cold_text: str = "others",
+    cache_dir: Path | None = None,
+) -> dict:
+    """Run the cold-items evaluation on an open store, print its table, return its JSON dict.
+
+    Called by `deepcuts evaluate` when ``--cold-items FRACTION`` is given.
+    """
+    from deepcuts.evaluation.coldstart import ColdItemsConfig, evaluate_cold_items
+
+    config = ColdItemsConfig(
+        fraction=fraction, k=k, seeds=tuple(seeds), cold_text=cold_text,
+        audio_cache=str(_cache_dir(ctx, cache_dir) / "audio"),
+    )  # fmt: skip
+    with progress_bar(transient=True) as bar:
+        report = evaluate_cold_items(store, config, progress=_Bar(bar))
+    click.echo(report.markdown())
+    return report.to_dict()
