@@ -62,3 +62,11 @@ def test_wrong_input_gets_a_clear_error_and_exit_code(run_cli, args, code, messa
 def test_bad_setting_is_named(run_cli, monkeypatch):
     monkeypatch.setenv("DEEPCUTS_SEED", "abc")
     assert "seed must be an integer" in run_cli("stats", expect=5).output
+
+
+def test_evaluate_cold_items_on_hetrec_text(run_cli, tmp_path):
+    out = tmp_path / "cold.json"
+    run_cli("evaluate", "--dataset", "lastfm-hetrec", HETREC, "--cold-items", "0.2", "--seeds", "0", "--k", "50", "--json", out)
+    recall = json.loads(out.read_text())["cold_items"]["recall"]
+    assert recall["text"]["mean"] > 0.41  # the bar, from text alone
+    assert recall["random"]["mean"] < 0.05

@@ -88,6 +88,12 @@ def bar_progress(bar, task):
               help="user-holdout: a random share of each user's items; time: the last "
                    "--test-days of listening [default: user-holdout; for --surface weekly, time "
                    "where the listens have times].")
+@click.option("--cold-items", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="FRACTION",
+              help="Hold this share of items out of all training (cold) and measure Recall@K among "
+                   "them, for the users who played them: text, audio and their hybrid against random.")
+@click.option("--cold-text", type=click.Choice(["others", "editorial"]), default="others", show_default=True,
+              help="--cold-items: a cold item's text is everyone's tags but the scored user's "
+                   "(others), or only its catalogue text (editorial), as for a new release.")
 @click.option("--surface", type=click.Choice(["models", "weekly"]), default="models", show_default=True,
               help="models: the models side by side; weekly: Discover Weekly against plain CF top-30 "
                    "(same model, same never-played filter).")
@@ -114,6 +120,8 @@ def evaluate(
     ctx: click.Context,
     dataset: tuple[str, str] | None,
     split_kind: str | None,
+    cold_items: float | None,
+    cold_text: str,
     surface: str,
     test_fraction: float,
     min_items: int,
@@ -138,6 +146,9 @@ def evaluate(
     on raw play counts.
     """
     seed_list = parse_seeds(seeds)
+    if cold_items is not None:
+        _evaluate_cold(ctx, dataset, cold_items, cold_text, seed_list, k, json_out)
+        return
     if surface == "weekly":
         _evaluate_weekly(ctx, dataset, split_kind, test_fraction, min_items, test_days, seed_list, params_value, json_out)
         return
@@ -179,6 +190,23 @@ def evaluate(
     for path in written:
         log.info("wrote %s", path)
         err.print(f"wrote {path}", highlight=False)
+
+
+def _evaluate_cold(ctx, dataset, fraction, cold_text, seeds, k, json_out) -> None:
+    """`evaluate --cold-items`: ranking items nobody played in training, from text and audio."""
+    from deepcuts.cli.content import run_cold_items
+
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("loading data", total=None)
+        store = dataset_store(dataset[0], [dataset[1]], bar_progress(bar, task)) if dataset else open_store(ctx, read_only=True)
+    try:
+        summary = {"cold_items": run_cold_items(ctx, store, fraction, seeds=seeds, k=k, cold_text=cold_text)}
+    except SplitError as exc:
+        data_error(exc)
+    finally:
+        store.close()
+    if json_out:
+        err.print(f"wrote {write_json(summary, json_out)}", highlight=False)
 
 
 def _evaluate_weekly(ctx, dataset, split_kind, test_fraction, min_items, test_days, seeds, params_value, json_out) -> None:

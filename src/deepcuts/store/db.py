@@ -95,7 +95,13 @@ class Store:
             except Exception:
                 self.conn.execute("ROLLBACK")
                 raise
-            log.info("store %s migrated to schema version %d", self.path, migration.version)
+            # A throwaway in-memory store migrating is routine; a file migrating is news.
+            log.log(
+                logging.DEBUG if self.path == ":memory:" else logging.INFO,
+                "store %s migrated to schema version %d",
+                self.path,
+                migration.version,
+            )
             applied.append(migration.version)
         return applied
 
