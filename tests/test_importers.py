@@ -161,3 +161,18 @@ def test_hetrec_real_folder_counts_and_idempotence(store):
     assert plays == [(13883,)]
     ingest(store, "lastfm-hetrec", HETREC)
     assert store.stats() == stats
+
+
+def test_native_relative_audio_paths_are_resolved_beside_the_file(store, tmp_path):
+    (tmp_path / "tracks.csv").write_text(
+        "track_id,audio_path\nt1,audio/t1.wav\nt2,/abs/t2.wav\nt3,https://example.org/t3.mp3\nt4,\n"
+    )
+    ingest(store, "native", tmp_path / "tracks.csv")
+    ingest(store, "native", tmp_path / "tracks.csv")  # again: nothing is prefixed twice
+    paths = dict(store.conn.execute("SELECT track_id, audio_path FROM tracks").fetchall())
+    assert paths == {
+        "t1": str(tmp_path.resolve() / "audio" / "t1.wav"),
+        "t2": "/abs/t2.wav",
+        "t3": "https://example.org/t3.mp3",
+        "t4": None,
+    }

@@ -71,7 +71,18 @@ class NativeImporter:
                 _load_parquet(load, path, table)
             else:
                 _load_jsonl(load, path, table)
+            if table == "tracks":
+                _resolve_audio_paths(store, path.parent)
         return load.counts
+
+
+def _resolve_audio_paths(store: Store, folder: Path) -> None:
+    """Relative audio paths name files beside the ingested file: make them absolute."""
+    store.conn.execute(
+        "UPDATE tracks SET audio_path = ? || '/' || audio_path WHERE audio_path IS NOT NULL "
+        "AND NOT starts_with(audio_path, '/') AND NOT regexp_matches(audio_path, '^[A-Za-z][A-Za-z0-9+.-]*:')",
+        [str(folder.resolve())],
+    )
 
 
 def _load_csv(conn: duckdb.DuckDBPyConnection, load: FileLoad, path: Path, table: str) -> None:
