@@ -136,3 +136,18 @@ def test_weekly_keeps_cf_hit_rate_with_more_variety(tmp_path):
     assert weekly["intra_list_diversity"] > plain["intra_list_diversity"]
     assert weekly["long_tail_share"] > plain["long_tail_share"]
     assert weekly["distinct_artists"] > plain["distinct_artists"]
+
+
+def test_content_neighbours_bring_in_tracks_nobody_played(world):
+    from deepcuts.surfaces.weekly import store_content_vectors
+
+    store = world
+    monday = parse_week(WEEK)
+    inter = build_interactions(store, until=datetime.combine(monday, datetime.min.time()))
+    model = make_model("als", {"factors": 32, "iterations": 10, "random_state": 0}).fit(inter.matrix)
+    dw = DiscoverWeekly(store, model, inter, monday, content_vectors=store_content_vectors(store, inter.items))
+    lists = list(dw.build(np.arange(60)))
+    unplayed = dw.world.catalogue.plays == 0
+    cold = [t for wl in lists for t in wl.tracks if unplayed[t.item]]
+    assert cold, "no never-played track reached any list"
+    assert any(t.reason.startswith("Sounds like") for wl in lists for t in wl.tracks)

@@ -35,7 +35,7 @@ from deepcuts.signals import (
     build_side_info,
     positive_part,
 )
-from deepcuts.surfaces.weekly import DiscoverWeekly, learn_ranker
+from deepcuts.surfaces.weekly import DiscoverWeekly, learn_ranker, store_content_vectors
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def evaluate_weekly(
     until = split.until or datetime.combine(datetime.now().date(), datetime.min.time())
     week_start = until.date()
     ranker = None
+    content = store_content_vectors(data.store, data.items)
     if split.until is not None:  # listening with times: learn the ranker on the week before
         report(1, 3, "learning the ranker on the week before")
 
@@ -84,9 +85,12 @@ def evaluate_weekly(
             lambda t: build_interactions(data.store, confidence, users=data.users, items=data.items, until=t),
             week_start,
             seed=seed,
+            content_vectors=content,
         )
     played = None if split.until is not None else _seen(train)
-    dw = DiscoverWeekly(data.store, model, inter, week_start, ranker=ranker, played=played, until=until)
+    dw = DiscoverWeekly(
+        data.store, model, inter, week_start, ranker=ranker, played=played, until=until, content_vectors=content
+    )
     users = split.test_users
     if max_users is not None and len(users) > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))

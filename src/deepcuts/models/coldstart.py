@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from deepcuts.models.base import Recommender, top_n
+from deepcuts.signals.ids import IdMap
 from deepcuts.store import Store
 
 MIN_STREAM_MS = 30_000  # a stream shorter than this is a skip, not a play
@@ -479,3 +480,37 @@ class ItemSimilarity:
             for j, v in zip(ids[0], vals[0], strict=True)
             if j >= 0
         ]
+
+
+def content_vectors(
+    store: Store, items: IdMap, *, audio_cache: str | Path | None = None, dims: int = 64
+) -> np.ndarray | None:
+    """(n_items, d) unit content vectors of `items`: the text and audio views side by side.
+
+    Each view's rows are unit vectors (zero where the item has no such content; the sparse
+    TF-IDF view reduced to its `dims` main directions first), scaled so that the dot product of
+    two items is the mean of their per-view cosines. None where the store
+    has neither text nor audio. Surfaces use it for "sounds like" neighbours and fresh tracks.
+    """
+    similarity = ItemSimilarity(store, audio_cache=audio_cache)
+    views = []
+    for view in (similarity.view("text"), similarity.view("audio")):
+        if view is None or view.shape[1] == 0:
+            continue
+        if sp.issparse(view):  # TF-IDF over the whole vocabulary: keep its main directions
+            from sklearn.decomposition import TruncatedSVD
+
+            k = min(dims, view.shape[1] - 1, view.shape[0] - 1)
+            if k < 1:
+                continue
+            view = TruncatedSVD(k, random_state=0).fit_transform(view)
+        norms = np.linalg.norm(view, axis=1, keepdims=True)
+        views.append(np.asarray(view, np.float32) / np.where(norms == 0, 1, norms))
+    if not views:
+        return None
+    stacked = np.hstack(views) / np.sqrt(len(views))
+    out = np.zeros((len(items), stacked.shape[1]), np.float32)
+    rows = np.array([similarity.index.get(i, -1) for i in items.ids])
+    out[rows >= 0] = stacked[rows[rows >= 0]]
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms == 0, 1, norms)

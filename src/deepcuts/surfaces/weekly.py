@@ -630,6 +630,8 @@ def prepare_weekly(
     if ranker not in RANKERS:
         raise ValueError(f"ranker must be one of {', '.join(RANKERS)}, not {ranker!r}")
     trained = load_trained(store, model_id)
+    if content_vectors is None:
+        content_vectors = store_content_vectors(store, trained.items)
     until = datetime.combine(week_start, datetime.min.time())
     known = set(trained.users.ids.tolist())
     everyone = [u for (u,) in store.conn.execute("SELECT user_id FROM users ORDER BY user_id").fetchall()]
@@ -649,8 +651,16 @@ def prepare_weekly(
             fit_model,
             lambda t: build_interactions(store, trained.confidence, until=t),
             week_start,
-            content_vectors=None,
+            content_vectors=content_vectors,
         )
         if learned is None and ranker == "learned":
             raise ValueError("no streams in the week before to learn a ranker from: use --ranker blend")
     return DiscoverWeekly(store, trained.model, inter, week_start, content_vectors=content_vectors, ranker=learned, config=config)
+
+
+def store_content_vectors(store: Store, items: IdMap) -> np.ndarray | None:
+    """Text and audio vectors of the store's items (audio features cached beside the store)."""
+    from deepcuts.models.coldstart import content_vectors
+
+    cache = None if store.path == ":memory:" else f"{store.path}.cache/audio"
+    return content_vectors(store, items, audio_cache=cache)
