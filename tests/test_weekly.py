@@ -151,3 +151,22 @@ def test_content_neighbours_bring_in_tracks_nobody_played(world):
     cold = [t for wl in lists for t in wl.tracks if unplayed[t.item]]
     assert cold, "no never-played track reached any list"
     assert any(t.reason.startswith("Sounds like") for wl in lists for t in wl.tracks)
+
+
+def test_large_catalogue_path_retrieves_from_hnsw_with_the_same_rules(world):
+    """Forcing the HNSW path on the small world: same invariants, lists close to exact ones."""
+    from deepcuts.surfaces.weekly import WeeklyConfig
+
+    exact, inter = weekly(world, WEEK)
+    ann, _ = weekly(world, WEEK, config=WeeklyConfig(exact_max_items=100))
+    assert exact.index is None and ann.index is not None
+    users = np.arange(50)
+    exact_lists = [{t.item for t in wl.tracks} for wl in exact.build(users)]
+    ann_lists = list(ann.build(users))
+    forbidden = ann.forbidden
+    overlap = []
+    for wl, ref in zip(ann_lists, exact_lists, strict=True):
+        items = [t.item for t in wl.tracks]
+        assert len(items) == 30 and not forbidden[wl.user, items].toarray().any()
+        overlap.append(len(set(items) & ref) / 30)
+    assert np.mean(overlap) > 0.8

@@ -9,6 +9,7 @@ region, depending on the source), from which the explanation is written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
@@ -78,13 +79,14 @@ class UserBatch:
     scores: np.ndarray
     _ranked: tuple[np.ndarray, np.ndarray] | None = None
     _favourites: np.ndarray | None = None
+    retrieve: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None  # ANN top-k, if any
 
     RANKED = 500
 
     def ranked(self) -> tuple[np.ndarray, np.ndarray]:
         """(n, 500) items and scores: each user's best allowed items by the model, best first."""
         if self._ranked is None:
-            self._ranked = top_k_masked(self.scores, self.RANKED)
+            self._ranked = self.retrieve(self.RANKED) if self.retrieve else top_k_masked(self.scores, self.RANKED)
         return self._ranked
 
     def favourites(self, k: int = 30) -> np.ndarray:

@@ -42,6 +42,7 @@ from deepcuts.candidates.sources import (
     RegionSource,
     TasteClusterSource,
 )
+from deepcuts.index import EXACT_MAX_ITEMS, VoyagerIndex
 from deepcuts.models.base import Recommender
 from deepcuts.ranking.features import Pool, merge
 from deepcuts.ranking.ranker import BLEND_WEIGHTS, BlendRanker, LearnedRanker
@@ -116,6 +117,7 @@ class WeeklyConfig:
     novelty_weight: float = 0.0
     seed: int = 0
     n_clusters: int | None = None  # taste clusters over items; None: from the catalogue size
+    exact_max_items: int = EXACT_MAX_ITEMS  # above this, the model's top items come from HNSW
 
 
 class DiscoverWeekly:
@@ -160,6 +162,7 @@ class DiscoverWeekly:
         self.config = config or WeeklyConfig()
         self.world = self._world(content_vectors)
         self.forbidden = self._forbidden()
+        self.index = self._index()
 
     # -- what is the same for every user -------------------------------------------------
     def _world(self, content_vectors: np.ndarray | None) -> World:
@@ -202,13 +205,29 @@ class DiscoverWeekly:
         out.data[:] = 1
         return out
 
+    def _index(self) -> VoyagerIndex | None:
+        """For catalogues too large to score exhaustively, and factor models: an HNSW index
+        from which the model's own top items are retrieved."""
+        items = getattr(self.model, "item_factors_", None)
+        if items is None or not hasattr(self.model, "user_vectors") or len(items) <= self.config.exact_max_items:
+            return None
+        return VoyagerIndex(items, seed=self.config.seed)
+
     # -- per batch -----------------------------------------------------------------------
     def batch(self, users: np.ndarray) -> UserBatch:
         rows = self.interactions.matrix[users]
         scores = np.asarray(self.model.score(users, rows), np.float32).copy()
-        forbidden = self.forbidden[users].tocoo()
-        scores[forbidden.row, forbidden.col] = -np.inf
-        return UserBatch(users=users, history=rows, forbidden=self.forbidden[users], scores=scores)
+        forbidden = self.forbidden[users]
+        coo = forbidden.tocoo()
+        scores[coo.row, coo.col] = -np.inf
+        retrieve = None
+        if self.index is not None:
+            vectors = self.model.user_vectors(users, rows)
+
+            def retrieve(k: int) -> tuple[np.ndarray, np.ndarray]:
+                return self.index.search(vectors, k, exclude=forbidden)
+
+        return UserBatch(users=users, history=rows, forbidden=forbidden, scores=scores, retrieve=retrieve)
 
     def pool(self, batch: UserBatch) -> Pool:
         proposals: list[Candidates] = [s.generate(batch, self.world) for s in self.sources]
