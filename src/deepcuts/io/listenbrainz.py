@@ -17,7 +17,7 @@ from pathlib import Path
 from deepcuts.io.errors import FormatError
 from deepcuts.io.files import expand
 from deepcuts.io.jsonscan import scan_array, scan_lines
-from deepcuts.io.rows import Rows
+from deepcuts.io.rows import Rows, load_listen_records
 from deepcuts.store import FileLoad, IngestCounts, Store
 
 EXPECTED = "a ListenBrainz listens export (listens with listened_at and track_metadata)"
@@ -46,6 +46,11 @@ def _artist(meta: dict, info: dict) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _check_first(path: Path, listen: dict) -> None:
+    if "listened_at" not in listen and "track_metadata" not in listen:
+        raise FormatError(f"{path}: expected {EXPECTED}; the first record has {', '.join(sorted(listen)[:8])}")
+
+
 class ListenBrainzImporter:
     """ListenBrainz listens exports."""
 
@@ -62,28 +67,8 @@ class ListenBrainzImporter:
         with open(path, encoding="utf-8-sig", errors="replace") as handle:
             head = handle.read(1024).lstrip()
         records = scan_array(path, EXPECTED) if head.startswith("[") else scan_lines(path)
-        rows = Rows()
         with FileLoad(store, self.name, str(path)) as load:
-            checked = False
-            for record in records:
-                if record.error:
-                    load.reject(record.line, record.error, record.raw, "listens")
-                    continue
-                listen = record.value
-                if not isinstance(listen, dict):
-                    load.reject(record.line, "expected a JSON object", record.raw, "listens")
-                    continue
-                if not checked:
-                    if "listened_at" not in listen and "track_metadata" not in listen:
-                        raise FormatError(
-                            f"{path}: expected {EXPECTED}; the first record has "
-                            f"{', '.join(sorted(listen)[:8])}"
-                        )
-                    checked = True
-                reason = self._add(rows, record.line, listen)
-                if reason:
-                    load.reject(record.line, reason, record.raw, "listens")
-            rows.load(load, counted=("listens",))
+            load_listen_records(load, records, lambda listen: _check_first(path, listen), self._add)
         return load.counts
 
     def _add(self, rows: Rows, line: int, listen: dict) -> str | None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 
 import pyarrow as pa
 
+from deepcuts.io.jsonscan import Record
 from deepcuts.store import TABLES, FileLoad
 
 
@@ -37,3 +39,30 @@ class Rows:
             columns = {c: pa.array([as_text(v.get(c)) for _, v in rows], pa.string()) for c in names}
             columns["_line"] = pa.array([line for line, _ in rows], pa.int64())
             load.add_arrow(table, pa.table(columns), counted=table in counted)
+
+
+def load_listen_records(
+    load: FileLoad,
+    records: Iterable[Record],
+    check_first: Callable[[dict], None],
+    add: Callable[[Rows, int, dict], str | None],
+) -> None:
+    """Turn JSON listen records into rows: unparseable records and records `add` rejects (it
+    returns the reason) are quarantined; `check_first` sees the first object and raises
+    `FormatError` if the file is not in the expected format at all."""
+    rows = Rows()
+    first = True
+    for record in records:
+        if record.error:
+            load.reject(record.line, record.error, record.raw, "listens")
+            continue
+        if not isinstance(record.value, dict):
+            load.reject(record.line, "expected a JSON object", record.raw, "listens")
+            continue
+        if first:
+            check_first(record.value)
+            first = False
+        reason = add(rows, record.line, record.value)
+        if reason:
+            load.reject(record.line, reason, record.raw, "listens")
+    rows.load(load, counted=("listens",))

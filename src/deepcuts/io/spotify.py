@@ -17,7 +17,7 @@ from pathlib import Path
 from deepcuts.io.errors import FormatError
 from deepcuts.io.files import expand
 from deepcuts.io.jsonscan import scan_array
-from deepcuts.io.rows import Rows
+from deepcuts.io.rows import Rows, load_listen_records
 from deepcuts.store import FileLoad, IngestCounts, Store
 
 PATTERNS = ("Streaming_History_Audio_*.json", "endsong_*.json", "Streaming_History_*.json")
@@ -47,24 +47,8 @@ class SpotifyImporter:
 
     def ingest_file(self, store: Store, path: Path) -> IngestCounts:
         records = scan_array(path, EXPECTED)
-        rows = Rows()
         with FileLoad(store, self.name, str(path)) as load:
-            checked = False
-            for record in records:
-                if record.error:
-                    load.reject(record.line, record.error, record.raw, "listens")
-                    continue
-                rec = record.value
-                if not isinstance(rec, dict):
-                    load.reject(record.line, "expected a JSON object", record.raw, "listens")
-                    continue
-                if not checked:
-                    self._check_first(path, rec)
-                    checked = True
-                reason = self._add(rows, record.line, rec)
-                if reason:
-                    load.reject(record.line, reason, record.raw, "listens")
-            rows.load(load, counted=("listens",))
+            load_listen_records(load, records, lambda rec: self._check_first(path, rec), self._add)
         return load.counts
 
     def _check_first(self, path: Path, rec: dict) -> None:
