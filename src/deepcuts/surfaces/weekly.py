@@ -184,7 +184,7 @@ class DiscoverWeekly:
             listeners=positives.tocsc(),
             user_region=side.user_region,
             regions=side.regions or [],
-            cooccurrence=side.item_cooccurrence,
+            cooccurrence=_strongest_per_row(side.item_cooccurrence, 50),
         )
         if side.user_region is not None:
             world.rising = _rising(self.store, inter, side.user_region, len(side.regions), self.until)
@@ -205,19 +205,26 @@ class DiscoverWeekly:
         out.data[:] = 1
         return out
 
+    def _factor_model(self) -> bool:
+        """Whether the model's score is the dot product of user and item factors (ALS), so that
+        its top items can be retrieved from a nearest-neighbour index."""
+        from deepcuts.models.cf.als import ALS
+
+        return isinstance(self.model, ALS)
+
     def _index(self) -> VoyagerIndex | None:
         """For catalogues too large to score exhaustively, and factor models: an HNSW index
         from which the model's own top items are retrieved."""
-        items = getattr(self.model, "item_factors_", None)
-        if items is None or not hasattr(self.model, "user_vectors") or len(items) <= self.config.exact_max_items:
+        if not self._factor_model() or len(self.model.item_factors_) <= self.config.exact_max_items:
             return None
-        return VoyagerIndex(items, seed=self.config.seed)
+        return VoyagerIndex(self.model.item_factors_, seed=self.config.seed)
 
     # -- per batch -----------------------------------------------------------------------
     def batch(self, users: np.ndarray) -> UserBatch:
         rows = self.interactions.matrix[users]
         scores = np.asarray(self.model.score(users, rows), np.float32).copy()
-        forbidden = self.forbidden[users]
+        forbidden = self.forbidden[users].astype(np.float32)
+        forbidden.sort_indices()
         coo = forbidden.tocoo()
         scores[coo.row, coo.col] = -np.inf
         retrieve = None
@@ -395,6 +402,18 @@ def _per_user_z(values: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
     std = np.sqrt(np.bincount(row, weights=(values - mean[row]) ** 2, minlength=n) / count)
     std[std == 0] = 1
     return (values - mean[row]) / std[row]
+
+
+def _strongest_per_row(matrix: sp.csr_matrix | None, k: int) -> sp.csr_matrix | None:
+    """Each row's k largest entries (co-occurrence neighbours), so products stay sparse."""
+    if matrix is None:
+        return None
+    m = matrix.tocsr()
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((-m.data, rows))
+    rank = np.arange(len(order)) - m.indptr[rows[order]]
+    keep = order[rank < k]
+    return sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
 
 
 def _unit(vectors: np.ndarray | None) -> np.ndarray | None:
