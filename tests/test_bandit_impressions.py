@@ -21,7 +21,9 @@ from deepcuts.bandit.impressions import (
     export_impressions,
     join_rewards,
     log_impressions,
+    pending_impressions,
     read_store,
+    rewarded_impressions,
 )
 from deepcuts.bandit.ope import evaluate
 from deepcuts.io.errors import FormatError
@@ -227,3 +229,42 @@ def test_logged_tables_from_elsewhere(tmp_path):
                 action="item", position="slot", reward="click", propensity="p", context=["weather"]
             ),
         )
+
+
+def test_rewarded_impressions_come_back_for_learning(store):
+    """The store keeps features, not vectors: impressions rebuilt for the reward model get
+    their vectors back from the callables and score exactly as when they were served."""
+    policy = EpsilonGreedy(random_state=0)
+    page = _serve(store, policy, n_pages=1)[0]
+    served = {im.impression_id: im for im in page.impressions}
+    assert set(pending_impressions(store)) == set(served)
+    first = page.impressions[0]
+    _listen(store, "u1", first.card.item_id, T0 + timedelta(minutes=5), 200_000)
+    join_rewards(store, window=timedelta(hours=1), now=T0 + timedelta(hours=2))
+    assert pending_impressions(store) == []
+    vectors = {c.item_id: c.vector for s in page.shelves for c in s.cards}
+    back = rewarded_impressions(
+        store,
+        ids=list(served),
+        user_vector=lambda u: page.context.user_vector,
+        card_vector=vectors.get,
+    )
+    assert [im.impression_id for im in back] == [im.impression_id for im in page.impressions]
+    rewards = {im.impression_id: im.reward for im in back}
+    assert rewards[first.impression_id] == 1.0 and sum(rewards.values()) == 1.0
+    for a, b in zip(back, page.impressions, strict=True):
+        assert (a.shelf.shelf_id, a.card.item_id, a.shelf_position, a.card_position) == (
+            b.shelf.shelf_id, b.card.item_id, b.shelf_position, b.card_position,
+        )  # fmt: skip
+        assert a.propensity == pytest.approx(b.propensity)
+        assert a.context.features == b.context.features and a.context.device == b.context.device
+    model = policy.reward_model
+    rows_back, _, _ = model.training_rows(back)
+    rows_served, _, _ = model.training_rows([im.with_reward(0.0) for im in page.impressions])
+    np.testing.assert_allclose(
+        model.fm.decision_function(rows_back), model.fm.decision_function(rows_served)
+    )
+    # a watermark finds rewards it was not given the ids of; nothing later than the latest
+    latest = max(im.reward_at for im in back)
+    assert len(rewarded_impressions(store, rewarded_after=T0)) == len(back)
+    assert rewarded_impressions(store, rewarded_after=latest) == []

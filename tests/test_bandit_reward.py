@@ -100,6 +100,10 @@ def test_reward_model_saves_and_loads_without_pickle(tmp_path):
     loaded = RewardModel.load(path)
     for a, b in zip(model.card_logits(ctx, cands), loaded.card_logits(ctx, cands), strict=True):
         np.testing.assert_allclose(a, b)
+    assert loaded.extra == {}
+    model.save(path, extra={"version": 3, "note": "home"})  # replaces the file in one step
+    assert RewardModel.load(path).extra == {"version": 3, "note": "home"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reward.npz"]  # no temporary left
     np.savez(tmp_path / "bad.npz", meta=np.array('{"format_version": 99}'))
     with pytest.raises(BanditInputError, match="path"):
         RewardModel.load(tmp_path / "bad.npz")
@@ -156,3 +160,24 @@ def test_success_rule_thresholds_per_content_type():
 def test_invalid_reward_model_arguments_name_the_argument(make, name):
     with pytest.raises(BanditInputError, match=name):
         make()
+
+
+def test_cards_without_a_vector_say_so_beside_cards_with_one():
+    """A cold card (no CF vector) on a shelf of cards with vectors: the others keep their CF
+    score, the cold one gets a ``cf_missing`` indicator instead of losing it for the shelf."""
+    from deepcuts.bandit import Card, Shelf
+
+    f = Featurizer()
+    ctx = context()
+    warm = shelves(1, 3)[0]
+    cold = Card("cold-1", "track", features={"genre": "jazz"})
+    shelf = Shelf("mixed", warm.shelf_type, "Mixed", (*warm.cards, cold))
+    rows = f.rows(ctx, shelf, shelf.cards)
+    cf, missing = f.space.get("cf_score"), f.space.get("cf_missing")
+    for r, card in enumerate(shelf.cards):
+        names = set(rows.indices[r][rows.values[r] != 0].tolist())
+        if card.vector is None:
+            assert missing in names and cf not in names
+        else:
+            k = list(rows.indices[r]).index(cf)
+            assert rows.values[r, k] == pytest.approx(float(card.vector @ ctx.user_vector))

@@ -1,10 +1,13 @@
-"""The simulated home screen: epsilon-greedy against uniform and greedy, and the OPE check.
+"""The simulated home screen: epsilon-greedy against uniform, the OPE check, and the world.
 
 The full-size run (50,000 impressions per policy) is `deepcuts simulate-home`; these tests use
-20,000, which is enough for the same conclusions on this seed.
+20,000, which is enough for the same conclusions on this seed. Epsilon-greedy against greedy is
+measured there, not asserted here: in this world greedy with the same factorization machine
+streams more over a 50,000-impression run (see the bandit report).
 """
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -75,17 +78,6 @@ def test_outputs_are_written(result, tmp_path):
     assert paths["png"].stat().st_size > 10_000
 
 
-@pytest.mark.xfail(
-    reason="in the simulated world greedy's own data already covers the features that matter, so "
-    "epsilon-greedy's exploration costs more than it teaches (see the bandit report)",
-    strict=False,
-)
-def test_epsilon_greedy_beats_greedy_over_the_run(world, result):
-    config = SimulationConfig(n_impressions=N, policies=("greedy",), n_eval_pages=0, seed=0)
-    greedy = simulate_home(world, config)[0].runs["greedy"]
-    assert result[0].runs["epsilon-greedy"].stream_rate > greedy.stream_rate
-
-
 def test_best_page_value_is_an_upper_bound(world):
     rng = np.random.default_rng(3)
     from deepcuts.bandit import EpsilonGreedy, UniformRandom
@@ -135,6 +127,11 @@ def test_candidates_cover_every_shelf_type(world):
         (lambda: HomeWorldConfig(shelf_decay=0), "shelf_decay"),
         (lambda: HomeWorldConfig(vector_noise=-1), "vector_noise"),
         (lambda: HomeWorldConfig(shelf_types=("radio",)), "shelf_types"),
+        (lambda: HomeWorldConfig(releases_per_day=-1), "releases_per_day"),
+        (lambda: HomeWorldConfig(release_window=0), "release_window"),
+        (lambda: HomeWorldConfig(release_appeal_sd=-1), "release_appeal_sd"),
+        (lambda: HomeWorldConfig(moment_effect_sd=-0.5), "moment_effect_sd"),
+        (lambda: SimulationConfig(pages_per_day=0), "pages_per_day"),
     ],
 )
 def test_invalid_simulation_settings_name_the_setting(make, name):
@@ -145,3 +142,63 @@ def test_invalid_simulation_settings_name_the_setting(make, name):
 def test_a_folder_without_truth_is_refused(tmp_path):
     with pytest.raises(BanditInputError, match="world"):
         HomeWorld.from_world(tmp_path)
+
+
+def test_new_tracks_come_out_every_day_with_an_appeal_no_feature_shows(world):
+    c = world.config
+    day3 = world.releases(3)
+    assert len(day3) == c.releases_per_day and np.array_equal(world.releases(3), day3)
+    assert not set(world.releases(4)) & set(day3)
+    window = world.recent_releases(3)
+    assert len(window) == c.releases_per_day * c.release_window and set(day3) <= set(window)
+    card = world.card(int(day3[0]))
+    assert card.item_id.startswith("release:3:") and card.features["new_release"] is True
+    assert card.vector is not None  # predicted from audio and text: truth plus noise
+    assert not np.allclose(card.vector, world._true_vec[day3[0]])
+    appeal = np.array(list(world.release_appeal.values()))
+    assert (
+        abs(appeal.mean() - c.release_appeal_mean) < 0.5
+        and appeal.std() > 0.5 * c.release_appeal_sd
+    )
+    # the release shelves show the releases of the week up to the day
+    rng = np.random.default_rng(1)
+    ctx = world.sample_context(rng, day=3)
+    shelves = {s.shelf_type: s for s in world.candidate_shelves(ctx, rng, day=3)}
+    recent = {world._ids[i] for i in window}
+    assert {x.item_id for x in shelves["new_releases"].cards} <= recent
+    assert {x.item_id for x in shelves["fresh_finds"].cards} & recent
+    # and their true probabilities carry the hidden appeal
+    probs = world.stream_probabilities(ctx, [shelves["new_releases"]])[0]
+    assert np.all((probs > 0) & (probs < 1))
+
+
+def test_days_moments_and_heavy_listeners(world):
+    rng = np.random.default_rng(2)
+    assert {world.sample_context(rng, day=d).weekday for d in (0, 7, 14)} == {0}
+    assert world.sample_context(rng, day=12).weekday == 5
+    # heavy listeners visit more often
+    visits = np.bincount(
+        [world.user_index[world.sample_context(rng).user_id] for _ in range(4000)],
+        minlength=world.n_users,
+    )
+    plays = world.truth.user_weekly_plays
+    heavy = plays >= np.quantile(plays, 0.9)
+    assert visits[heavy].mean() > 3 * visits[~heavy].mean()
+    # a shelf type's draw depends on the part of the day and the device
+    c = world.sample_context(rng)
+    u = world.user_index[c.user_id]
+    effects = {
+        (h, d): world.shelf_effect(u, "jump_back_in", replace(c, hour=h, device=d))
+        for h in (3, 9, 15, 21)
+        for d in ("ios", "desktop")
+    }
+    assert len({round(v, 6) for v in effects.values()}) == 8
+
+
+def test_every_learned_policy_starts_from_the_same_model():
+    config = SimulationConfig(seed=4)
+    eg, g = config.make("epsilon-greedy"), config.make("greedy")
+    np.testing.assert_array_equal(eg.reward_model.fm.V_, g.reward_model.fm.V_)
+    assert (
+        config.day_of(config.pages_per_day) == 1 and config.served_at(config.pages_per_day).day == 6
+    )

@@ -3,26 +3,41 @@
 `HomeWorld` turns the simulator's `Truth` (true user and track vectors and the true chance a
 play streams for 30 s) into a home-screen environment for bandit policies:
 
-- contexts: a user (drawn uniformly), hour, weekday, device, country and the genre of the
-  current session; the context carries the user's vector *as a CF model would estimate it*
-  (the true vector plus noise), never the truth; cards carry the track's estimated vector
-  (noisier for tracks few people play), genre, artist and log popularity;
+- time: the world runs in simulated days (day 0 is a Monday; a visit on day d has weekday
+  d mod 7); a listener's batch-made shelves are refreshed daily and new tracks come out daily;
+- contexts: a listener (drawn in proportion to how much they listen, so a few heavy listeners
+  make many of the visits, as on a real service), hour, weekday, device, country and the genre
+  of the current session; the context carries the user's vector *as a CF model would estimate
+  it* (the true vector plus noise), never the truth; catalogue cards carry the track's
+  estimated vector (noisier for tracks few people play), genre, artist and log popularity;
+- releases: ``releases_per_day`` new tracks a day by existing artists, shown on "Fresh finds"
+  and "New releases for you" for ``release_window`` days. A release has no plays, so no CF
+  vector: its card carries a vector predicted from audio and text (the truth plus noise of
+  norm ``content_noise``) and the floor popularity. Its true appeal includes a *hidden* part,
+  N(``release_appeal_mean``, ``release_appeal_sd``) on the logit, that no feature reveals and
+  only feedback on the release itself (its card-id feature) can teach: whether a new track
+  catches on is not predictable before release (Salganik, Dodds and Watts, Science 2006).
+  This is the content that keeps a real home screen exploring;
 - candidate shelves from ten shelf sources (the shelf types of the home screen), each built
   from those noisy estimates, as real candidate generators would be; with ``daily_candidates``
-  the batch-made shelves are drawn once per listener, weekday and country and reused, and only
+  the batch-made shelves are drawn once per listener, day and country and reused, and only
   "Keep the vibe going" follows the session;
 - the true reward of showing card c of shelf s at slot (j, l), a cascade of look, play and
   stream:
 
       P(reward) = examine(j, l)
-                  * sigmoid(click_bias + logit(u, c) + explanation(u, type(s))
+                  * sigmoid(click_bias + logit(u, c) + explanation(u, type(s), moment)
                             + session_boost * [genre(c) = session genre])   # plays it
                   * sigmoid(logit(u, c))                                    # streams >= 30 s
 
-  where sigmoid(logit(u, c)) is the world's true stream probability (``deepcuts.simulate``),
-  examine(j, l) = shelf_decay^j * card_decay^l the chance the listener looks at the slot, and
-  explanation(u, type) = type effect + taste direction . u + per-listener noise: how much a
-  shelf's title draws this listener in (some like "Fresh finds", others "Jump back in").
+  where sigmoid(logit(u, c)) is the world's true stream probability (``deepcuts.simulate``;
+  for a release, with its hidden appeal added), examine(j, l) = shelf_decay^j * card_decay^l
+  the chance the listener looks at the slot, and explanation(u, type, moment) = type effect +
+  taste direction . u + per-listener noise + an effect of the part of the day and one of the
+  device: how much a shelf's title draws this listener in at this moment (some like "Fresh
+  finds", others "Jump back in"; "Keep the vibe going" suits some hours and devices more).
+  These per-listener and per-moment effects of the explanation are learnable only by showing
+  the shelf type to that listener or at that moment.
 
 Because the reward is separable in the slot, the best page is known exactly: each shelf's cards
 by true probability, shelves by the examination-weighted sum of their best cards. That gives
@@ -78,8 +93,21 @@ class HomeWorldConfig:
     session_boost : play-logit boost of tracks in the genre of the current session.
     vector_noise : norm of the noise on the vectors policies see (CF estimates, not truth).
     click_bias : base logit of playing a card the listener looked at.
-    daily_candidates : reuse batch-made shelves per listener, weekday and country.
+    moment_effect_sd : spread of the effect of each shelf type per part of the day and per
+        device (a listener on the morning commute wants other shelves than one at a desk).
+    visits_by_activity : listeners open the home screen in proportion to how much they
+        listen (the world's weekly plays), so a few heavy listeners make many of the visits;
+        otherwise every listener equally often.
+    daily_candidates : reuse batch-made shelves per listener, day and country.
     shelf_types : which shelf sources make candidates (all ten by default).
+    releases_per_day : new tracks released each simulated day (0: no release stream; "Fresh
+        finds" then shows cold catalogue tracks and "New releases" a fixed tenth of it).
+    release_window : days a release stays on the "Fresh finds" and "New releases" shelves.
+    release_appeal_sd, release_appeal_mean : spread and mean of a release's hidden appeal, the
+        part of its logit that no feature reveals (whether it catches on), learnable only from
+        feedback on the release itself.
+    content_noise : norm of the noise on a release's vector, predicted from its audio and text
+        (a release has no plays, so no CF vector).
     seed : seed of the world's fixed draws (estimates, explanation effects, artist names).
     """
 
@@ -93,8 +121,15 @@ class HomeWorldConfig:
     session_boost: float = 0.5
     vector_noise: float = 0.5
     click_bias: float = -2.0
+    moment_effect_sd: float = 0.5
+    visits_by_activity: bool = True
     daily_candidates: bool = True
     shelf_types: tuple[str, ...] = SHELF_TYPES
+    releases_per_day: int = 12
+    release_window: int = 7
+    release_appeal_sd: float = 1.0
+    release_appeal_mean: float = 0.0
+    content_noise: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -110,15 +145,28 @@ class HomeWorldConfig:
             "type_effect_sd",
             "taste_effect",
             "explanation_sd",
+            "moment_effect_sd",
             "cold_noise",
             "session_boost",
             "vector_noise",
+            "release_appeal_sd",
+            "content_noise",
         ):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and v >= 0):
                 raise BanditInputError(f"{name}: must be a non-negative number, not {v!r}")
-        if not (isinstance(self.click_bias, int | float) and np.isfinite(self.click_bias)):
-            raise BanditInputError(f"click_bias: must be a finite number, not {self.click_bias!r}")
+        for name in ("click_bias", "release_appeal_mean"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and np.isfinite(v)):
+                raise BanditInputError(f"{name}: must be a finite number, not {v!r}")
+        if not isinstance(self.releases_per_day, int) or self.releases_per_day < 0:
+            raise BanditInputError(
+                f"releases_per_day: must be a non-negative integer, not {self.releases_per_day!r}"
+            )
+        if not isinstance(self.release_window, int) or self.release_window < 1:
+            raise BanditInputError(
+                f"release_window: must be a positive integer, not {self.release_window!r}"
+            )
         unknown = set(self.shelf_types) - set(SHELF_TYPES)
         if unknown or not self.shelf_types:
             raise BanditInputError(
@@ -164,6 +212,17 @@ class HomeWorld:
             + c.taste_effect * (t.user_vectors.astype(np.float64) @ directions.T)
             + rng.normal(0, c.explanation_sd, (self.n_users, n_types))
         )
+        # and by the moment: part of the day (night, morning, afternoon, evening) and device
+        moments = np.random.default_rng([c.seed, 13])
+        self.daypart_effect = moments.normal(0, c.moment_effect_sd, (n_types, 4))
+        self.device_effect = moments.normal(0, c.moment_effect_sd, (n_types, len(PLATFORMS)))
+        self._device_index = {p: i for i, p in enumerate(PLATFORMS)}
+        plays = np.asarray(t.user_weekly_plays, dtype=np.float64)
+        self.visit_p = (
+            plays / plays.sum()
+            if c.visits_by_activity and plays.sum() > 0
+            else np.full(self.n_users, 1.0 / self.n_users)
+        )
         # true logits of the world's stream model
         sm = t.stream_model
         z = (np.log(t.track_popularity) - sm.log_popularity_mean) / sm.log_popularity_std
@@ -185,6 +244,36 @@ class HomeWorld:
         self._cards: dict[int, Card] = {}
         self._type_index = {s: i for i, s in enumerate(SHELF_TYPES)}
         self._daily: dict[tuple[int, int, str], list[Shelf]] = {}
+        # every track a card can show, the catalogue's first and then the releases, row by row:
+        # true vector, true logit offset, genre, artist, and the vector policies see
+        self._true_vec = t.track_vectors.astype(np.float64)
+        self._logit_bias = self._track_logit_bias.astype(np.float64)
+        self._genre = np.asarray(t.track_genre, dtype=np.int64)
+        self._artist = self.track_artist.astype(np.int64)
+        self._est = self.track_est
+        self._ids = [str(x) for x in t.track_ids]
+        # releases: artists release in proportion to their fame (their tracks' popularity)
+        fame = np.bincount(
+            self.track_artist[self.track_artist >= 0],
+            weights=t.track_popularity[self.track_artist >= 0],
+            minlength=len(t.artist_ids),
+        )
+        self._release_p = fame / fame.sum()
+        counts = np.bincount(self.track_artist[self.track_artist >= 0], minlength=len(fame))
+        sums = np.bincount(
+            self.track_artist[self.track_artist >= 0],
+            weights=self.log_popularity[self.track_artist >= 0],
+            minlength=len(fame),
+        )
+        self._artist_log_pop = np.where(
+            counts > 0, sums / np.maximum(counts, 1), self.log_popularity.mean()
+        )
+        self._artist_genre = np.zeros(len(fame), dtype=np.int64)  # an artist's commonest genre
+        for a, rows in self.tracks_by_artist.items():
+            if a >= 0:
+                self._artist_genre[a] = np.bincount(self._genre[rows]).argmax()
+        self._releases: dict[int, np.ndarray] = {}  # day -> rows of that day's releases
+        self.release_appeal: dict[str, float] = {}  # release id -> its hidden appeal (truth)
 
     @classmethod
     def from_world(cls, world_dir: str | Path, config: HomeWorldConfig | None = None) -> HomeWorld:
@@ -221,8 +310,11 @@ class HomeWorld:
         return cls.from_world(out_dir, config)
 
     # -- contexts ---------------------------------------------------------------------------
-    def sample_context(self, rng: np.random.Generator) -> Context:
-        u = int(rng.integers(self.n_users))
+    def sample_context(self, rng: np.random.Generator, day: int = 0) -> Context:
+        """A visit to the home screen on simulated ``day`` (day 0 is a Monday): a listener drawn
+        by ``visit_p``, with a random hour, platform, country (mostly their own) and session
+        genre."""
+        u = int(rng.choice(self.n_users, p=self.visit_p))
         taste = np.asarray(self.truth.user_taste[u], dtype=np.float64)
         session_genre = int(rng.choice(len(taste), p=taste / taste.sum()))
         country = (
@@ -233,7 +325,7 @@ class HomeWorld:
         return Context(
             user_id=str(self.truth.user_ids[u]),
             hour=int(rng.integers(24)),
-            weekday=int(rng.integers(7)),
+            weekday=int(day) % 7,
             device=str(rng.choice(PLATFORMS, p=np.array(PLATFORM_SHARE) / sum(PLATFORM_SHARE))),
             country=country,
             user_vector=self.user_est[u],
@@ -242,6 +334,22 @@ class HomeWorld:
 
     def card(self, track: int) -> Card:
         hit = self._cards.get(track)
+        if hit is None and track >= self.n_tracks:  # a release: no plays yet, a content vector
+            t = self.truth
+            a = int(self._artist[track])
+            hit = Card(
+                self._ids[track],
+                "track",
+                features={
+                    "genre": t.genres[int(self._genre[track])],
+                    "artist": str(t.artist_ids[a]),
+                    "log_popularity": float(self.log_popularity.min() - self.log_popularity.mean())
+                    / 3.0,
+                    "new_release": True,
+                },
+                vector=self._est[track],
+            )
+            self._cards[track] = hit
         if hit is None:
             t = self.truth
             hit = Card(
@@ -258,48 +366,111 @@ class HomeWorld:
             self._cards[track] = hit
         return hit
 
+    # -- releases ---------------------------------------------------------------------------
+    def releases(self, day: int) -> np.ndarray:
+        """Rows (card indices) of the tracks released on ``day``, drawn once per day and seed.
+
+        A release is a new track by an existing artist (artists release in proportion to their
+        fame): its true vector is near the artist's, as in the catalogue; its true logit offset
+        is the stream model's, with a popularity drawn as the artist's tracks' are, plus its
+        *hidden appeal* ~ N(release_appeal_mean, release_appeal_sd), whether it catches on,
+        which nothing known at release reveals (Salganik, Dodds and Watts, "Experimental study
+        of inequality and unpredictability in an artificial cultural market", Science 2006).
+        Policies see the release's genre and artist, no plays, and a vector predicted from its
+        audio and text (the true vector plus noise of norm ``content_noise``), never a CF one.
+        """
+        day = int(day)
+        hit = self._releases.get(day)
+        if hit is not None:
+            return hit
+        c = self.config
+        n = c.releases_per_day
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        t = self.truth
+        d = self._true_vec.shape[1]
+        rng = np.random.default_rng([c.seed, 11, day + 1_000_000])
+        artists = rng.choice(len(self._release_p), n, p=self._release_p)
+        true_vec = t.artist_vectors[artists].astype(np.float64) + rng.normal(
+            0, 0.35 / np.sqrt(d), (n, d)
+        )
+        sm = t.stream_model
+        log_pop = self._artist_log_pop[artists] + rng.normal(0, 0.8, n)
+        appeal = rng.normal(c.release_appeal_mean, c.release_appeal_sd, n)
+        z = (log_pop - sm.log_popularity_mean) / sm.log_popularity_std
+        bias = sm.bias + sm.popularity_weight * z
+        est = true_vec + rng.normal(0, c.content_noise / np.sqrt(d), (n, d))
+        start = len(self._ids)
+        rows = np.arange(start, start + n)
+        ids = [f"release:{day}:{k}" for k in range(n)]
+        self._ids.extend(ids)
+        self._true_vec = np.vstack([self._true_vec, true_vec])
+        self._logit_bias = np.concatenate([self._logit_bias, bias + appeal])
+        self._genre = np.concatenate([self._genre, self._artist_genre[artists]])
+        self._artist = np.concatenate([self._artist, artists.astype(np.int64)])
+        self._est = np.vstack([self._est, est])
+        for k, i in enumerate(ids):
+            self.track_index[i] = start + k
+            self.release_appeal[i] = float(appeal[k])
+        self._releases[day] = rows
+        return rows
+
+    def recent_releases(self, day: int) -> np.ndarray:
+        """Rows of the tracks released in the ``release_window`` days up to ``day``."""
+        w = self.config.release_window
+        return np.concatenate([self.releases(x) for x in range(int(day) - w + 1, int(day) + 1)])
+
     # -- shelves ----------------------------------------------------------------------------
-    def candidate_shelves(self, context: Context, rng: np.random.Generator) -> list[Shelf]:
-        """One shelf per configured shelf type, in random order, each with its candidates.
+    def candidate_shelves(
+        self, context: Context, rng: np.random.Generator, day: int = 0
+    ) -> list[Shelf]:
+        """One shelf per configured shelf type, in random order, each with its candidates, on
+        simulated ``day`` (which decides the releases on "Fresh finds" and "New releases").
 
         With ``daily_candidates`` the shelves a batch job would make (all but the session's
-        "Keep the vibe going") are drawn once per listener, weekday and country and reused on
+        "Keep the vibe going") are drawn once per listener, day and country and reused on
         every visit that matches, as a home screen's candidates are refreshed daily.
         """
         u = self.user_index[context.user_id]
+        day = int(day)
         session_types = ("keep_the_vibe_going",)
         if self.config.daily_candidates:
-            key = (u, context.weekday, context.country)
+            key = (u, day, context.country)
             batch = self._daily.get(key)
             if batch is None:
                 day_rng = np.random.default_rng(
-                    [self.config.seed, 7, u, context.weekday, zlib.crc32(context.country.encode())]
+                    [self.config.seed, 7, u, day + 1_000_000, zlib.crc32(context.country.encode())]
                 )
                 batch = self._make_shelves(
-                    context, day_rng, [t for t in self.config.shelf_types if t not in session_types]
+                    context,
+                    day_rng,
+                    [t for t in self.config.shelf_types if t not in session_types],
+                    day,
                 )
                 if len(self._daily) < 500_000:
                     self._daily[key] = batch
             shelves = batch + self._make_shelves(
-                context, rng, [t for t in self.config.shelf_types if t in session_types]
+                context, rng, [t for t in self.config.shelf_types if t in session_types], day
             )
         else:
-            shelves = self._make_shelves(context, rng, list(self.config.shelf_types))
+            shelves = self._make_shelves(context, rng, list(self.config.shelf_types), day)
         order = rng.permutation(len(shelves))
         return [shelves[i] for i in order]
 
     def _make_shelves(
-        self, context: Context, rng: np.random.Generator, types: list[str]
+        self, context: Context, rng: np.random.Generator, types: list[str], day: int = 0
     ) -> list[Shelf]:
         u = self.user_index[context.user_id]
         k = self.config.cards_per_shelf
-        est = self.track_est @ self.user_est[u]  # the CF model's scores for this user
+        recent = self.recent_releases(day)
+        # the models' scores for this user: CF for the catalogue, content vectors for releases
+        est = self._est @ self.user_est[u]
         genres = self.truth.genres
         session = genres.index(str(context.features.get("session_genre", genres[0])))
         taste = np.asarray(self.truth.user_taste[u], dtype=np.float64)
         shelves = []
         for st in types:
-            tracks, title, sid = self._source(st, u, est, session, taste, context, rng, k)
+            tracks, title, sid = self._source(st, u, est, session, taste, context, rng, k, recent)
             tracks = list(dict.fromkeys(int(x) for x in tracks))[:k]
             if tracks:
                 shelves.append(Shelf(sid, st, title, tuple(self.card(x) for x in tracks)))
@@ -316,7 +487,7 @@ class HomeWorld:
         g = s + rng.gumbel(size=len(pool))
         return pool[np.argpartition(-g, k)[:k]]
 
-    def _source(self, st, u, est, session, taste, context, rng, k):  # type: ignore[no-untyped-def]
+    def _source(self, st, u, est, session, taste, context, rng, k, recent):  # type: ignore[no-untyped-def]
         t = self.truth
         g_names = t.genres
         if st == "discover_weekly":
@@ -369,8 +540,11 @@ class HomeWorld:
                 "Your friends are listening",
                 "friends_listening",
             )
-        if st == "fresh_finds":
+        if st == "fresh_finds":  # new and cold tracks, by the content and CF models
             pool = rng.choice(self.cold, min(len(self.cold), 600), replace=False)
+            if len(recent):
+                cold = self._top(pool, est, k, rng, 0.3)
+                pool = np.concatenate([recent, cold])
             return self._top(pool, est, k, rng, 0.3), "Fresh finds", "fresh_finds"
         if st == "genre_mix":
             g = int(rng.choice(len(taste), p=taste / taste.sum()))
@@ -378,11 +552,28 @@ class HomeWorld:
             w = t.track_popularity[pool]
             sel = rng.choice(pool, min(k, len(pool)), replace=False, p=w / w.sum())
             return sel, f"{g_names[g].title()} mix", f"genre_mix:{g_names[g]}"
-        if st == "new_releases":
-            return self._top(self.new, est, k, rng, 0.5), "New releases for you", "new_releases"
+        if st == "new_releases":  # this week's releases, by artists the listener likes first
+            if len(recent) == 0:
+                return self._top(self.new, est, k, rng, 0.5), "New releases for you", "new_releases"
+            artists = np.array(sorted(self.tracks_by_artist))
+            liked = artists[np.argsort(-(self.user_est[u] @ t.artist_vectors[artists].T))[:10]]
+            mine = recent[np.isin(self._artist[recent], liked)]
+            if len(mine) < k:
+                rest = recent[~np.isin(recent, mine)]
+                mine = np.concatenate([mine, self._top(rest, est, k - len(mine), rng, 0.5)])
+            return self._top(mine, est, k, rng, 0.5), "New releases for you", "new_releases"
         raise BanditInputError(f"shelf_types: unknown shelf type {st!r}")
 
     # -- truth ------------------------------------------------------------------------------
+    def shelf_effect(self, user: int, shelf_type: str, context: Context) -> float:
+        """How much a shelf's title draws this listener in at this moment (play logit)."""
+        k = self._type_index.get(shelf_type, 0)
+        effect = self.explanation[user, k] + self.daypart_effect[k, context.hour // 6]
+        device = self._device_index.get(context.device)
+        if device is not None:
+            effect += self.device_effect[k, device]
+        return float(effect)
+
     def stream_probabilities(self, context: Context, shelves: list[Shelf]) -> list[np.ndarray]:
         """The true slot-free P(stream) of each card of each shelf (examined slot)."""
         u = self.user_index[context.user_id]
@@ -392,12 +583,9 @@ class HomeWorld:
         out = []
         for s in shelves:
             idx = np.array([self.track_index[c.item_id] for c in s.cards])
-            logit = (
-                self._scale * (t.track_vectors[idx].astype(np.float64) @ uvec)
-                + self._track_logit_bias[idx]
-            )
-            same = np.array([t.genres[int(t.track_genre[i])] == session for i in idx])
-            appeal = logit + self.explanation[u, self._type_index.get(s.shelf_type, 0)]
+            logit = self._scale * (self._true_vec[idx] @ uvec) + self._logit_bias[idx]
+            same = np.array([t.genres[int(self._genre[i])] == session for i in idx])
+            appeal = logit + self.shelf_effect(u, s.shelf_type, context)
             play = _sigmoid(self.config.click_bias + appeal + self.config.session_boost * same)
             out.append(play * _sigmoid(logit))
         return out

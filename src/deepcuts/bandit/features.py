@@ -188,7 +188,8 @@ class Featurizer:
         slots: Sequence[tuple[int, int]] | None = None,
     ) -> FeatureRows:
         """One row per card: context + shelf + card features (and the card's CF score, the
-        inner product of the user's and the card's vectors, when both exist), plus slot
+        inner product of the user's and the card's vectors, when both exist; a ``cf_missing``
+        indicator for a card without a vector beside cards with one), plus slot
         features if ``slots`` (one (shelf position, card position) per card) is given.
         Shape (len(cards), F)."""
         ci, cv = self.encode_context(context)
@@ -197,9 +198,11 @@ class Featurizer:
         width = max(len(i) for i, _ in encoded)
         n = len(cards)
         uv = context.user_vector if self.vectors else None
-        cf = uv is not None and all(
-            c.vector is not None and len(c.vector) == len(uv) for c in cards
+        has = np.array(
+            [uv is not None and c.vector is not None and len(c.vector) == len(uv) for c in cards],
+            dtype=bool,
         )
+        cf = bool(has.any())
         extra = int(cf) + (2 if slots is not None else 0)
         base = len(ci) + len(si)
         idx = np.zeros((n, base + width + extra), dtype=np.int64)
@@ -212,9 +215,12 @@ class Featurizer:
             idx[r, base : base + len(i)] = i
             val[r, base : base + len(v)] = v
         col = base + width
-        if cf:
-            idx[:, col] = self.space.index("cf_score")
-            val[:, col] = np.stack([c.vector for c in cards]) @ uv  # type: ignore[misc]
+        if cf:  # cards without a vector (cold ones) say so instead
+            idx[:, col] = np.where(
+                has, self.space.index("cf_score"), self.space.index("cf_missing")
+            )
+            val[has, col] = np.stack([c.vector for c, h in zip(cards, has, strict=True) if h]) @ uv  # type: ignore[operator]
+            val[~has, col] = 1.0
             col += 1
         if slots is not None:
             if len(slots) != n:

@@ -32,7 +32,7 @@ reward, reward_at           1.0 for a stream of at least the threshold, 0.0 for 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,7 +41,7 @@ import pandas as pd
 
 from deepcuts.bandit.feedback import LoggedFeedback, feedback_from_frame, write_table
 from deepcuts.bandit.reward import SuccessRule
-from deepcuts.bandit.types import BanditInputError, Impression
+from deepcuts.bandit.types import BanditInputError, Card, Context, Impression, Shelf
 from deepcuts.store import Store
 
 COLUMNS = (
@@ -237,3 +237,130 @@ def export_impressions(
     frame = impressions_frame(store, policy_id, rewarded_only)
     write_table(frame, path)
     return len(frame)
+
+
+# -- learning from the store -----------------------------------------------------------------
+VectorOf = Callable[[str], "np.ndarray | None"]
+
+
+def pending_impressions(store: Store) -> list[str]:
+    """Ids of the impressions whose reward is not known yet."""
+    rows = store.conn.execute(
+        "SELECT impression_id FROM impressions WHERE reward IS NULL"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def rewarded_impressions(
+    store: Store,
+    *,
+    ids: Iterable[str] = (),
+    rewarded_after: datetime | None = None,
+    user_vector: VectorOf | None = None,
+    card_vector: VectorOf | None = None,
+) -> list[Impression]:
+    """Impressions with a reward, rebuilt from the store, in the order they were served.
+
+    Selected are those among ``ids`` and, with ``rewarded_after``, every one whose ``reward_at``
+    is later than it (a watermark: rewards joined by another process are not missed). The
+    table keeps features but not vectors: ``user_vector(user_id)`` and ``card_vector(item_id)``
+    give them back (the same vectors that were served, when the models have not changed), so the
+    reward model sees the features it scored with. Rows of one page share one `Context` and rows
+    of one shelf of a page one `Shelf`, as when served.
+    """
+    wanted = sorted(set(ids))
+    conn = store.conn
+    clauses = []
+    if wanted:
+        conn.register("_wanted_ids", pd.DataFrame({"impression_id": pd.Series(wanted, dtype=str)}))
+        clauses.append("impression_id IN (SELECT impression_id FROM _wanted_ids)")
+    params: list[object] = []
+    if rewarded_after is not None:
+        clauses.append("reward_at > ?")
+        params.append(_utc(rewarded_after))
+    if not clauses:
+        return []
+    try:
+        cur = conn.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM impressions WHERE reward IS NOT NULL AND ("
+            + " OR ".join(clauses)
+            + ") ORDER BY served_at, page_id, shelf_position, card_position",
+            params,
+        )
+        rows = cur.fetchall()
+    finally:
+        if wanted:
+            conn.unregister("_wanted_ids")
+    return _rebuild(rows, user_vector, card_vector)
+
+
+def _rebuild(
+    rows: list[tuple], user_vector: VectorOf | None, card_vector: VectorOf | None
+) -> list[Impression]:
+    col = {name: k for k, name in enumerate(COLUMNS)}
+    contexts: dict[str, Context] = {}
+    cards: dict[tuple[str, str], Card] = {}
+    shelf_cards: dict[tuple[str, str], list[Card]] = {}
+    for r in rows:
+        page = r[col["page_id"]]
+        if page not in contexts:
+            user = r[col["user_id"]]
+            contexts[page] = Context(
+                user_id=user,
+                hour=int(r[col["hour"]]),
+                weekday=int(r[col["weekday"]]),
+                device=r[col["device"]] or "unknown",
+                country=r[col["country"]] or "unknown",
+                user_vector=None if user_vector is None else user_vector(user),
+                features=json.loads(r[col["context"]] or "{}"),
+            )
+        key = (r[col["item_id"]], r[col["card_features"]] or "{}")
+        if key not in cards:
+            cards[key] = Card(
+                r[col["item_id"]],
+                kind=r[col["item_kind"]] or "track",
+                content_type=r[col["content_type"]] or "",
+                features=json.loads(key[1]),
+                vector=None if card_vector is None else card_vector(key[0]),
+            )
+        members = shelf_cards.setdefault((page, r[col["shelf_id"]]), [])
+        if all(c.item_id != key[0] for c in members):
+            members.append(cards[key])
+    shelves: dict[tuple[str, str], Shelf] = {}
+    out = []
+    for r in rows:
+        page, shelf_id = r[col["page_id"]], r[col["shelf_id"]]
+        shelf = shelves.get((page, shelf_id))
+        if shelf is None:
+            shelf = Shelf(
+                shelf_id,
+                r[col["shelf_type"]] or "-",
+                r[col["shelf_title"]] or shelf_id,
+                tuple(shelf_cards[(page, shelf_id)]),
+            )
+            shelves[(page, shelf_id)] = shelf
+        card = next(c for c in shelf.cards if c.item_id == r[col["item_id"]])
+        out.append(
+            Impression(
+                page_id=page,
+                context=contexts[page],
+                shelf=shelf,
+                card=card,
+                shelf_position=int(r[col["shelf_position"]]),
+                card_position=int(r[col["card_position"]]),
+                shelf_propensity=float(r[col["shelf_propensity"]]),
+                card_propensity=float(r[col["card_propensity"]]),
+                propensity_given_earlier=float(r[col["propensity_given_earlier"]]),
+                policy_id=r[col["policy_id"]],
+                policy_version=r[col["policy_version"]] or "",
+                served_at=r[col["served_at"]].replace(tzinfo=UTC),
+                reward=float(r[col["reward"]]),
+                reward_at=None
+                if r[col["reward_at"]] is None
+                else r[col["reward_at"]].replace(tzinfo=UTC),
+                n_shelf_candidates=r[col["n_shelf_candidates"]],
+                n_card_candidates=r[col["n_card_candidates"]],
+                impression_id=r[col["impression_id"]],
+            )
+        )
+    return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,6 +341,7 @@ class RewardModel:
         self.max_weight = float(max_weight)
         self.fm = FactorizationMachine(**fm_params)  # type: ignore[arg-type]
         self.fm._init()
+        self.extra: dict[str, object] = {}  # metadata saved with the model (see `save`)
 
     @property
     def space(self) -> FeatureSpace:
@@ -439,8 +441,13 @@ class RewardModel:
         return self
 
     # -- saving ---------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """Save as ``.npz`` (arrays) with JSON metadata inside; loads without pickle."""
+    def save(self, path: str | Path, extra: Mapping[str, object] | None = None) -> None:
+        """Save as ``.npz`` (arrays) with JSON metadata inside; loads without pickle.
+
+        ``extra`` (JSON values) is kept in the metadata and comes back as ``extra`` on `load`
+        (e.g. the serving policy's version). The file is replaced atomically: a reader never
+        sees half a model.
+        """
         meta = {
             "format_version": FORMAT_VERSION,
             "kind": "deepcuts.bandit.RewardModel",
@@ -455,9 +462,18 @@ class RewardModel:
             },
             "names": self.space.names,
             "linear_only": self.space.linear_only,
+            "extra": dict(extra if extra is not None else self.extra),
         }
         arrays = self.fm.arrays()
-        np.savez(Path(path), meta=np.array(json.dumps(meta)), **arrays)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | Path) -> RewardModel:
@@ -479,4 +495,5 @@ class RewardModel:
             **meta["fm_params"],
         )
         model.fm = FactorizationMachine.from_arrays(meta["fm_params"], arrays)
+        model.extra = dict(meta.get("extra") or {})
         return model

@@ -1,12 +1,14 @@
 """Running policies against a simulated home screen: stream rates, regret, off-policy checks.
 
-`simulate_home` serves the same sequence of contexts and candidate shelves to every policy
-(common random numbers), draws each shown card's stream from the world's true probability,
+`simulate_home` serves the same sequence of contexts and candidate shelves to every policy,
+``pages_per_day`` pages a simulated day (common random numbers; every learned policy also
+starts from the same reward-model initialisation, so epsilon-greedy and greedy differ only in
+exploring), draws each shown card's stream from the world's true probability,
 feeds the rewards back in micro-batches, and records per page the realised reward, the true
 expected reward of the page served and that of the best page (regret). It then checks off-policy
 evaluation: the epsilon-greedy policy as it stands at the end of its run (frozen) is evaluated
 by IPS, SNIPS and DR from the uniform-random policy's log, and compared with the frozen policy's
-true on-policy value on fresh contexts.
+true on-policy value on fresh contexts drawn over the same days as the log.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class SimulationConfig:
     policies : policy ids to run (``uniform`` is needed for the off-policy check).
     epsilon : exploration of ``epsilon-greedy``.
     update_every : pages per micro-batch of feedback.
+    pages_per_day : pages served per simulated day (the world's releases arrive daily, and a
+        listener's batch-made shelves are refreshed daily).
     n_eval_pages : fresh contexts on which the frozen epsilon-greedy policy's true value is
         computed (exactly, from its position probabilities, for each context).
     seed : seed of contexts, candidates, rewards and policies.
@@ -59,6 +63,7 @@ class SimulationConfig:
     policies: tuple[str, ...] = ("epsilon-greedy", "greedy", "uniform", "thompson", "linucb")
     epsilon: float = 0.1
     update_every: int = 1
+    pages_per_day: int = 250
     n_eval_pages: int = 2000
     seed: int = 0
     policy_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -72,6 +77,10 @@ class SimulationConfig:
             raise BanditInputError(
                 f"update_every: must be a positive integer, not {self.update_every!r}"
             )
+        if not isinstance(self.pages_per_day, int) or self.pages_per_day < 1:
+            raise BanditInputError(
+                f"pages_per_day: must be a positive integer, not {self.pages_per_day!r}"
+            )
         if not isinstance(self.n_eval_pages, int) or self.n_eval_pages < 0:
             raise BanditInputError(
                 f"n_eval_pages: must be a non-negative integer, not {self.n_eval_pages!r}"
@@ -81,11 +90,27 @@ class SimulationConfig:
         if len(set(self.policies)) != len(self.policies):
             raise BanditInputError("policies: a policy is named twice")
 
-    def make(self, name: str, index: int) -> Policy:
+    @property
+    def n_pages(self) -> int:
+        """Pages each policy serves."""
+        return -(-self.n_impressions // (self.layout.n_shelves * self.layout.n_cards))
+
+    def day_of(self, page: int) -> int:
+        return page // self.pages_per_day
+
+    def served_at(self, page: int) -> datetime:
+        """When page ``page`` is served: days from START, spread evenly through each day."""
+        day, k = divmod(page, self.pages_per_day)
+        return START + timedelta(days=day, seconds=k * 86_400 / self.pages_per_day)
+
+    def make(self, name: str, index: int = 0) -> Policy:
+        """Policy ``name`` as configured. Every policy gets the same random state (common random
+        numbers): epsilon-greedy and greedy then start from the same reward model and differ
+        only in exploring. ``index`` is accepted for compatibility and not used."""
         params = dict(self.policy_params.get(name, {}))
         if name == "epsilon-greedy":
             params.setdefault("epsilon", self.epsilon)
-        return make_policy(name, random_state=self.seed * 1000 + 17 + index, **params)
+        return make_policy(name, random_state=self.seed * 1000 + 17, **params)
 
 
 @dataclass
@@ -158,6 +183,8 @@ class SimulationResult:
         summary: dict[str, Any] = {"stream_rate": rates}
         if "uniform" in rates and rates["uniform"] > 0:
             summary["ratio_to_uniform"] = {k: r / rates["uniform"] for k, r in rates.items()}
+        if "greedy" in rates:
+            summary["difference_to_greedy"] = {k: r - rates["greedy"] for k, r in rates.items()}
         out["summary"] = summary
         return out
 
@@ -178,8 +205,7 @@ def run_policy(
     layout = config.layout
     ctx_rng = np.random.default_rng([config.seed, 1])  # same contexts and shelves for every policy
     reward_rng = np.random.default_rng([config.seed, 2, zlib.crc32(policy.policy_id.encode())])
-    per_page = layout.n_shelves * layout.n_cards
-    n_pages = -(-config.n_impressions // per_page)
+    n_pages = config.n_pages
     realised = np.zeros(n_pages)
     expected = np.zeros(n_pages)
     optimal = np.zeros(n_pages)
@@ -188,9 +214,10 @@ def run_policy(
     log: list[LoggedPage] = []
     started = time.perf_counter()
     for i in range(n_pages):
-        context = world.sample_context(ctx_rng)
-        shelves = world.candidate_shelves(context, ctx_rng)
-        served_at = START + timedelta(minutes=i)
+        day = config.day_of(i)
+        context = world.sample_context(ctx_rng, day)
+        shelves = world.candidate_shelves(context, ctx_rng, day)
+        served_at = config.served_at(i)
         page = policy.select_page(
             context, shelves, layout, page_id=f"{policy.policy_id}:{i:07d}", served_at=served_at
         )
@@ -343,9 +370,10 @@ def off_policy_check(
     }
     rng = np.random.default_rng([config.seed, 3])
     fresh = []
-    for _ in range(config.n_eval_pages):
-        c = world.sample_context(rng)
-        fresh.append((c, world.candidate_shelves(c, rng)))
+    for _ in range(config.n_eval_pages):  # on the days of the run, as the log's pages were
+        day = config.day_of(int(rng.integers(config.n_pages)))
+        c = world.sample_context(rng, day)
+        fresh.append((c, world.candidate_shelves(c, rng, day)))
     value, se = (
         on_policy_value(world, target, config.layout, fresh)
         if fresh

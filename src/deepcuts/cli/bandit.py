@@ -263,6 +263,13 @@ def ope(
     help="Pages per micro-batch of feedback.",
 )
 @click.option(
+    "--pages-per-day",
+    default=250,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Pages served per simulated day (new tracks are released every day).",
+)
+@click.option(
     "--eval-pages",
     default=2000,
     show_default=True,
@@ -300,6 +307,7 @@ def simulate_home(
     shelves: int,
     cards: int,
     update_every: int,
+    pages_per_day: int,
     eval_pages: int,
     seed: int | None,
     out: Path,
@@ -309,8 +317,9 @@ def simulate_home(
 ) -> None:
     """Run bandit policies on a simulated home screen and write reward and regret curves.
 
-    Every policy serves the same contexts and candidate shelves; streams are drawn from the
-    world's true probabilities, and each policy learns from them as it goes. Then the
+    Every policy serves the same contexts and candidate shelves, day after simulated day (new
+    tracks are released daily, their appeal learnable only from feedback); streams are drawn
+    from the world's true probabilities, and each policy learns from them as it goes. Then the
     epsilon-greedy policy, frozen at the end of its run, is evaluated off-policy (IPS, SNIPS,
     DR) from the uniform policy's log and compared with its true on-policy value.
     """
@@ -336,6 +345,7 @@ def simulate_home(
             policies=tuple(names),
             epsilon=epsilon,
             update_every=update_every,
+            pages_per_day=pages_per_day,
             n_eval_pages=eval_pages,
             seed=seed,
         )
@@ -381,12 +391,15 @@ def simulate_home(
         f"({world.n_users} users, {world.n_tracks} tracks)"
     )
     uniform = result.runs.get("uniform")
+    greedy = result.runs.get("greedy")
     for name, r in result.runs.items():
         ratio = (
             f"  {r.stream_rate / uniform.stream_rate:.2f}x uniform"
             if uniform and uniform.stream_rate > 0
             else ""
         )
+        if greedy and name != "greedy":
+            ratio += f", {r.stream_rate - greedy.stream_rate:+.4f} vs greedy"
         click.echo(
             f"{name:<15} stream rate {r.stream_rate:.4f} (expected {r.expected_rate:.4f}, best {r.optimal_rate:.4f})  regret {r.regret:,.0f}{ratio}"
         )

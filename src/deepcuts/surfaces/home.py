@@ -1,0 +1,911 @@
+"""The home screen's shelves, built from the store and the trained models.
+
+Each shelf generator is a `ShelfSource` (``deepcuts.bandit.types``): a name (the shelf type) and
+``shelves(context, limit)`` returning themed rows of candidate cards whose title is the
+explanation. The bandit then chooses which shelves a page shows and orders the cards.
+
+`HomeData` holds what every shelf reads, loaded once: the default model, the listening
+signals, the catalogue, item vectors, friends, regions, stored Discover Weekly lists and, where
+there are any, the content vectors of tracks nobody has played yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deepcuts.bandit.impressions import (
+    join_rewards,
+    log_impressions,
+    pending_impressions,
+    rewarded_impressions,
+)
+from deepcuts.bandit.policies import EpsilonGreedy, Greedy, Policy, UniformRandom
+from deepcuts.bandit.reward import RewardModel, SuccessRule
+from deepcuts.bandit.types import BanditInputError, Card, Context, Page, PageLayout, Shelf
+from deepcuts.candidates.sources import EPOCH_ORDINAL
+from deepcuts.models.base import Recommender
+from deepcuts.signals.catalogue import Catalogue, load_catalogue
+from deepcuts.signals.confidence import Interactions
+from deepcuts.signals.side import SideInfo, build_side_info
+from deepcuts.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HomeData:
+    """What the shelf generators read (see the module docstring)."""
+
+    store: Store
+    model: Recommender
+    interactions: Interactions
+    catalogue: Catalogue
+    side: SideInfo
+    now: datetime
+    item_vectors: np.ndarray | None = None
+    content_vectors: np.ndarray | None = None
+    genres: np.ndarray | None = None  # (n_items,) object: the item's genre or top tag
+    _scores: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls,
+        store: Store,
+        *,
+        model_id: str | None = None,
+        now: datetime | None = None,
+        content_vectors: np.ndarray | None = None,
+    ) -> HomeData:
+        from deepcuts.models.cf.training import load_trained
+        from deepcuts.signals import build_interactions
+
+        trained = load_trained(store, model_id)
+        everyone = [
+            u
+            for (u,) in store.conn.execute("SELECT user_id FROM users ORDER BY user_id").fetchall()
+        ]
+        known = set(trained.users.ids.tolist())
+        users = trained.users.extended(u for u in everyone if u not in known)
+        inter = build_interactions(
+            store, trained.confidence, users=users, items=trained.items, until=now
+        )
+        catalogue = load_catalogue(store, inter.items)
+        catalogue.plays = np.asarray(inter.positives().sum(axis=0)).ravel().astype(np.float64)
+        vectors = trained.model.item_vectors()
+        if vectors is not None:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.where(norms == 0, 1, norms)
+        latest = now or inter.now or datetime.now()
+        if content_vectors is None:  # "Fresh finds" and "sounds like" need audio and text
+            from deepcuts.surfaces.weekly import store_content_vectors
+
+            content_vectors = store_content_vectors(store, inter.items)
+        return cls(
+            store=store,
+            model=trained.model,
+            interactions=inter,
+            catalogue=catalogue,
+            side=build_side_info(store, inter.users, inter.items, until=now),
+            now=latest,
+            item_vectors=vectors,
+            content_vectors=content_vectors,
+            genres=_item_genres(store, inter),
+        )
+
+    # -- per user ------------------------------------------------------------------------
+    def user(self, user_id: str) -> int:
+        index = self.interactions.users.get(user_id)
+        if index < 0:
+            raise KeyError(f"no listener {user_id!r} in the store")
+        return index
+
+    def scores(self, user: int) -> np.ndarray:
+        """The model's predicted preference of `user` for every item (cached)."""
+        if user not in self._scores:
+            row = self.interactions.matrix[[user]]
+            self._scores[user] = np.asarray(self.model.score(np.array([user]), row), np.float32)[0]
+        return self._scores[user]
+
+    def played(self, user: int) -> np.ndarray:
+        row = self.interactions.matrix[user]
+        return row.indices
+
+    def liked(self, user: int) -> tuple[np.ndarray, np.ndarray]:
+        """The user's positively weighed items and their confidence, most liked first."""
+        row = self.interactions.matrix[user]
+        keep = row.data > 0
+        items, weights = row.indices[keep], row.data[keep]
+        order = np.argsort(-weights, kind="stable")
+        return items[order], weights[order]
+
+    def top_artists(self, user: int, k: int) -> list[int]:
+        items, weights = self.liked(user)
+        artists = self.catalogue.artist[items]
+        ok = artists >= 0
+        if not ok.any():
+            return []
+        totals = np.bincount(artists[ok], weights=weights[ok])
+        order = np.argsort(-totals, kind="stable")
+        return [int(a) for a in order[:k] if totals[a] > 0]
+
+    def card(self, item: int) -> Card:
+        cat = self.catalogue
+        features: dict[str, str | float] = {"log_popularity": float(np.log1p(cat.plays[item]))}
+        if cat.artist[item] >= 0:
+            features["artist_id"] = str(cat.artists[cat.artist[item]])
+        if self.genres is not None and self.genres[item]:
+            features["genre"] = str(self.genres[item])
+        vector = None if self.item_vectors is None else self.item_vectors[item]
+        if vector is not None and not np.any(vector):
+            vector = None
+        return Card(
+            self.interactions.items.id(item), kind="track", features=features, vector=vector
+        )
+
+    def best(
+        self, user: int, candidates: np.ndarray, limit: int, *, unplayed: bool = True
+    ) -> list[int]:
+        """The user's best `limit` of `candidates` by the model, optionally only unplayed ones."""
+        candidates = np.unique(candidates)
+        if unplayed:
+            candidates = np.setdiff1d(candidates, self.played(user), assume_unique=True)
+        banned = self.interactions.banned[user].indices
+        candidates = np.setdiff1d(candidates, banned, assume_unique=True)
+        if len(candidates) == 0:
+            return []
+        scores = self.scores(user)[candidates]
+        return [int(i) for i in candidates[np.argsort(-scores, kind="stable")[:limit]]]
+
+    def similar(
+        self, items: np.ndarray, exclude_artists: Sequence[int] = (), k: int = 200
+    ) -> np.ndarray:
+        """Items most like the given ones by item vectors (their mean), best first."""
+        vectors = self.item_vectors if self.item_vectors is not None else self.content_vectors
+        if vectors is None or len(items) == 0:
+            return np.zeros(0, np.int64)
+        profile = vectors[items].mean(axis=0)
+        sims = vectors @ profile
+        sims[items] = -np.inf
+        if len(exclude_artists):
+            sims[np.isin(self.catalogue.artist, list(exclude_artists))] = -np.inf
+        top = np.argpartition(-sims, min(k, len(sims) - 1))[:k]
+        top = top[np.isfinite(sims[top])]
+        return top[np.argsort(-sims[top], kind="stable")]
+
+
+def _item_genres(store: Store, inter: Interactions) -> np.ndarray:
+    """Each item's genre (tracks) or most used tag (artists, HetRec)."""
+    rows = store.conn.execute(
+        """
+        SELECT track_id AS item_id, genre FROM tracks WHERE genre IS NOT NULL
+        UNION ALL
+        SELECT item_id, arg_max(tag, n) FROM (
+            SELECT item_id, lower(tag) AS tag, count(*) AS n FROM item_tags GROUP BY 1, 2
+        ) GROUP BY item_id
+        """
+    ).fetchall()
+    genres = np.full(len(inter.items), None, dtype=object)
+    for item_id, genre in rows:
+        i = inter.items.get(item_id)
+        if i >= 0 and genres[i] is None:
+            genres[i] = genre
+    return genres
+
+
+def _shelf(
+    shelf_type: str, key: str, title: str, data: HomeData, items: Sequence[int]
+) -> list[Shelf]:
+    cards = tuple(data.card(int(i)) for i in dict.fromkeys(items))
+    return [Shelf(f"{shelf_type}:{key}", shelf_type, title, cards)] if cards else []
+
+
+def _artist_name(data: HomeData, artist: int) -> str:
+    return str(data.catalogue.artist_names[artist])
+
+
+@dataclass
+class DiscoverWeeklyShelf:
+    """ "Your Discover Weekly": the listener's latest stored list (built by `deepcuts weekly`)."""
+
+    data: HomeData
+    name: str = "discover_weekly"
+
+    def shelves(self, context: Context, limit: int) -> list[Shelf]:
+        rows = self.data.store.conn.execute(
+            "SELECT item_id, week FROM weekly_lists WHERE user_id = ? AND week = "
+            "(SELECT max(week) FROM weekly_lists WHERE user_id = ?) ORDER BY position LIMIT ?",
+            [context.user_id, context.user_id, limit],
+        ).fetchall()
+        week = rows[0][1] if rows else ""
+        items = [self.data.interactions.items.get(r[0]) for r in rows]
+        return _shelf(
+            self.name, week, "Your Discover Weekly", self.data, [i for i in items if i >= 0]
+        )
+
+
+@dataclass
+class BecauseYouListenedShelf:
+    """ "Because you listened to <artist>": tracks like that artist's, by other artists."""
+
+    data: HomeData
+    artists: int = 2
+    name: str = "because_you_listened"
+
+    def shelves(self, context: Context, limit: int) -> list[Shelf]:
+        d = self.data
+        user = d.user(context.user_id)
+        out = []
+        for artist in d.top_artists(user, self.artists):
+            mine = np.intersect1d(d.liked(user)[0], np.flatnonzero(d.catalogue.artist == artist))
+            candidates = d.similar(mine, exclude_artists=[artist])
+            out += _shelf(
+                self.name,
+                str(d.catalogue.artists[artist]),
+                f"Because you listened to {_artist_name(d, artist)}",
+                d,
+                d.best(user, candidates[: limit * 4], limit),
+            )
+        return out
+
+
+@dataclass
+class BestOfArtistShelf:
+    """ "Best of <artist>": the most streamed tracks of an artist the user loves."""
+
+    data: HomeData
+    name: str = "best_of_artist"
+
+    def shelves(self, context: Context, limit: int) -> list[Shelf]:
+        d = self.data
+        user = d.user(context.user_id)
+        artists = d.top_artists(user, 1)
+        if not artists:
+            return []
+        tracks = np.flatnonzero(d.catalogue.artist == artists[0])
+        tracks = tracks[np.argsort(-d.catalogue.plays[tracks], kind="stable")][:limit]
+        return _shelf(
+            self.name,
+            str(d.catalogue.artists[artists[0]]),
+            f"Best of {_artist_name(d, artists[0])}",
+            d,
+            tracks,
+        )
+
+
+@dataclass
+class KeepTheVibeGoingShelf:
+    """ "Keep the vibe going": continues the listener's latest session."""
+
+    data: HomeData
+    session_plays: int = 5
+    name: str = "keep_the_vibe_going"
+
+    def shelves(self, context: Context, limit: int) -> list[Shelf]:
+        d = self.data
+        user = d.user(context.user_id)
+        rows = d.store.conn.execute(
+            "SELECT item_id FROM listens WHERE user_id = ? AND played_at <= ? ORDER BY played_at DESC LIMIT ?",
+            [context.user_id, d.now, self.session_plays],
+        ).fetchall()
+        session = np.array(
+            [i for i in (d.interactions.items.get(r[0]) for r in rows) if i >= 0], np.int64
+        )
+        if len(session) == 0:
+            return []
+        return _shelf(
+            self.name,
+            "session",
+            "Keep the vibe going",
+            d,
+            d.best(user, d.similar(session)[: limit * 4], limit),
+        )
+
+
+@dataclass
+class JumpBackInShelf:
+    """ "Jump back in": the listener's recently played tracks, most recent first."""
+
+    data: HomeData
+    days: int = 14
+    name: str = "jump_back_in"
+
+    def shelves(self, context: Context, limit: int) -> list[Shelf]:
+        d = self.data
+        rows = d.store.conn.execute(
+            "SELECT item_id, max(played_at) AS last FROM listens WHERE user_id = ? AND played_at <= ? "
+            "AND played_at > ?::TIMESTAMP - INTERVAL (?) DAY AND coalesce(ms_played, 30000) >= 30000 "
+            "GROUP BY item_id ORDER BY last DESC LIMIT ?",
+            [context.user_id, d.now, d.now, self.days, limit],
+        ).fetchall()
+        items = [i for i in (d.interactions.items.get(r[0]) for r in rows) if i >= 0]
+        return _shelf(self.name, "recent", "Jump back in", d, items)
+
+
+@dataclass
+class PopularInRegionShelf:
+    """ "Popular in <country>": what listeners of the context's country stream most."""
+
+    data: HomeData
+    name: str = "popular_in_region"
+    _popular: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def shelves(self, context: Context, limit: int) -> list[Shelf]:
+        d = self.data
+        side = d.side
+        if (
+            side.user_region is None
+            or not side.regions
+            or context.country.upper() not in side.regions
+        ):
+            return []
+        region = side.regions.index(context.country.upper())
+        if context.country not in self._popular:
+            members = np.flatnonzero(side.user_region == region)
+            counts = np.asarray(d.interactions.positives()[members].sum(axis=0)).ravel()
+            self._popular[context.country] = np.argsort(-counts, kind="stable")[:500]
+        user = d.user(context.user_id)
+        popular = self._popular[context.country]
+        unplayed = popular[~np.isin(popular, d.played(user))][:limit]
+        return _shelf(
+            self.name, context.country.upper(), f"Popular in {context.country.upper()}", d, unplayed
+        )
+
+
+@dataclass
+class FriendsListeningShelf:
+    """ "Your friends are listening": what the listener's friends stream."""
+
+    data: HomeData
+    name: str = "friends_listening"
+
+    def shelves(self, context: Context, limit: int) -> list[Shelf]:
+        d = self.data
+        if d.side.friends is None:
+            return []
+        user = d.user(context.user_id)
+        friends = d.side.friends[user].indices
+        if len(friends) == 0:
+            return []
+        counts = np.asarray(d.interactions.positives()[friends].sum(axis=0)).ravel()
+        candidates = np.flatnonzero(counts > 0)
+        candidates = candidates[np.argsort(-counts[candidates], kind="stable")][: limit * 6]
+        return _shelf(
+            self.name, "friends", "Your friends are listening", d, d.best(user, candidates, limit)
+        )
+
+
+@dataclass
+class FreshFindsShelf:
+    """ "Fresh finds": tracks nobody (or hardly anybody) has played yet, matched to the listener
+    by their audio and text (the cold-start vectors) where there are any."""
+
+    data: HomeData
+    max_listeners: int = 2
+    name: str = "fresh_finds"
+
+    def shelves(self, context: Context, limit: int) -> list[Shelf]:
+        d = self.data
+        user = d.user(context.user_id)
+        fresh = np.flatnonzero(d.catalogue.plays <= self.max_listeners)
+        fresh = np.setdiff1d(fresh, d.played(user))
+        if len(fresh) == 0:
+            return []
+        vectors = d.content_vectors
+        if vectors is not None:
+            liked = d.liked(user)[0][:20]
+            if len(liked) == 0:
+                return []
+            sims = vectors[fresh] @ vectors[liked].mean(axis=0)
+            items = fresh[np.argsort(-sims, kind="stable")[:limit]]
+        else:
+            items = np.array(d.best(user, fresh, limit), np.int64)
+        return _shelf(self.name, "fresh", "Fresh finds", d, items)
+
+
+@dataclass
+class GenreMixShelf:
+    """ "<genre> mix": the listener's favourite genre or tag, their best unplayed tracks in it."""
+
+    data: HomeData
+    mixes: int = 2
+    name: str = "genre_mix"
+
+    def shelves(self, context: Context, limit: int) -> list[Shelf]:
+        d = self.data
+        if d.genres is None:
+            return []
+        user = d.user(context.user_id)
+        liked, weights = d.liked(user)
+        genres = d.genres[liked]
+        totals: dict[str, float] = {}
+        for g, w in zip(genres, weights, strict=True):
+            if g:
+                totals[g] = totals.get(g, 0.0) + float(w)
+        out = []
+        for genre in sorted(totals, key=lambda g: -totals[g])[: self.mixes]:
+            members = np.flatnonzero(d.genres == genre)
+            out += _shelf(
+                self.name,
+                genre,
+                f"{genre.title()} mix",
+                d,
+                d.best(user, members, limit, unplayed=False),
+            )
+        return out
+
+
+@dataclass
+class NewReleasesShelf:
+    """ "New releases for you": tracks released in the last four weeks, best for the listener."""
+
+    data: HomeData
+    days: int = 28
+    name: str = "new_releases"
+
+    def shelves(self, context: Context, limit: int) -> list[Shelf]:
+        d = self.data
+        today = d.now.date().toordinal() - EPOCH_ORDINAL
+        day = d.catalogue.release_day
+        recent = np.flatnonzero((day > today - self.days) & (day <= today))
+        if len(recent) == 0:
+            return []
+        return _shelf(
+            self.name,
+            "recent",
+            "New releases for you",
+            d,
+            d.best(d.user(context.user_id), recent, limit),
+        )
+
+
+SHELF_SOURCES = (
+    DiscoverWeeklyShelf,
+    BecauseYouListenedShelf,
+    BestOfArtistShelf,
+    KeepTheVibeGoingShelf,
+    JumpBackInShelf,
+    PopularInRegionShelf,
+    FriendsListeningShelf,
+    FreshFindsShelf,
+    GenreMixShelf,
+    NewReleasesShelf,
+)
+
+
+def shelf_sources(data: HomeData) -> list:
+    return [cls(data) for cls in SHELF_SOURCES]
+
+
+def candidate_shelves(data: HomeData, context: Context, limit: int = 20) -> list[Shelf]:
+    """Every shelf every source offers for this context."""
+    shelves: list[Shelf] = []
+    for source in shelf_sources(data):
+        try:
+            shelves += source.shelves(context, limit)
+        except KeyError:
+            raise
+        except Exception:  # one broken source must not take the home screen down
+            log.exception("shelf source %s failed for %s", source.name, context.user_id)
+    return shelves
+
+
+# -- serving a page ----------------------------------------------------------------------------
+HOME_POLICIES = ("epsilon-greedy", "greedy", "uniform")
+HOME_MODEL_FILE = "home-bandit.npz"
+SESSION_GAP = timedelta(minutes=30)
+
+
+def home_model_path(store: Store) -> Path:
+    """Where the home screen's reward model lives: ``models/home-bandit.npz`` beside the store."""
+    from deepcuts.models.cf.training import model_dir
+
+    return model_dir(store) / HOME_MODEL_FILE
+
+
+def _unit(vector: np.ndarray | None) -> np.ndarray | None:
+    if vector is None:
+        return None
+    vector = np.asarray(vector, dtype=np.float64).ravel()
+    norm = float(np.linalg.norm(vector))
+    if norm == 0 or not np.isfinite(norm):
+        return None
+    return vector / norm
+
+
+def user_vector(data: HomeData, user: int) -> np.ndarray | None:
+    """The listener's taste vector in the space of the item vectors, unit length (so a card's
+    CF score is a cosine), from the model's user factors (folded in for listeners it was not
+    trained on); None where the model has no factors."""
+    if data.item_vectors is None:
+        return None
+    d = data.item_vectors.shape[1]
+    row = data.interactions.matrix[[user]]
+    for model in (data.model, getattr(data.model, "als_", None)):
+        if model is None or not hasattr(model, "user_vectors"):
+            continue
+        try:
+            vec = np.asarray(model.user_vectors(np.array([user]), row), dtype=np.float64)[0]
+        except Exception:  # a model that cannot fold this listener in: no vector
+            log.debug("no user vector from %s for %s", type(model).__name__, user, exc_info=True)
+            continue
+        if len(vec) == d + 1:  # BPR keeps a bias column the item vectors do not have
+            vec = vec[:d]
+        if len(vec) == d:
+            return _unit(vec)
+    return None
+
+
+def item_vector(data: HomeData, item_id: str) -> np.ndarray | None:
+    """A card's vector as `HomeData.card` gives it (unit length; None if the item has none)."""
+    i = data.interactions.items.get(item_id)
+    if i < 0 or data.item_vectors is None:
+        return None
+    vector = data.item_vectors[i]
+    return None if not np.any(vector) else vector
+
+
+def session_features(data: HomeData, user_id: str, plays: int = 5) -> dict[str, str | int]:
+    """Features of the listener's current (latest) session: the genre most of its last plays
+    share and how many plays it has had so far (at most ``plays`` are read; plays more than 30
+    minutes apart start a new session)."""
+    rows = data.store.conn.execute(
+        "SELECT item_id, played_at FROM listens WHERE user_id = ? AND played_at IS NOT NULL "
+        "AND played_at <= ? ORDER BY played_at DESC LIMIT ?",
+        [user_id, data.now, plays],
+    ).fetchall()
+    session = rows[:1]
+    for prev, row in zip(rows, rows[1:], strict=False):
+        if prev[1] - row[1] > SESSION_GAP:
+            break
+        session.append(row)
+    if not session:
+        return {}
+    features: dict[str, str | int] = {"session_plays": len(session)}
+    if data.genres is not None:
+        genres = [
+            data.genres[i] for i in (data.interactions.items.get(r[0]) for r in session) if i >= 0
+        ]
+        genres = [g for g in genres if g]
+        if genres:
+            features["session_genre"] = max(set(genres), key=lambda g: (genres.count(g), g))
+    return features
+
+
+def user_context(
+    data: HomeData,
+    user_id: str,
+    *,
+    at: datetime | None = None,
+    hour: int | None = None,
+    weekday: int | None = None,
+    device: str | None = None,
+    country: str | None = None,
+) -> Context:
+    """The context of a visit: hour and weekday of ``at`` (default now) unless given; the
+    listener's most used platform and their home country (else where they listen most) unless
+    given; their taste vector; and features of their current session. An unknown listener is
+    a KeyError."""
+    user = data.user(user_id)
+    moment = at or datetime.now()
+    conn = data.store.conn
+    if device is None:
+        row = conn.execute(
+            "SELECT platform FROM listens WHERE user_id = ? AND platform IS NOT NULL AND platform <> '' "
+            "GROUP BY platform ORDER BY count(*) DESC, platform LIMIT 1",
+            [user_id],
+        ).fetchall()
+        device = row[0][0] if row else "unknown"
+    if country is None:
+        row = (
+            conn.execute(
+                "SELECT country FROM users WHERE user_id = ? AND country IS NOT NULL AND country <> ''",
+                [user_id],
+            ).fetchall()
+            or conn.execute(
+                "SELECT country FROM listens WHERE user_id = ? AND country IS NOT NULL AND country <> '' "
+                "GROUP BY country ORDER BY count(*) DESC, country LIMIT 1",
+                [user_id],
+            ).fetchall()
+        )
+        country = row[0][0] if row else "unknown"
+    return Context(
+        user_id=user_id,
+        hour=moment.hour if hour is None else hour,
+        weekday=moment.weekday() if weekday is None else weekday,
+        device=str(device).lower(),
+        country=str(country).upper() if country != "unknown" else country,
+        user_vector=user_vector(data, user),
+        features=session_features(data, user_id),
+    )
+
+
+class UnknownListener(KeyError):
+    """The store has no listener with this id."""
+
+    def __str__(self) -> str:
+        return f"no listener {self.args[0]!r} in the store"
+
+
+@dataclass
+class Feedback:
+    """What one feedback step did: plays joined to impressions, impressions learnt from."""
+
+    streamed: int = 0
+    not_streamed: int = 0
+    learned: int = 0
+    batches: int = 0
+
+
+@dataclass
+class HomeBandit:
+    """The home screen's reward model, kept between calls in ``models/home-bandit.npz`` beside
+    the store (NumPy arrays with JSON metadata, no pickle; `RewardModel` format version), with
+    how many micro-batches it has learnt (the version logged with every impression) and the
+    latest reward it has learnt from.
+
+    Every policy the home screen serves with (``HOME_POLICIES``) shares it: epsilon-greedy
+    ranks by it and explores, greedy ranks by it, uniform ignores it; all of them log
+    propensities, and the model learns from every logged impression with inverse-propensity
+    weights.
+    """
+
+    reward_model: RewardModel
+    path: Path
+    version: int = 0
+    watermark: datetime | None = None
+
+    @classmethod
+    def load(cls, store: Store, random_state: int | None = 0) -> HomeBandit:
+        """The saved model, or a new one if none is saved yet. A file that is not a home
+        reward model is a StoreError naming it."""
+        path = home_model_path(store)
+        if not path.is_file():
+            return cls(RewardModel(random_state=random_state), path)
+        try:
+            model = RewardModel.load(path)
+        except (BanditInputError, OSError, ValueError, KeyError) as exc:
+            raise StoreError(
+                f"{path}: not a readable home reward model ({exc}); move it away to start a new one"
+            ) from exc
+        extra = model.extra
+        mark = extra.get("watermark")
+        return cls(
+            model,
+            path,
+            int(extra.get("version", 0)),  # type: ignore[call-overload]
+            None if not mark else datetime.fromisoformat(str(mark)),
+        )
+
+    def save(self) -> Path:
+        self.reward_model.save(
+            self.path,
+            extra={
+                "kind": "deepcuts.home",
+                "version": self.version,
+                "watermark": None if self.watermark is None else self.watermark.isoformat(),
+            },
+        )
+        return self.path
+
+    def policy(self, name: str = "epsilon-greedy", epsilon: float = 0.1) -> Policy:
+        """A policy serving with this model (``HOME_POLICIES``); its draws are fresh each call."""
+        if name not in HOME_POLICIES:
+            raise BanditInputError(
+                f"policy: the home screen serves with {', '.join(HOME_POLICIES)}, not {name!r}"
+            )
+        policy: Policy
+        if name == "uniform":
+            policy = UniformRandom()
+        elif name == "greedy":
+            policy = Greedy(reward_model=self.reward_model)
+        else:
+            policy = EpsilonGreedy(epsilon=epsilon, reward_model=self.reward_model)
+        policy.n_updates_ = self.version
+        return policy
+
+    def learn(
+        self,
+        store: Store,
+        data: HomeData,
+        *,
+        now: datetime | None = None,
+        rule: SuccessRule | None = None,
+        window: timedelta = timedelta(hours=1),
+        batch_size: int = 256,
+    ) -> Feedback:
+        """The feedback loop: join plays since the last call to the logged impressions as rewards
+        (`join_rewards`), then update the reward model with the impressions newly rewarded, in
+        micro-batches of ``batch_size`` in the order they were served. Those are the ones this
+        join rewarded and any rewarded after the latest reward learnt (rewards another process
+        joined; on the first call, every rewarded impression in the store); none is learnt
+        twice."""
+        pending = pending_impressions(store)
+        joined = join_rewards(store, rule, window, now)
+        users = data.interactions.users
+        fresh = rewarded_impressions(
+            store,
+            ids=pending,
+            rewarded_after=self.watermark or datetime(1970, 1, 1, tzinfo=UTC),
+            user_vector=lambda u: user_vector(data, users.get(u)) if users.get(u) >= 0 else None,
+            card_vector=lambda i: item_vector(data, i),
+        )
+        feedback = Feedback(joined["streamed"], joined["not_streamed"])
+        if not fresh:
+            return feedback
+        learner = EpsilonGreedy(epsilon=0.0, reward_model=self.reward_model)
+        for start in range(0, len(fresh), batch_size):
+            learner.update_params(fresh[start : start + batch_size])
+            feedback.batches += 1
+        self.version += feedback.batches
+        feedback.learned = len(fresh)
+        marks = [im.reward_at for im in fresh if im.reward_at is not None]
+        if marks:
+            latest = max(marks)
+            self.watermark = latest if self.watermark is None else max(self.watermark, latest)
+        return feedback
+
+
+@dataclass
+class ServedHome:
+    """A served home page and what was done around it."""
+
+    page: Page
+    policy: Policy
+    layout: PageLayout
+    feedback: Feedback
+    n_candidates: int
+    logged: int
+    model_path: Path
+    names: dict[str, tuple[str, str | None]]  # item id -> (name, artist)
+
+    def to_dict(self) -> dict[str, object]:
+        """The page as JSON values: page id, policy, context, and shelves with their cards,
+        positions and propensities."""
+        c = self.page.context
+        shelves = []
+        by_slot = {(im.shelf_position, im.card_position): im for im in self.page.impressions}
+        for j, (shelf, order) in enumerate(zip(self.page.shelves, self.page.cards, strict=True)):
+            cards = []
+            for pos, i in enumerate(order):
+                im = by_slot[(j, pos)]
+                card = shelf.cards[i]
+                name, artist = self.names.get(card.item_id, (card.item_id, None))
+                cards.append(
+                    {
+                        "position": pos,
+                        "item_id": card.item_id,
+                        "kind": card.kind,
+                        "name": name,
+                        "artist": artist,
+                        "card_propensity": round(float(im.card_propensity), 6),
+                        "propensity": round(float(im.propensity), 8),
+                        "impression_id": im.impression_id,
+                    }
+                )
+            shelves.append(
+                {
+                    "position": j,
+                    "shelf_id": shelf.shelf_id,
+                    "shelf_type": shelf.shelf_type,
+                    "title": shelf.title,
+                    "shelf_propensity": round(float(by_slot[(j, 0)].shelf_propensity), 6),
+                    "cards": cards,
+                }
+            )
+        return {
+            "page_id": self.page.page_id,
+            "user_id": c.user_id,
+            "served_at": self.page.impressions[0].served_at.isoformat()
+            if self.page.impressions
+            else None,
+            "policy": self.policy.describe(),
+            "layout": {"shelves": self.layout.n_shelves, "cards": self.layout.n_cards},
+            "context": {
+                "hour": c.hour,
+                "weekday": c.weekday,
+                "device": c.device,
+                "country": c.country,
+                "has_user_vector": c.user_vector is not None,
+                **{k: v for k, v in c.features.items()},
+            },
+            "candidate_shelves": self.n_candidates,
+            "shelves": shelves,
+            "feedback": asdict(self.feedback),
+            "logged": self.logged,
+            "model": str(self.model_path),
+        }
+
+
+def item_names(store: Store, item_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+    """(name, artist name) of each item: a track's title and artist, or an artist's name."""
+    if not item_ids:
+        return {}
+    store.conn.register("_items", pd.DataFrame({"item_id": pd.Series(list(item_ids), dtype=str)}))
+    try:
+        rows = store.conn.execute(
+            """
+            SELECT i.item_id, coalesce(t.name, a2.name, i.item_id), coalesce(a.name, a2.name)
+            FROM _items i
+            LEFT JOIN tracks t ON t.track_id = i.item_id
+            LEFT JOIN artists a ON a.artist_id = t.artist_id
+            LEFT JOIN artists a2 ON a2.artist_id = i.item_id
+            """
+        ).fetchall()
+    finally:
+        store.conn.unregister("_items")
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def serve_home(
+    store: Store,
+    user_id: str,
+    *,
+    data: HomeData | None = None,
+    policy: str = "epsilon-greedy",
+    epsilon: float = 0.1,
+    layout: PageLayout | None = None,
+    at: datetime | None = None,
+    hour: int | None = None,
+    weekday: int | None = None,
+    device: str | None = None,
+    country: str | None = None,
+    log_page: bool = True,
+    candidates_per_shelf: int = 20,
+    random_state: int | None = 0,
+    step: Callable[[str], None] | None = None,
+) -> ServedHome:
+    """Serve ``user_id`` a home page, as BaRT does, and keep the loop going:
+
+    1. load the home reward model (``models/home-bandit.npz``; a new one the first time);
+    2. feedback: join plays since the last page to logged impressions as rewards and update
+       the model with them in micro-batches (`HomeBandit.learn`);
+    3. build the context (`user_context`) and gather every shelf source's candidate shelves;
+    4. let the policy (epsilon-greedy by default) choose and order shelves and cards;
+    5. log every shown card to the store's ``impressions`` table with its propensities (unless
+       ``log_page`` is false) and save the model.
+
+    ``at`` is the time of the visit (default now, UTC for naive values): it is when the page
+    is served and up to when plays are joined. ``data`` (`HomeData.load(store)` by default)
+    may be passed to serve many pages from one load. An unknown listener is an
+    `UnknownListener`; a store without a trained model a StoreError telling to run
+    `deepcuts train`.
+    """
+    say = step or (lambda _msg: None)
+    when = at or datetime.now(UTC)
+    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    if data is None:
+        say("loading the model and the listening data")
+        data = HomeData.load(store)
+    if data.interactions.users.get(user_id) < 0:  # before anything is written
+        raise UnknownListener(user_id)
+    bandit = HomeBandit.load(store, random_state)
+    say("joining plays to impressions and learning from them")
+    feedback = bandit.learn(store, data, now=when)
+    say("gathering shelves")
+    context = user_context(
+        data,
+        user_id,
+        at=(at or datetime.now()),
+        hour=hour,
+        weekday=weekday,
+        device=device,
+        country=country,
+    )
+    shelves = candidate_shelves(data, context, candidates_per_shelf)
+    if not shelves:
+        raise BanditInputError(f"user: no shelf source has anything for {user_id!r}")
+    say("choosing shelves and cards")
+    chooser = bandit.policy(policy, epsilon)
+    layout = layout or PageLayout()
+    page = chooser.select_page(context, shelves, layout, served_at=when)
+    logged = log_impressions(store, page.impressions) if log_page else 0
+    bandit.save()
+    names = item_names(store, [im.card.item_id for im in page.impressions])
+    return ServedHome(page, chooser, layout, feedback, len(shelves), logged, bandit.path, names)
