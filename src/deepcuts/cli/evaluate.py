@@ -25,6 +25,7 @@ from deepcuts.evaluation.splits import SPLITS
 from deepcuts.io import FORMATS
 from deepcuts.models.cf import MODELS
 from deepcuts.signals import ConfidenceConfig
+from deepcuts.store import Store
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -70,6 +71,14 @@ def data_error(exc: Exception) -> None:
     """The data cannot be evaluated as asked (too little of it, no times): exit 3."""
     err.print(f"[red]error:[/red] {exc}", highlight=False)
     raise SystemExit(EXIT_INPUT) from exc
+
+
+def open_data(ctx: click.Context, dataset: tuple[str, str] | None, progress) -> tuple[Store, str]:
+    """The data to evaluate: a dataset folder loaded into a throwaway store, or the store."""
+    if dataset:
+        return dataset_store(dataset[0], [dataset[1]], progress), f"{dataset[0]} {Path(dataset[1]).name}"
+    store = open_store(ctx, read_only=True)
+    return store, str(store.path)
 
 
 def bar_progress(bar, task):
@@ -159,12 +168,7 @@ def evaluate(
     warnings.filterwarnings("ignore", module="implicit")
     with progress_bar() as bar:
         task = bar.add_task("loading data", total=None)
-        if dataset:
-            store = dataset_store(dataset[0], [dataset[1]], bar_progress(bar, task))
-            name = f"{dataset[0]} {Path(dataset[1]).name}"
-        else:
-            store = open_store(ctx, read_only=True)
-            name = str(store.path)
+        store, name = open_data(ctx, dataset, bar_progress(bar, task))
         try:
             try:
                 specs = standard_specs(names, default_params=params, default_confidence=conf)
@@ -198,7 +202,7 @@ def _evaluate_cold(ctx, dataset, fraction, cold_text, seeds, k, json_out) -> Non
 
     with progress_bar(transient=True) as bar:
         task = bar.add_task("loading data", total=None)
-        store = dataset_store(dataset[0], [dataset[1]], bar_progress(bar, task)) if dataset else open_store(ctx, read_only=True)
+        store, _ = open_data(ctx, dataset, bar_progress(bar, task))
     try:
         summary = {"cold_items": run_cold_items(ctx, store, fraction, seeds=seeds, k=k, cold_text=cold_text)}
     except SplitError as exc:
@@ -219,15 +223,12 @@ def _evaluate_weekly(ctx, dataset, split_kind, test_fraction, min_items, test_da
     runs = []
     with progress_bar() as bar:
         task = bar.add_task("loading data", total=None)
-        if dataset:
-            store = dataset_store(dataset[0], [dataset[1]], bar_progress(bar, task))
-        else:
-            store = open_store(ctx, read_only=True)
+        store, name = open_data(ctx, dataset, bar_progress(bar, task))
         try:
             if split_kind is None:
                 timed = store.conn.execute("SELECT count(played_at) FROM listens").fetchall()[0][0]
                 split_kind = "time" if timed else "user-holdout"
-            data = EvaluationData(store, dataset[1] if dataset else str(store.path))
+            data = EvaluationData(store, name)
             for seed in seeds:
                 runs.append(evaluate_weekly(
                     data, split_kind=split_kind, seed=seed, test_fraction=test_fraction,

@@ -10,9 +10,8 @@ from typing import Any
 import click
 
 from deepcuts.cli.common import err, handles_errors, log, open_store, progress_bar
-from deepcuts.cli.evaluate import bar_progress, data_error, read_params
+from deepcuts.cli.evaluate import bar_progress, data_error, open_data, read_params
 from deepcuts.evaluation import EvaluationData, SplitError
-from deepcuts.evaluation.datasets import dataset_store
 from deepcuts.evaluation.splits import SPLITS
 from deepcuts.evaluation.tuning import SEARCH_SPACES, tune_model
 from deepcuts.io import FORMATS
@@ -175,12 +174,7 @@ def tune(
     warnings.filterwarnings("ignore", module="implicit")
     with progress_bar() as bar:
         task = bar.add_task("loading data", total=None)
-        if dataset:
-            store = dataset_store(dataset[0], [dataset[1]], bar_progress(bar, task))
-            name = f"{dataset[0]} {Path(dataset[1]).name}"
-        else:
-            store = open_store(ctx, read_only=True)
-            name = str(store.path)
+        store, name = open_data(ctx, dataset, bar_progress(bar, task))
         try:
             data = EvaluationData(store, name)
             result = tune_model(
