@@ -23,7 +23,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 # The main job: a simulated world (Monday 2026-10-05 to 2026-11-01), ingested, a model
-# trained, every listener's Discover Weekly for the week after, and one list with its reasons.
+# trained, every listener's Discover Weekly for the week after, one list with its reasons,
+# and one listener's home screen of shelves chosen by the bandit.
 demo: install
 	$(DEEPCUTS) simulate --users 2000 --tracks 4000 --weeks 4 --seed 7 --out $(DEMO)/world
 	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb ingest native $(DEMO)/world
@@ -31,6 +32,7 @@ demo: install
 	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb train
 	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb weekly --week 2026-W45
 	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb weekly --week 2026-W45 --user u00001 --format m3u8
+	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb home --user u00001
 
 test: install
 	$(VENV)/bin/pytest -q
