@@ -281,8 +281,8 @@ def test_audio_embed_fails_when_nothing_is_audio(tmp_path):
 # -- the 33 real excerpts -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_excerpts(tmp_path_factory):
-    if not (EXCERPTS / "manifest.csv").is_file():
-        pytest.skip(f"real excerpts not found at {EXCERPTS}")
+    # The real data is part of the test suite: its absence is a failure, not a skip.
+    assert (EXCERPTS / "manifest.csv").is_file(), f"real excerpts not found at {EXCERPTS}"
     rows = list(csv.DictReader(open(EXCERPTS / "manifest.csv", encoding="utf-8")))
     result = extract([EXCERPTS / r["file"] for r in rows], cache_dir=tmp_path_factory.mktemp("cache"))
     assert not result.failures, result.failures
