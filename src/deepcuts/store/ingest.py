@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,14 +53,21 @@ def _quote(name: str) -> str:
 
 
 def _cast(table: Table, staged_types: dict[str, str], fmt: str) -> tuple[list[str], list[str]]:
-    """SQL for each target column's value and for the reason a row is rejected (or NULL)."""
+    """SQL for the value of each column the input has (and ``source``), and for the reason a
+    row is rejected (or NULL). Columns the input lacks are left to the table's default (NULL)
+    rather than carried through the load."""
     values, reasons = [], []
     for col in table.columns:
         name = _quote(col.name)
         src_type = staged_types.get(col.name)
+        if src_type is None and col.name == "source":
+            values.append(f"'{fmt}' AS source")
+            continue
         if src_type is None:
-            value = f"'{fmt}'" if col.name == "source" else f"NULL::{col.type}"
-        elif col.type == "VARCHAR":
+            if col.required:
+                reasons.append(f"'{col.name} is missing'")
+            continue
+        if col.type == "VARCHAR":
             value = f"NULLIF(trim(CAST({name} AS VARCHAR)), '')"
         elif src_type == col.type:
             value = name
@@ -73,10 +81,6 @@ def _cast(table: Table, staged_types: dict[str, str], fmt: str) -> tuple[list[st
         else:
             value = f"TRY_CAST({name} AS {col.type})"
         values.append(f"{value} AS {name}")
-        if src_type is None:
-            if col.required:
-                reasons.append(f"'{col.name} is missing'")
-            continue
         if src_type == "VARCHAR":
             present = f"NULLIF(trim({name}), '') IS NOT NULL"
         else:
@@ -208,9 +212,12 @@ class FileLoad:
                     f"{table}; expected some of: {', '.join(target.column_names)}"
                 )
             values, reasons = _cast(target, staged_types, self.fmt)
+            loaded = set(staged_types) | {"source"}
             checks = [
                 f"CASE WHEN NOT coalesce({expr}, true) THEN '{why}' END"
                 for expr, why in target.checks
+                # a check on a column the input lacks holds: the column will be NULL
+                if all(c.name in loaded for c in target.columns if re.search(rf"\b{c.name}\b", expr))
             ]
             line = LINE if LINE in staged_types else "NULL::BIGINT"
 
@@ -237,7 +244,8 @@ class FileLoad:
                     f"SELECT {LINE} AS line, '{table}' AS table_name, _reason AS reason, "
                     f"_raw AS raw FROM ({checked_rows(raw=True)}) WHERE _reason IS NOT NULL"
                 )
-            accepted = self._insert_new(target, checked, n_rows - n_bad)
+            columns = [c for c in target.column_names if c in loaded]
+            accepted = self._insert_new(target, checked, columns, n_rows - n_bad)
         finally:
             self.conn.execute(f"DROP TABLE IF EXISTS {checked}")
             self.conn.execute(f"DROP VIEW IF EXISTS {stage}")
@@ -247,10 +255,15 @@ class FileLoad:
         log.debug("%s -> %s: %s", self.source_file, table, counts)
         return counts
 
-    def _insert_new(self, target: Table, checked: str, n_valid: int) -> int:
-        """Insert the valid rows whose key is new; return how many were inserted."""
-        key = ", ".join(target.key)
-        cols = ", ".join(target.column_names)
+    def _insert_new(self, target: Table, checked: str, columns: list[str], n_valid: int) -> int:
+        """Insert the valid rows whose key is new; return how many were inserted.
+
+        ``columns`` are the columns the input has; key columns it lacks are NULL in every row."""
+        if n_valid == 0:
+            return 0
+        key_cols = [k for k in target.key if k in columns]  # a valid row has the required ones
+        key = ", ".join(key_cols)
+        cols = ", ".join(columns)
         valid = f"SELECT * FROM {checked} WHERE _reason IS NULL"
         distinct = self.conn.execute(f"SELECT count(DISTINCT ({key})) FROM ({valid})").fetchall()[0][0]
         if distinct < n_valid:  # repeats within the file: keep each key's first row
@@ -260,7 +273,9 @@ class FileLoad:
             )
         empty = not self.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {target.name} LIMIT 1)").fetchall()[0][0]
         if not empty:
-            same_key = " AND ".join(f"t.{k} IS NOT DISTINCT FROM v.{k}" for k in target.key)
+            same_key = " AND ".join(
+                f"t.{k} IS NOT DISTINCT FROM v.{k}" if k in columns else f"t.{k} IS NULL" for k in target.key
+            )
             valid = f"SELECT * FROM ({valid}) v WHERE NOT EXISTS (SELECT 1 FROM {target.name} t WHERE {same_key})"
         # Row order in the table carries no meaning: let DuckDB insert in parallel.
         self.conn.execute("SET preserve_insertion_order = false")
