@@ -64,18 +64,9 @@ class HomeData:
         content_vectors: np.ndarray | None = None,
     ) -> HomeData:
         from deepcuts.models.cf.training import load_trained
-        from deepcuts.signals import build_interactions
 
         trained = load_trained(store, model_id)
-        everyone = [
-            u
-            for (u,) in store.conn.execute("SELECT user_id FROM users ORDER BY user_id").fetchall()
-        ]
-        known = set(trained.users.ids.tolist())
-        users = trained.users.extended(u for u in everyone if u not in known)
-        inter = build_interactions(
-            store, trained.confidence, users=users, items=trained.items, until=now
-        )
+        inter = trained.interactions(store, now)
         catalogue = load_catalogue(store, inter.items)
         catalogue.plays = np.asarray(inter.positives().sum(axis=0)).ravel().astype(np.float64)
         vectors = trained.model.item_vectors()

@@ -671,10 +671,7 @@ def prepare_weekly(
     if content_vectors is None:
         content_vectors = store_content_vectors(store, trained.items)
     until = datetime.combine(week_start, datetime.min.time())
-    known = set(trained.users.ids.tolist())
-    everyone = [u for (u,) in store.conn.execute("SELECT user_id FROM users ORDER BY user_id").fetchall()]
-    users = trained.users.extended(u for u in everyone if u not in known)
-    inter = build_interactions(store, trained.confidence, users=users, items=trained.items, until=until)
+    inter = trained.interactions(store, until)
     learned = None
     if ranker != "blend":
         params = (trained.record.params.get("model", {}) if trained.record else {})

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from deepcuts.models.registry import (
 from deepcuts.signals import (
     ConfidenceConfig,
     IdMap,
+    Interactions,
     build_interactions,
     build_side_info,
     gather_evidence,
@@ -51,6 +53,14 @@ class TrainedModel:
     items: IdMap
     confidence: ConfidenceConfig
     record: ModelRecord | None = None
+
+    def interactions(self, store: Store, until: datetime | None = None) -> Interactions:
+        """The store's signals in this model's index space, for serving: the trained users
+        first, then every listener who arrived since (the model folds them in)."""
+        known = set(self.users.ids.tolist())
+        everyone = [u for (u,) in store.conn.execute("SELECT user_id FROM users ORDER BY user_id").fetchall()]
+        users = self.users.extended(u for u in everyone if u not in known)
+        return build_interactions(store, self.confidence, users=users, items=self.items, until=until)
 
 
 def model_dir(store: Store) -> Path:
