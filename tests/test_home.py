@@ -81,6 +81,8 @@ def test_home_shows_at_least_8_shelf_types_across_listeners(store_path):
         p = page(store_path, "--user", user, "--at", (AT + timedelta(minutes=15 * k)).isoformat())
         assert len(p["shelves"]) == 4 and all(1 <= len(s["cards"]) <= 5 for s in p["shelves"])
         assert p["logged"] == sum(len(s["cards"]) for s in p["shelves"])
+        items = [c["item_id"] for s in p["shelves"] for c in s["cards"]]
+        assert len(items) == len(set(items)), "a track is on two shelves of one page"
         seen |= {s["shelf_type"] for s in p["shelves"]}
         shown += p["logged"]
     assert len(seen) >= 8, seen

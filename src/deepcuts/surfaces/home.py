@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -475,15 +475,29 @@ def shelf_sources(data: HomeData) -> list:
 
 
 def candidate_shelves(data: HomeData, context: Context, limit: int = 20) -> list[Shelf]:
-    """Every shelf every source offers for this context."""
-    shelves: list[Shelf] = []
+    """Every shelf every source offers for this context, no card on two of them.
+
+    A card two shelves offer stays on the one that ranks it higher (the earlier source on a
+    tie) and leaves the other, so a page never shows the same track twice; a shelf left empty
+    is dropped. Doing it here, before the policy chooses, keeps every logged propensity exact.
+    """
+    offered: list[Shelf] = []
     for source in shelf_sources(data):
         try:
-            shelves += source.shelves(context, limit)
+            offered += source.shelves(context, limit)
         except KeyError:
             raise
         except Exception:  # one broken source must not take the home screen down
             log.exception("shelf source %s failed for %s", source.name, context.user_id)
+    home: dict[str, tuple[int, int]] = {}  # item -> (its best rank, the shelf that has it there)
+    for s, shelf in enumerate(offered):
+        for rank, card in enumerate(shelf.cards):
+            home[card.item_id] = min(home.get(card.item_id, (rank, s)), (rank, s))
+    shelves = []
+    for s, shelf in enumerate(offered):
+        cards = tuple(c for c in shelf.cards if home[c.item_id][1] == s)
+        if cards:
+            shelves.append(replace(shelf, cards=cards))
     return shelves
 
 
