@@ -81,7 +81,7 @@ class TasteClusterSource:
         top = np.argsort(-counts, axis=1, kind="stable")[:, : self.n_clusters]
         ranked_items, ranked_scores = batch.ranked()
         ranked_cluster = np.where(ranked_items != NONE, world.clusters[np.clip(ranked_items, 0, None)], -2)
-        for slot in range(self.n_clusters):
+        for slot in range(top.shape[1]):  # fewer when the world has fewer clusters
             cluster = top[:, slot]
             has = np.take_along_axis(counts, cluster[:, None], axis=1)[:, 0] > 0
             in_cluster = (ranked_cluster == (cluster - 1)[:, None]) & has[:, None]

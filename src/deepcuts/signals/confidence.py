@@ -286,7 +286,8 @@ def gather_evidence(
         def decay(col: str) -> str:
             return "1.0"
 
-    window = "AND (played_at < $until)" if until is not None else ""
+    # a listen without a time (a play count) is history: before any cutoff, as undated actions are
+    window = "AND (played_at IS NULL OR played_at < $until)" if until is not None else ""
     time_join = ""
     duration = str(DEFAULT_TRACK_MS)
     if config.use_time:
