@@ -1,21 +1,28 @@
 """Running policies against a simulated home screen: stream rates, regret, off-policy checks.
 
 `simulate_home` serves the same sequence of contexts and candidate shelves to every policy,
-``pages_per_day`` pages a simulated day (common random numbers; every learned policy also
-starts from the same reward-model initialisation, so epsilon-greedy and greedy differ only in
-exploring), draws each shown card's stream from the world's true probability,
-feeds the rewards back in micro-batches, and records per page the realised reward, the true
-expected reward of the page served and that of the best page (regret). It then checks off-policy
-evaluation: the epsilon-greedy policy as it stands at the end of its run (frozen) is evaluated
-by IPS, SNIPS and DR from the uniform-random policy's log, and compared with the frozen policy's
-true on-policy value on fresh contexts drawn over the same days as the log.
+``pages_per_day`` pages a simulated day, draws each shown card's stream from the world's true
+probability, feeds the rewards back in micro-batches, and records per page the realised reward,
+the true expected reward of the page served and that of the best page (regret). Policies are
+compared with common random numbers: the same contexts and candidates, the same uniform draw
+for the same slot of the same page (a card streams when the draw is below its probability),
+and the same reward-model initialisation for every learned policy, so epsilon-greedy and greedy
+differ only in exploring.
+
+After the runs, two checks on fresh contexts drawn over the same days:
+
+- what each policy with a reward model *learnt*: the true value of ranking greedily by its
+  final model (``learned_value``), apart from what it earned while learning. Exploration pays
+  only where it teaches the model something greedy's own data does not;
+- off-policy evaluation: the epsilon-greedy policy as it stands at the end of its run (frozen)
+  is evaluated by IPS, SNIPS and DR from the uniform-random policy's log, and compared with the
+  frozen policy's true on-policy value.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -34,7 +41,7 @@ from deepcuts.bandit.estimators import (
 )
 from deepcuts.bandit.feedback import LoggedFeedback, from_impressions
 from deepcuts.bandit.ope import ReplayPage, replay
-from deepcuts.bandit.policies import EpsilonGreedy, Policy, make_policy
+from deepcuts.bandit.policies import EpsilonGreedy, Greedy, Policy, make_policy
 from deepcuts.bandit.types import BanditInputError, Context, Impression, Page, PageLayout, Shelf
 
 Progress = Callable[[str, int], None]
@@ -52,8 +59,9 @@ class SimulationConfig:
     update_every : pages per micro-batch of feedback.
     pages_per_day : pages served per simulated day (the world's releases arrive daily, and a
         listener's batch-made shelves are refreshed daily).
-    n_eval_pages : fresh contexts on which the frozen epsilon-greedy policy's true value is
-        computed (exactly, from its position probabilities, for each context).
+    n_eval_pages : fresh contexts on which the frozen epsilon-greedy policy's true value and
+        every learned policy's ``learned_value`` are computed (exactly, from position
+        probabilities, for each context).
     seed : seed of contexts, candidates, rewards and policies.
     policy_params : extra constructor arguments per policy id.
     """
@@ -132,6 +140,8 @@ class PolicyRun:
     cumulative_expected_rate: list[float]
     cumulative_regret: list[float]
     window_stream_rate: list[float]
+    # the true value, on the evaluation contexts, of ranking greedily by the final reward model
+    learned_value: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,6 +195,10 @@ class SimulationResult:
             summary["ratio_to_uniform"] = {k: r / rates["uniform"] for k, r in rates.items()}
         if "greedy" in rates:
             summary["difference_to_greedy"] = {k: r - rates["greedy"] for k, r in rates.items()}
+        summary["expected_rate"] = {k: v.expected_rate for k, v in self.runs.items()}
+        summary["learned_value"] = {
+            k: v.learned_value for k, v in self.runs.items() if v.learned_value is not None
+        }
         out["summary"] = summary
         return out
 
@@ -204,8 +218,11 @@ def run_policy(
     """Serve ``config.n_impressions`` cards with ``policy``, learning from the streams."""
     layout = config.layout
     ctx_rng = np.random.default_rng([config.seed, 1])  # same contexts and shelves for every policy
-    reward_rng = np.random.default_rng([config.seed, 2, zlib.crc32(policy.policy_id.encode())])
     n_pages = config.n_pages
+    # and the same draw for the same slot of the same page (common random numbers)
+    draws = np.random.default_rng([config.seed, 2]).random(
+        (n_pages, layout.n_shelves, layout.n_cards)
+    )
     realised = np.zeros(n_pages)
     expected = np.zeros(n_pages)
     optimal = np.zeros(n_pages)
@@ -225,7 +242,8 @@ def run_policy(
         index = {s.shelf_id: k for k, s in enumerate(shelves)}
         shown_probs = [probs_all[index[s.shelf_id]] for s in page.shelves]
         p = world.page_expected_reward(page, shown_probs)
-        r = (reward_rng.random(len(p)) < p).astype(np.float64)
+        slot = [(im.shelf_position, im.card_position) for im in page.impressions]
+        r = (draws[i][tuple(np.array(slot).T)] < p).astype(np.float64)
         rewarded = [
             im.with_reward(float(x), served_at) for im, x in zip(page.impressions, r, strict=True)
         ]
@@ -347,14 +365,43 @@ def on_policy_value(
     return value, float(resid.std(ddof=1) / np.sqrt(len(t)))
 
 
+def evaluation_contexts(
+    world: HomeWorld, config: SimulationConfig
+) -> list[tuple[Context, list[Shelf]]]:
+    """``config.n_eval_pages`` fresh contexts with their candidates, on days of the run."""
+    rng = np.random.default_rng([config.seed, 3])
+    fresh = []
+    for _ in range(config.n_eval_pages):  # on the days of the run, as the log's pages were
+        day = config.day_of(int(rng.integers(config.n_pages)))
+        c = world.sample_context(rng, day)
+        fresh.append((c, world.candidate_shelves(c, rng, day)))
+    return fresh
+
+
+def learned_value(
+    world: HomeWorld,
+    policy: Policy,
+    layout: PageLayout,
+    contexts: Sequence[tuple[Context, list[Shelf]]],
+) -> float | None:
+    """The true value per card of ranking greedily by the policy's reward model on the given
+    contexts: what it has learnt, apart from what exploring cost it. None without a model."""
+    if not isinstance(policy, EpsilonGreedy) or not contexts:
+        return None
+    exploit = Greedy(reward_model=policy.reward_model, random_state=0)
+    return on_policy_value(world, exploit, layout, contexts)[0]
+
+
 def off_policy_check(
     world: HomeWorld,
     target: EpsilonGreedy,
     log: Sequence[LoggedPage],
     config: SimulationConfig,
     logging_policy: str = "uniform",
+    fresh: Sequence[tuple[Context, list[Shelf]]] | None = None,
 ) -> OffPolicyCheck:
-    """IPS, SNIPS and DR of a frozen target from a log, against its true on-policy value."""
+    """IPS, SNIPS and DR of a frozen target from a log, against its true on-policy value on
+    ``fresh`` contexts (`evaluation_contexts` by default)."""
     feedback: LoggedFeedback = from_impressions(im for lp in log for im in lp.page.impressions)
     arrays = replay(target, replay_logged(log), len(feedback), target.reward_model)
     t = arrays["target_propensity"]
@@ -368,12 +415,7 @@ def off_policy_check(
             expected_reward_target=arrays["expected_reward_target"],
         ),
     }
-    rng = np.random.default_rng([config.seed, 3])
-    fresh = []
-    for _ in range(config.n_eval_pages):  # on the days of the run, as the log's pages were
-        day = config.day_of(int(rng.integers(config.n_pages)))
-        c = world.sample_context(rng, day)
-        fresh.append((c, world.candidate_shelves(c, rng, day)))
+    fresh = evaluation_contexts(world, config) if fresh is None else fresh
     value, se = (
         on_policy_value(world, target, config.layout, fresh)
         if fresh
@@ -391,7 +433,8 @@ def simulate_home(
     world: HomeWorld, config: SimulationConfig | None = None, progress: Progress | None = None
 ) -> tuple[SimulationResult, list[LoggedPage]]:
     """Run every configured policy, then the off-policy check (when both epsilon-greedy and
-    uniform ran). Returns the result and the uniform policy's log (empty if it did not run)."""
+    uniform ran) and each learned policy's ``learned_value``. Returns the result and the
+    uniform policy's log (empty if it did not run)."""
     config = config or SimulationConfig()
     runs: dict[str, PolicyRun] = {}
     uniform_log: list[LoggedPage] = []
@@ -405,10 +448,13 @@ def simulate_home(
         final[name] = policy
         if name == "uniform":
             uniform_log = log
+    fresh = evaluation_contexts(world, config)
     ope = None
     eg = final.get("epsilon-greedy")
     if isinstance(eg, EpsilonGreedy) and uniform_log:
-        ope = off_policy_check(world, eg, uniform_log, config)
+        ope = off_policy_check(world, eg, uniform_log, config, fresh=fresh)
+    for name, policy in final.items():
+        runs[name].learned_value = learned_value(world, policy, config.layout, fresh)
     cfg = asdict(config)
     cfg["layout"] = asdict(config.layout)
     world_info = {

@@ -274,7 +274,7 @@ def ope(
     default=2000,
     show_default=True,
     type=click.IntRange(min=0),
-    help="Fresh pages for the frozen epsilon-greedy policy's true value.",
+    help="Fresh pages for the frozen epsilon-greedy policy's true value and each learned policy's final model.",
 )
 @click.option("--seed", type=int, help="Seed of everything random [default: the settings' seed].")
 @click.option(
@@ -319,9 +319,11 @@ def simulate_home(
 
     Every policy serves the same contexts and candidate shelves, day after simulated day (new
     tracks are released daily, their appeal learnable only from feedback); streams are drawn
-    from the world's true probabilities, and each policy learns from them as it goes. Then the
-    epsilon-greedy policy, frozen at the end of its run, is evaluated off-policy (IPS, SNIPS,
-    DR) from the uniform policy's log and compared with its true on-policy value.
+    from the world's true probabilities (the same draw for the same slot of the same page),
+    and each policy learns from them as it goes. Then, on fresh pages: what each learned
+    policy's final model is worth when exploited greedily (what it learnt, apart from what
+    exploring cost), and the epsilon-greedy policy, frozen at the end of its run, evaluated
+    off-policy (IPS, SNIPS, DR) from the uniform policy's log against its true value.
     """
     from deepcuts.bandit.environment import HomeWorld, HomeWorldConfig
     from deepcuts.bandit.feedback import write_table
@@ -400,6 +402,8 @@ def simulate_home(
         )
         if greedy and name != "greedy":
             ratio += f", {r.stream_rate - greedy.stream_rate:+.4f} vs greedy"
+        if r.learned_value is not None:
+            ratio += f"; its final model, exploited: {r.learned_value:.4f}"
         click.echo(
             f"{name:<15} stream rate {r.stream_rate:.4f} (expected {r.expected_rate:.4f}, best {r.optimal_rate:.4f})  regret {r.regret:,.0f}{ratio}"
         )
