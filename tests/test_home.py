@@ -196,7 +196,7 @@ def test_rewards_for_one_shelf_type_raise_it_for_that_listener(store_path):
 
 def test_the_reward_model_persists_without_pickle(store_path):
     user = users(store_path, 1)[0]
-    page(store_path, "--user", user, "--at", AT.isoformat())
+    shown = page(store_path, "--user", user, "--at", AT.isoformat())["logged"]
     path = store_path.parent / "models" / "home-bandit.npz"
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
@@ -204,7 +204,9 @@ def test_the_reward_model_persists_without_pickle(store_path):
     assert meta["extra"]["kind"] == "deepcuts.home" and meta["extra"]["version"] == 0
     # the next visit, two hours on, learns from the first page's (unstreamed) cards
     p = page(store_path, "--user", user, "--at", (AT + timedelta(hours=2)).isoformat())
-    assert p["feedback"] == {"streamed": 0, "not_streamed": 20, "learned": 20, "batches": 1}
+    # (a shelf can hold fewer than 5 cards once no track is on two shelves)
+    assert 15 <= shown <= 20
+    assert p["feedback"] == {"streamed": 0, "not_streamed": shown, "learned": shown, "batches": 1}
     assert p["policy"]["version"] == "1"
     # and a third learns nothing twice
     p = page(store_path, "--user", user, "--at", (AT + timedelta(hours=2, minutes=1)).isoformat())
