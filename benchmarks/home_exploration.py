@@ -14,6 +14,10 @@ seeds epsilon-greedy streamed more.
 
     python benchmarks/home_exploration.py [--seeds 0,1,2,3] [--impressions 50000]
         [--examination 0.8/0.85 --examination 0.5/0.5] [--epsilon 0.1]
+        [--position-model examination|logit]
+
+``--position-model`` says how the reward model treats the slot: the position-based
+examination model (the default) or BaRT's additive logit bias.
 """
 
 from __future__ import annotations
@@ -48,10 +52,11 @@ def one_seed(root: Path, seed: int, decays: tuple[float, float], args) -> dict[s
     world = HomeWorld.from_world(world_dir, home)
     config = SimulationConfig(n_impressions=args.impressions, seed=seed, n_eval_pages=args.eval_pages)
     state = config.seed * 1000 + 17  # every learner starts from the same model
+    model = {"position_model": args.position_model}
     policies = {
-        "epsilon-greedy": EpsilonGreedy(epsilon=args.epsilon, random_state=state),
-        "greedy": Greedy(random_state=state),
-        "uniform+learner": EpsilonGreedy(epsilon=1.0, random_state=state),
+        "epsilon-greedy": EpsilonGreedy(epsilon=args.epsilon, random_state=state, reward_params=model),
+        "greedy": Greedy(random_state=state, reward_params=model),
+        "uniform+learner": EpsilonGreedy(epsilon=1.0, random_state=state, reward_params=model),
     }
     out = {}
     for name, policy in policies.items():
@@ -68,6 +73,7 @@ def main() -> None:
     parser.add_argument("--impressions", type=int, default=50_000)
     parser.add_argument("--eval-pages", type=int, default=2000)
     parser.add_argument("--epsilon", type=float, default=0.1)
+    parser.add_argument("--position-model", choices=("examination", "logit"), default="examination")
     parser.add_argument(
         "--examination",
         action="append",
@@ -79,7 +85,10 @@ def main() -> None:
     cols = ["epsilon-greedy", "greedy", "uniform+learner"]
     with tempfile.TemporaryDirectory() as tmp:
         for decays in settings:
-            print(f"\nexamination: shelf decay {decays[0]}, card decay {decays[1]}; epsilon {args.epsilon}")
+            print(
+                f"\nexamination: shelf decay {decays[0]}, card decay {decays[1]}; epsilon {args.epsilon}; "
+                f"reward model position term: {args.position_model}"
+            )
             print("seed  expected stream rate (eps / greedy / uniform)   eps-greedy   final model exploited (eps / greedy / uniform log)")
             diffs = []
             for seed in seeds:

@@ -259,8 +259,8 @@ def test_rewarded_impressions_come_back_for_learning(store):
         assert a.propensity == pytest.approx(b.propensity)
         assert a.context.features == b.context.features and a.context.device == b.context.device
     model = policy.reward_model
-    rows_back, _, _ = model.training_rows(back)
-    rows_served, _, _ = model.training_rows([im.with_reward(0.0) for im in page.impressions])
+    rows_back = model.training_rows(back).rows
+    rows_served = model.training_rows([im.with_reward(0.0) for im in page.impressions]).rows
     np.testing.assert_allclose(
         model.fm.decision_function(rows_back), model.fm.decision_function(rows_served)
     )

@@ -64,7 +64,7 @@ def test_sample_weights_count_as_repeats():
 
 
 def test_slot_features_are_a_position_bias_only():
-    model = RewardModel(random_state=0)
+    model = RewardModel(random_state=0, position_model="logit")
     ctx, cands = context(), shelves()
     s = cands[0]
     rows = model.featurizer.rows(ctx, s, s.cards, [(0, 0)] * len(s.cards))
@@ -77,6 +77,83 @@ def test_slot_features_are_a_position_bias_only():
     p00 = model.predict_proba(ctx, s, s.cards, [(0, 0)] * 4)
     p33 = model.predict_proba(ctx, s, s.cards, [(3, 3)] * 4)
     assert list(np.argsort(p00)) == list(np.argsort(p33))
+
+
+SHELF_EXAM, CARD_EXAM = 0.5, 0.6  # P(looked at) = 0.5^j * 0.6^l in the test world below
+
+
+def examination_world(n_pages, seed):
+    """Uniformly ordered pages of 3 shelves x 4 cards (of 6) whose streams follow a
+    position-based model: P(stream) = 0.5^j 0.6^l * sigmoid(appeal of the card)."""
+    from deepcuts.bandit import UniformRandom
+
+    rng = np.random.default_rng(seed)
+    cands = shelves(4, 6, seed=1)
+    appeal = {c.item_id: rng.normal(-0.3, 1.2) for s in cands for c in s.cards}
+    policy = UniformRandom(random_state=seed)
+    pages = []
+    for i in range(n_pages):
+        page = policy.select_page(context(f"u{i % 5}"), cands, PageLayout(3, 4))
+        ims = []
+        for im in page.impressions:
+            e = SHELF_EXAM**im.shelf_position * CARD_EXAM**im.card_position
+            p = e / (1 + np.exp(-appeal[im.card.item_id]))
+            ims.append(im.with_reward(float(rng.random() < p)))
+        pages.append(ims)
+    return pages, appeal, cands
+
+
+def error_against_truth(model, cands, appeal):
+    """Mean |predicted - true P(stream)| over every card of ``cands`` at every slot of 3 x 4."""
+    errors = []
+    for s in cands:
+        true_looked = np.array([1 / (1 + np.exp(-appeal[c.item_id])) for c in s.cards])
+        for j in range(3):
+            for l_ in range(4):
+                pred = model.predict_proba(context("u0"), s, s.cards, [(j, l_)] * len(s.cards))
+                errors.append(np.abs(pred - SHELF_EXAM**j * CARD_EXAM**l_ * true_looked))
+    return float(np.concatenate(errors).mean())
+
+
+def test_the_examination_model_learns_where_listeners_look_and_what_they_like():
+    train, appeal, cands = examination_world(2500, seed=0)
+    model = RewardModel(random_state=0)
+    for ims in train:
+        model.update(ims)
+    e = model.examination
+    np.testing.assert_allclose(np.exp(-e.shelf_[:3]), SHELF_EXAM ** np.arange(3), atol=0.05)
+    np.testing.assert_allclose(np.exp(-e.card_[:4]), CARD_EXAM ** np.arange(4), atol=0.05)
+    # the slot-free score is P(stream | looked at): it follows each card's appeal
+    z = np.concatenate(model.card_logits(context("u0"), cands))
+    truth = np.array([appeal[c.item_id] for s in cands for c in s.cards])
+    assert np.corrcoef(z, truth)[0, 1] > 0.9
+    # and its P(stream) at each slot is nearer the truth than an additive logit bias fitted to
+    # the same log (which multiplies the odds, not the probability)
+    logit = RewardModel(random_state=0, position_model="logit")
+    for ims in train:
+        logit.update(ims)
+    assert error_against_truth(model, cands, appeal) < 0.8 * error_against_truth(
+        logit, cands, appeal
+    )
+
+
+def test_the_examination_model_saves_and_loads(tmp_path):
+    train, _, cands = examination_world(200, seed=0)
+    for kind in ("examination", "logit"):
+        model = RewardModel(random_state=0, position_model=kind)
+        for ims in train:
+            model.update(ims)
+        model.save(tmp_path / f"{kind}.npz")
+        loaded = RewardModel.load(tmp_path / f"{kind}.npz")
+        assert loaded.position_model == kind
+        slots = [(2, 3), (0, 1), (1, 0), (0, 0), (2, 2), (1, 1)]
+        ctx = context("u1")
+        np.testing.assert_allclose(
+            loaded.predict_proba(ctx, cands[0], cands[0].cards, slots),
+            model.predict_proba(ctx, cands[0], cands[0].cards, slots),
+        )
+        z = model.card_logits(ctx, cands)[1]
+        np.testing.assert_allclose(loaded.at_slot(z, 2, 1), model.at_slot(z, 2, 1))
 
 
 def test_inverse_propensity_weights_are_clipped_and_normalised():
@@ -154,6 +231,13 @@ def test_success_rule_thresholds_per_content_type():
         ),
         (lambda: FeatureRows(np.ones((2, 2), int), np.ones((2, 3))), "indices"),
         (lambda: RewardModel(max_weight=0.5), "max_weight"),
+        (lambda: RewardModel(position_model="cascade"), "position_model"),
+        (
+            lambda: FactorizationMachine().step(
+                FeatureRows(np.ones((2, 1), int), np.ones((2, 1))), np.ones(3)
+            ),
+            "grad",
+        ),
         (lambda: Featurizer(hour_bucket=0), "hour_bucket"),
     ],
 )

@@ -66,10 +66,6 @@ def replay_pages(log: LoggedFeedback, candidates: str = "page") -> list[ReplayPa
     ]
 
 
-def _sig(z: Any) -> Any:
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
-
-
 def replay(
     policy: Policy,
     pages: Sequence[ReplayPage],
@@ -86,13 +82,7 @@ def replay(
         probs = policy.page_probabilities(page.context, page.shelves, page.layout)
         if reward_model is not None:
             logits = reward_model.card_logits(page.context, page.shelves)
-            slots = sorted(
-                {
-                    (int(j), int(l_))
-                    for j, l_ in zip(page.shelf_position, page.card_position, strict=True)
-                }
-            )
-            bias = dict(zip(slots, reward_model.slot_logits(slots), strict=True))
+            at_slot: dict[tuple[int, int], list[np.ndarray]] = {}
         for r, s, c, j, l_pos in zip(
             page.rows,
             page.shelf_index,
@@ -104,13 +94,16 @@ def replay(
             t[r] = probs.slot(int(s), int(c), int(j), int(l_pos))
             if reward_model is None:
                 continue
-            b = bias[(int(j), int(l_pos))]
-            q[r] = float(_sig(logits[s][c] + b))
+            slot = (int(j), int(l_pos))
+            if slot not in at_slot:  # q of every candidate card at this slot
+                at_slot[slot] = [reward_model.at_slot(z, *slot) for z in logits]
+            q_slot = at_slot[slot]
+            q[r] = float(q_slot[s][c])
             total = 0.0
             if j < probs.shelves.shape[0]:
                 for k, pc in enumerate(probs.cards):
                     if probs.shelves[j, k] > 0 and l_pos < pc.shape[0]:
-                        total += probs.shelves[j, k] * float(pc[l_pos] @ _sig(logits[k] + b))
+                        total += probs.shelves[j, k] * float(pc[l_pos] @ q_slot[k])
             qt[r] = total
     out = {"target_propensity": t}
     if reward_model is not None:

@@ -2,14 +2,26 @@
 
 `FactorizationMachine` is an order-2 factorization machine (Rendle, "Factorization Machines",
 ICDM 2010) with a logistic loss, trained online by AdaGrad on micro-batches with per-row
-weights. `RewardModel` puts it over the features of (user and context, shelf, card, slot):
+weights. `RewardModel` puts it over the features of (user and context, shelf, card):
 
-    logit P(stream) = w0 + sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j
+    logit P(stream | looked at) = w0 + sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j
 
-where slot features (shelf and card position) are linear-only, a position bias. Rows are
-weighted by their inverse propensity (clipped, then scaled to mean 1 within each batch) so the
-model is fitted as if actions had been chosen uniformly, not by the logging policy (BaRT,
-McInerney et al., RecSys 2018, section 4).
+and says how the slot (shelf position j, card position l) enters, by ``position_model``:
+
+- ``"examination"`` (the default): a position-based click model, as used for carousels
+  (Rahdari, Kveton and Brusilovsky, "From Ranked Lists to Carousels: A Carousel Click Model",
+  WSDM 2023): P(stream at (j, l)) = examine_shelf(j) * examine_card(l) * P(stream | looked at),
+  with the top slot always looked at. `Examination` learns the two examination curves with
+  the FM, by gradient on the same likelihood. A listener who never scrolls to a shelf says
+  nothing about it, so a good shelf shown low is not mistaken for a bad one;
+- ``"logit"``: slot features are linear-only FM features, an additive position bias on the
+  logit (BaRT's form). It multiplies the odds, not the probability, so it over-penalises
+  cards likely to stream when they are shown low.
+
+Either way the slot-free logit ranks cards, the same at every position. Rows are weighted by
+their inverse propensity (clipped, then scaled to mean 1 within each batch) so the model is
+fitted as if actions had been chosen uniformly, not by the logging policy (BaRT, McInerney et
+al., RecSys 2018, section 4).
 
 `SuccessRule` says what counts as a success: a stream of at least 30 s by default, with a
 threshold per content type (a sleep playlist may need longer).
@@ -219,9 +231,28 @@ class FactorizationMachine:
         if len(X) == 0:
             return self
         self._grow(int(X.indices.max(initial=0)) + 1, linear_only)
-        idx, val = X.indices, X.values
         z, s, Vx = self._forward(X)
-        g = weight * (_sigmoid(z) - y)  # dL/dz, (B,)
+        self._apply(X, weight * (_sigmoid(z) - y), s, Vx)
+        return self
+
+    def step(
+        self, X: FeatureRows, grad: np.ndarray, linear_only: np.ndarray | None = None
+    ) -> FactorizationMachine:
+        """One AdaGrad step given the gradient of the loss with respect to each row's logit,
+        shape (B,): for losses other than the logistic one (`RewardModel`'s examination)."""
+        grad = np.asarray(grad, dtype=np.float64)
+        if grad.shape != (len(X),) or not np.all(np.isfinite(grad)):
+            raise BanditInputError(f"grad: must be finite, one per row ({len(X)} rows)")
+        if len(X) == 0:
+            return self
+        self._grow(int(X.indices.max(initial=0)) + 1, linear_only)
+        _, s, Vx = self._forward(X)
+        self._apply(X, grad, s, Vx)
+        return self
+
+    def _apply(self, X: FeatureRows, g: np.ndarray, s: np.ndarray, Vx: np.ndarray) -> None:
+        """The AdaGrad update for dL/dz = ``g`` (B,), given the forward pass's s and Vx."""
+        idx, val = X.indices, X.values
         lr = self.learning_rate
         # bias
         g0 = g.sum()
@@ -247,7 +278,6 @@ class FactorizationMachine:
         self.w_[0] = 0.0
         self.V_[0] = 0.0
         self.n_updates_ += 1
-        return self
 
     def fit(
         self,
@@ -316,6 +346,104 @@ class FactorizationMachine:
         return fm
 
 
+POSITION_MODELS = ("examination", "logit")
+
+
+class Examination:
+    """P(a listener looks at slot (j, l)) = shelf(j) * card(l), with shelf(0) = card(0) = 1.
+
+    The examination half of a position-based click model, learned by projected AdaGrad on
+    ``-log`` examination (kept >= 0, so no slot is looked at more than the top one; 0 at the
+    top, which fixes the scale against the FM's P(stream | looked at)). Positions grow as
+    they are seen; an unseen one starts as fully examined.
+
+    Parameters
+    ----------
+    learning_rate : AdaGrad step size.
+    """
+
+    def __init__(self, learning_rate: float = 0.2):
+        if not (
+            isinstance(learning_rate, int | float)
+            and math.isfinite(learning_rate)
+            and learning_rate > 0
+        ):
+            raise BanditInputError(
+                f"learning_rate: must be a positive number, not {learning_rate!r}"
+            )
+        self.learning_rate = float(learning_rate)
+        # -log examination of each shelf position and each card position, and AdaGrad sums
+        self.shelf_ = np.zeros(0)
+        self.card_ = np.zeros(0)
+        self._g_shelf = np.zeros(0)
+        self._g_card = np.zeros(0)
+
+    def _grow(self, n_shelf: int, n_card: int) -> None:
+        for name, n in (("shelf_", n_shelf), ("card_", n_card)):
+            have = len(getattr(self, name))
+            if n > have:
+                setattr(self, name, np.concatenate([getattr(self, name), np.zeros(n - have)]))
+                g = f"_g_{name[:-1]}"
+                setattr(self, g, np.concatenate([getattr(self, g), np.zeros(n - have)]))
+
+    @staticmethod
+    def _positions(shelf_position: np.ndarray, card_position: np.ndarray) -> tuple:
+        j = np.asarray(shelf_position, dtype=np.int64)
+        l_ = np.asarray(card_position, dtype=np.int64)
+        if j.shape != l_.shape or (j.size and (j.min() < 0 or l_.min() < 0)):
+            raise BanditInputError("positions: need one non-negative shelf and card position each")
+        return j, l_
+
+    def log_probability(self, shelf_position: np.ndarray, card_position: np.ndarray) -> np.ndarray:
+        """log P(looked at) of each (shelf position, card position) pair."""
+        j, l_ = self._positions(shelf_position, card_position)
+        if j.size:
+            self._grow(int(j.max()) + 1, int(l_.max()) + 1)
+        return -(self.shelf_[j] + self.card_[l_])
+
+    def step(self, shelf_position: np.ndarray, card_position: np.ndarray, grad: np.ndarray) -> None:
+        """One step given dL/d(log P(looked at)) of each row."""
+        j, l_ = self._positions(shelf_position, card_position)
+        if not j.size:
+            return
+        self._grow(int(j.max()) + 1, int(l_.max()) + 1)
+        for values, sums, pos in ((self.shelf_, self._g_shelf, j), (self.card_, self._g_card, l_)):
+            g = -np.bincount(pos, weights=grad, minlength=len(values))  # d/d(-log examination)
+            g[0] = 0.0
+            sums += g * g
+            values -= self.learning_rate * g / (np.sqrt(sums) + 1e-8)
+            np.maximum(values, 0.0, out=values)
+            values[0] = 0.0
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "exam_shelf": self.shelf_,
+            "exam_card": self.card_,
+            "exam_g_shelf": self._g_shelf,
+            "exam_g_card": self._g_card,
+        }
+
+    @classmethod
+    def from_arrays(cls, learning_rate: float, arrays: Mapping[str, np.ndarray]) -> Examination:
+        e = cls(learning_rate)
+        e.shelf_ = np.array(arrays["exam_shelf"], dtype=np.float64)
+        e.card_ = np.array(arrays["exam_card"], dtype=np.float64)
+        e._g_shelf = np.array(arrays["exam_g_shelf"], dtype=np.float64)
+        e._g_card = np.array(arrays["exam_g_card"], dtype=np.float64)
+        return e
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """What a reward model learns from: the rows of impressions with rewards, in order."""
+
+    rows: FeatureRows
+    reward: np.ndarray
+    propensity: np.ndarray
+    shelf_position: np.ndarray
+    card_position: np.ndarray
+
+
 class RewardModel:
     """P(stream) of a card of a shelf in a slot for a context: BaRT's reward model.
 
@@ -324,6 +452,10 @@ class RewardModel:
     featurizer : turns (context, shelf, card, slot) into features; a new one by default.
     propensity_weighting : weight each logged impression by 1 / propensity.
     max_weight : clip inverse-propensity weights at this value.
+    position_model : how the slot enters (see the module docstring): ``"examination"`` (a
+        position-based click model, the default) or ``"logit"`` (an additive logit bias).
+    examination_rate : AdaGrad step size of the examination curves (a few parameters that
+        every row informs, so they need a larger step than the FM's many).
     **fm_params : passed to `FactorizationMachine`.
     """
 
@@ -332,15 +464,23 @@ class RewardModel:
         featurizer: Featurizer | None = None,
         propensity_weighting: bool = True,
         max_weight: float = 10.0,
+        position_model: str = "examination",
+        examination_rate: float = 0.2,
         **fm_params: object,
     ):
         if not (isinstance(max_weight, int | float) and max_weight >= 1):
             raise BanditInputError(f"max_weight: must be a number >= 1, not {max_weight!r}")
+        if position_model not in POSITION_MODELS:
+            raise BanditInputError(
+                f"position_model: must be one of {', '.join(POSITION_MODELS)}, not {position_model!r}"
+            )
         self.featurizer = featurizer or Featurizer()
         self.propensity_weighting = bool(propensity_weighting)
         self.max_weight = float(max_weight)
+        self.position_model = position_model
         self.fm = FactorizationMachine(**fm_params)  # type: ignore[arg-type]
         self.fm._init()
+        self.examination = Examination(examination_rate)
         self.extra: dict[str, object] = {}  # metadata saved with the model (see `save`)
 
     @property
@@ -368,11 +508,17 @@ class RewardModel:
         z = self.logits_from_rows(rows)
         return [z[offsets[i] : offsets[i + 1]] for i in range(len(shelves))]
 
-    def slot_logits(self, slots: Sequence[tuple[int, int]]) -> np.ndarray:
-        """The position bias of each (shelf position, card position), shape (n,)."""
-        rows = self.featurizer.slot_rows(slots)
-        self.fm._grow(int(rows.indices.max(initial=0)) + 1, self._linear_only())
-        return (self.fm.w_[rows.indices] * rows.values).sum(axis=1)
+    def at_slot(self, logits: np.ndarray, shelf_position: int, card_position: int) -> np.ndarray:
+        """P(stream) of cards with these slot-free ``logits`` shown at one slot."""
+        z = np.asarray(logits, dtype=np.float64)
+        if self.position_model == "logit":
+            rows = self.featurizer.slot_rows([(shelf_position, card_position)])
+            self.fm._grow(int(rows.indices.max(initial=0)) + 1, self._linear_only())
+            return _sigmoid(z + float(self.fm.w_[rows.indices[0]].sum()))
+        log_e = self.examination.log_probability(
+            np.array([shelf_position]), np.array([card_position])
+        )
+        return np.exp(log_e[0]) * _sigmoid(z)
 
     def predict_proba(
         self,
@@ -382,21 +528,24 @@ class RewardModel:
         slots: Sequence[tuple[int, int]],
     ) -> np.ndarray:
         """P(stream) of each card shown at its slot, shape (len(cards),)."""
-        rows = self.featurizer.rows(context, shelf, cards, slots)
-        return self.fm.predict_proba(rows, self._linear_only())
+        if self.position_model == "logit":
+            rows = self.featurizer.rows(context, shelf, cards, slots)
+            return self.fm.predict_proba(rows, self._linear_only())
+        if len(slots) != len(cards):
+            raise BanditInputError(f"slots: {len(slots)} given for {len(cards)} cards")
+        z = self.fm.decision_function(
+            self.featurizer.rows(context, shelf, cards), self._linear_only()
+        )
+        j, l_ = (np.array([s[k] for s in slots], dtype=np.int64) for k in (0, 1))
+        return np.exp(self.examination.log_probability(j, l_)) * _sigmoid(z)
 
     # -- learning -------------------------------------------------------------------------
-    def training_rows(
-        self, impressions: Sequence[Impression]
-    ) -> tuple[FeatureRows, np.ndarray, np.ndarray]:
-        """Rows, rewards and propensities of the impressions that have a reward (in order)."""
+    def training_rows(self, impressions: Sequence[Impression]) -> TrainingRows:
+        """The impressions that have a reward, in order: their rows (with slot features under
+        the ``logit`` position model, slot-free under ``examination``), rewards, propensities
+        and slots."""
         done = [im for im in impressions if im.reward is not None]
-        if not done:
-            return (
-                FeatureRows(np.zeros((0, 1), dtype=np.int64), np.zeros((0, 1))),
-                np.zeros(0),
-                np.zeros(0),
-            )
+        with_slots = self.position_model == "logit"
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(done):  # one featurizer call per (context, shelf)
             groups.setdefault((id(im.context), id(im.shelf)), []).append(i)
@@ -408,14 +557,24 @@ class RewardModel:
                     first.context,
                     first.shelf,
                     [done[i].card for i in members],
-                    [(done[i].shelf_position, done[i].card_position) for i in members],
+                    [(done[i].shelf_position, done[i].card_position) for i in members]
+                    if with_slots
+                    else None,
                 )
             )
             order.extend(members)
-        rows = FeatureRows.stack(parts).take(np.argsort(order))
-        y = np.array([float(im.reward) for im in done])  # type: ignore[arg-type]
-        p = np.array([im.propensity for im in done])
-        return rows, y, p
+        rows = (
+            FeatureRows.stack(parts).take(np.argsort(order))
+            if parts
+            else FeatureRows(np.zeros((0, 1), dtype=np.int64), np.zeros((0, 1)))
+        )
+        return TrainingRows(
+            rows,
+            np.array([float(im.reward) for im in done]),  # type: ignore[arg-type]
+            np.array([im.propensity for im in done]),
+            np.array([im.shelf_position for im in done], dtype=np.int64),
+            np.array([im.card_position for im in done], dtype=np.int64),
+        )
 
     def weights(self, propensity: np.ndarray) -> np.ndarray:
         if not self.propensity_weighting or len(propensity) == 0:
@@ -431,13 +590,24 @@ class RewardModel:
         ``extra_weight`` (one per rewarded impression) multiplies the inverse-propensity
         weights (Thompson sampling's bootstrap weights).
         """
-        rows, y, p = self.training_rows(impressions)
-        if len(y) == 0:
+        t = self.training_rows(impressions)
+        if len(t.reward) == 0:
             return self
-        w = self.weights(p)
+        w = self.weights(t.propensity)
         if extra_weight is not None:
             w = w * extra_weight[: len(w)]
-        self.fm.partial_fit(rows, np.clip(y, 0.0, 1.0), w, self._linear_only())
+        y = np.clip(t.reward, 0.0, 1.0)
+        if self.position_model == "logit":
+            self.fm.partial_fit(t.rows, y, w, self._linear_only())
+            return self
+        # P(stream) = e * sigmoid(z); L = -w [y log p + (1 - y) log(1 - p)]
+        z = self.fm.decision_function(t.rows, self._linear_only())
+        log_e = self.examination.log_probability(t.shelf_position, t.card_position)
+        looked = _sigmoid(z)
+        p = np.minimum(np.exp(log_e) * looked, 1.0 - 1e-6)
+        d_log_p = w * ((1.0 - y) * p / (1.0 - p) - y)
+        self.examination.step(t.shelf_position, t.card_position, d_log_p)
+        self.fm.step(t.rows, d_log_p * (1.0 - looked), self._linear_only())
         return self
 
     # -- saving ---------------------------------------------------------------------------
@@ -454,6 +624,8 @@ class RewardModel:
             "fm_params": self.fm.get_params(),
             "propensity_weighting": self.propensity_weighting,
             "max_weight": self.max_weight,
+            "position_model": self.position_model,
+            "examination_rate": self.examination.learning_rate,
             "featurizer": {
                 "user_ids": self.featurizer.user_ids,
                 "item_ids": self.featurizer.item_ids,
@@ -464,7 +636,7 @@ class RewardModel:
             "linear_only": self.space.linear_only,
             "extra": dict(extra if extra is not None else self.extra),
         }
-        arrays = self.fm.arrays()
+        arrays = {**self.fm.arrays(), **self.examination.arrays()}
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -492,8 +664,13 @@ class RewardModel:
             Featurizer(space=space, **meta["featurizer"]),
             propensity_weighting=meta["propensity_weighting"],
             max_weight=meta["max_weight"],
+            # models saved before the examination model had an additive logit bias
+            position_model=meta.get("position_model", "logit"),
+            examination_rate=meta.get("examination_rate", 0.2),
             **meta["fm_params"],
         )
         model.fm = FactorizationMachine.from_arrays(meta["fm_params"], arrays)
+        if "exam_shelf" in arrays:
+            model.examination = Examination.from_arrays(model.examination.learning_rate, arrays)
         model.extra = dict(meta.get("extra") or {})
         return model
