@@ -3,9 +3,10 @@
 A feature is a name (``"device=ios"``, ``"uvec:3"``) and a value (1 for a categorical level, the
 number for a numeric one). `FeatureSpace` gives each name an index the first time it is seen,
 so new users, cards and shelves need no refit; index 0 is padding (value 0, never learned).
-Slot features (shelf position, card position) are *linear-only*: they enter the reward model
-as a position bias and never interact with the rest, so ranking by the slot-free score is the
-same at every position.
+Slot features (shelf position, card position) are *linear-only*: where the reward model uses
+them (its ``logit`` position model) they enter as a position bias and never interact with the
+rest, so ranking by the slot-free score is the same at every position. The default
+``examination`` position model uses slot-free rows and learns examination apart.
 """
 
 from __future__ import annotations
