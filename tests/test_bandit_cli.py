@@ -115,3 +115,26 @@ def test_simulate_home_refuses_unknown_policies(run_cli, tmp_path):
             "simulate-home", "--out", tmp_path, "--policies", "uniform,softmax", expect=2
         ).output
     )
+
+
+def test_simulate_home_takes_the_position_model_and_the_attention_decay(run_cli, tmp_path):
+    run_cli(
+        "simulate-home", "--out", tmp_path, "--users", 40, "--tracks", 300, "--impressions", 400,
+        "--policies", "epsilon-greedy,greedy", "--eval-pages", 10, "--position-model", "logit",
+        "--shelf-decay", 0.5, "--card-decay", 0.6,
+    )  # fmt: skip
+    summary = json.loads((tmp_path / "home_simulation.json").read_text())
+    for name in ("epsilon-greedy", "greedy"):
+        assert summary["runs"][name]["description"]["position_model"] == "logit"
+    home = summary["world"]["home"]
+    assert (home["shelf_decay"], home["card_decay"]) == (0.5, 0.6)
+    # the defaults: the examination model, the world's own attention
+    run_cli(
+        "simulate-home", "--out", tmp_path / "b", "--users", 40, "--tracks", 300,
+        "--impressions", 200, "--policies", "greedy", "--eval-pages", 5,
+    )  # fmt: skip
+    summary = json.loads((tmp_path / "b" / "home_simulation.json").read_text())
+    assert summary["runs"]["greedy"]["description"]["position_model"] == "examination"
+    assert summary["world"]["home"]["shelf_decay"] == 0.8
+    refused = run_cli("simulate-home", "--out", tmp_path, "--shelf-decay", 0, expect=2)
+    assert "--shelf-decay" in refused.output

@@ -298,7 +298,11 @@ class EpsilonGreedy(Policy):
         return super().update_params(impressions)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "epsilon": self.epsilon}
+        return {
+            **super().describe(),
+            "epsilon": self.epsilon,
+            "position_model": self.reward_model.position_model,  # type: ignore[union-attr]
+        }
 
 
 @dataclass(eq=False)
@@ -387,7 +391,11 @@ class ThompsonSampling(Policy):
         return super().update_params(impressions)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "n_members": self.n_members}
+        return {
+            **super().describe(),
+            "n_members": self.n_members,
+            "position_model": self.members[0].position_model,
+        }
 
 
 # -- LinUCB ---------------------------------------------------------------------------------

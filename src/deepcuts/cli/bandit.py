@@ -250,6 +250,26 @@ def ope(
     help="Exploration of epsilon-greedy.",
 )
 @click.option(
+    "--position-model",
+    default="examination",
+    show_default=True,
+    type=click.Choice(["examination", "logit"]),
+    help="How the learned policies' reward model treats a card's slot: a position-based "
+    "examination model, or BaRT's additive bias on the logit.",
+)
+@click.option(
+    "--shelf-decay",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Simulated attention: the chance a listener looks one shelf further down the page "
+    "[default: 0.8].",
+)
+@click.option(
+    "--card-decay",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Simulated attention: the chance a listener looks one card further along a shelf "
+    "[default: 0.85].",
+)
+@click.option(
     "--shelves", default=4, show_default=True, type=click.IntRange(min=1), help="Shelves per page."
 )
 @click.option(
@@ -304,6 +324,9 @@ def simulate_home(
     impressions: int,
     policies: str,
     epsilon: float,
+    position_model: str,
+    shelf_decay: float | None,
+    card_decay: float | None,
     shelves: int,
     cards: int,
     update_every: int,
@@ -350,8 +373,13 @@ def simulate_home(
             pages_per_day=pages_per_day,
             n_eval_pages=eval_pages,
             seed=seed,
+            policy_params={
+                name: {"reward_params": {"position_model": position_model}}
+                for name in ("epsilon-greedy", "greedy", "thompson")
+            },
         )
-        home = HomeWorldConfig(seed=seed)
+        decays = {"shelf_decay": shelf_decay, "card_decay": card_decay}
+        home = HomeWorldConfig(seed=seed, **{k: v for k, v in decays.items() if v is not None})
         if world_dir is None:
             world = HomeWorld.simulate(
                 out / "world", users=users, tracks=tracks, seed=seed, config=home
