@@ -14,15 +14,17 @@ seeds epsilon-greedy streamed more.
 
     python benchmarks/home_exploration.py [--seeds 0,1,2,3] [--impressions 50000]
         [--examination 0.8/0.85 --examination 0.5/0.5] [--epsilon 0.1]
-        [--position-model examination|logit]
+        [--position-model examination|logit] [--max-weight 2]
 
 ``--position-model`` says how the reward model treats the slot: the position-based
-examination model (the default) or BaRT's additive logit bias.
+examination model (the default) or BaRT's additive logit bias. ``--max-weight`` clips the
+inverse-propensity weights the reward model trains with (the model's default, 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import tempfile
@@ -35,6 +37,7 @@ import numpy as np  # noqa: E402
 
 from deepcuts.bandit.environment import HomeWorld, HomeWorldConfig  # noqa: E402
 from deepcuts.bandit.policies import EpsilonGreedy, Greedy  # noqa: E402
+from deepcuts.bandit.reward import RewardModel  # noqa: E402
 from deepcuts.bandit.simulation import (  # noqa: E402
     SimulationConfig,
     evaluation_contexts,
@@ -52,7 +55,7 @@ def one_seed(root: Path, seed: int, decays: tuple[float, float], args) -> dict[s
     world = HomeWorld.from_world(world_dir, home)
     config = SimulationConfig(n_impressions=args.impressions, seed=seed, n_eval_pages=args.eval_pages)
     state = config.seed * 1000 + 17  # every learner starts from the same model
-    model = {"position_model": args.position_model}
+    model = {"position_model": args.position_model, "max_weight": args.max_weight}
     policies = {
         "epsilon-greedy": EpsilonGreedy(epsilon=args.epsilon, random_state=state, reward_params=model),
         "greedy": Greedy(random_state=state, reward_params=model),
@@ -75,6 +78,12 @@ def main() -> None:
     parser.add_argument("--epsilon", type=float, default=0.1)
     parser.add_argument("--position-model", choices=("examination", "logit"), default="examination")
     parser.add_argument(
+        "--max-weight",
+        type=float,
+        default=inspect.signature(RewardModel).parameters["max_weight"].default,
+        help="clip of the reward model's inverse-propensity weights (default: the model's, 2)",
+    )
+    parser.add_argument(
         "--examination",
         action="append",
         help="SHELF/CARD decay of attention per position, e.g. 0.8/0.85 (the world's default)",
@@ -87,7 +96,7 @@ def main() -> None:
         for decays in settings:
             print(
                 f"\nexamination: shelf decay {decays[0]}, card decay {decays[1]}; epsilon {args.epsilon}; "
-                f"reward model position term: {args.position_model}"
+                f"reward model position term: {args.position_model}, weights clipped at {args.max_weight:g}"
             )
             print("seed  expected stream rate (eps / greedy / uniform)   eps-greedy   final model exploited (eps / greedy / uniform log)")
             diffs = []
