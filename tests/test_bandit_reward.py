@@ -166,6 +166,19 @@ def test_inverse_propensity_weights_are_clipped_and_normalised():
     )
 
 
+def test_default_clip_keeps_rare_exploration_from_dominating_a_batch():
+    # An epsilon-greedy batch at epsilon 0.1: 90 exploited cards (propensity about 0.91) and
+    # 10 explored ones (propensity 0.01). At a clip of 10 the explored tenth carried over half
+    # the weight; the default clip keeps it near a sixth, and still weights it up.
+    propensity = np.r_[np.full(90, 0.91), np.full(10, 0.01)]
+    share = {
+        clip: RewardModel(max_weight=clip).weights(propensity)[90:].sum() / 100
+        for clip in (10, RewardModel().max_weight)
+    }
+    assert share[10] > 0.5
+    assert 0.1 < share[RewardModel().max_weight] < 0.2
+
+
 def test_reward_model_saves_and_loads_without_pickle(tmp_path):
     policy = EpsilonGreedy(random_state=0)
     ctx, cands = context(), shelves()
