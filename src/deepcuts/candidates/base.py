@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from deepcuts.models.base import top_n
 from deepcuts.signals.catalogue import Catalogue
 
 NONE = -1  # padding for item and because indices
@@ -35,7 +36,7 @@ class World:
     friends : CSR (n_users, n_users) or None.
     user_names : (n_users,) object: user ids, for "your friend F".
     friend_items : CSR (n_users, n_items) or None: share of each user's friends who stream it.
-    listeners : CSC (n_users, n_items) or None: who streams what (to name a friend).
+    listeners : CSR (n_users, n_items) or None: who streams what (to name a friend).
     user_region : (n_users,) int32, -1 unknown; regions : names.
     rising : (n_regions, n_items) float32 or None: how much each item rose in each region
         over the last week compared with before.
@@ -51,7 +52,7 @@ class World:
     friends: sp.csr_matrix | None = None
     user_names: np.ndarray | None = None
     friend_items: sp.csr_matrix | None = None
-    listeners: sp.csc_matrix | None = None
+    listeners: sp.csr_matrix | None = None
     user_region: np.ndarray | None = None
     regions: list[str] = field(default_factory=list)
     rising: np.ndarray | None = None
@@ -127,45 +128,29 @@ def top_k_masked(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) 
         sub = scores[:, columns]
     else:
         columns, sub = None, scores
-    k_eff = min(k, sub.shape[1])
-    part = np.argpartition(-sub, k_eff - 1, axis=1)[:, :k_eff]
-    values = np.take_along_axis(sub, part, axis=1)
-    order = np.argsort(-values, axis=1, kind="stable")
-    part = np.take_along_axis(part, order, axis=1)
-    values = np.take_along_axis(values, order, axis=1).astype(np.float32)
-    items = part if columns is None else columns[part]
-    items = np.where(np.isfinite(values), items, NONE)
-    if k_eff < k:
-        pad = k - k_eff
-        items = np.hstack([items, np.full((len(items), pad), NONE, items.dtype)])
-        values = np.hstack([values, np.full((len(values), pad), -np.inf, np.float32)])
-    return items.astype(np.int64), values
+    part, values = top_n(sub, k)
+    items = part.astype(np.int64) if columns is None else np.where(part >= 0, columns[np.clip(part, 0, None)], NONE)
+    return items, values
 
 
 def top_k_sparse(values: sp.csr_matrix, forbidden: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Like `top_k_masked` for a sparse (n, n_items) matrix: only its positive entries count,
     and none that `forbidden` (same shape, nonzero where not allowed) marks."""
     v = values.tocsr().astype(np.float32)
-    n = v.shape[0]
-    if v.nnz > 16 * n * k:  # dense enough that a partial selection beats a sort
-        dense = v.toarray()
-        dense[dense <= 0] = -np.inf
-        f = forbidden.tocoo()
-        dense[f.row, f.col] = -np.inf
-        return top_k_masked(dense, k)
     if forbidden.nnz:
         v = v - v.multiply(forbidden.astype(bool))
-    v.eliminate_zeros()
-    rows = np.repeat(np.arange(n), np.diff(v.indptr))
-    keep = v.data > 0
-    rows, cols, data = rows[keep], v.indices[keep], v.data[keep]
-    order = np.lexsort((-data, rows))
-    rows, cols, data = rows[order], cols[order], data[order]
-    starts = np.searchsorted(rows, np.arange(n))
-    rank = np.arange(len(rows)) - starts[rows]
-    top = rank < k
-    items = np.full((n, k), NONE, np.int64)
-    scores = np.full((n, k), -np.inf, np.float32)
-    items[rows[top], rank[top]] = cols[top]
-    scores[rows[top], rank[top]] = data[top]
+    v.sum_duplicates()
+    n = v.shape[0]
+    # Each row's stored entries side by side, -inf padded: a selection over the widest row
+    # instead of over every item.
+    counts = np.diff(v.indptr)
+    width = max(int(counts.max(initial=0)), 1)
+    rows = np.repeat(np.arange(n), counts)
+    at = np.arange(v.nnz) - v.indptr[rows]
+    padded = np.full((n, width), -np.inf, np.float32)
+    padded[rows, at] = np.where(v.data > 0, v.data, -np.inf)
+    slots, scores = top_n(padded, k)
+    found = slots >= 0
+    items = np.full(slots.shape, NONE, np.int64)
+    items[found] = v.indices[(v.indptr[:-1, None] + slots)[found]]
     return items, scores

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from deepcuts.models.base import top_n
+
 EXACT_MAX_ITEMS = 50_000  # above this, make_index builds an HNSW index
 
 
@@ -23,23 +25,6 @@ def _excluded(scores: np.ndarray, exclude: sp.csr_matrix | None) -> np.ndarray:
         coo = exclude.tocoo()
         scores[coo.row, coo.col] = -np.inf
     return scores
-
-
-def _top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    n, m = scores.shape
-    k_eff = min(k, m)
-    ids = np.full((n, k), -1, np.int64)
-    top = np.full((n, k), -np.inf, np.float32)
-    if k_eff == 0:
-        return ids, top
-    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    part, vals = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
-    ok = np.isfinite(vals)
-    ids[:, :k_eff] = np.where(ok, part, -1)
-    top[:, :k_eff] = vals
-    return ids, top
 
 
 class ExactIndex:
@@ -52,7 +37,8 @@ class ExactIndex:
 
     def search(self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
         scores = _excluded(np.asarray(queries, np.float32) @ self.vectors.T, exclude)
-        return _top(scores, k)
+        ids, top = top_n(scores, k)
+        return ids.astype(np.int64), top
 
 
 class VoyagerIndex:

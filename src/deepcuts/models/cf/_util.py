@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from deepcuts.models.base import top_n
+
 
 def check_matrix(user_items: sp.spmatrix) -> sp.csr_matrix:
     """The training matrix as CSR float32, or a clear error."""
@@ -91,8 +93,7 @@ def top_k_sparse(dense_rows: np.ndarray, k: int, row_offset: int = 0) -> sp.coo_
     k = min(k, m)
     if k <= 0 or n == 0:
         return sp.coo_matrix((n, m), dtype=np.float32)
-    part = np.argpartition(-dense_rows, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(dense_rows, part, axis=1)
+    part, vals = top_n(dense_rows, k)
     keep = vals > 0
     rows = np.repeat(np.arange(n), k).reshape(n, k)[keep] + row_offset
     return sp.coo_matrix((vals[keep].astype(np.float32), (rows, part[keep])), shape=(n + row_offset, m))
