@@ -172,6 +172,38 @@ def test_large_catalogue_path_retrieves_from_hnsw_with_the_same_rules(world):
     assert np.mean(overlap) > 0.8
 
 
+def test_batch_shaping_picks_what_one_list_at_a_time_picks():
+    """shape_lists (the whole batch at once, as the weekly run uses) agrees with shape_list on
+    every row: caps, fresh share, long-tail minimum and MMR included."""
+    from deepcuts.ranking.shape import Shape, shape_list, shape_lists
+
+    rng = np.random.default_rng(3)
+    n, m, d = 40, 90, 8
+    shape = Shape(n=20, fresh_share=0.2)
+    relevance = rng.standard_normal((n, m))
+    relevance[rng.random((n, m)) < 0.2] = -np.inf  # rows with fewer candidates
+    relevance[0, 15:] = -np.inf  # a row that cannot fill its list
+    artist = rng.integers(-1, 12, (n, m))
+    album = np.where(artist >= 0, artist * 3 + rng.integers(0, 3, (n, m)), -1)
+    fresh = rng.random((n, m)) < 0.08
+    tail = rng.random((n, m)) < 0.3
+    min_tail = rng.integers(0, 8, n)
+    vectors = rng.standard_normal((n, m, d)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=2, keepdims=True)
+    batch = shape_lists(relevance, artist, album, fresh, tail, min_tail, vectors, shape)
+    lengths = []
+    for r in range(n):
+        valid = np.flatnonzero(np.isfinite(relevance[r]))
+        one = valid[
+            shape_list(valid, relevance[r, valid], artist[r, valid], album[r, valid], fresh[r, valid],
+                       vectors[r, valid], shape, tail[r, valid], int(min_tail[r]))
+        ]
+        got = batch[r][batch[r] >= 0]
+        assert got.tolist() == one.tolist(), r
+        lengths.append(len(got))
+    assert lengths[0] < shape.n and max(lengths) == shape.n
+
+
 def test_candidate_selections_match_a_full_sort():
     """top_k_sparse (sparse rows, forbidden items removed) and top_k_masked (dense rows, a
     column subset) give what sorting every row in full gives."""

@@ -113,35 +113,42 @@ def shape_lists(
     rows = np.arange(n)
     open_ = np.isfinite(relevance)
     order = np.argsort(-relevance, axis=1, kind="stable")
-    rel = np.empty((n, m))
-    np.put_along_axis(rel, order, np.broadcast_to(1.0 - np.arange(m) / m, (n, m)), axis=1)
-    max_sim = np.zeros((n, m))
-    artist_count = np.zeros((n, m), np.int64)
-    album_count = np.zeros((n, m), np.int64)
+    # Rank-scaled within each row's own candidates, as in `shape_list`.
+    count = np.maximum(open_.sum(axis=1, keepdims=True), 1).astype(np.float32)
+    rel = np.empty((n, m), np.float32)
+    np.put_along_axis(rel, order, np.float32(1.0) - np.arange(m, dtype=np.float32) / count, axis=1)
+    rel *= shape.mmr_lambda
+    max_sim = np.zeros((n, m), np.float32)
+    artist_count = np.zeros((n, m), np.int32)
+    album_count = np.zeros((n, m), np.int32)
     fresh_needed = np.minimum(int(round(shape.fresh_share * shape.n)), (fresh & open_).sum(axis=1))
     tail_needed = np.minimum(min_tail, (tail & open_).sum(axis=1))
+    # Every step updates every row at once (no per-row copies): a row with nothing left to
+    # pick stays so, and its updates below change nothing it will use.
     for step in range(shape.n):
-        allowed = open_.copy()
+        allowed = open_
         remaining = shape.n - step
         for flag, needed in ((fresh, fresh_needed), (tail, tail_needed)):
-            must = (needed > 0) & (remaining <= needed) & (allowed & flag).any(axis=1)
-            allowed[must] &= flag[must]
-        gain = np.where(allowed, shape.mmr_lambda * rel - (1 - shape.mmr_lambda) * max_sim, -np.inf)
+            must = (needed > 0) & (remaining <= needed)
+            if must.any():
+                must &= (allowed & flag).any(axis=1)
+                allowed = np.where(must[:, None], allowed & flag, allowed)
+        gain = rel - (1 - shape.mmr_lambda) * max_sim
+        gain[~allowed] = -np.inf
         best = gain.argmax(axis=1)
-        ok = np.isfinite(gain[rows, best])
+        ok = allowed[rows, best]
         if not ok.any():
             break
         picked[ok, step] = best[ok]
-        r, b = rows[ok], best[ok]
-        open_[r, b] = False
-        fresh_needed[r] -= fresh[r, b]
-        tail_needed[r] -= tail[r, b]
+        open_[rows[ok], best[ok]] = False
+        fresh_needed -= fresh[rows, best] & ok
+        tail_needed -= tail[rows, best] & ok
         for key, counts, cap in ((artist, artist_count, shape.max_per_artist), (album, album_count, shape.max_per_album)):
-            chosen = key[r, b]
-            same = (key[r] == chosen[:, None]) & (chosen[:, None] >= 0)
-            counts[r] += same
-            open_[r] &= ~(same & (counts[r] >= cap))
+            chosen = np.where(ok, key[rows, best], -1)
+            same = (key == chosen[:, None]) & (chosen >= 0)[:, None]
+            counts += same
+            open_ &= ~(same & (counts >= cap))
         if vectors is not None:
-            sims = np.einsum("nmd,nd->nm", vectors[r], vectors[r, b])
-            max_sim[r] = np.maximum(max_sim[r], sims)
+            sims = np.matmul(vectors, vectors[rows, best][:, :, None])[:, :, 0]
+            np.maximum(max_sim, sims, out=max_sim)
     return picked
