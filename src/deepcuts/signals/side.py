@@ -232,12 +232,11 @@ def friends_listening(friends: sp.csr_matrix, positives: sp.csr_matrix) -> sp.cs
     positives : CSR (n_users, n_items), nonzero where the user listens to the item.
     """
     f = friends.tocsr().astype(np.float32)
-    f.data[:] = 1
-    deg = np.asarray(f.sum(axis=1)).ravel()
-    deg[deg == 0] = 1
+    deg = np.diff(f.indptr)
+    f.data = np.repeat(1.0 / np.maximum(deg, 1), deg).astype(np.float32)  # each friend 1/degree
     p = positives.tocsr().astype(np.float32)
     p.data = (p.data > 0).astype(np.float32)
-    out = (sp.diags(1.0 / deg) @ f @ p).tocsr().astype(np.float32)
+    out = (f @ p).tocsr()
     out.sort_indices()
     return out
 

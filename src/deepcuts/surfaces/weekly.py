@@ -181,7 +181,7 @@ class DiscoverWeekly:
             friends=side.friends,
             user_names=inter.users.ids,
             friend_items=None if side.friends is None else friends_listening(side.friends, positives),
-            listeners=positives.tocsc(),
+            listeners=positives.tocsr(),
             user_region=side.user_region,
             regions=side.regions or [],
             cooccurrence=_strongest_per_row(side.item_cooccurrence, 50),
@@ -222,7 +222,9 @@ class DiscoverWeekly:
     # -- per batch -----------------------------------------------------------------------
     def batch(self, users: np.ndarray) -> UserBatch:
         rows = self.interactions.matrix[users]
-        scores = np.asarray(self.model.score(users, rows), np.float32).copy()
+        scores = np.asarray(self.model.score(users, rows), np.float32)
+        if not scores.flags.owndata or not scores.flags.writeable:
+            scores = scores.copy()  # the model's own array: -inf goes into a copy
         forbidden = self.forbidden[users].astype(np.float32)
         forbidden.sort_indices()
         coo = forbidden.tocoo()
@@ -442,9 +444,8 @@ def _taste_clusters(vectors: np.ndarray, plays: np.ndarray, n_clusters: int | No
 
 def _pairs(store: Store, users: IdMap, items: IdMap, sql: str, params: list) -> sp.csr_matrix:
     """Users x items binary matrix of the (user_id, item_id) rows `sql` returns."""
-    rows = store.conn.execute(sql, params).fetchall()
-    u = users.indices([r[0] for r in rows]) if rows else np.zeros(0, np.int64)
-    i = items.indices([r[1] for r in rows]) if rows else np.zeros(0, np.int64)
+    rows = store.conn.sql(sql, params=params).to_arrow_table()
+    u, i = users.indices(rows.column(0)), items.indices(rows.column(1))
     ok = (u >= 0) & (i >= 0)
     return sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (u[ok], i[ok])), shape=(len(users), len(items)))
 
@@ -496,7 +497,7 @@ def _previous_lists(store: Store, users: IdMap, items: IdMap, week_start: date) 
 def _rising(store: Store, inter: Interactions, user_region: np.ndarray, n_regions: int, start: datetime) -> np.ndarray | None:
     """Regions x items: share of the region's streams in the week before `start` minus their
     share in the 3 weeks before that."""
-    rows = store.conn.execute(
+    rows = store.conn.sql(
         """
         SELECT user_id, item_id,
                count(*) FILTER (WHERE played_at >= ?::TIMESTAMP - INTERVAL 7 DAY) AS recent,
@@ -506,19 +507,21 @@ def _rising(store: Store, inter: Interactions, user_region: np.ndarray, n_region
           AND coalesce(ms_played, 30000) >= 30000
         GROUP BY user_id, item_id
         """,
-        [start, start, start, start],
-    ).fetchnumpy()
-    if len(rows["user_id"]) == 0:
+        params=[start, start, start, start],
+    ).to_arrow_table()
+    if rows.num_rows == 0:
         return None
-    u = inter.users.indices(rows["user_id"].astype(str))
-    i = inter.items.indices(rows["item_id"].astype(str))
+    u = inter.users.indices(rows.column("user_id"))
+    i = inter.items.indices(rows.column("item_id"))
     ok = (u >= 0) & (i >= 0) & (user_region[np.clip(u, 0, None)] >= 0)
-    region = user_region[u[ok]]
     n_items = len(inter.items)
-    recent = np.zeros((n_regions, n_items))
-    before = np.zeros((n_regions, n_items))
-    np.add.at(recent, (region, i[ok]), rows["recent"][ok])
-    np.add.at(before, (region, i[ok]), rows["before"][ok])
+    cell = user_region[u[ok]].astype(np.int64) * n_items + i[ok]
+
+    def per_region(column: str) -> np.ndarray:
+        counts = rows.column(column).to_numpy()[ok]
+        return np.bincount(cell, weights=counts, minlength=n_regions * n_items).reshape(n_regions, n_items)
+
+    recent, before = per_region("recent"), per_region("before")
     recent_share = recent / np.maximum(recent.sum(axis=1, keepdims=True), 1)
     before_share = before / np.maximum(before.sum(axis=1, keepdims=True), 1)
     return np.clip(recent_share - before_share, 0, None).astype(np.float32)
