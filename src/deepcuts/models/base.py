@@ -367,8 +367,22 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         return ids, vals
     if scores.dtype not in (np.float32, np.float64):
         scores = scores.astype(np.float32)
-    top = torch.topk(torch.from_numpy(np.ascontiguousarray(scores)), k, dim=1, sorted=True)
-    ids[:, :k] = top.indices.numpy()
-    vals[:, :k] = top.values.numpy()
+    scores = np.ascontiguousarray(scores)
+    top = torch.topk(torch.from_numpy(scores), k, dim=1, sorted=True)
+    part, values = top.indices.numpy(), top.values.numpy()
+    # Ties go to the lower index, at the cut too, so that the best k are always the first k
+    # of the best k + 1 (callers choose k per batch; lists must not depend on it).
+    order = np.lexsort((part, -values), axis=1)
+    part, values = np.take_along_axis(part, order, axis=1), np.take_along_axis(values, order, axis=1)
+    cut = values[:, -1:]
+    kept_at_cut = (values == cut).sum(axis=1)
+    straddle = np.flatnonzero(((scores == cut).sum(axis=1) > kept_at_cut) & np.isfinite(cut[:, 0]))
+    if len(straddle):
+        r, c = np.nonzero(scores[straddle] == cut[straddle])  # each row's columns ascending
+        rank = np.arange(len(r)) - np.searchsorted(r, r)
+        keep = rank < kept_at_cut[straddle][r]
+        part[straddle[r[keep]], k - kept_at_cut[straddle][r[keep]] + rank[keep]] = c[keep]
+    ids[:, :k] = part
+    vals[:, :k] = values
     ids[np.isneginf(vals)] = -1
     return ids, vals
