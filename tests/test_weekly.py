@@ -84,6 +84,17 @@ def test_same_week_same_list_next_week_new_and_never_the_last_four(world):
     assert all(len(b) == 30 for b in second)
 
 
+def test_lists_do_not_depend_on_batching_or_threads(world):
+    from deepcuts.surfaces.weekly import WeeklyConfig
+
+    def lists(**config):
+        dw, _ = weekly(world, WEEK, config=WeeklyConfig(**config))
+        return [(wl.user, [(t.item, t.source, t.reason) for t in wl.tracks]) for wl in dw.build()]
+
+    one_batch = lists(batch_size=1000, workers=1)
+    threaded = lists(batch_size=32, workers=2)
+    assert len(one_batch) == 300 and threaded == one_batch
+
 def test_short_catalogue_says_why(world):
     store = world
     from deepcuts.ranking.shape import Shape

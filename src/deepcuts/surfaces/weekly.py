@@ -24,7 +24,9 @@ from __future__ import annotations
 import logging
 import re
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -118,6 +120,7 @@ class WeeklyConfig:
     seed: int = 0
     n_clusters: int | None = None  # taste clusters over items; None: from the catalogue size
     exact_max_items: int = EXACT_MAX_ITEMS  # above this, the model's top items come from HNSW
+    workers: int = 2  # batches built at once, in threads
 
 
 class DiscoverWeekly:
@@ -247,12 +250,32 @@ class DiscoverWeekly:
         if users is None:
             users = np.arange(self.interactions.shape[0])
         size = self.config.batch_size
-        for start in range(0, len(users), size):
-            batch = self.batch(np.asarray(users[start : start + size]))
-            pool = self.pool(batch)
-            yield from self._lists(batch, pool)
+        chunks = [np.asarray(users[start : start + size]) for start in range(0, len(users), size)]
+        for lists in self._batches(chunks):
+            yield from lists
             if progress is not None:
-                progress(len(batch.users))
+                progress(len(lists))
+
+    def _batches(self, chunks: list[np.ndarray]) -> Iterator[list[WeeklyList]]:
+        """The lists of each chunk of users, in order. Batches run in threads, a few in flight:
+        the heavy steps (matrix products, selections, sparse products) release the GIL, so
+        both cores work."""
+        workers = max(1, min(self.config.workers, len(chunks)))
+        if workers == 1:
+            yield from map(self._batch_lists, chunks)
+            return
+        with ThreadPoolExecutor(workers) as threads:
+            pending: deque = deque()
+            for chunk in chunks:
+                pending.append(threads.submit(self._batch_lists, chunk))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def _batch_lists(self, users: np.ndarray) -> list[WeeklyList]:
+        batch = self.batch(users)
+        return list(self._lists(batch, self.pool(batch)))
 
     def _lists(self, batch: UserBatch, pool: Pool) -> Iterator[WeeklyList]:
         cat, shape = self.world.catalogue, self.config.shape
