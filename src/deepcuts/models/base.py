@@ -368,20 +368,24 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     if scores.dtype not in (np.float32, np.float64):
         scores = scores.astype(np.float32)
     scores = np.ascontiguousarray(scores)
-    top = torch.topk(torch.from_numpy(scores), k, dim=1, sorted=True)
-    part, values = top.indices.numpy(), top.values.numpy()
+    # One more than asked: where the next value is below the k-th, nothing ties across the cut.
+    top = torch.topk(torch.from_numpy(scores), min(k + 1, n_cols), dim=1, sorted=True)
+    part, values = top.indices.numpy()[:, :k], top.values.numpy()[:, :k]
+    beyond = top.values.numpy()[:, k] if k < n_cols else np.full(n_rows, -np.inf, values.dtype)
     # Ties go to the lower index, at the cut too, so that the best k are always the first k
     # of the best k + 1 (callers choose k per batch; lists must not depend on it).
-    order = np.lexsort((part, -values), axis=1)
-    part, values = np.take_along_axis(part, order, axis=1), np.take_along_axis(values, order, axis=1)
-    cut = values[:, -1:]
-    kept_at_cut = (values == cut).sum(axis=1)
-    straddle = np.flatnonzero(((scores == cut).sum(axis=1) > kept_at_cut) & np.isfinite(cut[:, 0]))
+    tied = np.flatnonzero((values[:, 1:] == values[:, :-1]).any(axis=1))
+    if len(tied):
+        order = np.lexsort((part[tied], -values[tied]), axis=1)
+        part[tied] = np.take_along_axis(part[tied], order, axis=1)
+    cut = values[:, -1]
+    straddle = np.flatnonzero((beyond == cut) & np.isfinite(cut))
     if len(straddle):
-        r, c = np.nonzero(scores[straddle] == cut[straddle])  # each row's columns ascending
+        kept_at_cut = (values[straddle] == cut[straddle, None]).sum(axis=1)
+        r, c = np.nonzero(scores[straddle] == cut[straddle, None])  # each row's columns ascending
         rank = np.arange(len(r)) - np.searchsorted(r, r)
-        keep = rank < kept_at_cut[straddle][r]
-        part[straddle[r[keep]], k - kept_at_cut[straddle][r[keep]] + rank[keep]] = c[keep]
+        keep = rank < kept_at_cut[r]
+        part[straddle[r[keep]], k - kept_at_cut[r[keep]] + rank[keep]] = c[keep]
     ids[:, :k] = part
     vals[:, :k] = values
     ids[np.isneginf(vals)] = -1

@@ -8,6 +8,7 @@ Where the items are artists (HetRec), each item is its own artist and has no alb
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -59,6 +60,21 @@ class Catalogue:
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
         return rank
+
+    @cached_property
+    def artist_name_of_item(self) -> list[str]:
+        """Each item's artist's name; an item without an artist (an artist itself) its own."""
+        names = self.names.tolist()
+        artist_names = self.artist_names.tolist()
+        return [str(artist_names[a]) if a >= 0 else str(names[i]) for i, a in enumerate(self.artist.tolist())]
+
+    @cached_property
+    def display_names(self) -> list[str]:
+        """'Title by Artist' for a track, the name alone for an artist: what explanations show."""
+        return [
+            str(name) if artist == str(name) else f"{name} by {artist}"
+            for name, artist in zip(self.names.tolist(), self.artist_name_of_item, strict=True)
+        ]
 
     def long_tail(self, head_share: float = 0.2) -> np.ndarray:
         """Boolean (n_items,): True outside the head, the `head_share` most played items."""

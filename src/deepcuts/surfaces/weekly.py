@@ -305,15 +305,15 @@ class DiscoverWeekly:
         favourites = batch.favourites(30)
         chosen = np.where(picked >= 0, np.take_along_axis(at, np.clip(picked, 0, None), axis=1), -1)
         source, because = self._reasons_for(pool, chosen, favourites)
-        for r, user in enumerate(batch.users):
+        # Python lists from here: a list is built track by track, and NumPy scalars are slow.
+        item_of, relevance_of = pool.item.tolist(), relevance.tolist()
+        names = pool.sources
+        for r, (user, row_chosen, row_source, row_because) in enumerate(
+            zip(batch.users.tolist(), chosen.tolist(), source.tolist(), because.tolist(), strict=True)
+        ):
             tracks = [
-                WeeklyTrack(
-                    int(pool.item[a]),
-                    float(relevance[a]),
-                    pool.sources[source[r, j]],
-                    self._reason(pool.sources[source[r, j]], int(pool.item[a]), int(because[r, j])),
-                )
-                for j, a in enumerate(chosen[r])
+                WeeklyTrack(item_of[a], relevance_of[a], names[s], self._reason(names[s], item_of[a], b))
+                for a, s, b in zip(row_chosen, row_source, row_because, strict=True)
                 if a >= 0
             ]
             if len(tracks) < shape.n:
@@ -326,7 +326,7 @@ class DiscoverWeekly:
                     f"{shape.max_per_album} per album, none from the last "
                     f"{PREVIOUS_WEEKS} weeks' lists)"
                 )
-            yield WeeklyList(int(user), self.week, tracks, note)
+            yield WeeklyList(user, self.week, tracks, note)
 
     def _fill(self, batch: UserBatch, r: int, chosen: list[int], favourites: np.ndarray) -> list[WeeklyTrack]:
         """Where the candidates ran out under the caps, the model's next best allowed items."""
@@ -398,25 +398,14 @@ class DiscoverWeekly:
         if source == "region" and because != NONE:
             return f"Rising in {world.regions[because]}"
         if source == "new_releases":
-            return f"New release from {_artist_name(cat, item)}"
+            return f"New release from {cat.artist_name_of_item[item]}"
         if source == "content" and because != NONE:
-            return f"Sounds like {_display(cat, because)}"
+            return f"Sounds like {cat.display_names[because]}"
         if source == "playlists" and because != NONE:
-            return f"Listeners of {_artist_name(cat, because)} love this"
+            return f"Listeners of {cat.artist_name_of_item[because]} love this"
         if because == NONE:  # a listener with no favourites yet
             return "Popular with listeners like you"
-        return f"Because you played {_display(cat, because)}"
-
-
-def _artist_name(cat, item: int) -> str:
-    a = cat.artist[item]
-    return str(cat.artist_names[a]) if a >= 0 else str(cat.names[item])
-
-
-def _display(cat, item: int) -> str:
-    """'Title by Artist' for a track, the name alone for an artist."""
-    name, artist = str(cat.names[item]), _artist_name(cat, item)
-    return name if artist == name else f"{name} by {artist}"
+        return f"Because you played {cat.display_names[because]}"
 
 
 def _per_user_z(values: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
