@@ -118,37 +118,40 @@ def shape_lists(
     rel = np.empty((n, m), np.float32)
     np.put_along_axis(rel, order, np.float32(1.0) - np.arange(m, dtype=np.float32) / count, axis=1)
     rel *= shape.mmr_lambda
+    # What a candidate is worth before the similarity term; -inf once picked or capped out.
+    base = np.where(open_, rel, -np.inf).astype(np.float32)
     max_sim = np.zeros((n, m), np.float32)
-    artist_count = np.zeros((n, m), np.int32)
-    album_count = np.zeros((n, m), np.int32)
+    keys = [(artist, shape.max_per_artist), (album, shape.max_per_album)]
+    picked_keys = [np.full((n, shape.n), -1, np.int64) for _ in keys]
     fresh_needed = np.minimum(int(round(shape.fresh_share * shape.n)), (fresh & open_).sum(axis=1))
     tail_needed = np.minimum(min_tail, (tail & open_).sum(axis=1))
+    similarity = 1 - shape.mmr_lambda
     # Every step updates every row at once (no per-row copies): a row with nothing left to
     # pick stays so, and its updates below change nothing it will use.
     for step in range(shape.n):
-        allowed = open_
+        gain = base - similarity * max_sim if vectors is not None else base.copy()
         remaining = shape.n - step
         for flag, needed in ((fresh, fresh_needed), (tail, tail_needed)):
-            must = (needed > 0) & (remaining <= needed)
-            if must.any():
-                must &= (allowed & flag).any(axis=1)
-                allowed = np.where(must[:, None], allowed & flag, allowed)
-        gain = rel - (1 - shape.mmr_lambda) * max_sim
-        gain[~allowed] = -np.inf
+            must = np.flatnonzero((needed > 0) & (remaining <= needed))
+            if len(must):  # keep room for the fresh and long-tail tracks the list must hold
+                only = np.where(flag[must], gain[must], -np.inf)
+                has = np.isfinite(only).any(axis=1)
+                gain[must[has]] = only[has]
         best = gain.argmax(axis=1)
-        ok = allowed[rows, best]
+        ok = np.isfinite(gain[rows, best])
         if not ok.any():
             break
         picked[ok, step] = best[ok]
-        open_[rows[ok], best[ok]] = False
+        base[rows[ok], best[ok]] = -np.inf
         fresh_needed -= fresh[rows, best] & ok
         tail_needed -= tail[rows, best] & ok
-        for key, counts, cap in ((artist, artist_count, shape.max_per_artist), (album, album_count, shape.max_per_album)):
+        for (key, cap), history in zip(keys, picked_keys, strict=True):
             chosen = np.where(ok, key[rows, best], -1)
-            same = (key == chosen[:, None]) & (chosen >= 0)[:, None]
-            counts += same
-            open_ &= ~(same & (counts >= cap))
+            history[:, step] = chosen
+            full = np.flatnonzero((chosen >= 0) & ((history[:, : step + 1] == chosen[:, None]).sum(axis=1) >= cap))
+            if len(full):
+                base[full] = np.where(key[full] == chosen[full, None], -np.inf, base[full])
         if vectors is not None:
-            sims = np.matmul(vectors, vectors[rows, best][:, :, None])[:, :, 0]
+            sims = np.einsum("nmd,nd->nm", vectors, vectors[rows, best])
             np.maximum(max_sim, sims, out=max_sim)
     return picked
