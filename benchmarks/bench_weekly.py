@@ -8,7 +8,7 @@ fits deepcuts' ALS (64 factors), then times for the same users and the same fact
     caps, diversity, explanations) with the hand-weighted blend ranker.
 Prints users/s for both and the ratio of the weekly batch's time to the peer's (goal <= 2.5).
 
-    python benchmarks/bench_weekly.py [--users 100000] [--tracks 50000] [--weeks 1] [--sample N]
+    python benchmarks/bench_weekly.py [--users 100000] [--tracks 50000] [--weeks 1] [--sample N] [--workers 2]
 
 `--sample` times the weekly batch (and the peer) on the first N users only.
 """
@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--weeks", type=int, default=1)
     parser.add_argument("--sample", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--workers", type=int, default=WeeklyConfig.workers, help="batches built at once, in threads")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -68,7 +69,7 @@ def main() -> None:
         peer_s = time.perf_counter() - started
 
         started = time.perf_counter()
-        dw = DiscoverWeekly(store, model, inter, monday, config=WeeklyConfig(batch_size=args.batch_size))
+        dw = DiscoverWeekly(store, model, inter, monday, config=WeeklyConfig(batch_size=args.batch_size, workers=args.workers))
         setup_s = time.perf_counter() - started
         n_lists = sum(1 for _ in dw.build(users))
         weekly_s = time.perf_counter() - started
