@@ -113,6 +113,26 @@ def test_native_folder_in_three_formats(store):
     assert str(store.conn.execute("SELECT played_at FROM listens WHERE item_id = 't2'").fetchall()[0][0]) == "2026-11-02 09:05:00"
 
 
+
+@pytest.mark.parametrize("dirty", [False, True], ids=["clean file, read directly", "dirty file, staged"])
+def test_native_csv_keeps_the_first_of_repeated_rows_either_way(store, tmp_path, dirty):
+    """A clean CSV goes straight from the file into the store, a dirty one is staged first for
+    its line numbers; both keep the first of two rows with the same key, and the dirty one
+    quarantines its bad rows with their lines."""
+    rows = ["user_id,item_id,played_at,ms_played"]
+    rows += [f"u{k},i{k},2026-11-02 10:00:00,{1000 + k}" for k in range(5)]
+    rows.append("u1,i1,2026-11-02 10:00:00,99999")  # the key of line 3 again
+    if dirty:
+        rows.append("u7,i7,yesterday,1000")  # line 8
+        rows.append("u8,i8,2026-11-02 10:00:00,10,extra")  # line 9
+    (tmp_path / "listens.csv").write_text("\n".join(rows) + "\n")
+    counts = ingest(store, "native", tmp_path / "listens.csv")
+    assert (counts.accepted, counts.duplicates, counts.quarantined) == (5, 1, 2 if dirty else 0)
+    kept = store.conn.execute("SELECT ms_played FROM listens WHERE user_id = 'u1'").fetchall()
+    assert kept == [(1001,)]
+    lines = [line for line, _ in quarantined(store)]
+    assert lines == ([8, 9] if dirty else [])
+
 def test_native_unknown_column_and_unknown_table(store, tmp_path):
     (tmp_path / "listens.csv").write_text("user_id,item_id,colour\nu,i,red\n")
     with pytest.raises(ValueError, match="unknown column"):

@@ -45,6 +45,52 @@ def _header(path: Path, delim: str, quote: str, encoding: str) -> list[str]:
     return names
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def read_csv_sql(
+    path: Path, columns: list[str], name: str, *, delim: str = ",", quote: str = '"',
+    encoding: str = "utf-8", strict: bool = True,
+) -> str:
+    """DuckDB's `read_csv` of a file with a header, every column VARCHAR, lines it cannot
+    parse kept in the temp tables ``{name}_err`` and ``{name}_scan``."""
+    types = ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in columns)
+    return (
+        f"read_csv({_literal(str(path))}, columns = {{{types}}}, header = true, auto_detect = false, "
+        f"delim = {_literal(delim)}, quote = {_literal(quote)}, escape = {_literal(quote)}, "
+        f"encoding = {_literal(encoding)}, strict_mode = {str(strict).lower()}, null_padding = false, "
+        f"store_rejects = true, rejects_scan = '{name}_scan', rejects_table = '{name}_err')"
+    )
+
+
+class DirectCsv:
+    """A delimited file read straight into the load, without staging it first: the fast way
+    for a file that parses cleanly. `clean()` says whether DuckDB rejected no line of it; where
+    it did, the file goes through `stage_csv`, which numbers every line. Use as a context
+    manager (it drops DuckDB's reject tables)."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path, *, delim: str = ",", quote: str = '"', encoding: str = "utf-8"):
+        self.conn = conn
+        self.name = f"_csv_{next(_names)}"
+        self.select = "SELECT * FROM " + read_csv_sql(
+            path, _header(path, delim, quote, encoding), self.name, delim=delim, quote=quote, encoding=encoding
+        )
+
+    def clean(self) -> bool:
+        try:
+            return self.conn.execute(f"SELECT count(*) FROM {self.name}_err").fetchall()[0][0] == 0
+        except duckdb.CatalogException:  # no read has made the table: nothing was rejected
+            return True
+
+    def __enter__(self) -> DirectCsv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS {self.name}_err")
+        self.conn.execute(f"DROP TABLE IF EXISTS {self.name}_scan")
+
+
 def stage_csv(
     conn: duckdb.DuckDBPyConnection,
     path: Path,
@@ -66,15 +112,8 @@ def stage_csv(
     for strict in (True, False):
         try:
             conn.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE {table}_raw AS
-                SELECT * FROM read_csv(?, columns = ?, header = true, auto_detect = false,
-                                       delim = ?, quote = ?, escape = ?, encoding = ?,
-                                       strict_mode = ?, null_padding = false,
-                                       store_rejects = true, rejects_scan = '{table}_scan',
-                                       rejects_table = '{table}_err')
-                """,
-                [str(path), {c: "VARCHAR" for c in columns}, delim, quote, quote, encoding, strict],
+                f"CREATE OR REPLACE TEMP TABLE {table}_raw AS SELECT * FROM "
+                + read_csv_sql(path, columns, table, delim=delim, quote=quote, encoding=encoding, strict=strict)
             )
             break
         except duckdb.Error as exc:

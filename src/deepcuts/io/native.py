@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from deepcuts.io.errors import FormatError
-from deepcuts.io.files import drop_staged, expand, stage_csv
+from deepcuts.io.files import DirectCsv, drop_staged, expand, stage_csv
 from deepcuts.io.jsonscan import scan_lines
 from deepcuts.io.rows import Rows
 from deepcuts.store import TABLES, FileLoad, IngestCounts, Store
@@ -86,6 +86,11 @@ def _resolve_audio_paths(store: Store, folder: Path) -> None:
 
 
 def _load_csv(conn: duckdb.DuckDBPyConnection, load: FileLoad, path: Path, table: str) -> None:
+    # Straight from the file where every line parses and every row is valid (a third faster);
+    # otherwise staged first, so that each rejected row is quarantined with its line.
+    with DirectCsv(conn, path) as direct:
+        if load.add_sql(table, direct.select, only_if_clean=direct.clean) is not None:
+            return
     staged, rejected = stage_csv(conn, path)
     try:
         for line, reason, raw in rejected:

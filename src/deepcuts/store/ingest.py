@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -195,10 +196,22 @@ class FileLoad:
         finally:
             self.conn.unregister(name)
 
-    def add_sql(self, table: str, select_sql: str, *, counted: bool = True) -> IngestCounts:
-        """Load the rows of a SQL query (store columns of `table` plus ``_line``)."""
+    def add_sql(
+        self, table: str, select_sql: str, *, counted: bool = True, only_if_clean: Callable[[], bool] | None = None
+    ) -> IngestCounts | None:
+        """Load the rows of a SQL query (store columns of `table` plus ``_line``).
+
+        With ``only_if_clean`` the load is all or nothing: where a row would be rejected, the
+        query fails, or ``only_if_clean()`` (asked after the query has run) says its input was
+        not clean, nothing is loaded and the answer is None, so the importer can read the
+        input again the careful way (with line numbers for the quarantine). Only before the
+        file's first write: a failed query must not abort the file's transaction.
+        """
         target = TABLES[table]
-        self._begin()
+        if only_if_clean is not None and self._in_transaction:
+            return None
+        if only_if_clean is None:
+            self._begin()
         stage = f"_stage_{next(_names)}"
         checked = f"_checked_{next(_names)}"
         self.conn.execute(f"CREATE TEMP VIEW {stage} AS {select_sql}")
@@ -235,10 +248,19 @@ class FileLoad:
                         FROM {stage} _src
                     )"""
 
-            self.conn.execute(f"CREATE TEMP TABLE {checked} AS {checked_rows(raw=False)}")
+            try:
+                self.conn.execute(f"CREATE TEMP TABLE {checked} AS {checked_rows(raw=False)}")
+            except duckdb.Error:
+                if only_if_clean is None:
+                    raise
+                return None
             n_rows, n_bad = self.conn.execute(
                 f"SELECT count(*), count(_reason) FROM {checked}"
             ).fetchall()[0]
+            if only_if_clean is not None:
+                if n_bad or not only_if_clean():
+                    return None
+                self._begin()
             if n_bad:  # rare: read the input again for the raw text of the rejected rows
                 self._insert_quarantine(
                     f"SELECT {LINE} AS line, '{table}' AS table_name, _reason AS reason, "
@@ -264,11 +286,13 @@ class FileLoad:
         key_cols = [k for k in target.key if k in columns]  # a valid row has the required ones
         key = ", ".join(key_cols)
         cols = ", ".join(columns)
-        valid = f"SELECT * FROM {checked} WHERE _reason IS NULL"
+        # rowid: the order of the input, where it has no line numbers (the checked table was
+        # made from it in order).
+        valid = f"SELECT *, rowid AS _order FROM {checked} WHERE _reason IS NULL"
         distinct = self.conn.execute(f"SELECT count(DISTINCT ({key})) FROM ({valid})").fetchall()[0][0]
         if distinct < n_valid:  # repeats within the file: keep each key's first row
             valid = (
-                f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {LINE}) "
+                f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {LINE}, _order) "
                 f"AS _rn FROM ({valid})) WHERE _rn = 1"
             )
         empty = not self.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {target.name} LIMIT 1)").fetchall()[0][0]
