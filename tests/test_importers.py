@@ -133,6 +133,24 @@ def test_native_csv_keeps_the_first_of_repeated_rows_either_way(store, tmp_path,
     lines = [line for line, _ in quarantined(store)]
     assert lines == ([8, 9] if dirty else [])
 
+
+def test_native_timestamps_honour_every_way_of_writing_an_offset(store, tmp_path):
+    written = {
+        "a": ("2026-11-02 10:00:00", "2026-11-02 10:00:00"),
+        "b": ("2026-11-02T10:00:00.250", "2026-11-02 10:00:00.25"),
+        "c": ("2026-11-02", "2026-11-02 00:00:00"),
+        "d": ("2026-11-02T10:00:00Z", "2026-11-02 10:00:00"),
+        "e": ("2026-11-02T10:00:00+02:00", "2026-11-02 08:00:00"),
+        "f": ("2026-11-02 10:00:00-05", "2026-11-02 15:00:00"),
+        "g": ("2026-11-02 10:00:00.5+0530", "2026-11-02 04:30:00.5"),
+        "h": ("2026-11-02 10:00:00 UTC", "2026-11-02 10:00:00"),
+    }
+    rows = ["user_id,item_id,played_at"] + [f"u,{item},{text}" for item, (text, _) in written.items()]
+    (tmp_path / "listens.csv").write_text("\n".join(rows) + "\n")
+    assert ingest(store, "native", tmp_path / "listens.csv").accepted == len(written)
+    stored = dict(store.conn.execute("SELECT item_id, CAST(played_at AS VARCHAR) FROM listens").fetchall())
+    assert stored == {item: utc for item, (_, utc) in written.items()}
+
 def test_native_unknown_column_and_unknown_table(store, tmp_path):
     (tmp_path / "listens.csv").write_text("user_id,item_id,colour\nu,i,red\n")
     with pytest.raises(ValueError, match="unknown column"):
