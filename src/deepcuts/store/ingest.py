@@ -264,8 +264,13 @@ class FileLoad:
                 if only_if_clean is None:
                     raise
                 return None
-            n_rows, n_bad = self.conn.execute(
-                f"SELECT count(*), count(_reason) FROM {checked}"
+            columns = [c for c in target.column_names if c in loaded]
+            # The key columns the input has; a valid row has the required ones (an input with
+            # none of them has no valid row).
+            key = ", ".join(k for k in target.key if k in columns)
+            distinct_keys = f"count(DISTINCT ({key})) FILTER (WHERE _reason IS NULL)" if key else "0"
+            n_rows, n_bad, n_keys = self.conn.execute(
+                f"SELECT count(*), count(_reason), {distinct_keys} FROM {checked}"
             ).fetchall()[0]
             if only_if_clean is not None:
                 if n_bad or not only_if_clean():
@@ -276,8 +281,7 @@ class FileLoad:
                     f"SELECT {LINE} AS line, '{table}' AS table_name, _reason AS reason, "
                     f"_raw AS raw FROM ({checked_rows(raw=True)}) WHERE _reason IS NOT NULL"
                 )
-            columns = [c for c in target.column_names if c in loaded]
-            accepted = self._insert_new(target, checked, columns, n_rows - n_bad)
+            accepted = self._insert_new(target, checked, columns, key, n_rows - n_bad, n_keys)
         finally:
             self.conn.execute(f"DROP TABLE IF EXISTS {checked}")
             self.conn.execute(f"DROP VIEW IF EXISTS {stage}")
@@ -287,20 +291,18 @@ class FileLoad:
         log.debug("%s -> %s: %s", self.source_file, table, counts)
         return counts
 
-    def _insert_new(self, target: Table, checked: str, columns: list[str], n_valid: int) -> int:
+    def _insert_new(self, target: Table, checked: str, columns: list[str], key: str, n_valid: int, n_keys: int) -> int:
         """Insert the valid rows whose key is new; return how many were inserted.
 
-        ``columns`` are the columns the input has; key columns it lacks are NULL in every row."""
+        ``columns`` are the columns the input has (key columns it lacks are NULL in every row);
+        ``key`` those of the key it has; ``n_keys`` the distinct keys among the valid rows."""
         if n_valid == 0:
             return 0
-        key_cols = [k for k in target.key if k in columns]  # a valid row has the required ones
-        key = ", ".join(key_cols)
         cols = ", ".join(columns)
         # rowid: the order of the input, where it has no line numbers (the checked table was
         # made from it in order).
         valid = f"SELECT *, rowid AS _order FROM {checked} WHERE _reason IS NULL"
-        distinct = self.conn.execute(f"SELECT count(DISTINCT ({key})) FROM ({valid})").fetchall()[0][0]
-        if distinct < n_valid:  # repeats within the file: keep each key's first row
+        if n_keys < n_valid:  # repeats within the file: keep each key's first row
             valid = (
                 f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {LINE}, _order) "
                 f"AS _rn FROM ({valid})) WHERE _rn = 1"
