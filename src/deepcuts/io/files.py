@@ -45,7 +45,8 @@ def _header(path: Path, delim: str, quote: str, encoding: str) -> list[str]:
     return names
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """A SQL string literal of `text` (for file paths in queries that cannot take parameters)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -55,11 +56,11 @@ def read_csv_sql(
 ) -> str:
     """DuckDB's `read_csv` of a file with a header, every column VARCHAR, lines it cannot
     parse kept in the temp tables ``{name}_err`` and ``{name}_scan``."""
-    types = ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in columns)
+    types = ", ".join(f"{sql_literal(c)}: 'VARCHAR'" for c in columns)
     return (
-        f"read_csv({_literal(str(path))}, columns = {{{types}}}, header = true, auto_detect = false, "
-        f"delim = {_literal(delim)}, quote = {_literal(quote)}, escape = {_literal(quote)}, "
-        f"encoding = {_literal(encoding)}, strict_mode = {str(strict).lower()}, null_padding = false, "
+        f"read_csv({sql_literal(str(path))}, columns = {{{types}}}, header = true, auto_detect = false, "
+        f"delim = {sql_literal(delim)}, quote = {sql_literal(quote)}, escape = {sql_literal(quote)}, "
+        f"encoding = {sql_literal(encoding)}, strict_mode = {str(strict).lower()}, null_padding = false, "
         f"store_rejects = true, rejects_scan = '{name}_scan', rejects_table = '{name}_err')"
     )
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from deepcuts.io.errors import FormatError
-from deepcuts.io.files import DirectCsv, drop_staged, expand, stage_csv
+from deepcuts.io.files import DirectCsv, drop_staged, expand, sql_literal, stage_csv
 from deepcuts.io.jsonscan import scan_lines
 from deepcuts.io.rows import Rows
 from deepcuts.store import TABLES, FileLoad, IngestCounts, Store
@@ -109,12 +109,8 @@ def _load_parquet(load: FileLoad, path: Path, table: str) -> None:
     load.add_sql(
         table,
         "SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _line "
-        f"FROM read_parquet('{_sql_str(path)}', file_row_number = true)",
+        f"FROM read_parquet({sql_literal(str(path))}, file_row_number = true)",
     )
-
-
-def _sql_str(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def _load_jsonl(load: FileLoad, path: Path, table: str) -> None:
