@@ -169,6 +169,7 @@ class DiscoverWeekly:
         self.world = self._world(content_vectors)
         self.forbidden = self._forbidden()
         self.index = self._index()
+        self.long_tail = self.world.catalogue.long_tail()  # the same for every batch
         self._buffers = threading.local()  # per-thread score buffers (see `_scores`)
 
     # -- what is the same for every user -------------------------------------------------
@@ -316,7 +317,7 @@ class DiscoverWeekly:
         valid = at >= 0
         items = np.where(valid, pool.item[np.clip(at, 0, None)], 0)
         rel = np.where(valid, relevance[np.clip(at, 0, None)], -np.inf)
-        long_tail = cat.long_tail()
+        long_tail = self.long_tail
         plain = batch.ranked()[0][:, : shape.n]
         plain_tail = (long_tail[np.clip(plain, 0, None)] & (plain != NONE)).sum(axis=1)
         min_tail = plain_tail + int(np.ceil(shape.extra_tail_share * shape.n))
