@@ -199,20 +199,23 @@ def test_batch_shaping_picks_what_one_list_at_a_time_picks():
     fresh = rng.random((n, m)) < 0.08
     tail = rng.random((n, m)) < 0.3
     min_tail = rng.integers(0, 8, n)
-    vectors = rng.standard_normal((n, m, d)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=2, keepdims=True)
-    batch = shape_lists(relevance, artist, album, fresh, tail, min_tail, vectors, shape)
-    lengths = []
-    for r in range(n):
-        valid = np.flatnonzero(np.isfinite(relevance[r]))
-        one = valid[
-            shape_list(valid, relevance[r, valid], artist[r, valid], album[r, valid], fresh[r, valid],
-                       vectors[r, valid], shape, tail[r, valid], int(min_tail[r]))
-        ]
-        got = batch[r][batch[r] >= 0]
-        assert got.tolist() == one.tolist(), r
-        lengths.append(len(got))
-    assert lengths[0] < shape.n and max(lengths) == shape.n
+    items = rng.integers(0, 500, (n, m))
+    item_vectors = rng.standard_normal((500, d)).astype(np.float32)
+    item_vectors /= np.linalg.norm(item_vectors, axis=1, keepdims=True)
+    for vectors in (item_vectors, None):  # with the MMR term and without
+        batch = shape_lists(items, relevance, artist, album, fresh, tail, min_tail, vectors, shape)
+        lengths = []
+        for r in range(n):
+            valid = np.flatnonzero(np.isfinite(relevance[r]))
+            one = valid[
+                shape_list(valid, relevance[r, valid], artist[r, valid], album[r, valid], fresh[r, valid],
+                           None if vectors is None else vectors[items[r, valid]], shape, tail[r, valid],
+                           int(min_tail[r]))
+            ]
+            got = batch[r][batch[r] >= 0]
+            assert got.tolist() == one.tolist(), r
+            lengths.append(len(got))
+        assert lengths[0] < shape.n and max(lengths) == shape.n
 
 
 def test_candidate_selections_match_a_full_sort():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 
@@ -84,23 +85,25 @@ def shape_list(
 
 
 def shape_lists(
+    items: np.ndarray,
     relevance: np.ndarray,
     artist: np.ndarray,
     album: np.ndarray,
     fresh: np.ndarray,
     tail: np.ndarray,
     min_tail: np.ndarray,
-    vectors: np.ndarray | None,
+    item_vectors: np.ndarray | None,
     shape: Shape = Shape(),  # noqa: B008 - frozen
 ) -> np.ndarray:
-    """`shape_list` for a whole batch at once.
+    """`shape_list` for a whole batch at once, row by row in compiled code.
 
     Parameters
     ----------
+    items : (n, m) int candidate items (anything where a row has fewer than m candidates).
     relevance : (n, m) float, -inf where a row has fewer than m candidates.
     artist, album : (n, m) int, -1 unknown. fresh, tail : (n, m) bool.
     min_tail : (n,) long-tail items each list must hold (where it has them).
-    vectors : (n, m, d) unit rows, or None.
+    item_vectors : (n_items, d) unit rows that `items` index, or None (no MMR term).
 
     Returns
     -------
@@ -108,50 +111,115 @@ def shape_lists(
     """
     n, m = relevance.shape
     picked = np.full((n, shape.n), -1, np.int64)
-    if m == 0:
+    if m == 0 or n == 0:
         return picked
-    rows = np.arange(n)
-    open_ = np.isfinite(relevance)
-    order = np.argsort(-relevance, axis=1, kind="stable")
-    # Rank-scaled within each row's own candidates, as in `shape_list`.
-    count = np.maximum(open_.sum(axis=1, keepdims=True), 1).astype(np.float32)
-    rel = np.empty((n, m), np.float32)
-    np.put_along_axis(rel, order, np.float32(1.0) - np.arange(m, dtype=np.float32) / count, axis=1)
-    rel *= shape.mmr_lambda
-    # What a candidate is worth before the similarity term; -inf once picked or capped out.
-    base = np.where(open_, rel, -np.inf).astype(np.float32)
-    max_sim = np.zeros((n, m), np.float32)
-    keys = [(artist, shape.max_per_artist), (album, shape.max_per_album)]
-    picked_keys = [np.full((n, shape.n), -1, np.int64) for _ in keys]
-    fresh_needed = np.minimum(int(round(shape.fresh_share * shape.n)), (fresh & open_).sum(axis=1))
-    tail_needed = np.minimum(min_tail, (tail & open_).sum(axis=1))
-    similarity = 1 - shape.mmr_lambda
-    # Every step updates every row at once (no per-row copies): a row with nothing left to
-    # pick stays so, and its updates below change nothing it will use.
-    for step in range(shape.n):
-        gain = base - similarity * max_sim if vectors is not None else base.copy()
-        remaining = shape.n - step
-        for flag, needed in ((fresh, fresh_needed), (tail, tail_needed)):
-            must = np.flatnonzero((needed > 0) & (remaining <= needed))
-            if len(must):  # keep room for the fresh and long-tail tracks the list must hold
-                only = np.where(flag[must], gain[must], -np.inf)
-                has = np.isfinite(only).any(axis=1)
-                gain[must[has]] = only[has]
-        best = gain.argmax(axis=1)
-        ok = np.isfinite(gain[rows, best])
-        if not ok.any():
-            break
-        picked[ok, step] = best[ok]
-        base[rows[ok], best[ok]] = -np.inf
-        fresh_needed -= fresh[rows, best] & ok
-        tail_needed -= tail[rows, best] & ok
-        for (key, cap), history in zip(keys, picked_keys, strict=True):
-            chosen = np.where(ok, key[rows, best], -1)
-            history[:, step] = chosen
-            full = np.flatnonzero((chosen >= 0) & ((history[:, : step + 1] == chosen[:, None]).sum(axis=1) >= cap))
-            if len(full):
-                base[full] = np.where(key[full] == chosen[full, None], -np.inf, base[full])
-        if vectors is not None:
-            sims = np.einsum("nmd,nd->nm", vectors, vectors[rows, best])
-            np.maximum(max_sim, sims, out=max_sim)
+    vectors = np.zeros((0, 0), np.float32) if item_vectors is None else np.ascontiguousarray(item_vectors, np.float32)
+    _shape_rows(
+        np.ascontiguousarray(items, np.int64),
+        np.ascontiguousarray(relevance, np.float64),
+        np.ascontiguousarray(artist, np.int64),
+        np.ascontiguousarray(album, np.int64),
+        np.ascontiguousarray(fresh, np.bool_),
+        np.ascontiguousarray(tail, np.bool_),
+        np.ascontiguousarray(min_tail, np.int64),
+        vectors,
+        item_vectors is not None,
+        shape.max_per_artist,
+        shape.max_per_album,
+        np.float32(shape.mmr_lambda),
+        np.float32(1 - shape.mmr_lambda),
+        int(round(shape.fresh_share * shape.n)),
+        picked,
+    )
     return picked
+
+
+@numba.njit(nogil=True, cache=True)
+def _shape_rows(items, relevance, artist, album, fresh, tail, min_tail, vectors, use_vectors,
+                max_artist, max_album, lam, similarity, fresh_share, picked):  # pragma: no cover - compiled
+    """The greedy MMR of `shape_list`, one row after another, written into `picked`: the same
+    steps, float32 like the NumPy batch code it replaced, ties to the lower position (as
+    `np.argmax`). Compiled and free of the GIL, so the weekly run's threads shape in parallel."""
+    n, m = relevance.shape
+    n_pick = picked.shape[1]
+    base = np.empty(m, np.float32)
+    max_sim = np.empty(m, np.float32)
+    open_ = np.empty(m, np.bool_)
+    row_vectors = np.empty((m, vectors.shape[1]), np.float32)  # the row's candidates' vectors, close
+    for r in range(n):
+        count = 0
+        for j in range(m):
+            open_[j] = np.isfinite(relevance[r, j])
+            count += open_[j]
+        if count == 0:
+            continue
+        # Rank-scaled within the row's own candidates, so lambda means the same for everyone.
+        order = np.argsort(-relevance[r], kind="mergesort")
+        for rank in range(m):
+            base[order[rank]] = (np.float32(1.0) - np.float32(rank) / np.float32(count)) * lam
+        max_sim[:] = 0
+        if use_vectors:
+            for j in range(m):
+                if open_[j]:
+                    row_vectors[j] = vectors[items[r, j]]
+        fresh_needed, tail_needed = 0, 0
+        for j in range(m):
+            if open_[j]:
+                fresh_needed += fresh[r, j]
+                tail_needed += tail[r, j]
+        fresh_needed = min(fresh_share, fresh_needed)
+        tail_needed = min(min_tail[r], tail_needed)
+        for step in range(n_pick):
+            remaining = n_pick - step
+            # Keep room for the fresh and long-tail tracks the list must hold.
+            only_fresh = False
+            if fresh_needed > 0 and remaining <= fresh_needed:
+                for j in range(m):
+                    if open_[j] and fresh[r, j]:
+                        only_fresh = True
+                        break
+            only_tail = False
+            if tail_needed > 0 and remaining <= tail_needed:
+                for j in range(m):
+                    if open_[j] and tail[r, j] and (fresh[r, j] or not only_fresh):
+                        only_tail = True
+                        break
+            best, best_gain = -1, np.float32(-np.inf)
+            for j in range(m):
+                if not open_[j] or (only_fresh and not fresh[r, j]) or (only_tail and not tail[r, j]):
+                    continue
+                gain = base[j] - similarity * max_sim[j]
+                if best < 0 or gain > best_gain:
+                    best, best_gain = j, gain
+            if best < 0:
+                break
+            picked[r, step] = best
+            open_[best] = False
+            fresh_needed -= fresh[r, best]
+            tail_needed -= tail[r, best]
+            for keys, cap in ((artist, max_artist), (album, max_album)):
+                key = keys[r, best]
+                if key < 0:
+                    continue
+                held = 0
+                for p in range(step + 1):
+                    held += keys[r, picked[r, p]] == key
+                if held >= cap:
+                    for j in range(m):
+                        if keys[r, j] == key:
+                            open_[j] = False
+            if use_vectors:  # what is still open gets more similar to the list
+                for j in range(m):
+                    if open_[j]:
+                        sim = _dot(row_vectors[j], row_vectors[best])
+                        if sim > max_sim[j]:
+                            max_sim[j] = sim
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _dot(a, b):  # pragma: no cover - compiled
+    """float32 dot product, vectorised (fastmath lets the sum be reordered)."""
+    total = np.float32(0.0)
+    for k in range(a.shape[0]):
+        total += a[k] * b[k]
+    return total

@@ -321,10 +321,10 @@ class DiscoverWeekly:
         plain = batch.ranked()[0][:, : shape.n]
         plain_tail = (long_tail[np.clip(plain, 0, None)] & (plain != NONE)).sum(axis=1)
         min_tail = plain_tail + int(np.ceil(shape.extra_tail_share * shape.n))
-        vectors = None if self.world.item_vectors is None else self.world.item_vectors[items]
         fresh = np.where(valid, pool.column("fresh")[np.clip(at, 0, None)] > 0, False)
         picked = shape_lists(
-            rel, cat.artist[items], cat.album[items], fresh, long_tail[items] & valid, min_tail, vectors, shape
+            items, rel, cat.artist[items], cat.album[items], fresh, long_tail[items] & valid, min_tail,
+            self.world.item_vectors, shape,
         )
         favourites = batch.favourites(30)
         chosen = np.where(picked >= 0, np.take_along_axis(at, np.clip(picked, 0, None), axis=1), -1)
