@@ -219,11 +219,12 @@ def test_batch_shaping_picks_what_one_list_at_a_time_picks():
 
 
 def test_candidate_selections_match_a_full_sort():
-    """top_k_sparse (sparse rows, forbidden items removed) and top_k_masked (dense rows, a
-    column subset) give what sorting every row in full gives."""
+    """top_k_sparse (sparse rows, forbidden items removed), top_k_masked (dense rows, a
+    column subset) and top_k_in_groups (dense rows, per taste cluster) give what sorting every
+    row in full gives."""
     import scipy.sparse as sp
 
-    from deepcuts.candidates.base import NONE, top_k_masked, top_k_sparse
+    from deepcuts.candidates.base import NONE, World, top_k_in_groups, top_k_masked, top_k_sparse
 
     rng = np.random.default_rng(5)
     n, m, k = 30, 400, 12
@@ -248,3 +249,18 @@ def test_candidate_selections_match_a_full_sort():
         sub = np.where(allowed, scores_dense[r], -np.inf)
         order = [i for i in np.argsort(-sub, kind="stable") if np.isfinite(sub[i])][:k]
         assert items[r][items[r] != NONE].tolist() == order, r
+
+    # Per (row, group) over each group's items; ties (rounded scores) go to the lower item.
+    labels = rng.integers(-1, 6, m)
+    world = World(catalogue=None, week_start=None, clusters=labels)
+    groups = rng.integers(-1, 6, (n, 3))
+    tied = np.round(scores_dense, 1)
+    items, values = top_k_in_groups(tied, world.cluster_members, groups, k)
+    for r in range(n):
+        for slot, group in enumerate(groups[r]):
+            got = items[r, slot * k : (slot + 1) * k]
+            sub = np.where(labels == group, tied[r], -np.inf) if group >= 0 else np.full(m, -np.inf)
+            order = [i for i in np.argsort(-sub, kind="stable") if np.isfinite(sub[i])][:k]
+            assert got[got != NONE].tolist() == order, (r, slot)
+            assert np.array_equal(values[r, slot * k : slot * k + len(order)], tied[r, order])
+

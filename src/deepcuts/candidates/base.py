@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Protocol
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -59,6 +61,16 @@ class World:
     cooccurrence: sp.csr_matrix | None = None
     clusters: np.ndarray | None = None
 
+    @cached_property
+    def cluster_members(self) -> tuple[np.ndarray, np.ndarray]:
+        """(indptr, items): the items of taste cluster c are ``items[indptr[c]:indptr[c + 1]]``,
+        ascending."""
+        labels = self.clusters if self.clusters is not None else np.zeros(0, np.int32)
+        in_one = np.flatnonzero(labels >= 0)
+        items = in_one[np.argsort(labels[in_one], kind="stable")]
+        counts = np.bincount(labels[in_one], minlength=int(labels.max(initial=-1)) + 1)
+        return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), items.astype(np.int64)
+
 
 @dataclass
 class UserBatch:
@@ -82,10 +94,10 @@ class UserBatch:
     _favourites: np.ndarray | None = None
     retrieve: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None  # ANN top-k, if any
 
-    RANKED = 500
+    RANKED = 100
 
     def ranked(self) -> tuple[np.ndarray, np.ndarray]:
-        """(n, 500) items and scores: each user's best allowed items by the model, best first."""
+        """(n, 100) items and scores: each user's best allowed items by the model, best first."""
         if self._ranked is None:
             self._ranked = self.retrieve(self.RANKED) if self.retrieve else top_k_masked(self.scores, self.RANKED)
         return self._ranked
@@ -154,3 +166,50 @@ def top_k_sparse(values: sp.csr_matrix, forbidden: sp.csr_matrix, k: int) -> tup
     items = np.full(slots.shape, NONE, np.int64)
     items[found] = v.indices[(v.indptr[:-1, None] + slots)[found]]
     return items, scores
+
+
+def top_k_in_groups(
+    scores: np.ndarray, members: tuple[np.ndarray, np.ndarray], groups: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row and each of its groups (columns of ``(n, g)`` `groups`, -1 none), the k best
+    entries of that row of `scores` among the group's items, best first and ties to the lower
+    item as in `top_n`: ``(n, g * k)`` items and values, group by group, NONE-padded. -inf
+    entries are never chosen. `members` is ``(indptr, items)``, each group's items ascending."""
+    n, g = groups.shape
+    items = np.full((n, g * k), NONE, np.int64)
+    values = np.full((n, g * k), -np.inf, np.float32)
+    indptr, group_items = members
+    _top_in_groups(
+        np.ascontiguousarray(scores, np.float32), indptr, group_items,
+        np.ascontiguousarray(groups, np.int64), k, items, values,
+    )
+    return items, values
+
+
+@numba.njit(nogil=True, cache=True)
+def _top_in_groups(scores, indptr, group_items, groups, k, items, values):  # pragma: no cover - compiled
+    """Insertion into a sorted run of k per (row, group): a group holds a few thousand items at
+    most, so one pass over them beats a selection over the whole row."""
+    n, g = groups.shape
+    for r in range(n):
+        for s in range(g):
+            c = groups[r, s]
+            if c < 0:
+                continue
+            first = s * k
+            filled = 0
+            for p in range(indptr[c], indptr[c + 1]):
+                item = group_items[p]
+                v = scores[r, item]
+                if not np.isfinite(v) or (filled == k and v <= values[r, first + k - 1]):
+                    continue
+                if filled < k:
+                    filled += 1
+                j = first + filled - 1
+                while j > first and values[r, j - 1] < v:  # an equal value stays ahead: lower item
+                    values[r, j] = values[r, j - 1]
+                    items[r, j] = items[r, j - 1]
+                    j -= 1
+                values[r, j] = v
+                items[r, j] = item
+

@@ -13,7 +13,15 @@ from datetime import timedelta
 import numpy as np
 import scipy.sparse as sp
 
-from deepcuts.candidates.base import NONE, Candidates, UserBatch, World, top_k_masked, top_k_sparse
+from deepcuts.candidates.base import (
+    NONE,
+    Candidates,
+    UserBatch,
+    World,
+    top_k_in_groups,
+    top_k_masked,
+    top_k_sparse,
+)
 
 EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 
@@ -54,8 +62,8 @@ class TasteClusterSource:
     """A few candidates from each of the listener's taste clusters.
 
     The listener's favourites are grouped by the taste cluster of each item; each of their
-    `n_clusters` largest clusters proposes its best items (from the model's top 500), so that
-    one dominant taste does not crowd out the others. `because` is the listener's most liked
+    `n_clusters` largest clusters proposes its `k` best allowed items by the model, so that one
+    dominant taste does not crowd out the others. `because` is the listener's most liked
     favourite in that cluster.
     """
 
@@ -66,12 +74,8 @@ class TasteClusterSource:
 
     def generate(self, batch: UserBatch, world: World) -> Candidates:
         n = len(batch.users)
-        width = self.n_clusters * self.k
-        items = np.full((n, width), NONE, np.int64)
-        scores = np.full((n, width), -np.inf, np.float32)
-        because = np.full((n, width), NONE, np.int64)
         if world.clusters is None:
-            return Candidates(self.name, items, scores, because)
+            return _empty(self.name, n, self.n_clusters * self.k)
         favs = batch.favourites(self.favourites)
         fav_cluster = np.where(favs != NONE, world.clusters[np.clip(favs, 0, None)], -1)
         n_clusters = int(world.clusters.max()) + 1
@@ -79,20 +83,15 @@ class TasteClusterSource:
         np.add.at(counts, (np.repeat(np.arange(n), favs.shape[1]), fav_cluster.ravel() + 1), 1)
         counts[:, 0] = 0  # favourites without a cluster
         top = np.argsort(-counts, axis=1, kind="stable")[:, : self.n_clusters]
-        ranked_items, ranked_scores = batch.ranked()
-        ranked_cluster = np.where(ranked_items != NONE, world.clusters[np.clip(ranked_items, 0, None)], -2)
-        for slot in range(top.shape[1]):  # fewer when the world has fewer clusters
-            cluster = top[:, slot]
-            has = np.take_along_axis(counts, cluster[:, None], axis=1)[:, 0] > 0
-            in_cluster = (ranked_cluster == (cluster - 1)[:, None]) & has[:, None]
-            rank = np.cumsum(in_cluster, axis=1) - 1
-            take = in_cluster & (rank < self.k)
-            r, c = np.nonzero(take)
-            col = slot * self.k + rank[r, c]
-            items[r, col] = ranked_items[r, c]
-            scores[r, col] = ranked_scores[r, c]
-            first_fav = np.argmax(fav_cluster == (cluster - 1)[:, None], axis=1)
-            because[r, col] = favs[r, first_fav[r]]
+        has = np.take_along_axis(counts, top, axis=1) > 0
+        clusters = np.where(has, top - 1, -1)
+        if clusters.shape[1] < self.n_clusters:  # the world has fewer clusters
+            clusters = np.pad(clusters, ((0, 0), (0, self.n_clusters - clusters.shape[1])), constant_values=-1)
+        items, scores = top_k_in_groups(batch.scores, world.cluster_members, clusters, self.k)
+        # The first favourite of each cluster is the most liked one (favourites come best first).
+        first_fav = np.argmax(fav_cluster[:, None, :] == clusters[:, :, None], axis=2)
+        fav_of_slot = np.where(clusters >= 0, np.take_along_axis(favs, first_fav, axis=1), NONE)
+        because = np.where(items != NONE, np.repeat(fav_of_slot, self.k, axis=1), NONE)
         return Candidates(self.name, items, scores, because)
 
 
