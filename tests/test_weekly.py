@@ -264,3 +264,30 @@ def test_candidate_selections_match_a_full_sort():
             assert got[got != NONE].tolist() == order, (r, slot)
             assert np.array_equal(values[r, slot * k : slot * k + len(order)], tied[r, order])
 
+
+def test_selection_through_links_is_the_product_then_the_selection():
+    """top_k_through (the playlist source's one pass) gives the items, scores and reasons that
+    the sparse product, top_k_sparse and strongest give, ties and forbidden items included."""
+    import scipy.sparse as sp
+
+    from deepcuts.candidates.base import NONE, top_k_sparse, top_k_through
+    from deepcuts.candidates.sources import strongest
+
+    rng = np.random.default_rng(11)
+    n, a, b, k = 25, 60, 80, 10
+    values = sp.random(n, a, density=0.15, random_state=3, format="csr", dtype=np.float32)
+    values.data = np.ceil(values.data * 3)  # small integers: many ties
+    links = sp.random(a, b, density=0.1, random_state=4, format="csr", dtype=np.float32)
+    links.data = np.ceil(links.data * 2)
+    forbidden = sp.random(n, b, density=0.1, random_state=5, format="csr")
+    sources = np.full((n, 6), NONE, np.int64)
+    for r in range(n):
+        row = values[r].indices
+        picked = rng.permutation(row)[: rng.integers(0, 7)]
+        sources[r, : len(picked)] = picked
+    items, scores, because = top_k_through(values, links, forbidden, sources, k)
+    want_items, want_scores = top_k_sparse(values @ links, forbidden, k)
+    assert np.array_equal(items, want_items)
+    assert np.array_equal(scores, want_scores)
+    assert np.array_equal(because, strongest(links, sources, want_items))
+    assert (items != NONE).sum() > n * k // 2 and (because != NONE).any() and (because == NONE).any()

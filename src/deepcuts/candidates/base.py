@@ -213,3 +213,87 @@ def _top_in_groups(scores, indptr, group_items, groups, k, items, values):  # pr
                 values[r, j] = v
                 items[r, j] = item
 
+
+def top_k_through(
+    values: sp.csr_matrix, links: sp.csr_matrix, forbidden: sp.csr_matrix, sources: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The k best items of ``values @ links`` per row, as `top_k_sparse` takes them (positive
+    entries only, none that `forbidden` marks, ties to the lower item), and for each the first
+    of the row's `sources` (``(n, s)`` rows of `links`, NONE-padded) with the largest positive
+    link to it, as `deepcuts.candidates.sources.strongest` finds it (NONE where none links).
+
+    One pass per row over the rows of `links` its values reach, instead of a sparse product,
+    a masked copy and a look-up of every (source, item) pair.
+    """
+    v, links, blocked = values.tocsr(), links.tocsr(), forbidden.tocsr()
+    n = v.shape[0]
+    items = np.full((n, k), NONE, np.int64)
+    scores = np.full((n, k), -np.inf, np.float32)
+    because = np.full((n, k), NONE, np.int64)
+    _top_k_through(
+        v.indptr, v.indices, v.data.astype(np.float32), links.indptr, links.indices, links.data.astype(np.float32),
+        blocked.indptr, blocked.indices, np.ascontiguousarray(sources, np.int64), links.shape[1],
+        items, scores, because,
+    )
+    return items, scores, because
+
+
+@numba.njit(nogil=True, cache=True)
+def _top_k_through(v_indptr, v_indices, v_data, l_indptr, l_indices, l_data, f_indptr, f_indices, sources,
+                   n_cols, items, scores, because):  # pragma: no cover - compiled
+    n, k = items.shape
+    # Per-column state, valid for row r where its stamp says r (no clearing between rows).
+    total = np.zeros(n_cols, np.float32)
+    seen = np.full(n_cols, -1, np.int64)
+    blocked = np.full(n_cols, -1, np.int64)
+    link = np.zeros(n_cols, np.float32)  # the strongest source link so far
+    link_from = np.full(n_cols, -1, np.int64)  # its position among the row's sources
+    source_row = np.full(len(l_indptr) - 1, -1, np.int64)
+    source_at = np.zeros(len(l_indptr) - 1, np.int64)
+    touched = np.empty(n_cols, np.int64)
+    for r in range(n):
+        for p in range(f_indptr[r], f_indptr[r + 1]):
+            blocked[f_indices[p]] = r
+        for s in range(sources.shape[1] - 1, -1, -1):  # backwards: a repeated source keeps its first place
+            if sources[r, s] >= 0:
+                source_row[sources[r, s]] = r
+                source_at[sources[r, s]] = s
+        t = 0
+        for p in range(v_indptr[r], v_indptr[r + 1]):
+            i, x = v_indices[p], v_data[p]
+            at = source_at[i] if source_row[i] == r else -1
+            for q in range(l_indptr[i], l_indptr[i + 1]):
+                j, w = l_indices[q], l_data[q]
+                if blocked[j] == r:
+                    continue
+                if seen[j] != r:
+                    seen[j] = r
+                    total[j] = 0
+                    link[j] = 0
+                    link_from[j] = -1
+                    touched[t] = j
+                    t += 1
+                total[j] += x * w
+                if at >= 0 and w > 0 and (w > link[j] or (w == link[j] and at < link_from[j])):
+                    link[j] = w
+                    link_from[j] = at
+        filled = 0
+        for u in range(t):
+            j = touched[u]
+            value = total[j]
+            if not value > 0:
+                continue
+            if filled == k and (value < scores[r, k - 1] or (value == scores[r, k - 1] and j > items[r, k - 1])):
+                continue
+            if filled < k:
+                filled += 1
+            c = filled - 1
+            while c > 0 and (scores[r, c - 1] < value or (scores[r, c - 1] == value and items[r, c - 1] > j)):
+                scores[r, c] = scores[r, c - 1]
+                items[r, c] = items[r, c - 1]
+                c -= 1
+            scores[r, c] = value
+            items[r, c] = j
+        for c in range(filled):
+            s = link_from[items[r, c]]
+            because[r, c] = sources[r, s] if s >= 0 else -1

@@ -21,6 +21,7 @@ from deepcuts.candidates.base import (
     top_k_in_groups,
     top_k_masked,
     top_k_sparse,
+    top_k_through,
 )
 
 EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
@@ -109,8 +110,9 @@ class CooccurrenceSource:
             return _empty(self.name, n, self.k)
         liked = batch.history.copy()
         liked.data = (liked.data > 0).astype(np.float32)
-        items, scores = top_k_sparse(liked @ world.cooccurrence, batch.forbidden, self.k)
-        because = strongest(world.cooccurrence, batch.favourites(self.favourites), items)
+        items, scores, because = top_k_through(
+            liked, world.cooccurrence, batch.forbidden, batch.favourites(self.favourites), self.k
+        )
         return Candidates(self.name, items, scores, because)
 
 
