@@ -266,12 +266,12 @@ def test_candidate_selections_match_a_full_sort():
 
 
 def test_selection_through_links_is_the_product_then_the_selection():
-    """top_k_through (the playlist source's one pass) gives the items, scores and reasons that
-    the sparse product, top_k_sparse and strongest give, ties and forbidden items included."""
+    """top_k_through (one pass per listener, as the playlist and friends sources use it) gives
+    the items and scores of the sparse product and top_k_sparse, ties and forbidden items
+    included, and names the first source with the strongest link as the reason."""
     import scipy.sparse as sp
 
     from deepcuts.candidates.base import NONE, top_k_sparse, top_k_through
-    from deepcuts.candidates.sources import strongest
 
     rng = np.random.default_rng(11)
     n, a, b, k = 25, 60, 80, 10
@@ -285,9 +285,19 @@ def test_selection_through_links_is_the_product_then_the_selection():
         row = values[r].indices
         picked = rng.permutation(row)[: rng.integers(0, 7)]
         sources[r, : len(picked)] = picked
-    items, scores, because = top_k_through(values, links, forbidden, sources, k)
-    want_items, want_scores = top_k_sparse(values @ links, forbidden, k)
-    assert np.array_equal(items, want_items)
-    assert np.array_equal(scores, want_scores)
-    assert np.array_equal(because, strongest(links, sources, want_items))
-    assert (items != NONE).sum() > n * k // 2 and (because != NONE).any() and (because == NONE).any()
+    reasons = rng.integers(0, 3, links.nnz).astype(np.float32)  # some links no reason at all
+    for weights in (None, reasons):
+        items, scores, because = top_k_through(values, links, forbidden, sources, k, reason_weights=weights)
+        want_items, want_scores = top_k_sparse(values @ links, forbidden, k)
+        assert np.array_equal(items, want_items)
+        assert np.array_equal(scores, want_scores)
+        why = links.copy()
+        if weights is not None:
+            why.data = weights
+        why = why.toarray()
+        for r in range(n):
+            for item, got in zip(items[r], because[r], strict=True):
+                # the first source with the largest positive weight to the item
+                pairs = [(why[s, item], -at, s) for at, s in enumerate(sources[r]) if s != NONE and why[s, item] > 0]
+                assert got == (max(pairs)[2] if item != NONE and pairs else NONE), (r, item)
+        assert (items != NONE).sum() > n * k // 2 and (because != NONE).any() and (because == NONE).any()

@@ -37,8 +37,7 @@ class World:
         vectors for items nobody played), for "sounds like" and fresh tracks.
     friends : CSR (n_users, n_users) or None.
     user_names : (n_users,) object: user ids, for "your friend F".
-    friend_items : CSR (n_users, n_items) or None: share of each user's friends who stream it.
-    listeners : CSR (n_users, n_items) or None: who streams what (to name a friend).
+    listeners : CSR (n_users, n_items) or None: who streams what (by confidence).
     user_region : (n_users,) int32, -1 unknown; regions : names.
     rising : (n_regions, n_items) float32 or None: how much each item rose in each region
         over the last week compared with before.
@@ -53,13 +52,20 @@ class World:
     content_vectors: np.ndarray | None = None
     friends: sp.csr_matrix | None = None
     user_names: np.ndarray | None = None
-    friend_items: sp.csr_matrix | None = None
     listeners: sp.csr_matrix | None = None
     user_region: np.ndarray | None = None
     regions: list[str] = field(default_factory=list)
     rising: np.ndarray | None = None
     cooccurrence: sp.csr_matrix | None = None
     clusters: np.ndarray | None = None
+
+    @cached_property
+    def streams(self) -> sp.csr_matrix | None:
+        """CSR (n_users, n_items): 1 where `listeners` holds a positive entry (its index arrays)."""
+        if self.listeners is None:
+            return None
+        on = (self.listeners.data > 0).astype(np.float32)
+        return sp.csr_matrix((on, self.listeners.indices, self.listeners.indptr), self.listeners.shape)
 
     @cached_property
     def cluster_members(self) -> tuple[np.ndarray, np.ndarray]:
@@ -215,32 +221,42 @@ def _top_in_groups(scores, indptr, group_items, groups, k, items, values):  # pr
 
 
 def top_k_through(
-    values: sp.csr_matrix, links: sp.csr_matrix, forbidden: sp.csr_matrix, sources: np.ndarray, k: int
+    values: sp.csr_matrix,
+    links: sp.csr_matrix,
+    forbidden: sp.csr_matrix,
+    sources: np.ndarray,
+    k: int,
+    reason_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The k best items of ``values @ links`` per row, as `top_k_sparse` takes them (positive
     entries only, none that `forbidden` marks, ties to the lower item), and for each the first
     of the row's `sources` (``(n, s)`` rows of `links`, NONE-padded) with the largest positive
-    link to it, as `deepcuts.candidates.sources.strongest` finds it (NONE where none links).
+    link to it (NONE where none links): what the item is "because of".
+    `reason_weights` (one per stored entry of CSR `links`) weigh the links for that choice
+    instead of the links' own values.
 
     One pass per row over the rows of `links` its values reach, instead of a sparse product,
     a masked copy and a look-up of every (source, item) pair.
     """
-    v, links, blocked = values.tocsr(), links.tocsr(), forbidden.tocsr()
+    v, blocked = values.tocsr(), forbidden.tocsr()
+    if reason_weights is None:
+        links = links.tocsr()
+        reason_weights = links.data
     n = v.shape[0]
     items = np.full((n, k), NONE, np.int64)
     scores = np.full((n, k), -np.inf, np.float32)
     because = np.full((n, k), NONE, np.int64)
     _top_k_through(
         v.indptr, v.indices, v.data.astype(np.float32), links.indptr, links.indices, links.data.astype(np.float32),
-        blocked.indptr, blocked.indices, np.ascontiguousarray(sources, np.int64), links.shape[1],
-        items, scores, because,
+        np.asarray(reason_weights, np.float32), blocked.indptr, blocked.indices,
+        np.ascontiguousarray(sources, np.int64), links.shape[1], items, scores, because,
     )
     return items, scores, because
 
 
 @numba.njit(nogil=True, cache=True)
-def _top_k_through(v_indptr, v_indices, v_data, l_indptr, l_indices, l_data, f_indptr, f_indices, sources,
-                   n_cols, items, scores, because):  # pragma: no cover - compiled
+def _top_k_through(v_indptr, v_indices, v_data, l_indptr, l_indices, l_data, reason_data, f_indptr, f_indices,
+                   sources, n_cols, items, scores, because):  # pragma: no cover - compiled
     n, k = items.shape
     # Per-column state, valid for row r where its stamp says r (no clearing between rows).
     total = np.zeros(n_cols, np.float32)
@@ -274,8 +290,9 @@ def _top_k_through(v_indptr, v_indices, v_data, l_indptr, l_indices, l_data, f_i
                     touched[t] = j
                     t += 1
                 total[j] += x * w
-                if at >= 0 and w > 0 and (w > link[j] or (w == link[j] and at < link_from[j])):
-                    link[j] = w
+                why = reason_data[q]
+                if at >= 0 and why > 0 and (why > link[j] or (why == link[j] and at < link_from[j])):
+                    link[j] = why
                     link_from[j] = at
         filled = 0
         for u in range(t):

@@ -27,25 +27,6 @@ from deepcuts.candidates.base import (
 EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 
 
-def strongest(weights: sp.csr_matrix, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """For each row and target, the source with the largest weight ``weights[source, target]``.
-
-    sources : (n, s) and targets : (n, t) indices, NONE-padded. Returns (n, t), NONE where no
-    source has a positive weight to the target.
-    """
-    n, s = sources.shape
-    t = targets.shape[1]
-    src = np.broadcast_to(sources[:, :, None], (n, s, t))
-    tgt = np.broadcast_to(targets[:, None, :], (n, s, t))
-    valid = (src != NONE) & (tgt != NONE)
-    values = np.zeros((n, s, t), np.float32)
-    if valid.any():
-        values[valid] = np.asarray(weights[src[valid], tgt[valid]]).ravel()
-    best = values.argmax(axis=1)
-    found = values.max(axis=1) > 0
-    return np.where(found, np.take_along_axis(sources, best, axis=1), NONE)
-
-
 @dataclass
 class CFSource:
     """The listener's own vector against every item: what the model predicts they will love."""
@@ -154,7 +135,8 @@ class ContentSource:
 
 @dataclass
 class FriendsSource:
-    """What the listener's friends stream; `because` is a friend who streams it."""
+    """What the listener's friends stream, scored by the share of friends who stream it;
+    `because` is the friend (of the closest `max_friends`) who streams it most."""
 
     k: int = 20
     max_friends: int = 50
@@ -162,13 +144,15 @@ class FriendsSource:
 
     def generate(self, batch: UserBatch, world: World) -> Candidates:
         n = len(batch.users)
-        if world.friend_items is None or world.friends is None:
+        if world.friends is None or world.listeners is None:
             return _empty(self.name, n, self.k)
-        items, scores = top_k_sparse(world.friend_items[batch.users], batch.forbidden, self.k)
-        because = NONE * np.ones_like(items)
-        if world.listeners is not None:
-            friends = top_k_sparse(world.friends[batch.users], sp.csr_matrix((n, world.friends.shape[1])), self.max_friends)[0]
-            because = strongest(world.listeners, friends, items)
+        friends = world.friends[batch.users].tocsr().astype(np.float32)
+        closest = top_k_sparse(friends, sp.csr_matrix(friends.shape), self.max_friends)[0]
+        degree = np.diff(friends.indptr)
+        friends.data = np.repeat(1.0 / np.maximum(degree, 1), degree).astype(np.float32)  # each friend 1/degree
+        items, scores, because = top_k_through(
+            friends, world.streams, batch.forbidden, closest, self.k, reason_weights=world.listeners.data
+        )
         return Candidates(self.name, items, scores, because)
 
 

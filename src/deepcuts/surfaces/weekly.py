@@ -55,7 +55,7 @@ from deepcuts.ranking.shape import Shape, shape_lists
 from deepcuts.signals.catalogue import load_catalogue
 from deepcuts.signals.confidence import Interactions
 from deepcuts.signals.ids import IdMap
-from deepcuts.signals.side import build_side_info, friends_listening
+from deepcuts.signals.side import build_side_info
 from deepcuts.store import Store
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,6 @@ class DiscoverWeekly:
             content_vectors=_unit(content_vectors),
             friends=side.friends,
             user_names=inter.users.ids,
-            friend_items=None if side.friends is None else friends_listening(side.friends, positives),
             listeners=positives.tocsr(),
             user_region=side.user_region,
             regions=side.regions or [],
