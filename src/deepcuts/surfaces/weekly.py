@@ -549,25 +549,30 @@ def _previous_lists(store: Store, users: IdMap, items: IdMap, week_start: date) 
 def _rising(store: Store, inter: Interactions, user_region: np.ndarray, n_regions: int, start: datetime) -> np.ndarray | None:
     """Regions x items: share of the region's streams in the week before `start` minus their
     share in the 3 weeks before that."""
-    rows = store.conn.sql(
-        """
-        SELECT user_id, item_id,
-               count(*) FILTER (WHERE played_at >= ?::TIMESTAMP - INTERVAL 7 DAY) AS recent,
-               count(*) FILTER (WHERE played_at < ?::TIMESTAMP - INTERVAL 7 DAY) AS before
-        FROM listens
-        WHERE played_at < ? AND played_at >= ?::TIMESTAMP - INTERVAL 28 DAY
-          AND coalesce(ms_played, 30000) >= 30000
-        GROUP BY user_id, item_id
-        """,
-        params=[start, start, start, start],
-    ).to_arrow_table()
+    known = np.flatnonzero(user_region >= 0)
+    regions = pa.table({"user_id": inter.users.ids[known], "region": user_region[known].astype(np.int32)})
+    store.conn.register("_user_regions", regions)
+    try:
+        rows = store.conn.sql(  # counted per region in the database: a row per (region, item)
+            """
+            SELECT r.region, l.item_id,
+                   count(*) FILTER (WHERE l.played_at >= ?::TIMESTAMP - INTERVAL 7 DAY) AS recent,
+                   count(*) FILTER (WHERE l.played_at < ?::TIMESTAMP - INTERVAL 7 DAY) AS before
+            FROM listens l JOIN _user_regions r USING (user_id)
+            WHERE l.played_at < ? AND l.played_at >= ?::TIMESTAMP - INTERVAL 28 DAY
+              AND coalesce(l.ms_played, 30000) >= 30000
+            GROUP BY r.region, l.item_id
+            """,
+            params=[start, start, start, start],
+        ).to_arrow_table()
+    finally:
+        store.conn.unregister("_user_regions")
     if rows.num_rows == 0:
         return None
-    u = inter.users.indices(rows.column("user_id"))
     i = inter.items.indices(rows.column("item_id"))
-    ok = (u >= 0) & (i >= 0) & (user_region[np.clip(u, 0, None)] >= 0)
+    ok = i >= 0
     n_items = len(inter.items)
-    cell = user_region[u[ok]].astype(np.int64) * n_items + i[ok]
+    cell = rows.column("region").to_numpy()[ok].astype(np.int64) * n_items + i[ok]
 
     def per_region(column: str) -> np.ndarray:
         counts = rows.column(column).to_numpy()[ok]
