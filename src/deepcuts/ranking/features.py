@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -47,29 +48,22 @@ class Pool:
 def merge(batch: UserBatch, world: World, proposals: list[Candidates], fresh_days: int = 28) -> Pool:
     """Merge every source's proposals for a batch and compute the features."""
     n_items = world.catalogue.n_items
+    n = len(batch.users)
     sources = [c.source for c in proposals]
-    keys, per_source_score, per_source_because = [], [], []
-    for c in proposals:
-        width = c.items.shape[1]
-        rows = np.repeat(np.arange(len(batch.users)), width)
-        items = c.items.ravel()
-        rank_score = np.tile(1.0 - np.arange(width) / width, len(batch.users)).astype(np.float32)
-        ok = items != NONE
-        keys.append(rows[ok].astype(np.int64) * n_items + items[ok])
-        per_source_score.append(rank_score[ok])
-        per_source_because.append(c.because.ravel()[ok])
-    all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
-    # Sorted distinct keys by sort and compare: NumPy 2's hash-based np.unique is about ten
-    # times slower on these int64 keys.
-    ordered = np.sort(all_keys)
-    unique = ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if len(ordered) else ordered
-    source_scores = np.zeros((len(unique), len(proposals)), np.float32)
-    because = np.full((len(unique), len(proposals)), NONE, np.int64)
-    for s, (k, score, bec) in enumerate(zip(keys, per_source_score, per_source_because, strict=True)):
-        at = np.searchsorted(unique, k)
-        source_scores[at, s] = score
-        because[at, s] = bec
-    row, item = unique // n_items, unique % n_items
+    # Every source's proposals side by side: which source each column is, and its rank score
+    # there (1 for its first item, falling towards 0).
+    widths = [c.items.shape[1] for c in proposals]
+    nothing = np.zeros((n, 0), np.int64)
+    items = np.hstack([c.items for c in proposals] + [nothing])
+    because_of = np.hstack([c.because for c in proposals] + [nothing])
+    column_source = np.repeat(np.arange(len(proposals)), widths)
+    column_score = np.concatenate([1.0 - np.arange(w) / w for w in widths] + [np.zeros(0)]).astype(np.float32)
+    row, item, at = _distinct_per_row(np.ascontiguousarray(items, np.int64), n_items)
+    source_scores = np.zeros((len(row), len(proposals)), np.float32)
+    because = np.full((len(row), len(proposals)), NONE, np.int64)
+    r, c = np.nonzero(at >= 0)
+    source_scores[at[r, c], column_source[c]] = column_score[c]
+    because[at[r, c], column_source[c]] = because_of[r, c]
     item_features = _item_features(batch, world, row, item, fresh_days)
     return Pool(
         row=row,
@@ -125,3 +119,32 @@ def _artist_familiarity(batch: UserBatch, artist_of: np.ndarray, row: np.ndarray
     has = artist >= 0
     out[has] = np.asarray(per_artist[row[has], artist[has]]).ravel() / totals[row[has]]
     return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _distinct_per_row(items: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Each row's distinct items (NONE skipped), ascending, rows in order: (row, item) of
+    each, and for every entry of `items` its place in that list (-1 for NONE)."""
+    n, w = items.shape
+    seen = np.full(n_items, -1, np.int64)  # the last row that had the item
+    place = np.empty(n_items, np.int64)
+    out_row = np.empty(n * w, np.int64)
+    out_item = np.empty(n * w, np.int64)
+    at = np.full((n, w), -1, np.int64)
+    total = 0
+    for r in range(n):
+        start = total
+        for c in range(w):
+            item = items[r, c]
+            if item >= 0 and seen[item] != r:
+                seen[item] = r
+                out_item[total] = item
+                total += 1
+        out_item[start:total].sort()
+        for p in range(start, total):
+            out_row[p] = r
+            place[out_item[p]] = p
+        for c in range(w):
+            if items[r, c] >= 0:
+                at[r, c] = place[items[r, c]]
+    return out_row[:total].copy(), out_item[:total].copy(), at
