@@ -127,7 +127,7 @@ class ContentSource:
     def nearest_favourite(self, batch: UserBatch, world: World, items: np.ndarray) -> np.ndarray:
         favs = batch.favourites(self.favourites)
         v = world.content_vectors
-        sims = np.einsum("nkd,nfd->nkf", v[np.clip(items, 0, None)], v[np.clip(favs, 0, None)])
+        sims = v[np.clip(items, 0, None)] @ v[np.clip(favs, 0, None)].transpose(0, 2, 1)
         sims[np.broadcast_to((favs == NONE)[:, None, :], sims.shape)] = -np.inf
         best = np.take_along_axis(favs, sims.argmax(axis=2), axis=1)
         return np.where((items != NONE) & (favs != NONE).any(axis=1)[:, None], best, NONE)
