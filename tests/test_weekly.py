@@ -220,11 +220,18 @@ def test_batch_shaping_picks_what_one_list_at_a_time_picks():
 
 def test_candidate_selections_match_a_full_sort():
     """top_k_sparse (sparse rows, forbidden items removed), top_k_masked (dense rows, a
-    column subset) and top_k_in_groups (dense rows, per taste cluster) give what sorting every
-    row in full gives."""
+    column subset), top_k_in_groups (dense rows, per taste cluster) and first_allowed (a
+    region's risers, forbidden items removed) give what sorting every row in full gives."""
     import scipy.sparse as sp
 
-    from deepcuts.candidates.base import NONE, World, top_k_in_groups, top_k_masked, top_k_sparse
+    from deepcuts.candidates.base import (
+        NONE,
+        World,
+        first_allowed,
+        top_k_in_groups,
+        top_k_masked,
+        top_k_sparse,
+    )
 
     rng = np.random.default_rng(5)
     n, m, k = 30, 400, 12
@@ -263,6 +270,21 @@ def test_candidate_selections_match_a_full_sort():
             order = [i for i in np.argsort(-sub, kind="stable") if np.isfinite(sub[i])][:k]
             assert got[got != NONE].tolist() == order, (r, slot)
             assert np.array_equal(values[r, slot * k : slot * k + len(order)], tied[r, order])
+
+    # Per row, its region's most risen items that the row may get, in order (ties: lower item).
+    rising = np.clip(np.round(rng.standard_normal((4, m)), 1), 0, None).astype(np.float32)
+    world = World(catalogue=None, week_start=None, rising=rising)
+    regions = rng.integers(-1, 4, n)
+    items, values = first_allowed(world.risers, regions, forbidden, k)
+    blocked = forbidden.toarray() != 0
+    for r in range(n):
+        got = items[r][items[r] != NONE].tolist()
+        if regions[r] < 0:
+            assert got == [], r
+            continue
+        rise = rising[regions[r]]
+        order = [i for i in np.argsort(-rise, kind="stable") if rise[i] > 0 and not blocked[r, i]][:k]
+        assert got == order and np.array_equal(values[r, : len(order)], rise[order]), r
 
 
 def test_selection_through_links_is_the_product_then_the_selection():

@@ -68,6 +68,18 @@ class World:
         return sp.csr_matrix((on, self.listeners.indices, self.listeners.indptr), self.listeners.shape)
 
     @cached_property
+    def risers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr, items, rise): each region's rising items, most risen first (ties to the lower
+        item), as region r's ``items[indptr[r]:indptr[r + 1]]``."""
+        if self.rising is None:
+            return np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        rows, items = np.nonzero(self.rising > 0)
+        rise = self.rising[rows, items]
+        order = np.lexsort((items, -rise, rows))
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(self.rising)))])
+        return indptr.astype(np.int64), items[order].astype(np.int64), rise[order].astype(np.float32)
+
+    @cached_property
     def cluster_members(self) -> tuple[np.ndarray, np.ndarray]:
         """(indptr, items): the items of taste cluster c are ``items[indptr[c]:indptr[c + 1]]``,
         ascending."""
@@ -314,3 +326,39 @@ def _top_k_through(v_indptr, v_indices, v_data, l_indptr, l_indices, l_data, rea
         for c in range(filled):
             s = link_from[items[r, c]]
             because[r, c] = sources[r, s] if s >= 0 else -1
+
+
+def first_allowed(
+    ranked: tuple[np.ndarray, np.ndarray, np.ndarray], groups: np.ndarray, forbidden: sp.csr_matrix, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the first k items of its group's ranked list (``(indptr, items, values)``,
+    group g's entries ``indptr[g]:indptr[g + 1]``; `groups` -1: none) that `forbidden` does not
+    mark for the row: ``(n, k)`` items and values, NONE-padded."""
+    n = len(groups)
+    items = np.full((n, k), NONE, np.int64)
+    values = np.full((n, k), -np.inf, np.float32)
+    blocked = forbidden.tocsr()
+    indptr, ranked_items, ranked_values = ranked
+    _first_allowed(indptr, ranked_items, ranked_values, np.asarray(groups, np.int64), blocked.indptr,
+                   blocked.indices, blocked.shape[1], items, values)
+    return items, values
+
+
+@numba.njit(nogil=True, cache=True)
+def _first_allowed(indptr, ranked_items, ranked_values, groups, f_indptr, f_indices, n_cols, items, values):  # pragma: no cover - compiled
+    n, k = items.shape
+    blocked = np.full(n_cols, -1, np.int64)  # the last row that may not get the item
+    for r in range(n):
+        g = groups[r]
+        if g < 0:
+            continue
+        for p in range(f_indptr[r], f_indptr[r + 1]):
+            blocked[f_indices[p]] = r
+        taken = 0
+        for p in range(indptr[g], indptr[g + 1]):
+            if taken == k:
+                break
+            if blocked[ranked_items[p]] != r:
+                items[r, taken] = ranked_items[p]
+                values[r, taken] = ranked_values[p]
+                taken += 1

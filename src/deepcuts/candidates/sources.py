@@ -18,6 +18,7 @@ from deepcuts.candidates.base import (
     Candidates,
     UserBatch,
     World,
+    first_allowed,
     top_k_in_groups,
     top_k_masked,
     top_k_sparse,
@@ -168,17 +169,7 @@ class RegionSource:
         if world.rising is None or world.user_region is None:
             return _empty(self.name, n, self.k)
         regions = world.user_region[batch.users]
-        # Each region's top risers, enough of them that after removing everything a listener
-        # may not get at least k remain: as exact as ranking the whole catalogue per listener.
-        depth = self.k + int(np.diff(batch.forbidden.indptr).max(initial=0))
-        region_items, region_rise = top_k_masked(world.rising, depth)
-        known = regions >= 0
-        items = region_items[np.clip(regions, 0, None)]
-        rise = region_rise[np.clip(regions, 0, None)]
-        rows = np.broadcast_to(np.arange(n)[:, None], items.shape)
-        ok = (items != NONE) & (rise > 0) & known[:, None]
-        ok &= np.isfinite(batch.scores[rows, np.clip(items, 0, None)])
-        items, scores = first_k(items, rise, ok, self.k)
+        items, scores = first_allowed(world.risers, regions, batch.forbidden, self.k)
         because = np.where(items != NONE, regions[:, None], NONE).astype(np.int64)
         return Candidates(self.name, items, scores, because)
 
@@ -208,17 +199,6 @@ class NewReleaseSource:
         sub_items, scores = top_k_masked(values.astype(np.float32), self.k)
         items = np.where(sub_items != NONE, columns[np.clip(sub_items, 0, None)], NONE)
         return Candidates(self.name, items, scores, np.full_like(items, NONE))
-
-
-def first_k(items: np.ndarray, scores: np.ndarray, keep: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first k kept entries of each row of ranked (n, m) `items` and `scores`, NONE-padded."""
-    rank = np.cumsum(keep, axis=1) - 1
-    r, c = np.nonzero(keep & (rank < k))
-    out_items = np.full((len(items), k), NONE, np.int64)
-    out_scores = np.full((len(items), k), -np.inf, np.float32)
-    out_items[r, rank[r, c]] = items[r, c]
-    out_scores[r, rank[r, c]] = scores[r, c]
-    return out_items, out_scores
 
 
 def _empty(name: str, n: int, k: int) -> Candidates:
