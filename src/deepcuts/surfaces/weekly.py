@@ -16,7 +16,7 @@ The recipe, stage by stage (each testable alone):
 5. explanation: each track carries the reason of the source that ranked it highest.
 
 A list is keyed by user and ISO week: the same inputs give the same list (the small random
-jitter that varies lists between weeks is seeded by user and week).
+jitter that varies lists between weeks is a hash of user, week and item).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
+from scipy.special import ndtri
 
 from deepcuts.candidates.base import NONE, Candidates, Source, UserBatch, World
 from deepcuts.candidates.sources import (
@@ -305,7 +306,7 @@ class DiscoverWeekly:
         n = len(batch.users)
         relevance = _per_user_z(self.ranker.score(pool), pool.row, n)
         relevance += self.config.novelty_weight * _per_user_z(pool.column("novelty"), pool.row, n)
-        relevance += self._jitter(batch.users, pool.row)
+        relevance += self._jitter(batch.users, pool.row, pool.item)
         # The pool is sorted by user: lay it out as (n, m) with -inf padding.
         counts = np.bincount(pool.row, minlength=n)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -382,20 +383,18 @@ class DiscoverWeekly:
             extra.append(WeeklyTrack(int(item), float(scores[item]), "cf", self._reason("cf", int(item), because)))
         return extra
 
-    def _jitter(self, users: np.ndarray, row: np.ndarray) -> np.ndarray:
-        """Small noise per candidate, the same for the same user and week."""
+    def _jitter(self, users: np.ndarray, row: np.ndarray, item: np.ndarray) -> np.ndarray:
+        """Small noise per candidate, the same for the same user, week and item: standard
+        normal, from a hash of the four (no generator per listener, nothing shared between
+        batches or threads)."""
         if self.config.jitter <= 0:
             return np.zeros(len(row))
         year, week, _ = self.week_start.isocalendar()
-        out = np.empty(len(row))
-        counts = np.bincount(row, minlength=len(users))
-        offset = 0
-        for r, user in enumerate(users):  # rows are sorted, so each user's block is contiguous
-            key = zlib.crc32(self.interactions.users.id(int(user)).encode())
-            rng = np.random.default_rng([self.config.seed, key, year, week])
-            out[offset : offset + counts[r]] = rng.standard_normal(counts[r])
-            offset += counts[r]
-        return self.config.jitter * out
+        keys = np.array([zlib.crc32(self.interactions.users.id(int(u)).encode()) for u in users], np.uint64)
+        per_user = _mix(keys ^ _mix(np.uint64(self.config.seed) * np.uint64(1_000_003) + np.uint64(year * 100 + week)))
+        bits = _mix(per_user[row] ^ _mix(item.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)))
+        uniform = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53  # in (0, 1)
+        return self.config.jitter * ndtri(uniform)
 
     def _reasons_for(self, pool: Pool, chosen: np.ndarray, favourites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each chosen candidate (n, N pool positions, -1 none): the source that ranked it
@@ -446,6 +445,15 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (Steele, Lea and Flood 2014): uint64 in, well-spread uint64 out."""
+    with np.errstate(over="ignore"):
+        x = np.asarray(x, np.uint64)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
 
 def _per_user_z(values: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
