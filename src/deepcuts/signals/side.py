@@ -77,21 +77,23 @@ def build_side_info(
     *,
     exclude: sp.csr_matrix | None = None,
     until: datetime | None = None,
+    tags: bool = True,
 ) -> SideInfo:
-    """All side information of the store in the given index space (module docstring)."""
+    """All side information of the store in the given index space (module docstring);
+    ``tags=False`` leaves the item tags out (None), for a caller with no use for them."""
     conn = store.conn
     conn.register("_dc_side_users", _ids_table(users, "user_id"))
     conn.register("_dc_side_items", _ids_table(items, "item_id"))
     conn.register("_dc_side_exclude", _pairs_table(exclude))
     try:
-        item_tags, tags = _item_tags(store, len(items), until)
+        item_tags, tag_names = _item_tags(store, len(items), until) if tags else (None, None)
         friends = _friends(store, len(users), until)
         user_region, regions = _regions(store, len(users))
         cooc = _cooccurrence(store, len(items), until)
     finally:
         for name in ("_dc_side_users", "_dc_side_items", "_dc_side_exclude"):
             conn.unregister(name)
-    return SideInfo(item_tags, tags, friends, user_region, regions, cooc)
+    return SideInfo(item_tags, tag_names, friends, user_region, regions, cooc)
 
 
 def _params(until: datetime | None) -> dict[str, Any]:

@@ -177,7 +177,7 @@ class DiscoverWeekly:
     def _world(self, content_vectors: np.ndarray | None) -> World:
         inter = self.interactions
         catalogue = load_catalogue(self.store, inter.items)
-        side = build_side_info(self.store, inter.users, inter.items, until=self.until)
+        side = build_side_info(self.store, inter.users, inter.items, until=self.until, tags=False)
         positives = inter.positives()
         # Popularity is what the data up to the list knows: listeners per item.
         catalogue.plays = np.asarray(positives.sum(axis=0)).ravel().astype(np.float64)
