@@ -390,8 +390,10 @@ class DiscoverWeekly:
         if self.config.jitter <= 0:
             return np.zeros(len(row))
         year, week, _ = self.week_start.isocalendar()
-        keys = np.array([zlib.crc32(self.interactions.users.id(int(u)).encode()) for u in users], np.uint64)
-        per_user = _mix(keys ^ _mix(np.uint64(self.config.seed) * np.uint64(1_000_003) + np.uint64(year * 100 + week)))
+        ids = self.interactions.users
+        keys = np.array([zlib.crc32(ids.id(int(u)).encode()) for u in users], np.uint64)
+        week_key = _mix(np.uint64(self.config.seed) * np.uint64(1_000_003) + np.uint64(year * 100 + week))
+        per_user = _mix(keys ^ week_key)
         bits = _mix(per_user[row] ^ _mix(item.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)))
         uniform = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53  # in (0, 1)
         return self.config.jitter * ndtri(uniform)
@@ -408,7 +410,8 @@ class DiscoverWeekly:
         items = pool.item[safe]
         vectors = self.world.item_vectors if self.world.item_vectors is not None else self.world.content_vectors
         if vectors is not None:
-            sims = vectors[items] @ vectors[np.clip(favourites, 0, None)].transpose(0, 2, 1)  # batched BLAS, 6x einsum
+            # A stacked matmul (BLAS), six times faster than the same einsum here.
+            sims = vectors[items] @ vectors[np.clip(favourites, 0, None)].transpose(0, 2, 1)
             sims[np.broadcast_to((favourites == NONE)[:, None, :], sims.shape)] = -np.inf
             nearest = np.take_along_axis(favourites, sims.argmax(axis=2), axis=1)
         else:
