@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
@@ -159,7 +160,6 @@ class DiscoverWeekly:
     ):
         self.store = store
         self.until = until or datetime.combine(week_start, datetime.min.time())
-        self._played = played
         self.model = model
         self.interactions = interactions
         self.week_start = week_start
@@ -167,8 +167,21 @@ class DiscoverWeekly:
         self.ranker = ranker or BlendRanker()
         self.sources = sources or default_sources()
         self.config = config or WeeklyConfig()
-        self.world = self._world(content_vectors)
-        self.forbidden = self._forbidden()
+        # Every pair ever played is the setup's slowest query: it runs on a cursor of its own
+        # (DuckDB answers both at once) while the rest of the world is built.
+        with ThreadPoolExecutor(1) as reader:
+            cursor = store.conn.cursor() if played is None else None
+            try:
+                reading = None if cursor is None else reader.submit(
+                    _played, cursor, interactions.users, interactions.items, self.until
+                )
+                self.world = self._world(content_vectors)
+                if reading is not None:
+                    played = reading.result()
+            finally:
+                if cursor is not None:
+                    cursor.close()
+        self.forbidden = self._forbidden(played)
         self.index = self._index()
         self.long_tail = self.world.catalogue.long_tail()  # the same for every batch
         self._buffers = threading.local()  # per-thread score buffers (see `_scores`)
@@ -200,10 +213,9 @@ class DiscoverWeekly:
             world.clusters = _taste_clusters(vectors, catalogue.plays, self.config.n_clusters, self.config.seed)
         return world
 
-    def _forbidden(self) -> sp.csr_matrix:
+    def _forbidden(self, played: sp.csr_matrix) -> sp.csr_matrix:
         """Users x items: everything never to put on this week's lists."""
         inter, until = self.interactions, self.until
-        played = self._played if self._played is not None else _played(self.store, inter.users, inter.items, until)
         parts = [inter.seen(), played, _banned_artists(self.store, inter, self.world.catalogue, until)]
         parts.append(_previous_lists(self.store, inter.users, inter.items, self.week_start))
         out = parts[0]
@@ -505,18 +517,18 @@ def _taste_clusters(vectors: np.ndarray, plays: np.ndarray, n_clusters: int | No
     return labels
 
 
-def _pairs(store: Store, users: IdMap, items: IdMap, sql: str, params: list) -> sp.csr_matrix:
+def _pairs(conn: duckdb.DuckDBPyConnection, users: IdMap, items: IdMap, sql: str, params: list) -> sp.csr_matrix:
     """Users x items binary matrix of the (user_id, item_id) rows `sql` returns."""
-    rows = store.conn.sql(sql, params=params).to_arrow_table()
+    rows = conn.sql(sql, params=params).to_arrow_table()
     u, i = users.indices(rows.column(0)), items.indices(rows.column(1))
     ok = (u >= 0) & (i >= 0)
     return sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (u[ok], i[ok])), shape=(len(users), len(items)))
 
 
-def _played(store: Store, users: IdMap, items: IdMap, until: datetime) -> sp.csr_matrix:
+def _played(conn: duckdb.DuckDBPyConnection, users: IdMap, items: IdMap, until: datetime) -> sp.csr_matrix:
     """Every (user, item) with any listen before `until`, skips and private sessions included."""
     return _pairs(
-        store,
+        conn,
         users,
         items,
         "SELECT DISTINCT user_id, item_id FROM listens WHERE played_at IS NULL OR played_at < ?",
@@ -549,7 +561,7 @@ def _banned_artists(store: Store, inter: Interactions, catalogue, until: datetim
 def _previous_lists(store: Store, users: IdMap, items: IdMap, week_start: date) -> sp.csr_matrix:
     weeks = [week_name(week_start - timedelta(weeks=k)) for k in range(1, PREVIOUS_WEEKS + 1)]
     return _pairs(
-        store,
+        store.conn,
         users,
         items,
         "SELECT DISTINCT user_id, item_id FROM weekly_lists WHERE week IN (SELECT unnest(?))",
@@ -652,7 +664,7 @@ def save_lists(store: Store, lists: list[WeeklyList], users: IdMap, items: IdMap
 def streamed_pairs(store: Store, users: IdMap, items: IdMap, start: datetime, end: datetime) -> sp.csr_matrix:
     """Users x items: streams of 30 s or more in [start, end)."""
     return _pairs(
-        store,
+        store.conn,
         users,
         items,
         "SELECT DISTINCT user_id, item_id FROM listens WHERE played_at >= ? AND played_at < ? "
