@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import duckdb
 import pytest
 
@@ -53,3 +56,24 @@ def test_a_store_written_at_schema_version_1_still_opens_and_migrates(tmp_path):
         assert s.schema_version() == LATEST_VERSION
         assert s.conn.execute("SELECT user_id, country FROM users").fetchall() == [("u1", "SE")]
         assert s.conn.execute("SELECT ms_played FROM listens").fetchall() == [(200000,)]
+
+
+
+
+def test_duckdb_draws_no_progress_bar(tmp_path):
+    """DuckDB's progress bar goes to stdout once a query runs 2 s, even into a pipe: it is off
+    on every store connection and its cursors, so --json and M3U8 output stay clean. Checked
+    in a process of its own: under pytest's capture DuckDB starts with the bar off anyway."""
+    path = tmp_path / "s.duckdb"
+    Store(path, create=True).close()
+    script = (
+        "import sys\n"
+        "from deepcuts.store import Store\n"
+        "for read_only in (False, True):\n"
+        "    store = Store(sys.argv[1], read_only=read_only)\n"
+        "    for conn in (store.conn, store.conn.cursor()):\n"
+        "        print(conn.execute(\"SELECT current_setting('enable_progress_bar')\").fetchall()[0][0])\n"
+        "    store.close()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False"] * 4

@@ -50,6 +50,9 @@ class Store:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         # Timestamps are stored in UTC; strings with an offset are converted to it.
         self.conn.execute("SET TimeZone = 'UTC'")
+        # DuckDB draws its own progress bar on stdout for queries over 2 s, which would corrupt
+        # a command's JSON or M3U8 output on a large store (the CLI's progress is on stderr).
+        self.conn.execute("SET enable_progress_bar = false")
         if not read_only:
             self.migrate()
         elif self.schema_version() != LATEST_VERSION:
