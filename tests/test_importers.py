@@ -134,6 +134,65 @@ def test_native_csv_keeps_the_first_of_repeated_rows_either_way(store, tmp_path,
     assert lines == ([8, 9] if dirty else [])
 
 
+def _load_both_ways(store, path, table):
+    """Load a CSV file the fast way (typed by the reader, straight from the file) and assert it
+    took that way; load it again, into a second store, as text staged first (the careful way,
+    which every rejected row takes); return both tables' rows."""
+    from deepcuts.io.files import DirectCsv, drop_staged, stage_csv
+    from deepcuts.store import TABLES, FileLoad, Store, reader_types
+
+    def rows(conn):
+        return conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+
+    with FileLoad(store, "native", str(path)) as load:
+        with DirectCsv(store.conn, path, reader_types(TABLES[table])) as direct:
+            assert load.add_sql(table, direct.select, only_if_clean=direct.clean) is not None
+    with Store(":memory:", create=True) as careful, FileLoad(careful, "native", str(path)) as load:
+        staged, rejected = stage_csv(careful.conn, path)
+        assert rejected == []
+        load.add_sql(table, f"SELECT * FROM {staged}")
+        drop_staged(careful.conn, staged)
+        return rows(store.conn), rows(careful.conn)
+
+
+def test_native_csv_typed_fast_way_reads_every_value_as_the_careful_way_does(store, tmp_path):
+    """The reader's own number, boolean, date and time parsing agrees with the load's casts of
+    the text on each value it accepts: spaces, signs, rounding, exponents, spellings of true,
+    offsets."""
+    path = tmp_path / "listens.csv"
+    path.write_text(
+        "user_id,item_id,played_at,ms_played,play_count,skipped,shuffle,offline,incognito\n"
+        '" u1 ",i1,2026-11-02T10:00:00Z, 12,+4,TRUE,t,yes,0\n'
+        "u2,i2,2026-11-02 10:00:00+02:00,12.5,1e3,False,f,no,1\n"
+        "u3,i3, 2026-11-02 10:00:00.25 ,007,1_000,true,y,n,\n"
+        "u4,i4,2026-11-02,0x10,1.,,,,\n"
+        "u5,i5,2026-11-02 10:00:00 UTC,,,false,false,false,false\n"
+    )
+    fast, careful = _load_both_ways(store, path, "listens")
+    assert len(fast) == 5 and fast == careful
+    tracks = tmp_path / "tracks.csv"
+    tracks.write_text(
+        "track_id,name,release_date,duration_ms\n"
+        "t1,One, 2026-01-02 ,200000\n"
+        "t2,Two,2026-1-2,1.5e5\n"
+        "t3,Three,2026/01/02, 180000 \n"
+        "t4,Four,2026-01-02 00:00:00,\n"
+    )
+    fast, careful = _load_both_ways(store, tracks, "tracks")
+    assert len(fast) == 4 and fast == careful
+
+
+def test_native_csv_value_the_reader_refuses_is_read_again_as_text(store, tmp_path):
+    """Where the reader cannot parse a value as its column's type (here a boolean with spaces
+    round it, which the load's cast reads), the file is read again as text: nothing lost."""
+    path = tmp_path / "listens.csv"
+    path.write_text("user_id,item_id,played_at,skipped\nu1,i1,2026-11-02 10:00:00, true \nu2,i2,2026-11-02 10:00:00,yes-ish\n")
+    counts = ingest(store, "native", path)
+    assert (counts.accepted, counts.quarantined) == (1, 1)
+    assert store.conn.execute("SELECT user_id, skipped FROM listens").fetchall() == [("u1", True)]
+    assert [line for line, _ in quarantined(store)] == [3]
+
+
 def test_native_timestamps_honour_every_way_of_writing_an_offset(store, tmp_path):
     written = {
         "a": ("2026-11-02 10:00:00", "2026-11-02 10:00:00"),

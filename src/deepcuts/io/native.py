@@ -18,7 +18,7 @@ from deepcuts.io.errors import FormatError
 from deepcuts.io.files import DirectCsv, drop_staged, expand, sql_literal, stage_csv
 from deepcuts.io.jsonscan import scan_lines
 from deepcuts.io.rows import Rows
-from deepcuts.store import TABLES, FileLoad, IngestCounts, Store
+from deepcuts.store import TABLES, FileLoad, IngestCounts, Store, reader_types
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 # Catalogue before the events that point into it, so a folder ingests in a sensible order.
@@ -86,9 +86,10 @@ def _resolve_audio_paths(store: Store, folder: Path) -> None:
 
 
 def _load_csv(conn: duckdb.DuckDBPyConnection, load: FileLoad, path: Path, table: str) -> None:
-    # Straight from the file where every line parses and every row is valid (a third faster);
-    # otherwise staged first, so that each rejected row is quarantined with its line.
-    with DirectCsv(conn, path) as direct:
+    # Straight from the file, numbers and times parsed by the reader, where every line parses
+    # and every row is valid (nearly twice as fast); otherwise staged as text first, so that
+    # each rejected row is quarantined with its line.
+    with DirectCsv(conn, path, reader_types(TABLES[table])) as direct:
         if load.add_sql(table, direct.select, only_if_clean=direct.clean) is not None:
             return
     staged, rejected = stage_csv(conn, path)

@@ -53,6 +53,15 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def reader_types(table: Table) -> dict[str, str]:
+    """The types a text reader may parse `table`'s columns as, where its parse accepts only what
+    the load's casts (`_cast`) read the same way: numbers, booleans and dates as themselves,
+    timestamps through TIMESTAMPTZ so an offset is honoured. Text columns are left out: the
+    load trims them. A value such a reader refuses is not lost, the caller reads the file
+    again as text (see ``io/files.py:DirectCsv``)."""
+    return {c.name: "TIMESTAMPTZ" if c.type == "TIMESTAMP" else c.type for c in table.columns if c.type != "VARCHAR"}
+
+
 def _cast(table: Table, staged_types: dict[str, str], fmt: str) -> tuple[list[str], list[str]]:
     """SQL for the value of each column the input has (and ``source``), and for the reason a
     row is rejected (or NULL). Columns the input lacks are left to the table's default (NULL)
