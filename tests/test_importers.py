@@ -193,6 +193,24 @@ def test_native_csv_value_the_reader_refuses_is_read_again_as_text(store, tmp_pa
     assert [line for line, _ in quarantined(store)] == [3]
 
 
+@pytest.mark.parametrize("extra", ["", "u9,i9,2026-11-02 10:00:00,-5", "u0,i0,2026-11-02 10:00:00,7"], ids=["clean", "a row fails a check", "a key repeats"])
+def test_native_csv_first_load_into_an_empty_table(store, tmp_path, extra):
+    """A clean first load goes into the empty table in one pass; where a row turns out invalid
+    or a key repeats, that pass is undone and the file loads the usual way: the bad row
+    quarantined with its line, the first of the repeated rows kept, nothing else changed."""
+    rows = ["user_id,item_id,played_at,ms_played"] + [f"u{k},i{k},2026-11-02 10:00:00,{1000 + k}" for k in range(4)]
+    (tmp_path / "listens.csv").write_text("\n".join([*rows, extra]).strip() + "\n")
+    counts = ingest(store, "native", tmp_path / "listens.csv")
+    bad, repeated = extra.endswith("-5"), extra.endswith(",7")
+    assert (counts.rows_read, counts.accepted, counts.duplicates, counts.quarantined) == (
+        4 + bool(extra), 4, int(repeated), int(bad)
+    )
+    stored = store.conn.execute("SELECT user_id, ms_played FROM listens ORDER BY user_id").fetchall()
+    assert stored == [(f"u{k}", 1000 + k) for k in range(4)]
+    assert [line for line, _ in quarantined(store)] == ([6] if bad else [])
+    assert store.conn.execute("SELECT rows_read FROM ingest_log").fetchall() == [(counts.rows_read,)]
+
+
 def test_native_timestamps_honour_every_way_of_writing_an_offset(store, tmp_path):
     written = {
         "a": ("2026-11-02 10:00:00", "2026-11-02 10:00:00"),

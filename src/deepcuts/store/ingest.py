@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 import pyarrow as pa
@@ -224,7 +225,8 @@ class FileLoad:
         query fails, or ``only_if_clean()`` (asked after the query has run) says its input was
         not clean, nothing is loaded and the answer is None, so the importer can read the
         input again the careful way (with line numbers for the quarantine). Only before the
-        file's first write: a failed query must not abort the file's transaction.
+        file's first write: a failed query must not abort the file's transaction. Into an
+        empty table such a load goes straight in, in one pass (see `_insert_into_empty`).
         """
         target = TABLES[table]
         if only_if_clean is not None and self._in_transaction:
@@ -267,16 +269,25 @@ class FileLoad:
                         FROM {stage} _src
                     )"""
 
+            columns = [c for c in target.column_names if c in loaded]
+            # The key columns the input has; a valid row has the required ones (an input with
+            # none of them has no valid row).
+            key = ", ".join(k for k in target.key if k in columns)
+            if only_if_clean is not None and self._is_empty(target.name):
+                inserted = self._insert_into_empty(target, checked_rows(raw=False), columns, key, only_if_clean)
+                if inserted == "not clean":
+                    return None
+                if inserted != "keys repeat":
+                    counts = IngestCounts(inserted, inserted, 0, 0)
+                    if counted:
+                        self.counts = self.counts + counts
+                    return counts
             try:
                 self.conn.execute(f"CREATE TEMP TABLE {checked} AS {checked_rows(raw=False)}")
             except duckdb.Error:
                 if only_if_clean is None:
                     raise
                 return None
-            columns = [c for c in target.column_names if c in loaded]
-            # The key columns the input has; a valid row has the required ones (an input with
-            # none of them has no valid row).
-            key = ", ".join(k for k in target.key if k in columns)
             distinct_keys = f"count(DISTINCT ({key})) FILTER (WHERE _reason IS NULL)" if key else "0"
             n_rows, n_bad, n_keys = self.conn.execute(
                 f"SELECT count(*), count(_reason), {distinct_keys} FROM {checked}"
@@ -300,6 +311,40 @@ class FileLoad:
         log.debug("%s -> %s: %s", self.source_file, table, counts)
         return counts
 
+    def _is_empty(self, table: str) -> bool:
+        return not self.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)").fetchall()[0][0]
+
+    def _insert_into_empty(
+        self, target: Table, checked_sql: str, columns: list[str], key: str, only_if_clean: Callable[[], bool]
+    ) -> int | Literal["not clean", "keys repeat"]:
+        """Insert a clean input into an empty table in one pass, with no checked copy first
+        (a first bulk load, a fifth faster). Begins the file's transaction; returns the rows
+        inserted. Where a row is invalid or the input not clean, or where the input repeats a
+        key (the caller then keeps each key's first row the usual way), rolls back and says
+        so."""
+        cols = ", ".join(columns)
+        self._begin()
+        self.conn.execute("SET preserve_insertion_order = false")
+        try:
+            # error() stops the statement at the first invalid row.
+            inserted = self.conn.execute(
+                f"INSERT INTO {target.name} ({cols}) SELECT {cols} FROM ({checked_sql}) "
+                "WHERE CASE WHEN _reason IS NULL THEN true ELSE error('a row is invalid') END"
+            ).fetchall()[0][0]
+            clean = only_if_clean()
+            repeats = clean and bool(key) and self.conn.execute(
+                f"SELECT count(*) > count(DISTINCT ({key})) FROM {target.name}"
+            ).fetchall()[0][0]
+        except duckdb.Error:
+            clean = repeats = False
+        if not clean or repeats:
+            self.conn.execute("ROLLBACK")
+            self._in_transaction = False
+        self.conn.execute("RESET preserve_insertion_order")
+        if not clean:
+            return "not clean"
+        return "keys repeat" if repeats else inserted
+
     def _insert_new(self, target: Table, checked: str, columns: list[str], key: str, n_valid: int, n_keys: int) -> int:
         """Insert the valid rows whose key is new; return how many were inserted.
 
@@ -316,8 +361,7 @@ class FileLoad:
                 f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {LINE}, _order) "
                 f"AS _rn FROM ({valid})) WHERE _rn = 1"
             )
-        empty = not self.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {target.name} LIMIT 1)").fetchall()[0][0]
-        if not empty:
+        if not self._is_empty(target.name):
             same_key = " AND ".join(
                 f"t.{k} IS NOT DISTINCT FROM v.{k}" if k in columns else f"t.{k} IS NULL" for k in target.key
             )
