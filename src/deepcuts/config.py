@@ -25,6 +25,9 @@ class Settings:
     store: Path = Path("deepcuts.duckdb")
     log_level: str = "INFO"
     seed: int = 0
+    # Seconds a command waits for the store while another job writes it (DuckDB allows one
+    # writing process), before it gives up with "store is locked".
+    lock_wait: float = 600.0
 
     def validated(self) -> Settings:
         level = self.log_level.upper()
@@ -56,6 +59,13 @@ def load_settings(**overrides: object) -> Settings:
             values["seed"] = int(values["seed"])  # type: ignore[arg-type]
     except ValueError as exc:
         raise ConfigError(f"seed must be an integer, not {values['seed']!r}") from exc
+    try:
+        if "lock_wait" in values:
+            values["lock_wait"] = float(values["lock_wait"])  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"lock_wait must be a number of seconds, not {values['lock_wait']!r}") from exc
+    if float(values.get("lock_wait", 0.0)) < 0:  # type: ignore[arg-type]
+        raise ConfigError(f"lock_wait must be 0 or more seconds, not {values['lock_wait']!r}")
     if "store" in values:
         values["store"] = Path(str(values["store"]))
     return Settings(**values).validated()  # type: ignore[arg-type]

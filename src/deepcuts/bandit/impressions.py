@@ -68,23 +68,31 @@ def _json(features: object) -> str:
     return json.dumps({k: py(v) for k, v in dict(features).items()}, sort_keys=True)  # type: ignore[call-overload]
 
 
-def impression_rows(impressions: Iterable[Impression]) -> pd.DataFrame:
-    """Impressions as rows of the ``impressions`` table."""
+def impression_records(impressions: Iterable[Impression]) -> list[dict[str, object]]:
+    """Impressions as rows of the ``impressions`` table, one dict each (JSON values: times as
+    ISO text in UTC), e.g. for the live log."""
     rows = []
     for im in impressions:
         c = im.context
-        rows.append(
-            (
-                im.impression_id, im.page_id, c.user_id, _utc(im.served_at), int(c.hour), int(c.weekday),
-                c.device, c.country, _json(c.features), im.shelf.shelf_id, im.shelf.shelf_type,
-                im.shelf.title, im.card.item_id, im.card.kind, im.card.content_type, _json(im.card.features),
-                int(im.shelf_position), int(im.card_position), im.n_shelf_candidates, im.n_card_candidates,
-                im.policy_id, im.policy_version, im.propensity, float(im.shelf_propensity),
-                float(im.card_propensity), float(im.propensity_given_earlier),
-                None if im.reward is None else float(im.reward), _utc(im.reward_at),
-            )
+        served, rewarded = _utc(im.served_at), _utc(im.reward_at)
+        values = (
+            im.impression_id, im.page_id, c.user_id, None if served is None else served.isoformat(),
+            int(c.hour), int(c.weekday), c.device, c.country, _json(c.features), im.shelf.shelf_id,
+            im.shelf.shelf_type, im.shelf.title, im.card.item_id, im.card.kind, im.card.content_type,
+            _json(im.card.features), int(im.shelf_position), int(im.card_position),
+            im.n_shelf_candidates, im.n_card_candidates, im.policy_id, im.policy_version,
+            float(im.propensity), float(im.shelf_propensity), float(im.card_propensity),
+            float(im.propensity_given_earlier), None if im.reward is None else float(im.reward),
+            None if rewarded is None else rewarded.isoformat(),
         )  # fmt: skip
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+        rows.append(dict(zip(COLUMNS, values, strict=True)))
+    return rows
+
+
+def records_frame(records: Iterable[dict[str, object]]) -> pd.DataFrame:
+    """Rows of the ``impressions`` table (as `impression_records` gives them) as a frame with
+    the table's types."""
+    frame = pd.DataFrame(list(records), columns=list(COLUMNS))
     for name in ("n_shelf_candidates", "n_card_candidates"):
         frame[name] = frame[name].astype("Int64")
     frame["reward"] = frame["reward"].astype("Float64")
@@ -93,19 +101,30 @@ def impression_rows(impressions: Iterable[Impression]) -> pd.DataFrame:
     return frame
 
 
+def impression_rows(impressions: Iterable[Impression]) -> pd.DataFrame:
+    """Impressions as rows of the ``impressions`` table."""
+    return records_frame(impression_records(impressions))
+
+
 def log_impressions(store: Store, impressions: Iterable[Impression]) -> int:
     """Write impressions (e.g. ``page.impressions`` of a served page); returns rows written."""
-    frame = impression_rows(impressions)
+    return insert_impression_frame(store, impression_rows(impressions))
+
+
+def insert_impression_frame(store: Store, frame: pd.DataFrame) -> int:
+    """Insert rows of the ``impressions`` table, leaving out any whose impression id is already
+    stored (so absorbing the live log twice changes nothing); returns rows inserted."""
     if frame.empty:
         return 0
     store.conn.register("_new_impressions", frame)
     try:
-        store.conn.execute(
-            f"INSERT INTO impressions ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM _new_impressions"
-        ).fetchall()
+        return store.conn.execute(
+            f"INSERT INTO impressions ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} "
+            "FROM _new_impressions n WHERE NOT EXISTS "
+            "(SELECT 1 FROM impressions i WHERE i.impression_id = n.impression_id)"
+        ).fetchall()[0][0]
     finally:
         store.conn.unregister("_new_impressions")
-    return len(frame)
 
 
 def join_rewards(

@@ -17,6 +17,7 @@ from deepcuts.cli.content import audio, search, similar
 from deepcuts.cli.evaluate import evaluate
 from deepcuts.cli.home import home
 from deepcuts.cli.ingest import ingest
+from deepcuts.cli.serve import keys, learn, publish, serve
 from deepcuts.cli.simulate import simulate
 from deepcuts.cli.store import init, quarantine, stats
 from deepcuts.cli.train import train, tune
@@ -59,5 +60,5 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
     configure_logging(ctx.obj.log_level)
 
 
-for command in (init, stats, quarantine, ingest, simulate, train, tune, evaluate, search, similar, audio, weekly, home, ope, simulate_home):
+for command in (init, stats, quarantine, ingest, simulate, train, tune, evaluate, search, similar, audio, weekly, home, ope, simulate_home, publish, learn, keys, serve):
     main.add_command(command)

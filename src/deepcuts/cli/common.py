@@ -39,7 +39,8 @@ def settings(ctx: click.Context) -> Settings:
 
 
 def open_store(ctx: click.Context, *, create: bool = False, read_only: bool = False) -> Store:
-    return Store(settings(ctx).store, create=create, read_only=read_only)
+    config = settings(ctx)
+    return Store(config.store, create=create, read_only=read_only, wait=config.lock_wait)
 
 
 def handles_errors(func: F) -> F:

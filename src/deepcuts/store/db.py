@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import duckdb
@@ -16,6 +17,28 @@ class StoreError(Exception):
     """The store cannot be opened or is in a state deepcuts cannot use."""
 
 
+def _connect(path: str, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file, waiting up to ``wait`` seconds while another process holds it."""
+    deadline = time.monotonic() + wait
+    delay, told = 0.05, False
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            locked = "lock" in str(exc).lower()
+            if not locked or time.monotonic() + delay > deadline:
+                why = "locked by another process" if locked else "unreadable"
+                raise StoreError(f"cannot open store {path} ({why}): {exc}") from exc
+            if not told:
+                log.info("store %s is busy (another job is writing it); waiting up to %.0f s",
+                         path, wait)  # fmt: skip
+                told = True
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from exc
+
+
 class Store:
     """A DuckDB file with the deepcuts schema, migrated to the latest version on open.
 
@@ -27,6 +50,10 @@ class Store:
         Create the file if it does not exist; otherwise a missing file is an error.
     read_only:
         Open without write access (several readers may share the file).
+    wait:
+        Seconds to wait for the file while another process holds it (DuckDB allows one
+        writing process at a time): a job started while another runs queues behind it
+        instead of failing. 0 fails at once.
 
     Example
     -------
@@ -35,7 +62,9 @@ class Store:
     0
     """
 
-    def __init__(self, path: str | Path, *, create: bool = False, read_only: bool = False):
+    def __init__(
+        self, path: str | Path, *, create: bool = False, read_only: bool = False, wait: float = 0.0
+    ):
         self.path = str(path)
         in_memory = self.path == ":memory:"
         if not in_memory and not Path(self.path).exists():
@@ -44,10 +73,7 @@ class Store:
                     f"no store at {self.path}: create one with `deepcuts init --store {self.path}`"
                 )
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.conn = duckdb.connect(self.path, read_only=read_only and not in_memory)
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        self.conn = _connect(self.path, read_only and not in_memory, wait)
         # Timestamps are stored in UTC; strings with an offset are converted to it.
         self.conn.execute("SET TimeZone = 'UTC'")
         # DuckDB draws its own progress bar on stdout for queries over 2 s, which would corrupt

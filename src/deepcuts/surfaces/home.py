@@ -718,8 +718,10 @@ class HomeBandit:
     def learn(
         self,
         store: Store,
-        data: HomeData,
+        data: HomeData | None = None,
         *,
+        vectors: tuple[Callable[[str], np.ndarray | None], Callable[[str], np.ndarray | None]]
+        | None = None,
         now: datetime | None = None,
         rule: SuccessRule | None = None,
         window: timedelta = timedelta(hours=1),
@@ -730,16 +732,25 @@ class HomeBandit:
         micro-batches of ``batch_size`` in the order they were served. Those are the ones this
         join rewarded and any rewarded after the latest reward learnt (rewards another process
         joined; on the first call, every rewarded impression in the store); none is learnt
-        twice."""
+        twice. The listeners' and cards' vectors come from ``data`` or, where it is not
+        loaded (the learn job reads a published snapshot), from ``vectors`` = (user id ->
+        vector, item id -> vector)."""
+        if vectors is None:
+            if data is None:
+                raise ValueError("learn needs the home data or the vectors' look-ups")
+            users = data.interactions.users
+            vectors = (
+                lambda u: user_vector(data, users.get(u)) if users.get(u) >= 0 else None,
+                lambda i: item_vector(data, i),
+            )
         pending = pending_impressions(store)
         joined = join_rewards(store, rule, window, now)
-        users = data.interactions.users
         fresh = rewarded_impressions(
             store,
             ids=pending,
             rewarded_after=self.watermark or datetime(1970, 1, 1, tzinfo=UTC),
-            user_vector=lambda u: user_vector(data, users.get(u)) if users.get(u) >= 0 else None,
-            card_vector=lambda i: item_vector(data, i),
+            user_vector=vectors[0],
+            card_vector=vectors[1],
         )
         feedback = Feedback(joined["streamed"], joined["not_streamed"])
         if not fresh:

@@ -1,0 +1,158 @@
+"""The learn job: close BaRT's loop outside the request path.
+
+1. absorb the live log: accepted events into ``listens`` (plays and skips) and ``actions``
+   (saves, bans), through the store's normal load (deduplicated, quarantined if bad), and the
+   pages served into ``impressions``;
+2. join plays to the impressions they answer (a stream of 30 s or more is a success) and update
+   the home reward model with the newly rewarded impressions, in micro-batches;
+3. publish the new weights as a new snapshot version (the other parts are carried over), so the
+   service ranks with them from its next check.
+
+Card clicks are kept in the live log (listed with the listener's events) but are not a store
+table: the reward is the stream, not the click.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+
+from deepcuts.bandit.impressions import insert_impression_frame, records_frame
+from deepcuts.jobs.publish import reward_part
+from deepcuts.snapshots.published import Published
+from deepcuts.snapshots.versions import SnapshotError, current_version, publish, snapshot_root
+from deepcuts.store import FileLoad, Store
+from deepcuts.store.live import LiveLog
+
+log = logging.getLogger(__name__)
+
+SOURCE = "api"
+
+
+@dataclass
+class LearnReport:
+    events_absorbed: int = 0
+    listens: int = 0
+    actions: int = 0
+    impressions_absorbed: int = 0
+    streamed: int = 0
+    not_streamed: int = 0
+    learned: int = 0
+    batches: int = 0
+    reward_version: int = 0
+    published_version: int | None = None
+
+
+def absorb_events(store: Store, live: LiveLog) -> tuple[int, int, int]:
+    """Move waiting events into the store; returns (events, listens accepted, actions accepted)."""
+    waiting = live.waiting_events()
+    if not waiting:
+        return 0, 0, 0
+    plays = [(seq, e) for seq, e in waiting if e.type in ("play", "skip")]
+    acts = [(seq, e) for seq, e in waiting if e.type in ("save", "ban")]
+    users = sorted({e.user_id for _, e in waiting})
+    with FileLoad(store, SOURCE, str(live.path)) as load:
+        load.add_arrow(
+            "users",
+            pa.table({"user_id": users, "source": [SOURCE] * len(users), "_line": [0] * len(users)}),
+            counted=False,
+        )
+        if plays:
+            load.add_arrow(
+                "listens",
+                pa.table(
+                    {
+                        "user_id": [e.user_id for _, e in plays],
+                        "item_id": [e.item_id for _, e in plays],
+                        "played_at": pa.array([e.at.replace(tzinfo=None) for _, e in plays], pa.timestamp("us")),
+                        "ms_played": pa.array([e.ms_played for _, e in plays], pa.int64()),
+                        "play_count": [1] * len(plays),
+                        "skipped": [e.type == "skip" for _, e in plays],
+                        "context_type": ["home" if e.impression_id else None for _, e in plays],
+                        "context_id": pa.array([None] * len(plays), pa.string()),
+                        "source": [SOURCE] * len(plays),
+                        "_line": [seq for seq, _ in plays],
+                    }
+                ),
+            )
+        if acts:
+            load.add_arrow(
+                "actions",
+                pa.table(
+                    {
+                        "user_id": [e.user_id for _, e in acts],
+                        "action": [e.type for _, e in acts],
+                        "target_id": [e.item_id for _, e in acts],
+                        "acted_at": pa.array([e.at.replace(tzinfo=None) for _, e in acts], pa.timestamp("us")),
+                        "source": [SOURCE] * len(acts),
+                        "_line": [seq for seq, _ in acts],
+                    }
+                ),
+            )
+    # Marked only after the store committed; a crash in between re-absorbs them as duplicates.
+    live.mark_absorbed("events", [seq for seq, _ in waiting])
+    counts = load.counts
+    log.info("absorbed %d events: %d accepted, %d duplicates, %d quarantined",
+             len(waiting), counts.accepted, counts.duplicates, counts.quarantined)  # fmt: skip
+    return len(waiting), len(plays), len(acts)
+
+
+def absorb_impressions(store: Store, live: LiveLog) -> int:
+    waiting = live.waiting_impressions()
+    if not waiting:
+        return 0
+    insert_impression_frame(store, records_frame(row for _, row in waiting))
+    live.mark_absorbed("impressions", [seq for seq, _ in waiting])
+    return len(waiting)
+
+
+def run(
+    store: Store,
+    live: LiveLog,
+    *,
+    now: datetime | None = None,
+    window: timedelta = timedelta(hours=1),
+    batch_size: int = 256,
+) -> LearnReport:
+    """Absorb the live log, learn from the rewards it brings, publish the new weights."""
+    from deepcuts.surfaces.home import HomeBandit
+
+    report = LearnReport()
+    report.events_absorbed, report.listens, report.actions = absorb_events(store, live)
+    report.impressions_absorbed = absorb_impressions(store, live)
+    root = snapshot_root(store.path)
+    if current_version(root) is None:
+        raise SnapshotError(
+            "nothing published to learn for: run `deepcuts publish` first (the learn job reads "
+            "the listeners' and cards' vectors from the published snapshot)"
+        )
+    published = Published.load(root)
+
+    def user_vec(user_id: str):
+        u = published.user_index.get(user_id)
+        return None if u is None else published.user_vector(u)
+
+    def card_vec(item_id: str):
+        i = published.item_index.get(item_id)
+        return None if i is None or not published.has_vector(i) else published.item_vectors[i]
+
+    bandit = HomeBandit.load(store)
+    feedback = bandit.learn(store, vectors=(user_vec, card_vec), now=now, window=window,
+                            batch_size=batch_size)  # fmt: skip
+    report.streamed, report.not_streamed = feedback.streamed, feedback.not_streamed
+    report.learned, report.batches = feedback.learned, feedback.batches
+    report.reward_version = bandit.version
+    if feedback.learned:
+        bandit.save()
+        meta = {**published.meta, "reward_version": bandit.version, "published_by": "learn"}
+        manifest = publish(
+            root,
+            {"reward": reward_part(bandit.reward_model, bandit.version, bandit.watermark)},
+            meta,
+            reuse=published.manifest,
+        )
+        report.published_version = manifest.version
+    return report

@@ -1,0 +1,84 @@
+"""Typed dependencies of the routes: the config, the published snapshot, the live log, the
+caller's API key, and the access rule (a listener's key reaches only that listener's data)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from deepcuts.serving import metrics
+from deepcuts.serving.config import ServeConfig
+from deepcuts.serving.schemas.responses import ErrorOut
+from deepcuts.snapshots.published import Published, SnapshotReader
+from deepcuts.store.live import ApiKey, LiveLog
+
+SCHEMES = ("bearer", "token")  # "Token" is ListenBrainz's spelling
+
+
+class Caller:
+    """Who is asking: an API key's owner, or anyone when the service runs with --no-auth."""
+
+    def __init__(self, key: ApiKey | None, open_access: bool = False):
+        self.key = key
+        self.open_access = open_access
+
+    @property
+    def is_admin(self) -> bool:
+        return self.open_access or (self.key is not None and self.key.is_admin)
+
+    def may_access(self, user_id: str) -> bool:
+        return self.is_admin or (self.key is not None and self.key.user_id == user_id)
+
+    def require(self, user_id: str) -> None:
+        if not self.may_access(user_id):
+            raise HTTPException(403, f"this key may not read or write listener {user_id!r}'s data")
+
+
+def get_config(request: Request) -> ServeConfig:
+    return request.app.state.config
+
+
+def get_live(request: Request) -> LiveLog:
+    return request.app.state.live
+
+
+def get_published(request: Request) -> Published:
+    reader: SnapshotReader = request.app.state.snapshots
+    published = reader.current()
+    metrics.SNAPSHOT.set(published.version)
+    return published
+
+
+def get_caller(request: Request) -> Caller:
+    config: ServeConfig = request.app.state.config
+    if config.no_auth:
+        return Caller(None, open_access=True)
+    header = request.headers.get("authorization")
+    if not header:
+        raise HTTPException(
+            401, "no API key: send `Authorization: Bearer <key>` (make one with `deepcuts keys create`)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() not in SCHEMES or not key.strip():
+        raise HTTPException(401, "Authorization must be `Bearer <key>` or `Token <key>`",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    live: LiveLog = request.app.state.live
+    found = live.check_key(key.strip())
+    if found is None:
+        raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    return Caller(found)
+
+
+ConfigDep = Annotated[ServeConfig, Depends(get_config)]
+LiveDep = Annotated[LiveLog, Depends(get_live)]
+SnapshotDep = Annotated[Published, Depends(get_published)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"description": "No API key, or an unknown or revoked one", "model": ErrorOut},
+    403: {"description": "The key may not reach this listener's data", "model": ErrorOut},
+    404: {"description": "Unknown listener, track, artist or week", "model": ErrorOut},
+    503: {"description": "Nothing published yet", "model": ErrorOut},
+}

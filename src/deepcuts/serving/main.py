@@ -1,0 +1,73 @@
+"""The service: `create_app` wires the routers, the snapshot reader and the live log.
+
+A request reads the published snapshot (loaded once per version), runs the policy and appends
+to the live log; it never trains, saves a model or opens the DuckDB store, so batch jobs keep
+the store while the service runs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from deepcuts import __version__
+from deepcuts.bandit.types import BanditInputError
+from deepcuts.serving import metrics
+from deepcuts.serving.config import ServeConfig
+from deepcuts.serving.pages import NotFound
+from deepcuts.serving.routers import events, health, home, tracks, weekly
+from deepcuts.snapshots.published import SnapshotReader
+from deepcuts.snapshots.versions import SnapshotError, snapshot_root
+from deepcuts.store.live import LiveLog
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: ServeConfig | None = None) -> FastAPI:
+    """The FastAPI app (``config`` defaults to what `deepcuts serve` put in the environment)."""
+    config = config or ServeConfig.from_env()
+    app = FastAPI(
+        title="deepcuts",
+        version=__version__,
+        description="Personalised music recommendation: home shelves ordered by a contextual "
+        "bandit, Discover Weekly, similar tracks, radio and search, and listening events in.",
+    )
+    app.state.config = config
+    app.state.live = LiveLog.for_store(config.store)
+    app.state.snapshots = SnapshotReader(snapshot_root(config.store))
+    for module in (home, weekly, tracks, events):
+        app.include_router(module.router, prefix="/v1")
+    app.include_router(health.router)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        timer = metrics.Timer()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        timer.observe(getattr(route, "path", "unmatched"), request.method, response.status_code)
+        return response
+
+    @app.exception_handler(NotFound)
+    async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(SnapshotError)
+    async def unpublished(_request: Request, exc: SnapshotError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(BanditInputError)
+    async def bad_input(_request: Request, exc: BanditInputError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    try:
+        version = app.state.snapshots.current().version
+        metrics.SNAPSHOT.set(version)
+    except SnapshotError as exc:
+        log.warning("%s", exc)
+    return app

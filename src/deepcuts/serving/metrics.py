@@ -1,0 +1,65 @@
+"""Prometheus metrics: requests and latency per route, the published version, events waiting.
+
+With several worker processes, `deepcuts serve` sets ``PROMETHEUS_MULTIPROC_DIR`` and each
+scrape aggregates every worker's files (prometheus-client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+REQUESTS = Counter("deepcuts_http_requests", "HTTP requests", ["route", "method", "status"])
+LATENCY = Histogram(
+    "deepcuts_http_request_seconds", "Time to answer a request", ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)  # fmt: skip
+SNAPSHOT = Gauge("deepcuts_snapshot_version", "The published snapshot version being served",
+                 multiprocess_mode="max")  # fmt: skip
+
+
+class _Waiting:
+    """Events and impressions waiting to be learned, read from the live log at scrape time."""
+
+    def __init__(self, live):
+        self.live = live
+
+    def collect(self):
+        counts = self.live.count_waiting()
+        family = GaugeMetricFamily("deepcuts_waiting", "Waiting to be absorbed by the learn job", labels=["kind"])
+        for kind, n in counts.items():
+            family.add_metric([kind], n)
+        yield family
+
+
+def render(live) -> bytes:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+        text = generate_latest(registry)
+        return text + generate_latest(_single(live))
+    registry.register(_Waiting(live))
+    return generate_latest(registry)
+
+
+def _single(live) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(_Waiting(live))
+    return registry
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def observe(self, route: str, method: str, status: int) -> None:
+        LATENCY.labels(route, method).observe(time.perf_counter() - self.start)
+        REQUESTS.labels(route, method, str(status)).inc()

@@ -1,0 +1,259 @@
+"""What a request computes from a published snapshot: cheap, read-only, no training.
+
+The HTTP routers and the `deepcuts home` command both call these, so a page is built one way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from deepcuts.bandit.impressions import impression_records
+from deepcuts.bandit.policies import Policy, make_policy
+from deepcuts.bandit.types import Context, Page, PageLayout
+from deepcuts.io.playlists import ExportTrack, PlaylistExport
+from deepcuts.snapshots.published import Published
+from deepcuts.surfaces.weekly import parse_week
+
+HOME_POLICIES = ("epsilon-greedy", "greedy", "uniform")
+
+
+class NotFound(LookupError):
+    """An id the snapshot does not know (a listener, a track, an artist, a week)."""
+
+    def __init__(self, what: str, value: str, hint: str = ""):
+        self.what, self.value = what, value
+        super().__init__(f"no {what} {value!r}" + (f": {hint}" if hint else ""))
+
+
+def user_index(published: Published, user_id: str) -> int:
+    u = published.user_index.get(user_id)
+    if u is None:
+        raise NotFound("listener", user_id, "not in the published snapshot")
+    return u
+
+
+def item_index(published: Published, item_id: str, what: str = "track") -> int:
+    i = published.item_index.get(item_id)
+    if i is None:
+        raise NotFound(what, item_id, "not in the published catalogue")
+    return i
+
+
+@dataclass
+class HomePage:
+    page: Page
+    policy: Policy
+    layout: PageLayout
+    n_candidates: int
+    records: list[dict[str, object]]  # the impressions, as rows of the impressions table
+
+
+def home_context(
+    published: Published,
+    user: int,
+    *,
+    at: datetime,
+    hour: int | None = None,
+    weekday: int | None = None,
+    device: str | None = None,
+    country: str | None = None,
+) -> Context:
+    """The visit's context: what the request says, else the time of the request and the
+    listener's usual device and home country as published, their taste vector and session."""
+    row = published.user_profile(user)
+    features: dict[str, str | int] = {}
+    if row["session_plays"]:
+        features["session_plays"] = int(row["session_plays"])
+    if isinstance(row["session_genre"], str) and row["session_genre"]:
+        features["session_genre"] = row["session_genre"]
+    return Context(
+        user_id=str(row["user_id"]),
+        hour=at.hour if hour is None else hour,
+        weekday=at.weekday() if weekday is None else weekday,
+        device=(device or str(row["device"])).lower(),
+        country=(country or str(row["country"])).upper() if (country or row["country"] != "unknown") else "unknown",
+        user_vector=published.user_vector(user),
+        features=features,
+    )
+
+
+def home_page(
+    published: Published,
+    user_id: str,
+    *,
+    policy: str = "epsilon-greedy",
+    epsilon: float = 0.1,
+    layout: PageLayout | None = None,
+    at: datetime | None = None,
+    hour: int | None = None,
+    weekday: int | None = None,
+    device: str | None = None,
+    country: str | None = None,
+    random_state: int | None = None,
+) -> HomePage:
+    """Choose and order a listener's shelves and cards with the published reward model.
+
+    The candidate shelves were computed at publish time; the policy (epsilon-greedy by
+    default, as in BaRT) picks from them for this context and reports every shown card's
+    propensity. The caller logs ``records`` (the live log) before answering.
+    """
+    user = user_index(published, user_id)
+    when = at or datetime.now(UTC)
+    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    context = home_context(published, user, at=when, hour=hour, weekday=weekday, device=device, country=country)
+    shelves = published.shelves(user)
+    if not shelves:
+        raise NotFound("home shelves for listener", user_id, "no shelf source had anything for them")
+    params: dict[str, object] = {}
+    if policy != "uniform":
+        params["reward_model"] = published.reward_model
+    if policy == "epsilon-greedy":
+        params["epsilon"] = epsilon
+    chooser = make_policy(policy, random_state=random_state, **params)
+    chooser.n_updates_ = int(published.meta.get("reward_version", 0) or 0)
+    layout = layout or PageLayout()
+    page = chooser.select_page(context, shelves, layout, served_at=when)
+    return HomePage(page, chooser, layout, len(shelves), impression_records(page.impressions))
+
+
+def page_dict(published: Published, home: HomePage) -> dict[str, object]:
+    """A served page as JSON values: shelves in order, each card with its impression id and
+    propensities, names from the snapshot."""
+    page = home.page
+    by_slot = {(im.shelf_position, im.card_position): im for im in page.impressions}
+    shelves = []
+    for j, (shelf, order) in enumerate(zip(page.shelves, page.cards, strict=True)):
+        cards = []
+        for pos, c in enumerate(order):
+            im = by_slot[(j, pos)]
+            card = shelf.cards[c]
+            info = published.describe_item(published.item_index[card.item_id])
+            cards.append(
+                {
+                    "position": pos,
+                    "impression_id": im.impression_id,
+                    "item_id": card.item_id,
+                    "kind": card.kind,
+                    "name": info["name"],
+                    "artist_id": info["artist_id"],
+                    "artist": info["artist"],
+                    "propensity": float(im.propensity),
+                    "card_propensity": float(im.card_propensity),
+                }
+            )
+        shelves.append(
+            {
+                "position": j,
+                "shelf_id": shelf.shelf_id,
+                "shelf_type": shelf.shelf_type,
+                "title": shelf.title,
+                "shelf_propensity": float(by_slot[(j, 0)].shelf_propensity),
+                "cards": cards,
+            }
+        )
+    c = page.context
+    return {
+        "page_id": page.page_id,
+        "user_id": c.user_id,
+        "served_at": page.impressions[0].served_at.isoformat() if page.impressions else None,
+        "policy": home.policy.describe(),
+        "snapshot_version": published.version,
+        "context": {"hour": c.hour, "weekday": c.weekday, "device": c.device, "country": c.country},
+        "candidate_shelves": home.n_candidates,
+        "shelves": shelves,
+    }
+
+
+def weekly_playlist(published: Published, user_id: str, week: str | None = None) -> PlaylistExport:
+    """A listener's stored Discover Weekly (the latest one unless ``week`` is given)."""
+    user_index(published, user_id)
+    if week is None:
+        week = published.latest_week(user_id)
+        if week is None:
+            raise NotFound("Discover Weekly for listener", user_id, "run `deepcuts weekly` and publish")
+    monday = parse_week(week)
+    rows = published.weekly_list(user_id, week)
+    if rows is None:
+        raise NotFound(f"Discover Weekly for {user_id!r} in week", week)
+    items = published.items
+    tracks = []
+    for item, reason, score in zip(rows["item"], rows["reason"], rows["score"], strict=True):
+        r = items.iloc[int(item)]
+        tracks.append(
+            ExportTrack(
+                str(r["item_id"]),
+                str(r["name"]),
+                None if r["artist_name"] is None or r["artist_name"] != r["artist_name"] else str(r["artist_name"]),
+                None if r["album"] is None or r["album"] != r["album"] else str(r["album"]),
+                None if r["duration_ms"] is None or r["duration_ms"] != r["duration_ms"] else int(r["duration_ms"]),
+                None if r["location"] is None or r["location"] != r["location"] else str(r["location"]),
+                None if reason is None else str(reason),
+                None if score is None else float(score),
+            )
+        )
+    note = published.weekly_note(user_id, week)
+    return PlaylistExport(
+        title=f"Discover Weekly {week}",
+        creator="deepcuts",
+        date=datetime.combine(monday, datetime.min.time()),
+        annotation=note or f"{len(tracks)} tracks for {user_id}, new to them this week",
+        identifier=f"urn:deepcuts:weekly:{user_id}:{week}",
+        tracks=tracks,
+    )
+
+
+def similar_items(published: Published, item_id: str, n: int) -> list[tuple[int, float]]:
+    """The ``n`` items whose vectors are nearest ``item_id``'s, with their cosine."""
+    i = item_index(published, item_id)
+    if not published.has_vector(i):
+        raise NotFound("vector for item", item_id, "nobody has played it and it has no audio or text vector")
+    found = published.similar(np.array([i]), n)
+    sims = published.item_vectors[found] @ published.item_vectors[i]
+    return [(int(j), float(s)) for j, s in zip(found, sims, strict=True)]
+
+
+def radio(
+    published: Published, *, track: str | None = None, artist: str | None = None, n: int = 25,
+    per_artist: int = 2,
+) -> tuple[str, list[tuple[int, float]]]:  # fmt: skip
+    """"Keep the vibe going" from a track or an artist: tracks nearest the seed's vector, at
+    most ``per_artist`` by any one artist and none by the seed artist; returns (title, items)."""
+    if (track is None) == (artist is None):
+        raise ValueError("give exactly one of track or artist")
+    if track is not None:
+        seeds = np.array([item_index(published, track)])
+        info = published.describe_item(int(seeds[0]))
+        title = f"{info['name']} radio"
+        seed_artist = info["artist_id"]
+    else:
+        rows = published.artist_tracks.get(artist)
+        if rows is None:
+            if artist in published.item_index:  # an artist that is itself an item (HetRec)
+                rows = np.array([published.item_index[artist]])
+            else:
+                raise NotFound("artist", str(artist), "not in the published catalogue")
+        seeds = np.asarray(rows)
+        seed_artist = artist
+        title = f"{published.describe_item(int(seeds[0]))['artist'] or artist} radio"
+    seeds = seeds[[published.has_vector(int(s)) for s in seeds]]
+    if len(seeds) == 0:
+        raise NotFound("vector for", track or str(artist), "nothing to start a radio from")
+    exclude = published.artist_tracks.get(seed_artist) if seed_artist else None
+    found = published.similar(seeds, n * 4, exclude=None if exclude is None else np.asarray(exclude))
+    profile = published.item_vectors[seeds].mean(axis=0)
+    profile /= max(float(np.linalg.norm(profile)), 1e-12)
+    out, per = [], {}
+    artists = published.items["artist_id"].to_numpy(dtype=object)
+    for j in found:
+        a = artists[j]
+        if a is not None and a == a:
+            if per.get(a, 0) >= per_artist:
+                continue
+            per[a] = per.get(a, 0) + 1
+        out.append((int(j), float(published.item_vectors[j] @ profile)))
+        if len(out) == n:
+            break
+    return title, out

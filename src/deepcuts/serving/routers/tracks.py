@@ -1,0 +1,57 @@
+"""Items: `/v1/tracks/{track}/similar`, `/v1/radio` and `/v1/search`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query
+
+from deepcuts.serving.deps import ERRORS, CallerDep, SnapshotDep
+from deepcuts.serving.pages import radio, similar_items
+from deepcuts.serving.schemas.responses import ItemsOut
+from deepcuts.snapshots.published import Published
+
+router = APIRouter(tags=["tracks"])
+
+N = Annotated[int, Query(ge=1, le=500, description="How many items.")]
+
+
+def _items(published: Published, found: list[tuple[int, float]]) -> list[dict[str, object]]:
+    return [{**published.describe_item(i), "score": round(s, 6)} for i, s in found]
+
+
+@router.get("/tracks/{track}/similar", response_model=ItemsOut, responses=ERRORS)
+def get_similar(
+    track: Annotated[str, Path(min_length=1, max_length=256)], published: SnapshotDep, caller: CallerDep, n: N = 10
+) -> dict[str, object]:
+    """The items nearest the track in the published vector space."""
+    found = similar_items(published, track, n)
+    return {"title": f"Similar to {published.describe_item(published.item_index[track])['name']}",
+            "items": _items(published, found)}  # fmt: skip
+
+
+@router.get("/radio", response_model=ItemsOut, responses=ERRORS)
+def get_radio(
+    published: SnapshotDep,
+    caller: CallerDep,
+    track: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    artist: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    n: N = 25,
+) -> dict[str, object]:
+    """"Keep the vibe going": tracks like a seed track or artist, at most 2 per artist."""
+    if (track is None) == (artist is None):
+        raise HTTPException(422, "give exactly one of `track` or `artist`")
+    title, found = radio(published, track=track, artist=artist, n=n)
+    return {"title": title, "items": _items(published, found)}
+
+
+@router.get("/search", response_model=ItemsOut, responses=ERRORS)
+def get_search(
+    published: SnapshotDep,
+    caller: CallerDep,
+    q: Annotated[str, Query(min_length=1, max_length=500, description="Free text: \"rainy sunday acoustic\".")],
+    kind: Annotated[Literal["track", "artist"] | None, Query()] = None,
+    n: N = 10,
+) -> dict[str, object]:
+    """Tracks and artists whose tags, descriptions and playlist names match the query."""
+    return {"title": f"Results for {q!r}", "items": _items(published, published.search(q, n, kind))}

@@ -1,0 +1,318 @@
+"""The published read model: what serving reads, and the one contract with the batch jobs.
+
+A version holds these parts (see `deepcuts.jobs.publish` for how each is made):
+
+============== ======================= ===========================================================
+part           file                    content
+============== ======================= ===========================================================
+items          items.parquet           one row per catalogue item (row = the item's index): item_id,
+                                       kind, name, artist_id, artist_name, album, duration_ms,
+                                       location, genre, log_popularity
+item_vectors   item_vectors.npy        (n_items, d) float32, unit rows (zeros: no vector)
+users          users.parquet           one row per listener: user_id, device, country,
+                                       session_genre, session_plays
+user_vectors   user_vectors.npy        (n_users, d) float32, unit rows (zeros: no vector)
+shelves        shelves.parquet         every listener's candidate shelves, a row per card: user,
+                                       shelf (order offered), shelf_id, shelf_type, title, item
+weekly         weekly.parquet          stored Discover Weekly lists: user_id, week, position, item,
+                                       reason, score, source
+weekly_notes   weekly_notes.parquet    why a list is shorter than 30: user_id, week, note
+text_encoder   tfidf.npz               the TF-IDF encoder of item documents (`TfidfEncoder`)
+text_matrix    text_matrix.npz         (n_items, n_terms) sparse TF-IDF rows of every item
+reward         reward.npz              the home screen's reward model (`RewardModel` format)
+============== ======================= ===========================================================
+
+`Published.load` reads a version; `Published.load(..., previous=p)` reuses the parts of ``p``
+whose hash did not change (a learn job republishes only the reward model).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from deepcuts.bandit.reward import RewardModel
+from deepcuts.bandit.types import Card, Shelf
+from deepcuts.models.text.tfidf import TfidfEncoder
+from deepcuts.snapshots.versions import (
+    Manifest,
+    SnapshotError,
+    current_version,
+    read_manifest,
+    version_name,
+)
+
+log = logging.getLogger(__name__)
+
+PART_FILES = {
+    "items": "items.parquet",
+    "item_vectors": "item_vectors.npy",
+    "users": "users.parquet",
+    "user_vectors": "user_vectors.npy",
+    "shelves": "shelves.parquet",
+    "weekly": "weekly.parquet",
+    "weekly_notes": "weekly_notes.parquet",
+    "text_encoder": "tfidf.npz",
+    "text_matrix": "text_matrix.npz",
+    "reward": "reward.npz",
+}
+
+
+def _read(folder: Path, name: str, file_name: str) -> Any:
+    path = folder / file_name
+    if file_name.endswith(".parquet"):
+        return pd.read_parquet(path)
+    if file_name.endswith(".npy"):
+        return np.load(path, allow_pickle=False)
+    if name == "reward":
+        return RewardModel.load(path)
+    if name == "text_encoder":
+        return TfidfEncoder.load(path)
+    if name == "text_matrix":
+        return sp.load_npz(path).tocsr()
+    raise SnapshotError(f"{path}: unknown part {name!r}")
+
+
+class Published:
+    """One loaded snapshot version: look-ups by id and the objects a page is built from."""
+
+    def __init__(self, manifest: Manifest, parts: dict[str, Any]):
+        self.manifest = manifest
+        self.parts = parts
+        items: pd.DataFrame = parts["items"]
+        users: pd.DataFrame = parts["users"]
+        self.items = items
+        self.users = users
+        self.item_vectors: np.ndarray = parts["item_vectors"]
+        self.user_vectors: np.ndarray = parts["user_vectors"]
+        self.reward_model: RewardModel = parts["reward"]
+        self.text_encoder: TfidfEncoder = parts["text_encoder"]
+        self.text_matrix: sp.csr_matrix = parts["text_matrix"]
+        self.item_index = {i: n for n, i in enumerate(items["item_id"].tolist())}
+        self.user_index = {u: n for n, u in enumerate(users["user_id"].tolist())}
+        self._item_ids = items["item_id"].to_numpy(dtype=object)
+        self._names = items["name"].to_numpy(dtype=object)
+        self._artist_names = items["artist_name"].to_numpy(dtype=object)
+        self._artist_ids = items["artist_id"].to_numpy(dtype=object)
+        self._kinds = items["kind"].to_numpy(dtype=object)
+        self._genres = items["genre"].to_numpy(dtype=object)
+        self._popularity = items["log_popularity"].to_numpy(dtype=np.float64)
+        self._has_vector = np.any(self.item_vectors != 0, axis=1)
+        self._profiles = users.to_dict("records")
+        self._cards: dict[int, Card] = {}
+        self._cards_lock = threading.Lock()
+        self._shelf_rows = _by_user(parts["shelves"], len(users))
+        weekly: pd.DataFrame = parts["weekly"]
+        self.weekly = weekly.sort_values(["user_id", "week", "position"]).reset_index(drop=True)
+        self._weekly_groups = self.weekly.groupby(["user_id", "week"]).indices
+        self._latest_week: dict[str, str] = (
+            self.weekly.groupby("user_id")["week"].max().to_dict() if len(self.weekly) else {}
+        )
+        notes: pd.DataFrame = parts["weekly_notes"]
+        self._notes = {(u, w): n for u, w, n in notes.itertuples(index=False)}
+        self.artist_tracks = (
+            items[items["artist_id"].notna() & (items["kind"] == "track")]
+            .groupby("artist_id")
+            .indices
+        )
+
+    # -- loading --------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls, root: Path, version: int | None = None, previous: Published | None = None
+    ) -> Published:
+        """Load ``version`` (default the current one), reusing ``previous``'s unchanged parts."""
+        manifest = read_manifest(root, version)
+        folder = root / version_name(manifest.version)
+        parts: dict[str, Any] = {}
+        for name in PART_FILES:
+            entry = manifest.parts.get(name)
+            if entry is None:
+                raise SnapshotError(f"{folder}: part {name!r} is missing from the manifest")
+            old = previous.manifest.parts.get(name) if previous is not None else None
+            if old is not None and old["sha256"] == entry["sha256"]:
+                parts[name] = previous.parts[name]  # type: ignore[union-attr]
+            else:
+                parts[name] = _read(folder, name, entry["file"])
+        return cls(manifest, parts)
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.manifest.meta
+
+    # -- look-ups -------------------------------------------------------------------------
+    def item_id(self, item: int) -> str:
+        return str(self._item_ids[item])
+
+    def describe_item(self, item: int) -> dict[str, Any]:
+        artist_id, artist = self._artist_ids[item], self._artist_names[item]
+        return {
+            "item_id": str(self._item_ids[item]),
+            "kind": str(self._kinds[item]),
+            "name": str(self._names[item]),
+            "artist_id": None if _missing(artist_id) else str(artist_id),
+            "artist": None if _missing(artist) else str(artist),
+        }
+
+    def user_profile(self, user: int) -> dict[str, Any]:
+        """The listener's published usual context: user_id, device, country, session."""
+        return self._profiles[user]
+
+    def card(self, item: int) -> Card:
+        """The bandit's card for an item (built once per snapshot)."""
+        card = self._cards.get(item)
+        if card is not None:
+            return card
+        features: dict[str, str | float] = {"log_popularity": float(self._popularity[item])}
+        if not _missing(self._artist_ids[item]):
+            features["artist_id"] = str(self._artist_ids[item])
+        if not _missing(self._genres[item]):
+            features["genre"] = str(self._genres[item])
+        vector = self.item_vectors[item] if self._has_vector[item] else None
+        card = Card(str(self._item_ids[item]), kind=str(self._kinds[item]), features=features,
+                    vector=vector)  # fmt: skip
+        with self._cards_lock:
+            self._cards[item] = card
+        return card
+
+    def user_vector(self, user: int) -> np.ndarray | None:
+        vector = self.user_vectors[user]
+        return vector if np.any(vector) else None
+
+    def shelves(self, user: int) -> list[Shelf]:
+        """The listener's candidate shelves, in the order the sources offered them."""
+        rows = self._shelf_rows[user]
+        if rows is None:
+            return []
+        out = []
+        for shelf_id, shelf_type, title, items in rows:
+            out.append(Shelf(shelf_id, shelf_type, title, tuple(self.card(i) for i in items)))
+        return out
+
+    def weeks(self, user_id: str) -> list[str]:
+        return sorted({w for (u, w) in self._weekly_groups if u == user_id})
+
+    def latest_week(self, user_id: str) -> str | None:
+        return self._latest_week.get(user_id)
+
+    def weekly_list(self, user_id: str, week: str) -> pd.DataFrame | None:
+        rows = self._weekly_groups.get((user_id, week))
+        return None if rows is None else self.weekly.iloc[rows]
+
+    def weekly_note(self, user_id: str, week: str) -> str | None:
+        return self._notes.get((user_id, week))
+
+    def similar(self, seeds: np.ndarray, n: int, exclude: np.ndarray | None = None) -> np.ndarray:
+        """Items most like the seeds' mean vector, best first (seeds and ``exclude`` left out)."""
+        vectors = self.item_vectors
+        profile = vectors[seeds].mean(axis=0)
+        if not np.any(profile):
+            return np.zeros(0, np.int64)
+        sims = vectors @ profile
+        sims[~self._has_vector] = -np.inf
+        sims[seeds] = -np.inf
+        if exclude is not None and len(exclude):
+            sims[exclude] = -np.inf
+        k = min(n, len(sims))
+        top = np.argpartition(-sims, k - 1)[:k]
+        top = top[np.isfinite(sims[top])]
+        return top[np.argsort(-sims[top], kind="stable")]
+
+    def search(self, query: str, n: int, kind: str | None = None) -> list[tuple[int, float]]:
+        """Items whose documents best match a free-text query (TF-IDF), best first."""
+        row = self.text_encoder.transform([query])
+        scores = np.asarray((self.text_matrix @ row.T).todense(), np.float32).ravel()
+        if kind is not None:
+            scores[self._kinds != kind] = 0.0
+        k = min(n, len(scores))
+        if k == 0:
+            return []
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+    def has_vector(self, item: int) -> bool:
+        return bool(self._has_vector[item])
+
+
+def _missing(value: object) -> bool:
+    return value is None or value != value  # None or NaN
+
+
+def _by_user(shelves: pd.DataFrame, n_users: int) -> list[list[tuple[str, str, str, list[int]]] | None]:
+    """Shelf rows grouped per user: [(shelf_id, shelf_type, title, [items])] in offer order."""
+    out: list[list[tuple[str, str, str, list[int]]] | None] = [None] * n_users
+    if shelves.empty:
+        return out
+    frame = shelves.sort_values(["user", "shelf", "rank"], kind="stable")
+    users = frame["user"].to_numpy()
+    keys = frame["shelf"].to_numpy()
+    ids = frame["shelf_id"].to_numpy(dtype=object)
+    types = frame["shelf_type"].to_numpy(dtype=object)
+    titles = frame["title"].to_numpy(dtype=object)
+    items = frame["item"].to_numpy()
+    start = 0
+    n = len(frame)
+    while start < n:
+        end = start
+        u, s = users[start], keys[start]
+        while end < n and users[end] == u and keys[end] == s:
+            end += 1
+        entry = (str(ids[start]), str(types[start]), str(titles[start]),
+                 [int(i) for i in items[start:end]])  # fmt: skip
+        if out[u] is None:
+            out[u] = []
+        out[u].append(entry)  # type: ignore[union-attr]
+        start = end
+    return out
+
+
+class SnapshotReader:
+    """Serving's handle on the published snapshot: the current version, reloaded when a newer
+    one becomes current (checked at most every ``check_every`` seconds). A request takes
+    `current()` once and uses that object throughout, so a switch never mixes versions."""
+
+    def __init__(self, root: Path, check_every: float = 1.0):
+        self.root = root
+        self.check_every = check_every
+        self._published: Published | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def current(self) -> Published:
+        now = time.monotonic()
+        published = self._published
+        if published is not None and now - self._checked < self.check_every:
+            return published
+        with self._lock:
+            if self._published is not None and now - self._checked < self.check_every:
+                return self._published
+            self._checked = now
+            version = current_version(self.root)
+            if version is None:
+                if self._published is not None:
+                    return self._published
+                raise SnapshotError(
+                    f"nothing published in {self.root}: run `deepcuts publish` first"
+                )
+            if self._published is None or self._published.version != version:
+                try:
+                    self._published = Published.load(self.root, version, self._published)
+                    log.info("serving snapshot %s", version_name(version))
+                except SnapshotError:
+                    if self._published is None:
+                        raise
+                    log.exception("snapshot %s unreadable; still serving %s",
+                                  version_name(version), version_name(self._published.version))  # fmt: skip
+            return self._published

@@ -1,0 +1,353 @@
+"""The live log: what the service accepts while batch jobs hold the store.
+
+DuckDB lets one process write a file at a time, and a job (ingest, train, weekly, learn) may
+hold the store for minutes. The service must still take events, log the pages it serves and
+check API keys in the meantime, from several worker processes at once. So those go to a small
+SQLite file beside the store (``<store stem>.live.sqlite``), in WAL mode, which any number of
+processes may read and append to:
+
+- ``events``: plays, skips, saves, bans and card clicks posted to ``POST /v1/events``; a batch is
+  committed with ``synchronous=FULL`` before the service answers 202, and a repeated
+  (user, event id) is kept once. ``deepcuts learn`` absorbs them into the store's ``listens``
+  and ``actions`` tables and marks them absorbed; they stay listed for the listener.
+- ``impressions``: every card a served page showed, with its propensities (the store's
+  ``impressions`` row as JSON), absorbed into the store by ``deepcuts learn``.
+- ``api_keys``: only the SHA-256 of each key, with whom it is for.
+
+Absorbing is idempotent: the store's loads deduplicate by key, so a learn job killed between
+the store's commit and the log's mark loses nothing and doubles nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+EVENT_TYPES = ("play", "skip", "save", "ban", "click")
+KEY_PREFIX = "dc_"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    ms_played INTEGER,
+    impression_id TEXT,
+    received_at TEXT NOT NULL,
+    absorbed INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (user_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, at);
+CREATE INDEX IF NOT EXISTS events_waiting ON events (absorbed, seq);
+CREATE TABLE IF NOT EXISTS impressions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    impression_id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    served_at TEXT NOT NULL,
+    row TEXT NOT NULL,
+    absorbed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS impressions_waiting ON impressions (absorbed, seq);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    user_id TEXT,
+    is_admin INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+"""
+
+
+class LiveLogError(Exception):
+    """The live log cannot be used (unreadable file, bad request to it)."""
+
+
+def live_log_path(store_path: str | Path) -> Path:
+    """The live log of a store file: ``<dir>/<stem>.live.sqlite`` beside it."""
+    path = Path(store_path)
+    return path.with_name(f"{path.stem}.live.sqlite")
+
+
+def _iso(ts: datetime) -> str:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """An ISO timestamp as an aware UTC datetime (naive text is taken as UTC)."""
+    ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One listener action as the service accepted it."""
+
+    user_id: str
+    event_id: str
+    type: str
+    item_id: str
+    at: datetime
+    ms_played: int | None = None
+    impression_id: str | None = None
+    received_at: datetime | None = None
+    absorbed: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "event_id": self.event_id,
+            "user_id": self.user_id,
+            "type": self.type,
+            "item_id": self.item_id,
+            "at": _iso(self.at),
+            "ms_played": self.ms_played,
+            "impression_id": self.impression_id,
+            "received_at": None if self.received_at is None else _iso(self.received_at),
+            "absorbed": self.absorbed,
+        }
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    user_id: str | None
+    is_admin: bool
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class LiveLog:
+    """The live log file; safe to share between threads (a connection per thread) and
+    processes (SQLite's own locking).
+
+    Parameters
+    ----------
+    path : the SQLite file (created with its tables if missing).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        try:
+            self._conn().executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise LiveLogError(f"{self.path}: not a deepcuts live log ({exc})") from exc
+
+    @classmethod
+    def for_store(cls, store_path: str | Path) -> LiveLog:
+        return cls(live_log_path(store_path))
+
+    def _conn(self, synchronous: str = "FULL") -> sqlite3.Connection:
+        """This thread's connection. FULL: a commit is on disk before it returns, so a 202
+        means the events survive a crash of the process or of the machine. NORMAL (served
+        pages only): a commit survives the process being killed, and skips the disk flush
+        that would otherwise cost every page view milliseconds."""
+        name = f"conn_{synchronous}"
+        conn = getattr(self._local, name, None)
+        if conn is None:
+            # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE), so a
+            # writer takes the lock up front and waits for it (busy_timeout) instead of failing.
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            setattr(self._local, name, conn)
+        return conn
+
+    def close(self) -> None:
+        for name in ("conn_FULL", "conn_NORMAL"):
+            conn = getattr(self._local, name, None)
+            if conn is not None:
+                conn.close()
+                setattr(self._local, name, None)
+
+    # -- events ---------------------------------------------------------------------------
+    def append_events(self, events: Sequence[Event]) -> tuple[int, int]:
+        """Write a batch durably, in one transaction; returns (new, duplicates). An event whose
+        (user, event id) is already logged is a duplicate and is not written again."""
+        now = _iso(datetime.now(UTC))
+        rows = [
+            (e.user_id, e.event_id, e.type, e.item_id, _iso(e.at), e.ms_played, e.impression_id, now)
+            for e in events
+        ]
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO events (user_id, event_id, type, item_id, at, ms_played, "
+                "impression_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            new = conn.total_changes - before
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return new, len(rows) - new
+
+    def user_events(
+        self, user_id: str, limit: int = 50, before: datetime | None = None
+    ) -> list[Event]:
+        """A listener's accepted events, newest first (by event time, then arrival)."""
+        sql = "SELECT * FROM events WHERE user_id = ?"
+        params: list[object] = [user_id]
+        if before is not None:
+            sql += " AND at < ?"
+            params.append(_iso(before))
+        sql += " ORDER BY at DESC, seq DESC LIMIT ?"
+        params.append(int(limit))
+        return [_event(r) for r in self._query(sql, params)]
+
+    def waiting_events(self, limit: int | None = None) -> list[tuple[int, Event]]:
+        """Events not yet absorbed into the store, oldest first, with their sequence numbers."""
+        sql = "SELECT * FROM events WHERE absorbed = 0 ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [(r["seq"], _event(r)) for r in self._query(sql, [])]
+
+    def count_waiting(self) -> dict[str, int]:
+        """How many events and impressions wait to be absorbed into the store."""
+        conn = self._conn()
+        events = conn.execute("SELECT count(*) FROM events WHERE absorbed = 0").fetchone()[0]
+        impressions = conn.execute(
+            "SELECT count(*) FROM impressions WHERE absorbed = 0"
+        ).fetchone()[0]
+        return {"events": int(events), "impressions": int(impressions)}
+
+    def mark_absorbed(self, table: str, seqs: Iterable[int]) -> None:
+        if table not in ("events", "impressions"):
+            raise LiveLogError(f"no table {table!r} in the live log")
+        seqs = list(seqs)
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for start in range(0, len(seqs), 500):
+                chunk = seqs[start : start + 500]
+                conn.execute(
+                    f"UPDATE {table} SET absorbed = 1 WHERE seq IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def delete_event(self, user_id: str, event_id: str) -> bool:
+        conn = self._conn()
+        cur = conn.execute(
+            "DELETE FROM events WHERE user_id = ? AND event_id = ?", [user_id, event_id]
+        )
+        return cur.rowcount > 0
+
+    # -- impressions ----------------------------------------------------------------------
+    def append_impressions(self, rows: Sequence[dict[str, object]]) -> int:
+        """Log a served page's impressions (rows of the store's ``impressions`` table)."""
+        if not rows:
+            return 0
+        conn = self._conn("NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT OR IGNORE INTO impressions (impression_id, user_id, served_at, row) "
+                "VALUES (?, ?, ?, ?)",
+                [
+                    (r["impression_id"], r["user_id"], r["served_at"], json.dumps(r, default=str))
+                    for r in rows
+                ],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+    def waiting_impressions(self) -> list[tuple[int, dict[str, object]]]:
+        rows = self._query("SELECT seq, row FROM impressions WHERE absorbed = 0 ORDER BY seq", [])
+        return [(r["seq"], json.loads(r["row"])) for r in rows]
+
+    def impression(self, impression_id: str) -> dict[str, object] | None:
+        rows = self._query("SELECT row FROM impressions WHERE impression_id = ?", [impression_id])
+        return json.loads(rows[0]["row"]) if rows else None
+
+    # -- API keys -------------------------------------------------------------------------
+    def create_key(self, user_id: str | None = None, *, admin: bool = False) -> tuple[str, ApiKey]:
+        """A new key for a listener (or an admin key); returns the key, shown only now, and its
+        record. Only the key's SHA-256 is stored."""
+        if admin == (user_id is not None):
+            raise LiveLogError("a key is for one listener (user_id) or is an admin key, not both")
+        key_id = secrets.token_hex(4)
+        key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
+        created = datetime.now(UTC)
+        self._conn().execute(
+            "INSERT INTO api_keys (key_id, key_hash, user_id, is_admin, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [key_id, _hash(key), user_id, int(admin), _iso(created)],
+        )
+        return key, ApiKey(key_id, user_id, admin, created, None)
+
+    def keys(self) -> list[ApiKey]:
+        return [_key(r) for r in self._query("SELECT * FROM api_keys ORDER BY created_at", [])]
+
+    def revoke_key(self, key_id: str) -> bool:
+        cur = self._conn().execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+            [_iso(datetime.now(UTC)), key_id],
+        )
+        return cur.rowcount > 0
+
+    def check_key(self, key: str) -> ApiKey | None:
+        """The live (not revoked) key record for a presented key, or None."""
+        rows = self._query(
+            "SELECT * FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", [_hash(key)]
+        )
+        return _key(rows[0]) if rows else None
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
+        conn = self._conn()
+        conn.row_factory = sqlite3.Row
+        try:
+            return conn.execute(sql, list(params)).fetchall()
+        finally:
+            conn.row_factory = None
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _event(r: sqlite3.Row) -> Event:
+    return Event(
+        user_id=r["user_id"],
+        event_id=r["event_id"],
+        type=r["type"],
+        item_id=r["item_id"],
+        at=parse_iso(r["at"]),
+        ms_played=r["ms_played"],
+        impression_id=r["impression_id"],
+        received_at=parse_iso(r["received_at"]),
+        absorbed=bool(r["absorbed"]),
+    )
+
+
+def _key(r: sqlite3.Row) -> ApiKey:
+    return ApiKey(
+        key_id=r["key_id"],
+        user_id=r["user_id"],
+        is_admin=bool(r["is_admin"]),
+        created_at=parse_iso(r["created_at"]),
+        revoked_at=None if r["revoked_at"] is None else parse_iso(r["revoked_at"]),
+    )
