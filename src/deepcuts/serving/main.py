@@ -38,7 +38,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     app.state.live = LiveLog.for_store(config.store)
     app.state.snapshots = SnapshotReader(snapshot_root(config.store))
     for module in (home, weekly, tracks, events):
-        app.include_router(module.router, prefix="/v1")
+        app.include_router(module.router)
     app.include_router(health.router)
 
     @app.middleware("http")

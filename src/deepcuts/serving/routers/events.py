@@ -14,7 +14,7 @@ from deepcuts.serving.schemas.requests import MAX_EVENTS, EventBatch
 from deepcuts.serving.schemas.responses import ErrorOut, EventsAccepted, EventsOut
 from deepcuts.store.live import Event
 
-router = APIRouter(tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"])
 
 MAX_BODY = 1 << 20  # bytes of one batch
 

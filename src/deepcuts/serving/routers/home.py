@@ -12,7 +12,7 @@ from deepcuts.serving.deps import ERRORS, CallerDep, ConfigDep, LiveDep, Snapsho
 from deepcuts.serving.pages import home_page, page_dict
 from deepcuts.serving.schemas.responses import HomeOut
 
-router = APIRouter(tags=["home"])
+router = APIRouter(prefix="/v1", tags=["home"])
 
 
 @router.get("/users/{user}/home", response_model=HomeOut, responses=ERRORS)

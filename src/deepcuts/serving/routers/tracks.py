@@ -11,7 +11,7 @@ from deepcuts.serving.pages import radio, similar_items
 from deepcuts.serving.schemas.responses import ItemsOut
 from deepcuts.snapshots.published import Published
 
-router = APIRouter(tags=["tracks"])
+router = APIRouter(prefix="/v1", tags=["tracks"])
 
 N = Annotated[int, Query(ge=1, le=500, description="How many items.")]
 

@@ -12,7 +12,7 @@ from deepcuts.serving.pages import weekly_playlist
 from deepcuts.serving.schemas.responses import WeeklyOut
 from deepcuts.surfaces.weekly import WeekError, parse_week, week_name
 
-router = APIRouter(tags=["weekly"])
+router = APIRouter(prefix="/v1", tags=["weekly"])
 
 MEDIA_TYPES = {
     "jspf": "application/jspf+json",

@@ -1,0 +1,240 @@
+"""The live service through HTTP: every route, keys, bad input, the learn loop.
+
+One small simulated world is built and published with the real pipeline once per module;
+tests that write get their own copy.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from deepcuts.serving.config import ServeConfig
+from deepcuts.serving.main import create_app
+from deepcuts.store import Store
+from deepcuts.store.live import LiveLog, live_log_path
+from tests.serving_helpers import build_world, cli, copy_world
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    build_world(root)
+    return root
+
+
+@pytest.fixture
+def store(built, tmp_path):
+    return copy_world(built, tmp_path)
+
+
+def listeners(store, n=3):
+    with Store(store, read_only=True) as s:
+        return [r[0] for r in s.conn.execute(
+            "SELECT DISTINCT user_id FROM weekly_lists ORDER BY user_id LIMIT ?", [n]).fetchall()]  # fmt: skip
+
+
+def client(store, **config) -> TestClient:
+    return TestClient(create_app(ServeConfig(store, **config)))
+
+
+def key_for(store, *args) -> dict[str, str]:
+    key = cli(store, "keys", "create", *args).stdout.strip().splitlines()[-1]
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_home_page_has_titled_shelves_and_logs_every_card_with_its_propensity(store):
+    user = listeners(store, 1)[0]
+    api = client(store)
+    auth = key_for(store, "--user", user)
+    r = api.get(f"/v1/users/{user}/home", params={"hour": 7, "weekday": 2, "device": "ios", "country": "se"},
+                headers=auth)  # fmt: skip
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert page["context"] == {"hour": 7, "weekday": 2, "device": "ios", "country": "SE"}
+    assert 1 <= len(page["shelves"]) <= 4 and page["policy"]["policy_id"] == "epsilon-greedy"
+    ids = [c["impression_id"] for s in page["shelves"] for c in s["cards"]]
+    assert len(set(ids)) == len(ids) > 0
+    for shelf in page["shelves"]:
+        assert shelf["title"] and 0 < shelf["shelf_propensity"] <= 1
+        for card in shelf["cards"]:
+            assert card["name"] and 0 < card["propensity"] <= card["card_propensity"] + 1e-12 <= 1 + 1e-12
+    logged = LiveLog(live_log_path(store)).waiting_impressions()
+    assert {row["impression_id"] for _, row in logged} == set(ids)
+    assert all(row["policy_id"] == "epsilon-greedy" and row["propensity"] > 0 for _, row in logged)
+
+
+def test_weekly_as_json_and_as_each_playlist_format(store):
+    user = listeners(store, 1)[0]
+    api = client(store, no_auth=True)
+    data = api.get(f"/v1/users/{user}/weekly").json()
+    assert data["week"] == "2026-W44" and len(data["tracks"]) == 30
+    assert all(t["reason"] for t in data["tracks"])
+    items = [t["item_id"] for t in data["tracks"]]
+    assert api.get(f"/v1/users/{user}/weekly", params={"week": "2026-W44"}).json()["tracks"] == data["tracks"]
+    jspf = api.get(f"/v1/users/{user}/weekly", params={"format": "jspf"})
+    assert jspf.headers["content-type"].startswith("application/jspf+json")
+    assert len(json.loads(jspf.text)["playlist"]["track"]) == 30
+    xspf = api.get(f"/v1/users/{user}/weekly", headers={"Accept": "application/xspf+xml"})
+    tracks = ET.fromstring(xspf.text).findall(".//{http://xspf.org/ns/0/}track")
+    assert xspf.headers["content-type"].startswith("application/xspf+xml") and len(tracks) == 30
+    m3u = api.get(f"/v1/users/{user}/weekly", headers={"Accept": "audio/x-mpegurl"}).text
+    entries = [line for line in m3u.splitlines() if line and not line.startswith("#")]
+    assert m3u.startswith("#EXTM3U") and len(entries) == 30 and items[0] in entries[0]
+
+
+def test_similar_radio_and_search(store):
+    user = listeners(store, 1)[0]
+    api = client(store, no_auth=True)
+    track = api.get(f"/v1/users/{user}/weekly").json()["tracks"][0]["item_id"]
+    similar = api.get(f"/v1/tracks/{track}/similar", params={"n": 7}).json()["items"]
+    assert len(similar) == 7 and track not in [i["item_id"] for i in similar]
+    scores = [i["score"] for i in similar]
+    assert scores == sorted(scores, reverse=True)
+    seed_artist = api.get(f"/v1/tracks/{track}/similar", params={"n": 1}).json()["items"][0]
+    radio = api.get("/v1/radio", params={"track": track, "n": 20}).json()
+    by_artist = Counter(i["artist_id"] for i in radio["items"])
+    assert len(radio["items"]) == 20 and max(by_artist.values()) <= 2 and radio["title"].endswith("radio")
+    artist = seed_artist["artist_id"]
+    from_artist = api.get("/v1/radio", params={"artist": artist, "n": 10}).json()["items"]
+    assert from_artist and artist not in {i["artist_id"] for i in from_artist}
+    genre = api.get(f"/v1/users/{user}/home").json()  # any page: search by a word the catalogue uses
+    assert genre["shelves"]
+    hits = api.get("/v1/search", params={"q": "rock guitar", "n": 5}).json()["items"]
+    assert 0 < len(hits) <= 5 and all(h["score"] > 0 for h in hits)
+    only_artists = api.get("/v1/search", params={"q": "rock", "kind": "artist"}).json()["items"]
+    assert all(h["kind"] == "artist" for h in only_artists)
+
+
+def test_events_are_accepted_once_and_listed_newest_first(store):
+    user = listeners(store, 1)[0]
+    api = client(store)
+    auth = key_for(store, "--user", user)
+    track = api.get(f"/v1/users/{user}/weekly", headers=auth).json()["tracks"][0]["item_id"]
+    t0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    batch = [
+        {"event_id": f"e{k}", "user_id": user, "type": kind, "item_id": track,
+         "at": (t0 + timedelta(minutes=k)).isoformat(), "ms_played": ms}
+        for k, (kind, ms) in enumerate([("play", 45_000), ("skip", 3_000), ("save", None), ("click", None)])
+    ]  # fmt: skip
+    r = api.post("/v1/events", json={"events": batch}, headers=auth)
+    assert r.status_code == 202 and r.json() == {"accepted": 4, "duplicates": 0}
+    again = api.post("/v1/events", json={"events": batch[:2]}, headers=auth)
+    assert again.status_code == 202 and again.json() == {"accepted": 0, "duplicates": 2}
+    listed = api.get(f"/v1/users/{user}/events", headers=auth).json()["events"]
+    assert [e["event_id"] for e in listed] == ["e3", "e2", "e1", "e0"]
+    assert not any(e["absorbed"] for e in listed)
+    page = api.get(f"/v1/users/{user}/events", params={"limit": 2, "before": (t0 + timedelta(minutes=2)).isoformat()},
+                   headers=auth).json()["events"]  # fmt: skip
+    assert [e["event_id"] for e in page] == ["e1", "e0"]
+    # The learn job absorbs them into the store: plays and skips as listens, saves as actions.
+    cli(store, "learn")
+    with Store(store, read_only=True) as s:
+        listens = s.conn.execute("SELECT ms_played, skipped FROM listens WHERE user_id = ? AND source = 'api' "
+                                 "ORDER BY played_at", [user]).fetchall()  # fmt: skip
+        saves = s.conn.execute("SELECT count(*) FROM actions WHERE user_id = ? AND action = 'save' AND source = 'api'",
+                               [user]).fetchall()[0][0]  # fmt: skip
+    assert listens == [(45_000, False), (3_000, True)] and saves == 1
+    assert all(e["absorbed"] for e in api.get(f"/v1/users/{user}/events", headers=auth).json()["events"])
+    cli(store, "learn")  # absorbing again changes nothing
+    with Store(store, read_only=True) as s:
+        assert s.conn.execute("SELECT count(*) FROM listens WHERE user_id = ? AND source = 'api'", [user]).fetchall()[0][0] == 2
+
+
+def test_keys_decide_who_reads_and_writes_what(store):
+    alice, bob = listeners(store, 2)
+    api = client(store)
+    mine, admin = key_for(store, "--user", alice), key_for(store, "--admin")
+    assert api.get(f"/v1/users/{alice}/home").status_code == 401
+    assert api.get(f"/v1/users/{alice}/home", headers={"Authorization": "Bearer dc_nope"}).status_code == 401
+    assert api.get(f"/v1/users/{alice}/weekly", headers=mine).status_code == 200
+    denied = api.get(f"/v1/users/{bob}/weekly", headers=mine)
+    assert denied.status_code == 403 and bob in denied.json()["detail"]
+    assert api.get(f"/v1/users/{bob}/weekly", headers=admin).status_code == 200
+    track = api.get(f"/v1/users/{alice}/weekly", headers=mine).json()["tracks"][0]["item_id"]
+    post = {"events": [{"event_id": "x", "user_id": bob, "type": "save", "item_id": track}]}
+    assert api.post("/v1/events", json=post, headers=mine).status_code == 403
+    assert api.post("/v1/events", json=post, headers=admin).status_code == 202
+    listed = cli(store, "keys", "list").stdout
+    key_id = [line.split()[0] for line in listed.splitlines() if alice in line][0]
+    cli(store, "keys", "revoke", key_id)
+    assert api.get(f"/v1/users/{alice}/weekly", headers=mine).status_code == 401
+    secret = mine["Authorization"].split()[1]
+    assert secret.encode() not in live_log_path(store).read_bytes()  # only its hash is kept
+
+
+def test_bad_input_names_the_field_and_the_problem(store):
+    user = listeners(store, 1)[0]
+    api = client(store, no_auth=True)
+    track = api.get(f"/v1/users/{user}/weekly").json()["tracks"][0]["item_id"]
+    cases = [
+        (api.get("/v1/users/nobody/home"), 404, "nobody"),
+        (api.get("/v1/tracks/no-such-track/similar"), 404, "no-such-track"),
+        (api.get(f"/v1/users/{user}/weekly", params={"week": "2026-W60"}), 422, "week"),
+        (api.get(f"/v1/users/{user}/weekly", params={"week": "2019-W01"}), 404, "2019-W01"),
+        (api.get(f"/v1/users/{user}/home", params={"hour": 25}), 422, "hour"),
+        (api.get(f"/v1/users/{user}/home", params={"country": "Sweden"}), 422, "country"),
+        (api.get("/v1/radio", params={"track": track, "artist": "a1"}), 422, "exactly one"),
+        (api.post("/v1/events", content=b"{not json", headers={"content-type": "application/json"}), 422, "JSON"),
+        (api.post("/v1/events", json={"events": [{"event_id": "1", "user_id": user, "type": "play", "item_id": track}]}),
+         422, "ms_played"),
+        (api.post("/v1/events", json={"events": [{"event_id": "1", "user_id": user, "type": "dance", "item_id": track}]}),
+         422, "events.0.type"),
+        (api.post("/v1/events", json={"events": [{"event_id": "1", "user_id": user, "type": "save", "item_id": "zzz"}]}),
+         404, "events[0].item_id"),
+        (api.post("/v1/events", json={"events": [{"event_id": str(k), "user_id": user, "type": "save", "item_id": track}
+                                                 for k in range(1001)]}), 413, "1000"),
+    ]  # fmt: skip
+    for response, status, words in cases:
+        assert response.status_code == status, (response.request.url, response.text)
+        assert words in json.dumps(response.json()), (response.request.url, response.text)
+    assert LiveLog(live_log_path(store)).count_waiting()["events"] == 0  # nothing refused was kept
+
+
+def test_health_and_metrics(store):
+    user = listeners(store, 1)[0]
+    api = client(store, no_auth=True)
+    for _ in range(3):
+        api.get(f"/v1/users/{user}/home")
+    assert api.get("/healthz").json()["status"] == "ok"
+    text = api.get("/metrics").text
+    assert 'deepcuts_http_requests_total{method="GET",route="/v1/users/{user}/home",status="200"}' in text
+    assert "deepcuts_http_request_seconds_bucket" in text and "deepcuts_snapshot_version" in text
+    assert 'deepcuts_waiting{kind="impressions"}' in text
+
+
+def test_playing_one_shelfs_cards_moves_that_shelf_up_after_learning(store):
+    """BaRT's loop through the API: pages served, the listener streams the cards of one shelf
+    kind and skips the rest, the learn job runs, and the next pages rank that kind higher."""
+    user = listeners(store, 3)[2]
+    api = client(store, policy="greedy", shelves=30, cards=5)
+    auth = key_for(store, "--user", user)
+
+    def ranks(n=1):
+        pages = [api.get(f"/v1/users/{user}/home", params={"hour": 18}, headers=auth).json() for _ in range(n)]
+        return pages, [[s["shelf_type"] for s in p["shelves"]] for p in pages]
+
+    (first,), (before,) = ranks()
+    target = [t for t in before[len(before) // 2 :] if before.count(t) == 1][0]  # a low shelf kind
+    events, k = [], 0
+    for _ in range(5):
+        (page,), _ = ranks()
+        for shelf in page["shelves"]:
+            for card in shelf["cards"]:
+                k += 1
+                liked = shelf["shelf_type"] == target
+                events.append({"event_id": f"p{k}", "user_id": user, "type": "play" if liked else "skip",
+                               "item_id": card["item_id"], "impression_id": card["impression_id"],
+                               "ms_played": 120_000 if liked else 4_000})  # fmt: skip
+    assert api.post("/v1/events", json={"events": events}, headers=auth).status_code == 202
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    learnt = json.loads(cli(store, "learn", "--at", later, "--json").stdout)
+    assert learnt["streamed"] >= 5 and learnt["learned"] > 0 and learnt["published_version"]
+    (after_page,), (after,) = ranks()
+    assert after_page["snapshot_version"] == learnt["published_version"]
+    assert after.index(target) < before.index(target), (target, before, after)
