@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 
 from deepcuts.serving import metrics
 from deepcuts.serving.config import ServeConfig
@@ -33,6 +34,11 @@ class Caller:
     def require(self, user_id: str) -> None:
         if not self.may_access(user_id):
             raise HTTPException(403, f"this key may not read or write listener {user_id!r}'s data")
+
+
+def invalid(loc: tuple[str | int, ...], message: str) -> RequestValidationError:
+    """A 422 in FastAPI's own shape (``detail: [{loc, msg, type}]``), naming where it was."""
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message}])
 
 
 def get_config(request: Request) -> ServeConfig:

@@ -59,7 +59,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     @app.exception_handler(BanditInputError)
     async def bad_input(_request: Request, exc: BanditInputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": [{"type": "value_error", "loc": [], "msg": str(exc)}]}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query
 
-from deepcuts.serving.deps import ERRORS, CallerDep, SnapshotDep
+from deepcuts.serving.deps import ERRORS, CallerDep, SnapshotDep, invalid
 from deepcuts.serving.pages import radio, similar_items
 from deepcuts.serving.schemas.responses import ItemsOut
 from deepcuts.snapshots.published import Published
@@ -40,7 +40,7 @@ def get_radio(
 ) -> dict[str, object]:
     """"Keep the vibe going": tracks like a seed track or artist, at most 2 per artist."""
     if (track is None) == (artist is None):
-        raise HTTPException(422, "give exactly one of `track` or `artist`")
+        raise invalid(("query", "track"), "give exactly one of `track` or `artist`")
     title, found = radio(published, track=track, artist=artist, n=n)
     return {"title": title, "items": _items(published, found)}
 

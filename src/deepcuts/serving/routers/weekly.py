@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from deepcuts.io.playlists import export
 from deepcuts.serving.deps import ERRORS, CallerDep, SnapshotDep
-from deepcuts.serving.pages import weekly_playlist
+from deepcuts.serving.pages import NotFound, weekly_playlist
 from deepcuts.serving.schemas.responses import WeeklyOut
 from deepcuts.surfaces.weekly import WeekError, parse_week, week_name
 
@@ -52,7 +52,7 @@ def get_weekly(
     user: Annotated[str, Path(min_length=1, max_length=256)],
     published: SnapshotDep,
     caller: CallerDep,
-    week: Annotated[str | None, Query(description="ISO week, YYYY-Www [default: the latest list].")] = None,
+    week: Annotated[str | None, Query(pattern=r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$", description="ISO week, YYYY-Www [default: the latest list].")] = None,
     format: Annotated[Literal["json", "jspf", "xspf", "m3u8"] | None, Query(description="Playlist format [default: from Accept, else json].")] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ):
@@ -62,7 +62,7 @@ def get_weekly(
         try:
             week = week_name(parse_week(week))
         except WeekError as exc:
-            raise HTTPException(422, f"week: {exc}") from exc
+            raise NotFound("week", week, str(exc)) from exc  # e.g. W53 of a year without one
     playlist = weekly_playlist(published, user, week)
     fmt = _format(format, accept)
     if fmt != "json":
