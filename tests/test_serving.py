@@ -213,6 +213,7 @@ def test_playing_one_shelfs_cards_moves_that_shelf_up_after_learning(store):
     kind and skips the rest, the learn job runs, and the next pages rank that kind higher."""
     user = listeners(store, 3)[2]
     api = client(store, policy="greedy", shelves=30, cards=5)
+    api.app.state.snapshots.check_every = 0.0  # see the learn job's version at once, not within 1 s
     auth = key_for(store, "--user", user)
 
     def ranks(n=1):
