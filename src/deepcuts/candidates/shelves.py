@@ -198,7 +198,9 @@ def because_you_listened(
         candidates = data.similar(mine, exclude_artists=[artist])
         candidates = candidates[data.catalogue.artist[candidates] != artist]
         artist_id, name = _artist(data, artist)
-        out.append(kind.pick(artist_id, data.best(user, candidates[: limit * 4], limit), artist=name))
+        out.append(
+            kind.pick(artist_id, data.best(user, candidates[: limit * 4], limit), artist=name)
+        )
     return out
 
 
@@ -207,7 +209,9 @@ def best_of_artist(data: ShelfData, visit: Visit, limit: int) -> list[ShelfPick]
     artists = data.top_artists(data.user(visit.user_id), 1)
     if not artists:
         return []
-    tracks = most_streamed(np.flatnonzero(data.catalogue.artist == artists[0]), data.catalogue.plays)
+    tracks = most_streamed(
+        np.flatnonzero(data.catalogue.artist == artists[0]), data.catalogue.plays
+    )
     artist_id, name = _artist(data, artists[0])
     return [_kind("best_of_artist").pick(artist_id, tracks[:limit], artist=name)]
 
