@@ -19,6 +19,7 @@ import pytest
 import scipy.sparse as sp
 
 from deepcuts.bandit.types import Context
+from deepcuts.candidates.base import NONE, UserBatch, World
 from deepcuts.candidates.shelves import (
     SHELF_KINDS,
     SHELF_KINDS_BY_NAME,
@@ -27,6 +28,7 @@ from deepcuts.candidates.shelves import (
     in_release_window,
     release_window,
 )
+from deepcuts.candidates.sources import NewReleaseSource
 from deepcuts.models.cf.popularity import Popularity
 from deepcuts.signals.catalogue import NO_DATE, Catalogue
 from deepcuts.signals.confidence import Interactions
@@ -196,6 +198,28 @@ def test_new_releases_holds_only_tracks_inside_the_window(store):
     (shelf,) = shelves(world(store, plays=heard, release_day=release), "new_releases")
     assert items(shelf) == ["t07"]
     assert shelves(world(store), "new_releases") == []  # nothing released lately: no shelf
+
+
+def test_discover_weekly_and_the_home_shelf_share_the_window(store):
+    monday = date(2026, 11, 9)
+    w = int(day_number(monday))
+    release = {"t06": w - 28, "t07": w - 1, "t09": w, "t10": w - 29, "t11": w + 3}
+    data = world(store, release_day=release)
+    n = len(TRACKS)
+    batch = UserBatch(
+        users=np.array([0]),
+        history=data.interactions.matrix[[0]],
+        forbidden=sp.csr_matrix((1, n), dtype=np.float32),
+        scores=np.zeros((1, n), np.float32),
+    )
+    got = NewReleaseSource(k=5).generate(batch, World(catalogue=data.catalogue, week_start=monday))
+    weekly = {TRACKS[i] for i in got.items[0] if i != NONE}
+    data.now = datetime(2026, 11, 9)  # a home page at the first moment of the same week
+    (shelf,) = shelves(data, "new_releases")
+    assert weekly == set(items(shelf)) == {"t06", "t07"}
+    data.now = datetime(2026, 11, 9, 15)  # that afternoon: Monday's release is out, W-28 is not
+    (shelf,) = shelves(data, "new_releases")
+    assert set(items(shelf)) == {"t07", "t09"}
 
 
 # -- artist shelves -----------------------------------------------------------------------------
