@@ -36,7 +36,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from deepcuts.bandit.environment import HomeWorld, HomeWorldConfig  # noqa: E402
-from deepcuts.bandit.policies import EpsilonGreedy, Greedy  # noqa: E402
+from deepcuts.bandit.policies import make_policy  # noqa: E402
 from deepcuts.bandit.reward import RewardModel  # noqa: E402
 from deepcuts.bandit.simulation import (  # noqa: E402
     SimulationConfig,
@@ -57,9 +57,9 @@ def one_seed(root: Path, seed: int, decays: tuple[float, float], args) -> dict[s
     state = config.seed * 1000 + 17  # every learner starts from the same model
     model = {"position_model": args.position_model, "max_weight": args.max_weight}
     policies = {
-        "epsilon-greedy": EpsilonGreedy(epsilon=args.epsilon, random_state=state, reward_params=model),
-        "greedy": Greedy(random_state=state, reward_params=model),
-        "uniform+learner": EpsilonGreedy(epsilon=1.0, random_state=state, reward_params=model),
+        "epsilon-greedy": make_policy("epsilon-greedy", state, epsilon=args.epsilon, reward_params=model),
+        "greedy": make_policy("greedy", state, reward_params=model),
+        "uniform+learner": make_policy("epsilon-greedy", state, epsilon=1.0, reward_params=model),
     }
     out = {}
     for name, policy in policies.items():

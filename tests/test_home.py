@@ -213,6 +213,49 @@ def test_the_reward_model_persists_without_pickle(store_path):
     assert p["feedback"]["learned"] == 0 and p["policy"]["version"] == "1"
 
 
+def test_every_policy_serves_the_home_screen_and_keeps_what_it_learns(store_path):
+    """Each policy `make_policy` makes serves through `deepcuts home --policy`; Thompson
+    sampling and LinUCB make their own models on first use from every reward logged so far,
+    keep them in the one home model file and go on learning from later pages."""
+    user = users(store_path, 1)[0]
+    at = AT
+    page(store_path, "--user", user, "--at", at.isoformat())  # epsilon-greedy, logged
+    for name in ("greedy", "uniform", "thompson", "linucb"):
+        at += timedelta(hours=2)  # the pages before are learnt from, unstreamed
+        p = page(store_path, "--user", user, "--policy", name, "--at", at.isoformat())
+        assert p["policy"]["policy_id"] == name and p["logged"] > 0
+        for s in p["shelves"]:
+            assert 0 < s["shelf_propensity"] <= 1
+            assert all(0 < c["propensity"] <= 1 for c in s["cards"])
+    with Store(store_path, read_only=True) as s:
+        served = dict(
+            s.conn.execute(
+                "SELECT policy_id, count(DISTINCT page_id) FROM impressions GROUP BY 1"
+            ).fetchall()
+        )
+    assert served == {"epsilon-greedy": 1, "greedy": 1, "uniform": 1, "thompson": 1, "linucb": 1}
+    path = store_path.parent / "models" / "home-bandit.npz"
+
+    def saved():
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data["meta"]))["extra"]["learners"], set(data.files)
+
+    learners, files = saved()
+    assert set(learners) == {"thompson", "linucb"} and len(learners["thompson"]["members"]) == 8
+    assert {"linucb.A_inv", "linucb.b"} <= files and any(f.startswith("thompson.7.") for f in files)
+    # thompson learnt the three earlier pages in one catch-up batch, then its own page when
+    # linucb served; linucb caught up on all four pages in one batch
+    assert learners["thompson"]["n_updates"] == 2 and learners["linucb"]["n_updates"] == 1
+    # the next visit learns the linucb page (and nothing twice) into every model, then serves
+    later = (at + timedelta(hours=2)).isoformat()
+    p = page(store_path, "--user", user, "--policy", "thompson", "--at", later)
+    assert p["feedback"]["learned"] > 0 and p["feedback"]["batches"] == 1
+    assert p["policy"]["version"] == "3"
+    learners, _ = saved()
+    assert learners["thompson"]["n_updates"] == 3 and learners["linucb"]["n_updates"] == 2
+    _cli(store_path, "home", "--user", user, "--policy", "softmax", expect=2)
+
+
 def test_unknown_listener_and_missing_model_are_clear_errors(store_path, tmp_path):
     result = _cli(store_path, "home", "--user", "nobody", expect=2)
     assert "no listener 'nobody'" in result.output

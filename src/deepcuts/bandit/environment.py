@@ -59,21 +59,9 @@ import pyarrow.parquet as pq
 
 from deepcuts.bandit.policies import PageProbabilities
 from deepcuts.bandit.types import BanditInputError, Card, Context, Page, PageLayout, Shelf
+from deepcuts.candidates.shelves import SHELF_TYPES  # the one registry of shelf kinds
 from deepcuts.simulate import REGION_CODES, Truth, load_truth, simulate_world
 from deepcuts.simulate.genres import PLATFORM_SHARE, PLATFORMS
-
-SHELF_TYPES = (
-    "discover_weekly",
-    "because_you_listened",
-    "best_of_artist",
-    "keep_the_vibe_going",
-    "jump_back_in",
-    "popular_in_region",
-    "friends_listening",
-    "fresh_finds",
-    "genre_mix",
-    "new_releases",
-)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

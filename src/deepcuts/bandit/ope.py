@@ -333,7 +333,7 @@ def evaluate(
             model = target_policy.members[0]
         else:
             model = RewardModel(random_state=seed + f)
-            holder = EpsilonGreedy(reward_model=model, random_state=seed + f)
+            holder = make_policy("epsilon-greedy", random_state=seed + f, reward_model=model)
             train(holder, log, train_pages, n_epochs, seed + f)
         part = replay(target_policy, test_pages, len(log), model)
         for k, v in part.items():

@@ -621,6 +621,12 @@ class RewardModel:
         (e.g. the serving policy's version). The file is replaced atomically: a reader never
         sees half a model.
         """
+        write_npz(path, *self.state(extra))
+
+    def state(
+        self, extra: Mapping[str, object] | None = None
+    ) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+        """What `save` writes: the JSON metadata and the arrays (see `from_state`)."""
         meta = {
             "format_version": FORMAT_VERSION,
             "kind": "deepcuts.bandit.RewardModel",
@@ -639,41 +645,61 @@ class RewardModel:
             "linear_only": self.space.linear_only,
             "extra": dict(extra if extra is not None else self.extra),
         }
-        arrays = {**self.fm.arrays(), **self.examination.arrays()}
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        return meta, {**self.fm.arrays(), **self.examination.arrays()}
 
     @classmethod
     def load(cls, path: str | Path) -> RewardModel:
         with np.load(Path(path), allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            if (
-                meta.get("format_version") != FORMAT_VERSION
-                or meta.get("kind") != "deepcuts.bandit.RewardModel"
-            ):
-                raise BanditInputError(
-                    f"path: {path} is not a deepcuts reward model of format {FORMAT_VERSION}"
-                )
             arrays = {k: data[k] for k in data.files if k != "meta"}
-        space = FeatureSpace(meta["names"][1:], meta["linear_only"][1:])
+        return cls.from_state(meta, arrays, where=str(path))
+
+    @classmethod
+    def from_state(
+        cls,
+        meta: Mapping[str, object],
+        arrays: Mapping[str, np.ndarray],
+        featurizer: Featurizer | None = None,
+        where: str = "state",
+    ) -> RewardModel:
+        """The model `state` describes. ``featurizer``, where given, is used (shared) instead
+        of a new one from the metadata: it must have the feature space the model was saved
+        with (models saved together from one shared featurizer)."""
+        if (
+            meta.get("format_version") != FORMAT_VERSION
+            or meta.get("kind") != "deepcuts.bandit.RewardModel"
+        ):
+            raise BanditInputError(
+                f"path: {where} is not a deepcuts reward model of format {FORMAT_VERSION}"
+            )
+        if featurizer is None:
+            space = FeatureSpace(meta["names"][1:], meta["linear_only"][1:])  # type: ignore[index]
+            featurizer = Featurizer(space=space, **meta["featurizer"])  # type: ignore[arg-type]
         model = cls(
-            Featurizer(space=space, **meta["featurizer"]),
-            propensity_weighting=meta["propensity_weighting"],
-            max_weight=meta["max_weight"],
+            featurizer,
+            propensity_weighting=meta["propensity_weighting"],  # type: ignore[arg-type]
+            max_weight=meta["max_weight"],  # type: ignore[arg-type]
             # models saved before the examination model had an additive logit bias
-            position_model=meta.get("position_model", "logit"),
-            examination_rate=meta.get("examination_rate", 0.2),
-            **meta["fm_params"],
+            position_model=meta.get("position_model", "logit"),  # type: ignore[arg-type]
+            examination_rate=meta.get("examination_rate", 0.2),  # type: ignore[arg-type]
+            **meta["fm_params"],  # type: ignore[arg-type]
         )
-        model.fm = FactorizationMachine.from_arrays(meta["fm_params"], arrays)
+        model.fm = FactorizationMachine.from_arrays(meta["fm_params"], arrays)  # type: ignore[arg-type]
         if "exam_shelf" in arrays:
             model.examination = Examination.from_arrays(model.examination.learning_rate, arrays)
-        model.extra = dict(meta.get("extra") or {})
+        model.extra = dict(meta.get("extra") or {})  # type: ignore[call-overload]
         return model
+
+
+def write_npz(path: str | Path, meta: Mapping[str, object], arrays: Mapping[str, np.ndarray]) -> None:
+    """Write JSON ``meta`` and ``arrays`` as one ``.npz``, replacing ``path`` atomically (a
+    reader sees the old file or the new one, never half of one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -41,7 +41,7 @@ from deepcuts.bandit.estimators import (
 )
 from deepcuts.bandit.feedback import LoggedFeedback, from_impressions
 from deepcuts.bandit.ope import ReplayPage, replay
-from deepcuts.bandit.policies import EpsilonGreedy, Greedy, Policy, make_policy
+from deepcuts.bandit.policies import EpsilonGreedy, Policy, make_policy
 from deepcuts.bandit.types import BanditInputError, Context, Impression, Page, PageLayout, Shelf
 
 Progress = Callable[[str, int], None]
@@ -388,7 +388,7 @@ def learned_value(
     contexts: what it has learnt, apart from what exploring cost it. None without a model."""
     if not isinstance(policy, EpsilonGreedy) or not contexts:
         return None
-    exploit = Greedy(reward_model=policy.reward_model, random_state=0)
+    exploit = make_policy("greedy", random_state=0, reward_model=policy.reward_model)
     return on_policy_value(world, exploit, layout, contexts)[0]
 
 

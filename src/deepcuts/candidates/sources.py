@@ -8,7 +8,6 @@ must not get (played, banned, on a recent list).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,8 +23,8 @@ from deepcuts.candidates.base import (
     top_k_sparse,
     top_k_through,
 )
-
-EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+from deepcuts.candidates.shelves import EPOCH_ORDINAL as EPOCH_ORDINAL  # re-exported
+from deepcuts.candidates.shelves import NEW_RELEASE_DAYS, in_release_window
 
 
 @dataclass
@@ -176,17 +175,15 @@ class RegionSource:
 
 @dataclass
 class NewReleaseSource:
-    """Tracks released in the last `days` days, best first for this listener."""
+    """Tracks released in the `days` days before the week starts (`release_window`, the rule
+    the home screen's "New releases for you" shares), best first for this listener."""
 
     k: int = 20
-    days: int = 28
+    days: int = NEW_RELEASE_DAYS
     name: str = "new_releases"
 
     def generate(self, batch: UserBatch, world: World) -> Candidates:
-        start = (world.week_start - timedelta(days=self.days)).toordinal() - EPOCH_ORDINAL
-        end = world.week_start.toordinal() - EPOCH_ORDINAL
-        day = world.catalogue.release_day
-        fresh = (day >= start) & (day < end)
+        fresh = in_release_window(world.catalogue.release_day, world.week_start, self.days)
         if not fresh.any():
             return _empty(self.name, len(batch.users), self.k)
         # New tracks have little listening yet: where there are content vectors, match them

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import click
 
-from deepcuts.cli.common import handles_errors, open_store, progress_bar, settings
-
-POLICY_NAMES = ("epsilon-greedy", "greedy", "uniform", "thompson", "linucb")
+from deepcuts.cli.common import (
+    PolicyChoice,
+    handles_errors,
+    open_store,
+    policy_names,
+    progress_bar,
+    settings,
+)
 
 
 def _comma_list(value: str | None) -> list[str] | None:
@@ -27,7 +32,7 @@ def _comma_list(value: str | None) -> list[str] | None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="A logged table, Parquet or CSV (by suffix). Default: the store's impressions with rewards.",
 )
-@click.option("--policy", type=click.Choice(POLICY_NAMES), help="Evaluate this deepcuts policy.")
+@click.option("--policy", type=PolicyChoice(), help="Evaluate this deepcuts policy.")
 @click.option(
     "--target-column",
     help="Evaluate a policy from elsewhere: the column with its probability of each logged card at its position.",
@@ -238,9 +243,7 @@ def ope(
 )
 @click.option(
     "--policies",
-    default=",".join(POLICY_NAMES),
-    show_default=True,
-    help="Comma-separated policies to run.",
+    help="Comma-separated policies to run [default: every policy].",
 )
 @click.option(
     "--epsilon",
@@ -322,7 +325,7 @@ def simulate_home(
     users: int,
     tracks: int,
     impressions: int,
-    policies: str,
+    policies: str | None,
     epsilon: float,
     position_model: str,
     shelf_decay: float | None,
@@ -356,11 +359,12 @@ def simulate_home(
     from deepcuts.bandit.types import BanditInputError, PageLayout
 
     seed = settings(ctx).seed if seed is None else seed
-    names = _comma_list(policies) or []
-    unknown = [n for n in names if n not in POLICY_NAMES]
+    known = policy_names()
+    names = list(known) if policies is None else _comma_list(policies) or []
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise click.BadParameter(
-            f"unknown policy {', '.join(unknown) or '(none)'}; choose from {', '.join(POLICY_NAMES)}",
+            f"unknown policy {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}",
             param_hint="--policies",
         )
     try:

@@ -74,3 +74,26 @@ def progress_bar(transient: bool = False) -> Progress:
         console=err,
         transient=transient,
     )
+
+
+def policy_names() -> tuple[str, ...]:
+    """Every bandit policy `make_policy` makes, by name (imports the bandit package)."""
+    from deepcuts.bandit.policies import POLICIES
+
+    return tuple(POLICIES)
+
+
+class PolicyChoice(click.Choice):
+    """A choice of `policy_names`, looked up when first needed (so that importing the CLI does
+    not import the bandit package)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        return policy_names()
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        pass

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import click
 
-from deepcuts.cli.common import handles_errors, log, open_store, progress_bar
+from deepcuts.cli.common import PolicyChoice, handles_errors, log, open_store, progress_bar
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 STEPS = 4  # the steps `serve_home` reports
@@ -45,11 +45,14 @@ def _at(value: str | None) -> datetime | None:
 )
 @click.option(
     "--policy",
-    type=click.Choice(["epsilon-greedy", "greedy", "uniform"]),
+    type=PolicyChoice(),
     default="epsilon-greedy",
     show_default=True,
     help="Who orders shelves and cards: epsilon-greedy over the factorization machine (BaRT), "
-    "the same model without exploration, or uniformly random order.",
+    "greedy (the same model without exploration), uniformly random order, thompson (bootstrap "
+    "Thompson sampling over an ensemble of those models) or linucb (LinUCB). Thompson sampling "
+    "and LinUCB keep models of their own beside the shared one, made the first time they "
+    "serve from every reward logged so far.",
 )
 @click.option(
     "--epsilon",

@@ -17,7 +17,6 @@ from deepcuts.io.playlists import ExportTrack, PlaylistExport
 from deepcuts.snapshots.published import Published
 from deepcuts.surfaces.weekly import parse_week
 
-HOME_POLICIES = ("epsilon-greedy", "greedy", "uniform")
 
 
 class NotFound(LookupError):

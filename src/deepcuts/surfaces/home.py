@@ -1,8 +1,10 @@
 """The home screen's shelves, built from the store and the trained models.
 
-Each shelf generator is a `ShelfSource` (``deepcuts.bandit.types``): a name (the shelf type) and
-``shelves(context, limit)`` returning themed rows of candidate cards whose title is the
-explanation. The bandit then chooses which shelves a page shows and orders the cards.
+The shelf kinds (their names, title templates and the rules that fill them) are the one
+registry in ``deepcuts.candidates.shelves``; here each kind becomes a `ShelfSource`
+(``deepcuts.bandit.types``, `KindSource`): a name (the shelf type) and ``shelves(context,
+limit)`` returning themed rows of candidate cards whose title is the explanation. The bandit
+then chooses which shelves a page shows and orders the cards.
 
 `HomeData` holds what every shelf reads, loaded once: the default model, the listening
 signals, the catalogue, item vectors, friends, regions, stored Discover Weekly lists and, where
@@ -26,10 +28,18 @@ from deepcuts.bandit.impressions import (
     pending_impressions,
     rewarded_impressions,
 )
-from deepcuts.bandit.policies import EpsilonGreedy, Greedy, Policy, UniformRandom
-from deepcuts.bandit.reward import RewardModel, SuccessRule
-from deepcuts.bandit.types import BanditInputError, Card, Context, Page, PageLayout, Shelf
-from deepcuts.candidates.sources import EPOCH_ORDINAL
+from deepcuts.bandit.policies import POLICIES, LinUCB, Policy, ThompsonSampling, make_policy
+from deepcuts.bandit.reward import RewardModel, SuccessRule, write_npz
+from deepcuts.bandit.types import (
+    BanditInputError,
+    Card,
+    Context,
+    Impression,
+    Page,
+    PageLayout,
+    Shelf,
+)
+from deepcuts.candidates.shelves import SHELF_KINDS, ShelfKind
 from deepcuts.models.base import Recommender
 from deepcuts.signals.catalogue import Catalogue, load_catalogue
 from deepcuts.signals.confidence import Interactions
@@ -53,6 +63,7 @@ class HomeData:
     content_vectors: np.ndarray | None = None
     genres: np.ndarray | None = None  # (n_items,) object: the item's genre or top tag
     _scores: dict[int, np.ndarray] = field(default_factory=dict)
+    shelf_cache: dict = field(default_factory=dict)  # what shelf kinds reuse between visits
 
     @classmethod
     def load(
@@ -190,288 +201,33 @@ def _item_genres(store: Store, inter: Interactions) -> np.ndarray:
     return genres
 
 
-def _shelf(
-    shelf_type: str, key: str, title: str, data: HomeData, items: Sequence[int]
-) -> list[Shelf]:
-    cards = tuple(data.card(int(i)) for i in dict.fromkeys(items))
-    return [Shelf(f"{shelf_type}:{key}", shelf_type, title, cards)] if cards else []
-
-
-def _artist_name(data: HomeData, artist: int) -> str:
-    return str(data.catalogue.artist_names[artist])
-
-
 @dataclass
-class DiscoverWeeklyShelf:
-    """ "Your Discover Weekly": the listener's latest stored list (built by `deepcuts weekly`)."""
+class KindSource:
+    """A shelf kind of the registry (``deepcuts.candidates.shelves.SHELF_KINDS``) as a
+    `ShelfSource`: its picks for a visit become shelves of cards, ``<kind>:<key>`` their id."""
 
+    kind: ShelfKind
     data: HomeData
-    name: str = "discover_weekly"
+
+    @property
+    def name(self) -> str:
+        return self.kind.name
 
     def shelves(self, context: Context, limit: int) -> list[Shelf]:
-        rows = self.data.store.conn.execute(
-            "SELECT item_id, week FROM weekly_lists WHERE user_id = ? AND week = "
-            "(SELECT max(week) FROM weekly_lists WHERE user_id = ?) ORDER BY position LIMIT ?",
-            [context.user_id, context.user_id, limit],
-        ).fetchall()
-        week = rows[0][1] if rows else ""
-        items = [self.data.interactions.items.get(r[0]) for r in rows]
-        return _shelf(
-            self.name, week, "Your Discover Weekly", self.data, [i for i in items if i >= 0]
-        )
-
-
-@dataclass
-class BecauseYouListenedShelf:
-    """ "Because you listened to <artist>": tracks like that artist's, by other artists."""
-
-    data: HomeData
-    artists: int = 2
-    name: str = "because_you_listened"
-
-    def shelves(self, context: Context, limit: int) -> list[Shelf]:
-        d = self.data
-        user = d.user(context.user_id)
-        out = []
-        for artist in d.top_artists(user, self.artists):
-            mine = np.intersect1d(d.liked(user)[0], np.flatnonzero(d.catalogue.artist == artist))
-            candidates = d.similar(mine, exclude_artists=[artist])
-            out += _shelf(
-                self.name,
-                str(d.catalogue.artists[artist]),
-                f"Because you listened to {_artist_name(d, artist)}",
-                d,
-                d.best(user, candidates[: limit * 4], limit),
+        return [
+            Shelf(
+                f"{self.kind.name}:{pick.key}",
+                self.kind.name,
+                pick.title,
+                tuple(self.data.card(i) for i in pick.items),
             )
-        return out
+            for pick in self.kind.shelves(self.data, context, limit)
+        ]
 
 
-@dataclass
-class BestOfArtistShelf:
-    """ "Best of <artist>": the most streamed tracks of an artist the user loves."""
-
-    data: HomeData
-    name: str = "best_of_artist"
-
-    def shelves(self, context: Context, limit: int) -> list[Shelf]:
-        d = self.data
-        user = d.user(context.user_id)
-        artists = d.top_artists(user, 1)
-        if not artists:
-            return []
-        tracks = np.flatnonzero(d.catalogue.artist == artists[0])
-        tracks = tracks[np.argsort(-d.catalogue.plays[tracks], kind="stable")][:limit]
-        return _shelf(
-            self.name,
-            str(d.catalogue.artists[artists[0]]),
-            f"Best of {_artist_name(d, artists[0])}",
-            d,
-            tracks,
-        )
-
-
-@dataclass
-class KeepTheVibeGoingShelf:
-    """ "Keep the vibe going": continues the listener's latest session."""
-
-    data: HomeData
-    session_plays: int = 5
-    name: str = "keep_the_vibe_going"
-
-    def shelves(self, context: Context, limit: int) -> list[Shelf]:
-        d = self.data
-        user = d.user(context.user_id)
-        rows = d.store.conn.execute(
-            "SELECT item_id FROM listens WHERE user_id = ? AND played_at <= ? ORDER BY played_at DESC LIMIT ?",
-            [context.user_id, d.now, self.session_plays],
-        ).fetchall()
-        session = np.array(
-            [i for i in (d.interactions.items.get(r[0]) for r in rows) if i >= 0], np.int64
-        )
-        if len(session) == 0:
-            return []
-        return _shelf(
-            self.name,
-            "session",
-            "Keep the vibe going",
-            d,
-            d.best(user, d.similar(session)[: limit * 4], limit),
-        )
-
-
-@dataclass
-class JumpBackInShelf:
-    """ "Jump back in": the listener's recently played tracks, most recent first."""
-
-    data: HomeData
-    days: int = 14
-    name: str = "jump_back_in"
-
-    def shelves(self, context: Context, limit: int) -> list[Shelf]:
-        d = self.data
-        rows = d.store.conn.execute(
-            "SELECT item_id, max(played_at) AS last FROM listens WHERE user_id = ? AND played_at <= ? "
-            "AND played_at > ?::TIMESTAMP - INTERVAL (?) DAY AND coalesce(ms_played, 30000) >= 30000 "
-            "GROUP BY item_id ORDER BY last DESC LIMIT ?",
-            [context.user_id, d.now, d.now, self.days, limit],
-        ).fetchall()
-        items = [i for i in (d.interactions.items.get(r[0]) for r in rows) if i >= 0]
-        return _shelf(self.name, "recent", "Jump back in", d, items)
-
-
-@dataclass
-class PopularInRegionShelf:
-    """ "Popular in <country>": what listeners of the context's country stream most."""
-
-    data: HomeData
-    name: str = "popular_in_region"
-    _popular: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def shelves(self, context: Context, limit: int) -> list[Shelf]:
-        d = self.data
-        side = d.side
-        if (
-            side.user_region is None
-            or not side.regions
-            or context.country.upper() not in side.regions
-        ):
-            return []
-        region = side.regions.index(context.country.upper())
-        if context.country not in self._popular:
-            members = np.flatnonzero(side.user_region == region)
-            counts = np.asarray(d.interactions.positives()[members].sum(axis=0)).ravel()
-            self._popular[context.country] = np.argsort(-counts, kind="stable")[:500]
-        user = d.user(context.user_id)
-        popular = self._popular[context.country]
-        unplayed = popular[~np.isin(popular, d.played(user))][:limit]
-        return _shelf(
-            self.name, context.country.upper(), f"Popular in {context.country.upper()}", d, unplayed
-        )
-
-
-@dataclass
-class FriendsListeningShelf:
-    """ "Your friends are listening": what the listener's friends stream."""
-
-    data: HomeData
-    name: str = "friends_listening"
-
-    def shelves(self, context: Context, limit: int) -> list[Shelf]:
-        d = self.data
-        if d.side.friends is None:
-            return []
-        user = d.user(context.user_id)
-        friends = d.side.friends[user].indices
-        if len(friends) == 0:
-            return []
-        counts = np.asarray(d.interactions.positives()[friends].sum(axis=0)).ravel()
-        candidates = np.flatnonzero(counts > 0)
-        candidates = candidates[np.argsort(-counts[candidates], kind="stable")][: limit * 6]
-        return _shelf(
-            self.name, "friends", "Your friends are listening", d, d.best(user, candidates, limit)
-        )
-
-
-@dataclass
-class FreshFindsShelf:
-    """ "Fresh finds": tracks nobody (or hardly anybody) has played yet, matched to the listener
-    by their audio and text (the cold-start vectors) where there are any."""
-
-    data: HomeData
-    max_listeners: int = 2
-    name: str = "fresh_finds"
-
-    def shelves(self, context: Context, limit: int) -> list[Shelf]:
-        d = self.data
-        user = d.user(context.user_id)
-        fresh = np.flatnonzero(d.catalogue.plays <= self.max_listeners)
-        fresh = np.setdiff1d(fresh, d.played(user))
-        if len(fresh) == 0:
-            return []
-        vectors = d.content_vectors
-        if vectors is not None:
-            liked = d.liked(user)[0][:20]
-            if len(liked) == 0:
-                return []
-            sims = vectors[fresh] @ vectors[liked].mean(axis=0)
-            items = fresh[np.argsort(-sims, kind="stable")[:limit]]
-        else:
-            items = np.array(d.best(user, fresh, limit), np.int64)
-        return _shelf(self.name, "fresh", "Fresh finds", d, items)
-
-
-@dataclass
-class GenreMixShelf:
-    """ "<genre> mix": the listener's favourite genre or tag, their best unplayed tracks in it."""
-
-    data: HomeData
-    mixes: int = 2
-    name: str = "genre_mix"
-
-    def shelves(self, context: Context, limit: int) -> list[Shelf]:
-        d = self.data
-        if d.genres is None:
-            return []
-        user = d.user(context.user_id)
-        liked, weights = d.liked(user)
-        genres = d.genres[liked]
-        totals: dict[str, float] = {}
-        for g, w in zip(genres, weights, strict=True):
-            if g:
-                totals[g] = totals.get(g, 0.0) + float(w)
-        out = []
-        for genre in sorted(totals, key=lambda g: -totals[g])[: self.mixes]:
-            members = np.flatnonzero(d.genres == genre)
-            out += _shelf(
-                self.name,
-                genre,
-                f"{genre.title()} mix",
-                d,
-                d.best(user, members, limit, unplayed=False),
-            )
-        return out
-
-
-@dataclass
-class NewReleasesShelf:
-    """ "New releases for you": tracks released in the last four weeks, best for the listener."""
-
-    data: HomeData
-    days: int = 28
-    name: str = "new_releases"
-
-    def shelves(self, context: Context, limit: int) -> list[Shelf]:
-        d = self.data
-        today = d.now.date().toordinal() - EPOCH_ORDINAL
-        day = d.catalogue.release_day
-        recent = np.flatnonzero((day > today - self.days) & (day <= today))
-        if len(recent) == 0:
-            return []
-        return _shelf(
-            self.name,
-            "recent",
-            "New releases for you",
-            d,
-            d.best(d.user(context.user_id), recent, limit),
-        )
-
-
-SHELF_SOURCES = (
-    DiscoverWeeklyShelf,
-    BecauseYouListenedShelf,
-    BestOfArtistShelf,
-    KeepTheVibeGoingShelf,
-    JumpBackInShelf,
-    PopularInRegionShelf,
-    FriendsListeningShelf,
-    FreshFindsShelf,
-    GenreMixShelf,
-    NewReleasesShelf,
-)
-
-
-def shelf_sources(data: HomeData) -> list:
-    return [cls(data) for cls in SHELF_SOURCES]
+def shelf_sources(data: HomeData) -> list[KindSource]:
+    """One source per shelf kind of the registry, in its order."""
+    return [KindSource(kind, data) for kind in SHELF_KINDS]
 
 
 def candidate_shelves(data: HomeData, context: Context, limit: int = 20) -> list[Shelf]:
@@ -502,7 +258,8 @@ def candidate_shelves(data: HomeData, context: Context, limit: int = 20) -> list
 
 
 # -- serving a page ----------------------------------------------------------------------------
-HOME_POLICIES = ("epsilon-greedy", "greedy", "uniform")
+HOME_POLICIES = tuple(POLICIES)  # every policy `make_policy` makes
+OWN_STATE = ("thompson", "linucb")  # policies with models of their own (`HomeBandit.learners`)
 HOME_MODEL_FILE = "home-bandit.npz"
 SESSION_GAP = timedelta(minutes=30)
 
@@ -650,21 +407,26 @@ class Feedback:
 
 @dataclass
 class HomeBandit:
-    """The home screen's reward model, kept between calls in ``models/home-bandit.npz`` beside
-    the store (NumPy arrays with JSON metadata, no pickle; `RewardModel` format version), with
-    how many micro-batches it has learnt (the version logged with every impression) and the
-    latest reward it has learnt from.
+    """The home screen's learnt state, kept between calls in ``models/home-bandit.npz`` beside
+    the store (one file of NumPy arrays with JSON metadata, no pickle, replaced atomically):
+    the reward model, how many micro-batches it has learnt (the version logged with every
+    impression), the latest reward it has learnt from, and the state of the policies that
+    keep their own (``learners``: Thompson sampling's bootstrap ensemble, LinUCB's linear
+    model), each saved once the home screen has served with it.
 
-    Every policy the home screen serves with (``HOME_POLICIES``) shares it: epsilon-greedy
-    ranks by it and explores, greedy ranks by it, uniform ignores it; all of them log
-    propensities, and the model learns from every logged impression with inverse-propensity
-    weights.
+    Every policy of `make_policy` serves the home screen (``HOME_POLICIES``): epsilon-greedy
+    ranks by the shared reward model and explores, greedy ranks by it, uniform ignores it,
+    Thompson sampling and LinUCB rank by their own models. All of them log propensities, and
+    every model learns from every logged impression (the reward model with inverse-propensity
+    weights), whichever policy served it. The file starts with the shared reward model, so
+    `RewardModel.load` reads it too.
     """
 
     reward_model: RewardModel
     path: Path
     version: int = 0
     watermark: datetime | None = None
+    learners: dict[str, Policy] = field(default_factory=dict)
 
     @classmethod
     def load(cls, store: Store, random_state: int | None = 0) -> HomeBandit:
@@ -675,43 +437,78 @@ class HomeBandit:
             return cls(RewardModel(random_state=random_state), path)
         try:
             model = RewardModel.load(path)
-        except (BanditInputError, OSError, ValueError, KeyError) as exc:
+            with np.load(path, allow_pickle=False) as saved:
+                arrays = {k: saved[k] for k in saved.files if "." in k}
+            extra = model.extra
+            learners = {
+                name: _load_learner(name, meta, arrays)
+                for name, meta in dict(extra.get("learners") or {}).items()  # type: ignore[call-overload]
+            }
+        except (BanditInputError, OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(
                 f"{path}: not a readable home reward model ({exc}); move it away to start a new one"
             ) from exc
-        extra = model.extra
         mark = extra.get("watermark")
         return cls(
             model,
             path,
             int(extra.get("version", 0)),  # type: ignore[call-overload]
             None if not mark else datetime.fromisoformat(str(mark)),
+            learners,
         )
 
     def save(self) -> Path:
-        self.reward_model.save(
-            self.path,
+        learners: dict[str, object] = {}
+        arrays: dict[str, np.ndarray] = {}
+        for name, policy in self.learners.items():
+            meta, state = _learner_state(policy)
+            learners[name] = meta
+            arrays.update({f"{name}.{k}": v for k, v in state.items()})
+        meta, model_arrays = self.reward_model.state(
             extra={
                 "kind": "deepcuts.home",
                 "version": self.version,
                 "watermark": None if self.watermark is None else self.watermark.isoformat(),
-            },
+                "learners": learners,
+            }
         )
+        write_npz(self.path, meta, {**model_arrays, **arrays})
         return self.path
 
-    def policy(self, name: str = "epsilon-greedy", epsilon: float = 0.1) -> Policy:
-        """A policy serving with this model (``HOME_POLICIES``); its draws are fresh each call."""
+    def policy(
+        self,
+        name: str = "epsilon-greedy",
+        epsilon: float = 0.1,
+        *,
+        store: Store | None = None,
+        data: HomeData | None = None,
+    ) -> Policy:
+        """Policy ``name`` (any of ``HOME_POLICIES``, made by `make_policy`) serving with this
+        state; its draws are fresh each call. Epsilon-greedy and greedy rank by the shared
+        reward model. Thompson sampling and LinUCB keep models of their own: the first time
+        one is asked for, it is made and, given ``store`` and ``data``, learns from every
+        rewarded impression logged so far (whichever policy served it), then keeps learning
+        in `learn` and is saved with the rest."""
         if name not in HOME_POLICIES:
             raise BanditInputError(
                 f"policy: the home screen serves with {', '.join(HOME_POLICIES)}, not {name!r}"
             )
-        policy: Policy
-        if name == "uniform":
-            policy = UniformRandom()
-        elif name == "greedy":
-            policy = Greedy(reward_model=self.reward_model)
-        else:
-            policy = EpsilonGreedy(epsilon=epsilon, reward_model=self.reward_model)
+        if name in OWN_STATE:
+            policy = self.learners.get(name)
+            if policy is None:
+                policy = make_policy(name)
+                if store is not None and data is not None:
+                    history = _rewarded(store, _vectors(data), rewarded_after=datetime(1970, 1, 1, tzinfo=UTC))
+                    for start in range(0, len(history), 256):
+                        policy.update_params(history[start : start + 256])
+                self.learners[name] = policy
+            return policy
+        params: dict[str, object] = {}
+        if name in ("epsilon-greedy", "greedy"):
+            params["reward_model"] = self.reward_model
+        if name == "epsilon-greedy":
+            params["epsilon"] = epsilon
+        policy = make_policy(name, **params)
         policy.n_updates_ = self.version
         return policy
 
@@ -720,44 +517,39 @@ class HomeBandit:
         store: Store,
         data: HomeData | None = None,
         *,
-        vectors: tuple[Callable[[str], np.ndarray | None], Callable[[str], np.ndarray | None]]
-        | None = None,
+        vectors: Vectors | None = None,
         now: datetime | None = None,
         rule: SuccessRule | None = None,
         window: timedelta = timedelta(hours=1),
         batch_size: int = 256,
     ) -> Feedback:
         """The feedback loop: join plays since the last call to the logged impressions as rewards
-        (`join_rewards`), then update the reward model with the impressions newly rewarded, in
-        micro-batches of ``batch_size`` in the order they were served. Those are the ones this
-        join rewarded and any rewarded after the latest reward learnt (rewards another process
-        joined; on the first call, every rewarded impression in the store); none is learnt
-        twice. The listeners' and cards' vectors come from ``data`` or, where it is not
-        loaded (the learn job reads a published snapshot), from ``vectors`` = (user id ->
-        vector, item id -> vector)."""
+        (`join_rewards`), then update the reward model (and every policy in ``learners``) with
+        the impressions newly rewarded, in micro-batches of ``batch_size`` in the order they
+        were served. Those are the ones this join rewarded and any rewarded after the latest
+        reward learnt (rewards another process joined; on the first call, every rewarded
+        impression in the store); none is learnt twice. The listeners' and cards' vectors come
+        from ``data`` or, where it is not loaded (the learn job reads a published snapshot),
+        from ``vectors`` = (user id -> vector, item id -> vector)."""
         if vectors is None:
             if data is None:
                 raise ValueError("learn needs the home data or the vectors' look-ups")
-            users = data.interactions.users
-            vectors = (
-                lambda u: user_vector(data, users.get(u)) if users.get(u) >= 0 else None,
-                lambda i: item_vector(data, i),
-            )
+            vectors = _vectors(data)
         pending = pending_impressions(store)
         joined = join_rewards(store, rule, window, now)
-        fresh = rewarded_impressions(
+        fresh = _rewarded(
             store,
+            vectors,
             ids=pending,
             rewarded_after=self.watermark or datetime(1970, 1, 1, tzinfo=UTC),
-            user_vector=vectors[0],
-            card_vector=vectors[1],
         )
         feedback = Feedback(joined["streamed"], joined["not_streamed"])
         if not fresh:
             return feedback
-        learner = EpsilonGreedy(epsilon=0.0, reward_model=self.reward_model)
+        learners = [make_policy("greedy", reward_model=self.reward_model), *self.learners.values()]
         for start in range(0, len(fresh), batch_size):
-            learner.update_params(fresh[start : start + batch_size])
+            for learner in learners:
+                learner.update_params(fresh[start : start + batch_size])
             feedback.batches += 1
         self.version += feedback.batches
         feedback.learned = len(fresh)
@@ -766,6 +558,72 @@ class HomeBandit:
             latest = max(marks)
             self.watermark = latest if self.watermark is None else max(self.watermark, latest)
         return feedback
+
+
+Vectors = tuple[Callable[[str], np.ndarray | None], Callable[[str], np.ndarray | None]]
+
+
+def _vectors(data: HomeData) -> Vectors:
+    """(user id -> taste vector, item id -> card vector) as the home screen serves with them."""
+    users = data.interactions.users
+    return (
+        lambda u: user_vector(data, users.get(u)) if users.get(u) >= 0 else None,
+        lambda i: item_vector(data, i),
+    )
+
+
+def _rewarded(
+    store: Store, vectors: Vectors, ids: Sequence[str] = (), rewarded_after: datetime | None = None
+) -> list[Impression]:
+    """`rewarded_impressions` with the given vector look-ups."""
+    return rewarded_impressions(
+        store, ids=ids, rewarded_after=rewarded_after, user_vector=vectors[0], card_vector=vectors[1]
+    )
+
+
+def _learner_state(policy: Policy) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+    """JSON metadata and arrays of a policy that keeps its own model (``OWN_STATE``)."""
+    meta: dict[str, object] = {"n_updates": policy.n_updates_}
+    arrays: dict[str, np.ndarray] = {}
+    if isinstance(policy, ThompsonSampling):
+        members = []
+        for k, member in enumerate(policy.members):
+            m_meta, m_arrays = member.state()
+            if k:  # the members share one featurizer: its feature names are saved once
+                del m_meta["names"], m_meta["linear_only"]
+            members.append(m_meta)
+            arrays.update({f"{k}.{name}": v for name, v in m_arrays.items()})
+        meta.update(n_members=policy.n_members, members=members)
+    elif isinstance(policy, LinUCB):
+        meta.update(alpha=policy.alpha, ridge=policy.ridge, n_buckets=policy.n_buckets)
+        if policy.A_inv_ is not None:
+            arrays.update(A_inv=policy.A_inv_, b=policy.b_)  # type: ignore[arg-type]
+    else:
+        raise BanditInputError(f"policy: {policy.policy_id} keeps no state of its own")
+    return meta, arrays
+
+
+def _load_learner(name: str, meta: dict, arrays: dict[str, np.ndarray]) -> Policy:
+    """The policy `_learner_state` saved under ``name`` (its arrays prefixed ``name.``)."""
+    mine = {k[len(name) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{name}.")}
+    if name == "thompson":
+        policy = make_policy(name, n_members=int(meta["n_members"]))
+        members: list[RewardModel] = []
+        for k, m_meta in enumerate(meta["members"]):
+            m_arrays = {a[len(f"{k}.") :]: v for a, v in mine.items() if a.startswith(f"{k}.")}
+            shared = members[0].featurizer if members else None
+            members.append(RewardModel.from_state(m_meta, m_arrays, shared, where=name))
+        policy.members = members  # type: ignore[attr-defined]
+    elif name == "linucb":
+        policy = make_policy(
+            name, alpha=meta["alpha"], ridge=meta["ridge"], n_buckets=int(meta["n_buckets"])
+        )
+        if "A_inv" in mine:
+            policy.A_inv_, policy.b_ = mine["A_inv"], mine["b"]  # type: ignore[attr-defined]
+    else:
+        raise BanditInputError(f"learners: {name!r} is not a policy that keeps its own model")
+    policy.n_updates_ = int(meta["n_updates"])
+    return policy
 
 
 @dataclass
@@ -918,7 +776,7 @@ def serve_home(
     if not shelves:
         raise BanditInputError(f"user: no shelf source has anything for {user_id!r}")
     say("choosing shelves and cards")
-    chooser = bandit.policy(policy, epsilon)
+    chooser = bandit.policy(policy, epsilon, store=store, data=data)
     layout = layout or PageLayout()
     page = chooser.select_page(context, shelves, layout, served_at=when)
     logged = log_impressions(store, page.impressions) if log_page else 0
