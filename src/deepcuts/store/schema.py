@@ -241,3 +241,21 @@ TABLES: dict[str, Table] = {
         ACTIONS,
     )
 }
+
+
+SUBSONIC_SONGS = Table(
+    "subsonic_songs",
+    (
+        C("server", "VARCHAR", True, "the server: host, port and path of its URL (io.subsonic.server_key)"),
+        C("song_id", "VARCHAR", True, "the server's id of the song"),
+        C("track_id", "VARCHAR", True, "the catalogue track the song is"),
+        C("matched_by", "VARCHAR", doc="mbid, metadata (artist, title and duration) or new"),
+        C("path", "VARCHAR", doc="the song's file, relative to the server's music folder, if the server says"),
+        C("first_seen", "TIMESTAMP", doc="the first sync that found the song"),
+        C("last_seen", "TIMESTAMP", doc="the latest sync that found the song"),
+        C("gone_at", "TIMESTAMP", doc="the first sync that no longer found it (NULL while it is there)"),
+    ),
+    key=("server", "song_id"),
+    doc="Songs of Subsonic servers and the catalogue tracks they are (`deepcuts sync subsonic`).",
+)
+"""Written by the Subsonic sync, not by importers (so not in TABLES)."""
