@@ -260,20 +260,34 @@ class SubsonicClient:
         entries = (self.call("getPlaylist", {"id": playlist_id}).get("playlist") or {}).get("entry") or []
         return [str(e["id"]) for e in entries if e.get("id") is not None]
 
-    def write_playlist(self, name: str, song_ids: list[str], *, comment: str | None = None) -> str:
+    def write_playlist(
+        self, name: str, song_ids: list[str], *, comment: str | None = None, playlist_id: str | None = None
+    ) -> str:
         """Make the user's playlist called `name` hold exactly `song_ids`, in order; returns its id.
 
-        The playlist of that name this user owns is replaced (``createPlaylist`` with its
-        ``playlistId``), so a weekly list stays one playlist; one is created where none exists.
-        Servers differ in what ``createPlaylist`` answers (Supysonic: nothing), so the playlist
-        is found again by name where the answer does not carry it."""
+        The playlist written last time (`playlist_id`), or else the playlist of that name this
+        user owns, is replaced (``createPlaylist`` with its ``playlistId``), so a weekly list
+        stays one playlist; one is created where none exists. The known id is tried first
+        without listing the playlists: a server may fail to list a playlist that holds a song
+        deleted since (Supysonic answers 500), and replacing its songs mends it. Servers differ
+        in what ``createPlaylist`` answers (Supysonic: nothing), so the playlist is found again
+        by name where the answer does not carry it."""
+        songs = [("songId", s) for s in song_ids]
+        if playlist_id is not None:
+            try:
+                self.call("createPlaylist", [("playlistId", playlist_id), *songs])
+                self._comment(playlist_id, comment)
+                return playlist_id
+            except SubsonicError as exc:
+                if exc.code != NOT_FOUND or any(p.id == playlist_id for p in self.playlists()):
+                    raise  # a song is missing, not the playlist
+                log.info("%s: playlist %s is gone; writing %r anew", self.name, playlist_id, name)
         mine = [p for p in self.playlists() if p.name == name and (p.owner is None or p.owner == self.user)]
         if len(mine) > 1:
             log.warning(
                 "%s: user %s has %d playlists named %r; replacing the first (%s)",
                 self.name, self.user, len(mine), name, mine[0].id,
             )
-        songs = [("songId", s) for s in song_ids]
         if mine:
             playlist_id = mine[0].id
             self.call("createPlaylist", [("playlistId", playlist_id), *songs])
@@ -286,9 +300,13 @@ class SubsonicClient:
                 if not again:
                     raise SubsonicError(self.url, "createPlaylist", None, f"playlist {name!r} was not created")
                 playlist_id = again[0].id
-        if comment:
-            try:
-                self.call("updatePlaylist", {"playlistId": playlist_id, "comment": comment})
-            except SubsonicError as exc:  # a comment is a nicety: a server may not keep one
-                log.info("%s: the playlist's comment was not set: %s", self.name, exc)
+        self._comment(playlist_id, comment)
         return playlist_id
+
+    def _comment(self, playlist_id: str, comment: str | None) -> None:
+        if not comment:
+            return
+        try:
+            self.call("updatePlaylist", {"playlistId": playlist_id, "comment": comment})
+        except SubsonicError as exc:  # a comment is a nicety: a server may not keep one
+            log.info("%s: the playlist's comment was not set: %s", self.name, exc)

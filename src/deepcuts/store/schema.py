@@ -259,3 +259,18 @@ SUBSONIC_SONGS = Table(
     doc="Songs of Subsonic servers and the catalogue tracks they are (`deepcuts sync subsonic`).",
 )
 """Written by the Subsonic sync, not by importers (so not in TABLES)."""
+
+SUBSONIC_PLAYLISTS = Table(
+    "subsonic_playlists",
+    (
+        C("server", "VARCHAR", True, "as in subsonic_songs"),
+        C("server_user", "VARCHAR", True, "the server account that owns the playlist"),
+        C("name", "VARCHAR", True, "the playlist's name (Discover Weekly)"),
+        C("playlist_id", "VARCHAR", True, "the server's id of the playlist"),
+        C("listener", "VARCHAR", doc="the deepcuts listener whose list it holds"),
+        C("week", "VARCHAR", doc="the ISO week of the list it holds"),
+        C("written_at", "TIMESTAMP"),
+    ),
+    key=("server", "server_user", "name"),
+    doc="Playlists the Subsonic sync wrote, so that next week's replaces the same one.",
+)

@@ -1,0 +1,139 @@
+"""Discover Weekly on a listener's own music server, over the Subsonic API.
+
+`sync_subsonic` is the weekly job behind ``deepcuts sync subsonic``:
+
+1. check the address and the credentials, and read the whole library (nothing is written to the
+   store before the server has answered for all of it);
+2. take the library into the catalogue (`deepcuts.io.subsonic_library`): songs matched to known
+   tracks, the rest loaded as new tracks, the song-to-track mapping recorded;
+3. train a model where there is none or where the default one does not know the server's songs;
+4. build the listener's Discover Weekly over the server's songs only (the weekly recipe with
+   its candidates restricted to that set, so the list still has 30 tracks where the library
+   has that many the listener has not played);
+5. write it to the server as the playlist "Discover Weekly", replacing last week's;
+6. only then store the list (``weekly_lists``), so a list the server did not take is not
+   remembered as given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from deepcuts.io.subsonic import SubsonicClient
+from deepcuts.io.subsonic_library import LibraryImport, import_library
+from deepcuts.store import Store
+from deepcuts.surfaces.weekly import WeeklyList, prepare_weekly, save_lists, week_name
+
+log = logging.getLogger(__name__)
+
+PLAYLIST_NAME = "Discover Weekly"
+
+
+class ListenerError(ValueError):
+    """The listener the playlist is for is not in the store."""
+
+
+@dataclass
+class SyncReport:
+    library: LibraryImport
+    listener: str
+    week: str
+    trained: bool = False
+    playlist_id: str | None = None
+    song_ids: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def listener_known(store: Store, listener: str) -> bool:
+    return bool(
+        store.conn.execute(
+            "SELECT count(*) FROM (SELECT user_id FROM users WHERE user_id = ? "
+            "UNION ALL SELECT user_id FROM listens WHERE user_id = ? LIMIT 1)",
+            [listener, listener],
+        ).fetchall()[0][0]
+    )
+
+
+def model_covers(store: Store, track_ids: set[str]) -> bool:
+    """Whether the default model knows every one of `track_ids`."""
+    from deepcuts.models.cf.training import load_trained
+    from deepcuts.models.registry import default_model
+
+    if default_model(store) is None:
+        return False
+    items = load_trained(store).items
+    return all(t in items for t in track_ids)
+
+
+def sync_subsonic(
+    store: Store,
+    client: SubsonicClient,
+    listener: str,
+    week_start: date,
+    *,
+    music_dir: str | Path | None = None,
+    ranker: str = "auto",
+    step: Callable[[str], None] | None = None,
+) -> SyncReport:
+    """Read the server's library into the catalogue and write the listener's Discover Weekly
+    for the week of `week_start` to it. See the module's docstring for the steps."""
+    from deepcuts.models.cf.training import train_from_store
+
+    report_step = step or (lambda _: None)
+    if not listener_known(store, listener):
+        raise ListenerError(
+            f"no listener {listener!r} in the store: their listening must be ingested first "
+            "(or name the store's listener with --listener)"
+        )
+    report_step(f"connecting to {client.url}")
+    version = client.ping()
+    log.info("%s speaks Subsonic API %s", client.url, version)
+    report_step("reading the library")
+    songs = list(client.songs())
+    report_step(f"matching {len(songs)} songs to the catalogue")
+    library = import_library(store, client.name, songs, music_dir=music_dir)
+    report = SyncReport(library, listener, week_name(week_start))
+    on_server = set(library.track_of_song.values())
+    if not on_server:
+        raise ListenerError(f"{client.url} has no songs in its library: nothing to make a playlist from")
+    if not model_covers(store, on_server):
+        report_step("training a model that knows the server's songs")
+        train_from_store(store)
+        report.trained = True
+    report_step(f"building {listener}'s Discover Weekly {report.week} over the server's songs")
+    dw = prepare_weekly(store, week_start, ranker=ranker, allowed_items=on_server)
+    users, items = dw.interactions.users, dw.interactions.items
+    index = users.get(listener)
+    if index < 0:
+        raise ListenerError(f"no listener {listener!r} in the model's data")
+    weekly: WeeklyList = next(dw.build([index]))
+    song_of_track: dict[str, str] = {}
+    for song_id, track_id in sorted(library.track_of_song.items()):
+        song_of_track.setdefault(track_id, song_id)
+    report.song_ids = [song_of_track[items.id(t.item)] for t in weekly.tracks]
+    report.note = weekly.note
+    comment = f"deepcuts, {report.week}: {len(report.song_ids)} songs new to {listener}"
+    if weekly.note:
+        comment += f" ({weekly.note})"
+    report_step(f"writing the playlist {PLAYLIST_NAME!r} ({len(report.song_ids)} songs)")
+    last = store.conn.execute(
+        "SELECT playlist_id FROM subsonic_playlists WHERE server = ? AND server_user = ? AND name = ?",
+        [client.name, client.user, PLAYLIST_NAME],
+    ).fetchall()
+    report.playlist_id = client.write_playlist(
+        PLAYLIST_NAME, report.song_ids, comment=comment, playlist_id=last[0][0] if last else None
+    )
+    save_lists(store, [weekly], users, items)
+    store.conn.execute(
+        """
+        INSERT INTO subsonic_playlists VALUES (?, ?, ?, ?, ?, ?, current_timestamp)
+        ON CONFLICT (server, server_user, name) DO UPDATE SET playlist_id = excluded.playlist_id,
+            listener = excluded.listener, week = excluded.week, written_at = excluded.written_at
+        """,
+        [client.name, client.user, PLAYLIST_NAME, report.playlist_id, listener, report.week],
+    )
+    return report
