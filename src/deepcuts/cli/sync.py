@@ -69,7 +69,8 @@ def subsonic(ctx, url, user, password_env, listener, music_dir, week, ranker) ->
     playlist "Discover Weekly" of --user, replacing last week's. Run it every Monday.
 
     Exit codes besides the usual: 6 the server cannot be reached; 7 it refused the user name
-    or password; 8 it answered a request with an error. In each case the store is unchanged.
+    or password (with 6 and 7 the store is unchanged: both are found before anything is
+    written); 8 it answered a request with an error (the week's list is then not stored).
     """
     monday = _week(week)
     listener = listener or user
