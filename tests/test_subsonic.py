@@ -130,11 +130,16 @@ def write_store_files(folder: Path) -> None:
     folder.mkdir()
     tracks = ["track_id,name,artist_id,album_id,duration_ms"]
     artists = ["artist_id,name", "test:artist:maxstack,Maxstack", "test:artist:savino,Will Savino"]
-    albums = {}
+    albums, ids = {}, []
     for i, r in enumerate(known):
         artist = "test:artist:maxstack" if r["artist"] == "Maxstack" else "test:artist:savino"
         album = albums.setdefault(r["album"], (f"test:album:{len(albums)}", artist))[0]
-        tracks.append(f"test:track:{i},{r['title']},{artist},{album},30000")
+        if i in (4, 5):  # known by MusicBrainz id, under another title: only the id matches
+            ids.append(f"mbid:recording:{recording_mbid(r['file'])}")
+            tracks.append(f"{ids[-1]},{r['title']} (2011 mix),{artist},{album},30000")
+        else:
+            ids.append(f"test:track:{i}")
+            tracks.append(f"{ids[-1]},{r['title']},{artist},{album},30000")
     for k in range(40):  # a catalogue beyond the server: 20 artists of 2 tracks each
         artists.append(f"test:artist:other{k // 2},Other Artist {k // 2}")
         tracks.append(f"test:track:other{k},Elsewhere {k},test:artist:other{k // 2},test:album:other{k},200000")
@@ -147,7 +152,7 @@ def write_store_files(folder: Path) -> None:
     for user, items in plays.items():
         for n, i in enumerate(items):
             for rep in range(3):
-                listens.append(f"{user},test:track:{i},2026-11-{16 + rep} {10 + n}:00:00,30000")
+                listens.append(f"{user},{ids[i]},2026-11-{16 + rep} {10 + n}:00:00,30000")
     for u in range(12):
         for k in range(u % 5, 40, 5):
             listens.append(f"friend{u},test:track:other{k},2026-11-20 0{k % 10}:00:00,200000")
@@ -255,9 +260,13 @@ def test_first_sync_reads_the_library_and_writes_the_playlist(setup):
             "SELECT count(*) FROM subsonic_songs m JOIN tracks t USING (track_id) WHERE t.audio_path IS NULL"
         ).fetchall()[0][0]
         genres = conn.execute("SELECT count(*) FROM tracks WHERE genre = 'Hyperrogue soundtrack'").fetchall()[0][0]
-    assert mapping == {"metadata": 12, "new": 21}, mapping
+        new_ids = [r[0] for r in conn.execute("SELECT track_id FROM subsonic_songs WHERE matched_by = 'new'").fetchall()]
+    # the MusicBrainz ids are in the files' tags (supysonic does not serve them): the two songs
+    # the store knows by id match by it, and new tagged songs take their recording as track id
+    assert mapping == {"mbid": 2, "metadata": 10, "new": 21}, mapping
+    assert sum(t.startswith("mbid:recording:") for t in new_ids) == 19  # the 2 untagged files are not
     assert no_audio == 0 and genres == 13  # 15 tagged, 2 of them known to the store without a genre
-    assert "33 songs" in result.output and "12 by artist, title and duration, 21 new" in result.output
+    assert "33 songs" in result.output and "2 matched by MusicBrainz id, 10 by artist, title and duration, 21 new" in result.output
     playlist_id, songs = discover_weekly(setup["server"])
     assert songs == stored_list(store, "2026-W49")
     # 2 per artist and 1 per album over the server's 4 artists and 5 albums (the untagged

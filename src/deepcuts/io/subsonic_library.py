@@ -4,7 +4,8 @@ A song is matched, in this order, to:
 
 1. the track it was matched to by an earlier sync of the same server (``subsonic_songs``);
 2. the track of its MusicBrainz recording id (``mbid:recording:<mbid>``), where the server
-   gives one;
+   gives one (OpenSubsonic's ``musicBrainzId``) or, where it does not (Supysonic, Gonic), the
+   song's file under the music folder carries one in its tags (``musicbrainz_trackid``);
 3. the one catalogue track with the same artist and title, compared normalised (case, accents
    and punctuation ignored), and a duration within `DURATION_SLACK_S` where both are known.
    Two candidate tracks, or a track another song of the server already took, is no match;
@@ -23,8 +24,9 @@ Everything is written in one transaction.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,6 +74,7 @@ def import_library(
     report = LibraryImport(server, songs=len(songs))
     folder = Path(music_dir).resolve() if music_dir is not None else None
     audio = [_audio_path(folder, s) for s in songs]
+    songs = [s if s.mbid or a is None else replace(s, mbid=file_mbid(a)) for s, a in zip(songs, audio, strict=True)]
     report.with_audio = sum(a is not None for a in audio)
     conn = store.conn
     table = pa.table(
@@ -119,6 +122,29 @@ def _audio_path(folder: Path | None, song: Song) -> str | None:
     if not path.is_relative_to(folder) or not path.is_file():
         return None
     return str(path)
+
+
+def file_mbid(path: str | Path) -> str | None:
+    """The MusicBrainz recording id in an audio file's tags (``musicbrainz_trackid``: Vorbis
+    comments, ID3's UFID, MP4 freeform), or None where there is none or the file has no tags
+    mutagen can read."""
+    import mutagen
+
+    try:
+        tags = mutagen.File(path, easy=True)
+    except Exception as exc:  # mutagen raises its own errors, and OSError; a file without tags is fine
+        log.debug("%s: no tags read (%s)", path, exc)
+        return None
+    if tags is None or tags.tags is None:
+        return None
+    values = tags.tags.get("musicbrainz_trackid") or []
+    for value in values if isinstance(values, list) else [values]:
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        try:
+            return str(uuid.UUID(text.strip()))
+        except ValueError:
+            continue
+    return None
 
 
 def _match(store: Store, server: str) -> list[tuple[str, str, str]]:
