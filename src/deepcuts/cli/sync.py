@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 
 import click
 
-from deepcuts.cli.common import err, handles_errors, log, open_store
+from deepcuts.cli.common import err, handles_errors, log, open_store, progress_bar
 from deepcuts.config import secret_from_env
 from deepcuts.io.subsonic import (
     SubsonicAuthError,
@@ -85,11 +86,15 @@ def subsonic(ctx, url, user, password_env, listener, music_dir, week, ranker) ->
         client = SubsonicClient(url, user, password)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--url") from exc
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     try:
-        with client, open_store(ctx) as store:
+        with client, open_store(ctx) as store, progress_bar(transient=True) as bar:
+            task = bar.add_task("reading the library (albums)", total=None)
             report = sync_subsonic(
                 store, client, listener, monday, music_dir=music_dir, ranker=ranker,
                 step=lambda text: log.info("%s", text),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except SubsonicUnreachable as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)

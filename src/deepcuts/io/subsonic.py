@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -237,16 +237,18 @@ class SubsonicClient:
         album = self.call("getAlbum", {"id": album_id}).get("album") or {}
         return [Song.from_api(s) for s in album.get("song") or [] if s.get("id") is not None]
 
-    def songs(self) -> Iterator[Song]:
-        """Every song of the library, album by album (each song once)."""
+    def songs(self, progress: Callable[[int, int], None] | None = None) -> Iterator[Song]:
+        """Every song of the library, album by album (each song once); `progress(done, total)`
+        is called after each album."""
         seen: set[str] = set()
-        for album in self.albums():
-            if album.get("id") is None:
-                continue
-            for song in self.album_songs(str(album["id"])):
+        albums = [str(a["id"]) for a in self.albums() if a.get("id") is not None]
+        for done, album_id in enumerate(albums, 1):
+            for song in self.album_songs(album_id):
                 if song.id not in seen:
                     seen.add(song.id)
                     yield song
+            if progress is not None:
+                progress(done, len(albums))
 
     def playlists(self) -> list[Playlist]:
         found = (self.call("getPlaylists").get("playlists") or {}).get("playlist") or []

@@ -78,9 +78,12 @@ def sync_subsonic(
     music_dir: str | Path | None = None,
     ranker: str = "auto",
     step: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SyncReport:
     """Read the server's library into the catalogue and write the listener's Discover Weekly
-    for the week of `week_start` to it. See the module's docstring for the steps."""
+    for the week of `week_start` to it. See the module's docstring for the steps.
+    ``step(text)`` is called as each step starts, ``progress(albums read, albums)`` as the
+    library is read."""
     from deepcuts.models.cf.training import train_from_store
 
     report_step = step or (lambda _: None)
@@ -93,7 +96,7 @@ def sync_subsonic(
     version = client.ping()
     log.info("%s speaks Subsonic API %s", client.url, version)
     report_step("reading the library")
-    songs = list(client.songs())
+    songs = list(client.songs(progress))
     report_step(f"matching {len(songs)} songs to the catalogue")
     library = import_library(store, client.name, songs, music_dir=music_dir)
     report = SyncReport(library, listener, week_name(week_start))
