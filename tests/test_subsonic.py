@@ -190,10 +190,10 @@ def run(store: Path, *args: str, password: str = PASSWORD):
     )
 
 
-def sync(setup, week: str, *, url: str | None = None, password: str = PASSWORD):
+def sync(setup, week: str, *extra: str, url: str | None = None, password: str = PASSWORD):
     return run(
         setup["store"], "sync", "subsonic", "--url", url or setup["server"].url, "--user", USER,
-        "--password-env", "DC_PASS", "--music-dir", str(setup["music"]), "--week", week, password=password,
+        "--password-env", "DC_PASS", "--music-dir", str(setup["music"]), "--week", week, *extra, password=password,
     )
 
 
@@ -211,12 +211,17 @@ def stored_list(store: Path, week: str) -> list[str]:
         ]
 
 
-def discover_weekly(server: Supysonic) -> tuple[str, list[str]]:
-    """The one playlist named Discover Weekly (asserted to be one) and its songs, via py-sonic."""
+def playlist_names(server: Supysonic) -> list[str]:
+    found = server.client().getPlaylists()["playlists"].get("playlist", [])
+    return [p["name"] for p in ([found] if isinstance(found, dict) else found)]
+
+
+def discover_weekly(server: Supysonic, name: str = "Discover Weekly") -> tuple[str, list[str]]:
+    """The one playlist of that name (asserted to be one) and its songs, via py-sonic."""
     client = server.client()
     found = client.getPlaylists()["playlists"].get("playlist", [])
     found = [found] if isinstance(found, dict) else found
-    mine = [p for p in found if p["name"] == "Discover Weekly"]
+    mine = [p for p in found if p["name"] == name]
     assert len(mine) == 1, found
     entries = client.getPlaylist(mine[0]["id"])["playlist"].get("entry", [])
     entries = [entries] if isinstance(entries, dict) else entries
@@ -250,7 +255,7 @@ WEEKS: dict[str, list[str]] = {}
 
 
 def test_first_sync_reads_the_library_and_writes_the_playlist(setup):
-    result = sync(setup, "2026-W49")
+    result = sync(setup, "2026-W49", "--because", "1")
     assert result.exit_code == 0, result.output
     store = setup["store"]
     with duckdb.connect(str(store), read_only=True) as conn:
@@ -275,13 +280,20 @@ def test_first_sync_reads_the_library_and_writes_the_playlist(setup):
     assert "only 5 tracks: the 33 tracks allowed" in result.output
     WEEKS["2026-W49"] = songs
     WEEKS["id"] = [playlist_id]
+    # alice's most played artist is Maxstack: songs like hers by others, none she played
+    _, because = discover_weekly(setup["server"], "Because you listened to Maxstack")
+    artists = [setup["server"].client().getSong(s)["song"]["artist"] for s in because]
+    assert because and "Maxstack" not in artists and not set(because) & played_by_alice(store)
+    assert max(artists.count(a) for a in artists) <= 2
+    assert "'Because you listened to Maxstack' holds" in result.output
 
 
 def test_next_week_replaces_the_playlist(setup):
     before = snapshot(setup["store"])
-    result = sync(setup, "2026-W50")
+    result = sync(setup, "2026-W50", "--because", "1")
     assert result.exit_code == 0, result.output
     assert "33 known from earlier syncs" in result.output
+    assert sorted(playlist_names(setup["server"])) == ["Because you listened to Maxstack", "Discover Weekly"]
     playlist_id, songs = discover_weekly(setup["server"])  # still one playlist
     assert playlist_id == WEEKS["id"][0]
     assert songs == stored_list(setup["store"], "2026-W50") and len(songs) == 5
@@ -309,6 +321,9 @@ def test_a_song_gone_from_the_server_is_reported_and_left_out(setup):
     with duckdb.connect(str(store), read_only=True) as conn:
         gone = conn.execute("SELECT song_id FROM subsonic_songs WHERE gone_at IS NOT NULL").fetchall()
     assert gone == [(gone_song,)]
+    # no --because this time: the playlist of the earlier syncs is deleted, not left behind
+    assert playlist_names(server) == ["Discover Weekly"]
+    assert "deleted the playlist 'Because you listened to Maxstack'" in result.output
 
 
 def test_wrong_password_is_exit_7_and_changes_nothing(setup):

@@ -54,9 +54,14 @@ def sync() -> None:
 )
 @click.option("--week", metavar="YYYY-Www", help="The ISO week of the list [default: this week].")
 @click.option("--ranker", type=click.Choice(RANKERS), default="auto", show_default=True, help="As for `deepcuts weekly`.")
+@click.option(
+    "--because", type=click.IntRange(0, 10), default=0, show_default=True, metavar="N",
+    help='Also write "Because you listened to <artist>" playlists for the listener\'s N most played '
+    "artists (such playlists of earlier syncs not written again are deleted).",
+)
 @click.pass_context
 @handles_errors
-def subsonic(ctx, url, user, password_env, listener, music_dir, week, ranker) -> None:
+def subsonic(ctx, url, user, password_env, listener, music_dir, week, ranker, because) -> None:
     """Read a Subsonic server's library, write the listener's Discover Weekly to it.
 
     \b
@@ -95,6 +100,7 @@ def subsonic(ctx, url, user, password_env, listener, music_dir, week, ranker) ->
                 store, client, listener, monday, music_dir=music_dir, ranker=ranker,
                 step=lambda text: log.info("%s", text),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                because=because,
             )
     except SubsonicUnreachable as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -124,3 +130,7 @@ def subsonic(ctx, url, user, password_env, listener, music_dir, week, ranker) ->
         f"{report.week}: playlist {PLAYLIST_NAME!r} for {user} holds {len(report.song_ids)} songs "
         f"(listener {report.listener}{', model retrained' if report.trained else ''})"
     )
+    for name, songs in report.because.items():
+        click.echo(f"{report.week}: playlist {name!r} holds {len(songs)} songs")
+    for name in report.deleted:
+        click.echo(f"deleted the playlist {name!r} of an earlier sync")

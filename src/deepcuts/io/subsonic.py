@@ -305,6 +305,14 @@ class SubsonicClient:
         self._comment(playlist_id, comment)
         return playlist_id
 
+    def delete_playlist(self, playlist_id: str) -> None:
+        """Delete a playlist; one already gone is not an error."""
+        try:
+            self.call("deletePlaylist", {"id": playlist_id})
+        except SubsonicError as exc:
+            if exc.code != NOT_FOUND:
+                raise
+
     def _comment(self, playlist_id: str, comment: str | None) -> None:
         if not comment:
             return

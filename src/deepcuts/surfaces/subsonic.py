@@ -12,7 +12,12 @@
    has that many the listener has not played);
 5. write it to the server as the playlist "Discover Weekly", replacing last week's;
 6. only then store the list (``weekly_lists``), so a list the server did not take is not
-   remembered as given.
+   remembered as given;
+7. optionally, "Because you listened to <artist>" playlists for the listener's most played
+   artists: songs of the server by other artists that are most like the listener's favourites
+   by that artist (model and audio/text vectors together), none played, at most 2 per artist.
+   Such playlists written by an earlier sync and not written by this one are deleted, so they
+   do not pile up as the listener's top artists change.
 """
 
 from __future__ import annotations
@@ -23,14 +28,24 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+
 from deepcuts.io.subsonic import SubsonicClient
 from deepcuts.io.subsonic_library import LibraryImport, import_library
 from deepcuts.store import Store
-from deepcuts.surfaces.weekly import WeeklyList, prepare_weekly, save_lists, week_name
+from deepcuts.surfaces.weekly import (
+    DiscoverWeekly,
+    WeeklyList,
+    prepare_weekly,
+    save_lists,
+    week_name,
+)
 
 log = logging.getLogger(__name__)
 
 PLAYLIST_NAME = "Discover Weekly"
+BECAUSE_PREFIX = "Because you listened to "
+BECAUSE_SIZE = 20
 
 
 class ListenerError(ValueError):
@@ -46,6 +61,8 @@ class SyncReport:
     playlist_id: str | None = None
     song_ids: list[str] = field(default_factory=list)
     note: str = ""
+    because: dict[str, list[str]] = field(default_factory=dict)  # playlist name -> song ids
+    deleted: list[str] = field(default_factory=list)  # stale "Because you listened to" playlists
 
 
 def listener_known(store: Store, listener: str) -> bool:
@@ -79,11 +96,12 @@ def sync_subsonic(
     ranker: str = "auto",
     step: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    because: int = 0,
 ) -> SyncReport:
     """Read the server's library into the catalogue and write the listener's Discover Weekly
     for the week of `week_start` to it. See the module's docstring for the steps.
     ``step(text)`` is called as each step starts, ``progress(albums read, albums)`` as the
-    library is read."""
+    library is read. ``because``: how many "Because you listened to" playlists to write."""
     from deepcuts.models.cf.training import train_from_store
 
     report_step = step or (lambda _: None)
@@ -123,20 +141,89 @@ def sync_subsonic(
     if weekly.note:
         comment += f" ({weekly.note})"
     report_step(f"writing the playlist {PLAYLIST_NAME!r} ({len(report.song_ids)} songs)")
+    report.playlist_id = _write(store, client, PLAYLIST_NAME, report.song_ids, comment, listener, report.week)
+    save_lists(store, [weekly], users, items)
+    written = {PLAYLIST_NAME}
+    for artist, picked in because_lists(dw, index, because):
+        name = BECAUSE_PREFIX + artist
+        songs_of = [song_of_track[items.id(i)] for i in picked]
+        report_step(f"writing the playlist {name!r} ({len(songs_of)} songs)")
+        _write(store, client, name, songs_of, f"deepcuts, {report.week}: songs like {artist}'s", listener, report.week)
+        report.because[name] = songs_of
+        written.add(name)
+    stale = store.conn.execute(
+        "SELECT name, playlist_id FROM subsonic_playlists WHERE server = ? AND server_user = ? "
+        "AND starts_with(name, ?) ORDER BY name",
+        [client.name, client.user, BECAUSE_PREFIX],
+    ).fetchall()
+    for name, playlist_id in stale:
+        if name in written:
+            continue
+        client.delete_playlist(playlist_id)
+        store.conn.execute(
+            "DELETE FROM subsonic_playlists WHERE server = ? AND server_user = ? AND name = ?",
+            [client.name, client.user, name],
+        )
+        report.deleted.append(name)
+    return report
+
+
+def _write(store: Store, client: SubsonicClient, name: str, song_ids: list[str], comment: str, listener: str, week: str) -> str:
+    """Write one playlist (replacing the one written last time) and record its id."""
     last = store.conn.execute(
         "SELECT playlist_id FROM subsonic_playlists WHERE server = ? AND server_user = ? AND name = ?",
-        [client.name, client.user, PLAYLIST_NAME],
+        [client.name, client.user, name],
     ).fetchall()
-    report.playlist_id = client.write_playlist(
-        PLAYLIST_NAME, report.song_ids, comment=comment, playlist_id=last[0][0] if last else None
-    )
-    save_lists(store, [weekly], users, items)
+    playlist_id = client.write_playlist(name, song_ids, comment=comment, playlist_id=last[0][0] if last else None)
     store.conn.execute(
         """
         INSERT INTO subsonic_playlists VALUES (?, ?, ?, ?, ?, ?, current_timestamp)
         ON CONFLICT (server, server_user, name) DO UPDATE SET playlist_id = excluded.playlist_id,
             listener = excluded.listener, week = excluded.week, written_at = excluded.written_at
         """,
-        [client.name, client.user, PLAYLIST_NAME, report.playlist_id, listener, report.week],
+        [client.name, client.user, name, playlist_id, listener, week],
     )
-    return report
+    return playlist_id
+
+
+def because_lists(dw: DiscoverWeekly, user: int, n_artists: int, size: int = BECAUSE_SIZE) -> list[tuple[str, list[int]]]:
+    """(artist name, items) for the `n_artists` artists `user` likes most: the allowed items the
+    listener may get (never played, not banned; the same rules as the weekly list, which the
+    batch's -inf scores carry), by other artists, most like the listener's favourites by that
+    artist, at most 2 per artist. Likeness is the mean cosine over the model's item vectors and
+    the audio/text vectors, so that songs nobody has played are reached by their sound."""
+    if n_artists <= 0:
+        return []
+    world, cat = dw.world, dw.world.catalogue
+    views = [v for v in (world.item_vectors, world.content_vectors) if v is not None]
+    if not views:
+        return []
+    vectors = np.hstack(views) / np.sqrt(len(views))  # unit rows each: the dot is the mean cosine
+    batch = dw.batch(np.array([user]))
+    allowed = np.isfinite(batch.scores[0])
+    row = batch.history[0]
+    liked, weights = row.indices[row.data > 0], row.data[row.data > 0]
+    artists = cat.artist[liked]
+    ok = artists >= 0
+    if not ok.any():
+        return []
+    totals = np.bincount(artists[ok], weights=weights[ok])
+    out = []
+    for artist in np.argsort(-totals, kind="stable")[:n_artists]:
+        if totals[artist] <= 0:
+            break
+        mine = liked[artists == artist]
+        sims = vectors @ vectors[mine].mean(axis=0)
+        sims[~allowed | (cat.artist == artist)] = -np.inf
+        picked, per_artist = [], {}
+        for item in np.argsort(-sims, kind="stable"):
+            if not np.isfinite(sims[item]) or len(picked) == size:
+                break
+            a = int(cat.artist[item])
+            if a >= 0 and per_artist.get(a, 0) >= 2:
+                continue
+            per_artist[a] = per_artist.get(a, 0) + 1
+            picked.append(int(item))
+        if picked:
+            out.append((str(cat.artist_names[artist]), picked))
+    return out
