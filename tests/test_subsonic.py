@@ -277,7 +277,7 @@ def test_first_sync_reads_the_library_and_writes_the_playlist(setup):
     # 2 per artist and 1 per album over the server's 4 artists and 5 albums (the untagged
     # files are one "[unknown]" artist and album): 5 songs, none played, and the list says why.
     assert len(songs) == 5 and not set(songs) & played_by_alice(store)
-    assert "only 5 tracks: the 33 tracks allowed" in result.output
+    assert "only 5 tracks: the 33 tracks allowed have too few" in result.output
     WEEKS["2026-W49"] = songs
     WEEKS["id"] = [playlist_id]
     # alice's most played artist is Maxstack: songs like hers by others, none she played

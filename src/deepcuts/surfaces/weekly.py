@@ -383,9 +383,9 @@ class DiscoverWeekly:
                 tracks += self._fill(batch, r, [t.item for t in tracks], favourites[r])
             note = ""
             if len(tracks) < shape.n:
-                where = "the catalogue" if self.allowed is None else f"the {int(self.allowed.sum())} tracks allowed"
+                where = "the catalogue has" if self.allowed is None else f"the {int(self.allowed.sum())} tracks allowed have"
                 note = (
-                    f"only {len(tracks)} tracks: {where} has too few tracks this listener has "
+                    f"only {len(tracks)} tracks: {where} too few tracks this listener has "
                     f"not played (within {shape.max_per_artist} per artist and "
                     f"{shape.max_per_album} per album, none from the last "
                     f"{PREVIOUS_WEEKS} weeks' lists)"
