@@ -323,3 +323,28 @@ def test_selection_through_links_is_the_product_then_the_selection():
                 pairs = [(why[s, item], -at, s) for at, s in enumerate(sources[r]) if s != NONE and why[s, item] > 0]
                 assert got == (max(pairs)[2] if item != NONE and pairs else NONE), (r, item)
         assert (items != NONE).sum() > n * k // 2 and (because != NONE).any() and (because == NONE).any()
+
+
+def test_lists_over_an_allowed_set_hold_only_it_and_still_thirty(world):
+    """A music server's library: the candidates are drawn from the set, not filtered after, so
+    a list keeps 30 tracks where filtering the full list afterwards would leave a few."""
+    store = world
+    full, inter = weekly(store, WEEK)
+    rng = np.random.default_rng(5)
+    allowed = np.zeros(len(inter.items), bool)
+    allowed[rng.choice(len(inter.items), size=len(inter.items) // 4, replace=False)] = True
+    users = np.arange(40)
+    filtered_after = [sum(allowed[t.item] for t in wl.tracks) for wl in full.build(users)]
+    dw, _ = weekly(store, WEEK, allowed=allowed)
+    cat = dw.world.catalogue
+    lists = list(dw.build(users))
+    for wl in lists:
+        items = [t.item for t in wl.tracks]
+        assert len(items) == 30 and len(set(items)) == 30, wl.note
+        assert allowed[items].all()
+        assert not dw.forbidden[wl.user, items].toarray().any()  # never played, banned or recent
+        artists = cat.artist[items]
+        assert np.bincount(artists[artists >= 0]).max() <= 2
+    assert max(filtered_after) < 30  # what a filter after the fact would have left
+    with pytest.raises(ValueError, match="one flag per item"):
+        weekly(store, WEEK, allowed=allowed[:-1])

@@ -77,3 +77,14 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+
+
+def secret_from_env(variable: str, what: str) -> str:
+    """A secret (a password) from the environment variable the user named, so that it never
+    appears on a command line; a ConfigError naming the variable where it is unset or empty."""
+    if not variable or not variable.replace("_", "").isalnum():
+        raise ConfigError(f"{what}: {variable!r} is not the name of an environment variable")
+    value = os.environ.get(variable)
+    if not value:
+        raise ConfigError(f"{what}: the environment variable {variable} is not set (or empty)")
+    return value

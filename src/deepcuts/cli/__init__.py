@@ -20,6 +20,7 @@ from deepcuts.cli.ingest import ingest
 from deepcuts.cli.serve import keys, learn, publish, serve
 from deepcuts.cli.simulate import simulate
 from deepcuts.cli.store import init, quarantine, stats
+from deepcuts.cli.sync import sync
 from deepcuts.cli.train import train, tune
 from deepcuts.cli.weekly import weekly
 from deepcuts.config import ConfigError, configure_logging, load_settings
@@ -50,7 +51,7 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
       deepcuts stats --json                           row counts of every table
 
     Exit codes: 0 done; 1 unexpected error; 2 wrong command line; 3 unreadable input;
-    4 store problem; 5 bad setting.
+    4 store problem; 5 bad setting; 6-8 music server (see `deepcuts sync subsonic --help`).
     """
     try:
         ctx.obj = load_settings(store=store, log_level=log_level)
@@ -60,5 +61,5 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
     configure_logging(ctx.obj.log_level)
 
 
-for command in (init, stats, quarantine, ingest, simulate, train, tune, evaluate, search, similar, audio, weekly, home, ope, simulate_home, publish, learn, keys, serve):
+for command in (init, stats, quarantine, ingest, simulate, train, tune, evaluate, search, similar, audio, weekly, home, ope, simulate_home, publish, learn, keys, serve, sync):
     main.add_command(command)

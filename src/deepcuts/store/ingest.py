@@ -130,7 +130,8 @@ class FileLoad:
         self.conn: duckdb.DuckDBPyConnection = store.conn
         self.fmt = fmt
         # The absolute path, so that the same file named two ways is still the same file.
-        self.source_file = source_file if source_file == "-" else str(Path(source_file).resolve())
+        # A URL (a music server read over its API) is kept as it is.
+        self.source_file = source_file if source_file == "-" or "://" in source_file else str(Path(source_file).resolve())
         self.counts = IngestCounts()
         self._rejects: list[tuple[int | None, str | None, str, str | None]] = []
         self._started = datetime.now(UTC).replace(tzinfo=None)
@@ -138,6 +139,11 @@ class FileLoad:
 
     def __enter__(self) -> FileLoad:
         return self
+
+    def begin(self) -> None:
+        """Begin the file's transaction now, for an importer's own statements on ``conn``
+        (bookkeeping of its own tables) to commit or roll back with the rows."""
+        self._begin()
 
     def _begin(self) -> None:
         # Begun at the first write, so an importer can stage its input (which may fail and

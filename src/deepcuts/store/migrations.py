@@ -107,11 +107,26 @@ def _v4(conn: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v5(conn: duckdb.DuckDBPyConnection) -> None:
+    # Frozen copy of the version-5 mapping of Subsonic songs to catalogue tracks; do not edit.
+    conn.execute(
+        """
+        CREATE TABLE subsonic_songs (server VARCHAR NOT NULL, song_id VARCHAR NOT NULL,
+            track_id VARCHAR NOT NULL, matched_by VARCHAR, path VARCHAR, first_seen TIMESTAMP,
+            last_seen TIMESTAMP, gone_at TIMESTAMP, PRIMARY KEY (server, song_id));
+        CREATE TABLE subsonic_playlists (server VARCHAR NOT NULL, server_user VARCHAR NOT NULL,
+            name VARCHAR NOT NULL, playlist_id VARCHAR NOT NULL, listener VARCHAR, week VARCHAR,
+            written_at TIMESTAMP, PRIMARY KEY (server, server_user, name));
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "listens, actions, catalogue, playlists, social graph, quarantine", _v1),
     Migration(2, "model registry: trained model versions, params, metrics, default", _v2),
     Migration(3, "impressions: home pages served, with propensities and rewards", _v3),
     Migration(4, "weekly_lists: Discover Weekly lists by user and ISO week, with reasons", _v4),
+    Migration(5, "subsonic_songs, subsonic_playlists: Subsonic songs matched to tracks, playlists written", _v5),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -241,3 +241,36 @@ TABLES: dict[str, Table] = {
         ACTIONS,
     )
 }
+
+
+SUBSONIC_SONGS = Table(
+    "subsonic_songs",
+    (
+        C("server", "VARCHAR", True, "the server: host, port and path of its URL (io.subsonic.server_key)"),
+        C("song_id", "VARCHAR", True, "the server's id of the song"),
+        C("track_id", "VARCHAR", True, "the catalogue track the song is"),
+        C("matched_by", "VARCHAR", doc="mbid, metadata (artist, title and duration) or new"),
+        C("path", "VARCHAR", doc="the song's file, relative to the server's music folder, if the server says"),
+        C("first_seen", "TIMESTAMP", doc="the first sync that found the song"),
+        C("last_seen", "TIMESTAMP", doc="the latest sync that found the song"),
+        C("gone_at", "TIMESTAMP", doc="the first sync that no longer found it (NULL while it is there)"),
+    ),
+    key=("server", "song_id"),
+    doc="Songs of Subsonic servers and the catalogue tracks they are (`deepcuts sync subsonic`).",
+)
+"""Written by the Subsonic sync, not by importers (so not in TABLES)."""
+
+SUBSONIC_PLAYLISTS = Table(
+    "subsonic_playlists",
+    (
+        C("server", "VARCHAR", True, "as in subsonic_songs"),
+        C("server_user", "VARCHAR", True, "the server account that owns the playlist"),
+        C("name", "VARCHAR", True, "the playlist's name (Discover Weekly)"),
+        C("playlist_id", "VARCHAR", True, "the server's id of the playlist"),
+        C("listener", "VARCHAR", doc="the deepcuts listener whose list it holds"),
+        C("week", "VARCHAR", doc="the ISO week of the list it holds"),
+        C("written_at", "TIMESTAMP"),
+    ),
+    key=("server", "server_user", "name"),
+    doc="Playlists the Subsonic sync wrote, so that next week's replaces the same one.",
+)

@@ -27,7 +27,7 @@ import re
 import threading
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -142,6 +142,9 @@ class DiscoverWeekly:
     played : users x items, everything each listener played (None: read from the store, up
         to `until`); evaluation passes its training pairs.
     until : the end of the data the lists may use [default: midnight starting `week_start`].
+    allowed : (n_items,) bool, or None: the only items a list may hold (a music server's
+        library). Every source then proposes only these, so a list still has 30 tracks where
+        the set holds that many the listener may get, rather than fewer after a filter.
     """
 
     def __init__(
@@ -157,7 +160,13 @@ class DiscoverWeekly:
         config: WeeklyConfig | None = None,
         played: sp.csr_matrix | None = None,
         until: datetime | None = None,
+        allowed: np.ndarray | None = None,
     ):
+        if allowed is not None:
+            allowed = np.asarray(allowed, bool)
+            if allowed.shape != (len(interactions.items),):
+                raise ValueError(f"allowed must be one flag per item ({len(interactions.items)}), not {allowed.shape}")
+        self.allowed = allowed
         self.store = store
         self.until = until or datetime.combine(week_start, datetime.min.time())
         self.model = model
@@ -235,6 +244,8 @@ class DiscoverWeekly:
     def _index(self) -> VoyagerIndex | None:
         """For catalogues too large to score exhaustively, and factor models: an HNSW index
         from which the model's own top items are retrieved."""
+        if self.allowed is not None:  # a few allowed items: scored exactly, never looked up
+            return None
         if not self._factor_model() or len(self.model.item_factors_) <= self.config.exact_max_items:
             return None
         return VoyagerIndex(self.model.item_factors_, seed=self.config.seed)
@@ -248,6 +259,18 @@ class DiscoverWeekly:
         rows = self.interactions.matrix[users]
         scores = self._scores(users, rows)
         forbidden = self.forbidden[users].astype(np.float32)
+        if self.allowed is not None:
+            # Everything outside the allowed set is forbidden to every user of the batch, so
+            # that the sources reading `forbidden` (playlists, friends, region) skip it too.
+            outside = np.flatnonzero(~self.allowed)
+            scores[:, outside] = -np.inf
+            n = len(users)
+            rest = sp.csr_matrix(
+                (np.ones(n * len(outside), np.float32), np.tile(outside, n), np.arange(n + 1) * len(outside)),
+                shape=forbidden.shape,
+            )
+            forbidden = (forbidden + rest).tocsr()
+            forbidden.data[:] = 1
         forbidden.sort_indices()
         coo = forbidden.tocoo()
         scores[coo.row, coo.col] = -np.inf
@@ -285,6 +308,8 @@ class DiscoverWeekly:
         if users is None:
             users = np.arange(self.interactions.shape[0])
         size = self.config.batch_size
+        if self.allowed is not None:  # a batch forbids every item outside the set, per user
+            size = max(1, min(size, 20_000_000 // max(1, int((~self.allowed).sum()))))
         chunks = [np.asarray(users[start : start + size]) for start in range(0, len(users), size)]
         with _collector_paused():
             for lists in self._batches(chunks):
@@ -358,8 +383,9 @@ class DiscoverWeekly:
                 tracks += self._fill(batch, r, [t.item for t in tracks], favourites[r])
             note = ""
             if len(tracks) < shape.n:
+                where = "the catalogue has" if self.allowed is None else f"the {int(self.allowed.sum())} tracks allowed have"
                 note = (
-                    f"only {len(tracks)} tracks: the catalogue has too few tracks this listener has "
+                    f"only {len(tracks)} tracks: {where} too few tracks this listener has "
                     f"not played (within {shape.max_per_artist} per artist and "
                     f"{shape.max_per_album} per album, none from the last "
                     f"{PREVIOUS_WEEKS} weeks' lists)"
@@ -738,11 +764,14 @@ def prepare_weekly(
     ranker: str = "auto",
     content_vectors: np.ndarray | None = None,
     config: WeeklyConfig | None = None,
+    allowed_items: Collection[str] | None = None,
 ) -> DiscoverWeekly:
     """Discover Weekly for a week, from the store's registered model (the default one).
 
     ``ranker``: "learned" learns one on the week before (an error where there is nothing to
     learn from), "blend" uses the hand-weighted blend, "auto" learns one where it can.
+    ``allowed_items``: item ids, the only ones the lists may hold (see `DiscoverWeekly`); ids
+    the model does not know are left out.
     """
     from deepcuts.models.cf import make_model
     from deepcuts.models.cf.training import load_trained
@@ -773,7 +802,15 @@ def prepare_weekly(
         )
         if learned is None and ranker == "learned":
             raise ValueError("no streams in the week before to learn a ranker from: use --ranker blend")
-    return DiscoverWeekly(store, trained.model, inter, week_start, content_vectors=content_vectors, ranker=learned, config=config)
+    allowed = None
+    if allowed_items is not None:
+        allowed = np.zeros(len(inter.items), bool)
+        at = inter.items.indices(list(allowed_items))
+        allowed[at[at >= 0]] = True
+    return DiscoverWeekly(
+        store, trained.model, inter, week_start, content_vectors=content_vectors, ranker=learned, config=config,
+        allowed=allowed,
+    )
 
 
 def store_content_vectors(store: Store, items: IdMap) -> np.ndarray | None:

@@ -232,7 +232,8 @@ def track_audio_paths(store, base_dir: str | Path | None = None) -> dict[str, st
         sources = store.conn.execute(
             "SELECT DISTINCT source_file FROM ingest_log ORDER BY source_file"
         ).fetchall()
-        folders = list(dict.fromkeys(Path(s[0]).parent for s in sources if s[0] != "-")) or [Path.cwd()]
+        # not "-" (standard input) nor a URL (a music server read over its API)
+        folders = list(dict.fromkeys(Path(s[0]).parent for s in sources if s[0] != "-" and "://" not in s[0])) or [Path.cwd()]
     out = {}
     for track_id, raw in rows:
         path = Path(raw)
