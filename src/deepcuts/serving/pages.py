@@ -18,7 +18,6 @@ from deepcuts.snapshots.published import Published
 from deepcuts.surfaces.weekly import parse_week
 
 
-
 class NotFound(LookupError):
     """An id the snapshot does not know (a listener, a track, an artist, a week)."""
 
