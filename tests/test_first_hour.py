@@ -204,3 +204,22 @@ def test_m3u8_entries_get_a_path_or_a_url(monkeypatch, tmp_path):
     monkeypatch.setenv("DEEPCUTS_TRACK_URL", "https://x/{nope}")
     with pytest.raises(ConfigError, match="track_url"):
         load_settings()
+
+
+def test_one_seed_evaluate_does_not_speak_of_standard_deviations(capsys):
+    from deepcuts.cli.evaluate import _print_table
+
+    def summary(seeds):
+        model = {"recall@10": {"mean": 0.2, "std": 0.0}, "ndcg@10": {"mean": 0.3, "std": 0.0}, "seconds": 1.0}
+        return {
+            "protocol": {"k": 10, "seeds": seeds},
+            "models": {"hybrid": {**model, "default": True}, "ease": {**model, "default": False}},
+            "default_model": "hybrid",
+            "default_beats_all": False,
+        }
+
+    _print_table(summary([0]))
+    one = capsys.readouterr().out
+    assert "on this one seed" in one and "larger standard deviation" not in one
+    _print_table(summary([0, 1]))
+    assert "by more than the larger standard deviation" in capsys.readouterr().out

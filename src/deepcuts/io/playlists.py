@@ -7,7 +7,7 @@ the track's annotation, M3U8 as a comment line.
 
 A track's location (`track_location`): its audio file's path where the catalogue has one,
 else the ``track_url`` setting's pattern filled with its id, else its catalogue URI
-(``spotify:track:...``) or public page (MusicBrainz, Spotify), else ``urn:deepcuts:item:<id>``.
+(``spotify:track:...``), else its public page (MusicBrainz), else ``urn:deepcuts:item:<id>``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def track_location(
 ) -> str:
     """Where a player finds a track: `path` (the catalogue's audio file) if given, else
     `url_pattern` with ``{item_id}`` (URL-quoted) and ``{key}`` (the id's part after its last
-    colon) filled in, else `uri`, else the id's public page or URN (`_identifiers`).
+    colon) filled in, else `uri`, else a ``spotify:track:`` id itself, else the id's public
+    page or URN (`_identifiers`).
 
     >>> track_location("t000123", url_pattern="https://music.example.org/play/{item_id}")
     'https://music.example.org/play/t000123'
@@ -74,6 +75,8 @@ def track_location(
         return url_pattern.format(item_id=quote(item_id, safe=":"), key=quote(key, safe=""))
     if uri:
         return uri
+    if item_id.startswith("spotify:track:"):  # the id is the URI players open
+        return item_id
     return _identifiers(ExportTrack(item_id))[0]
 
 
