@@ -68,6 +68,13 @@ def test_bare_ids_resolve_and_ambiguous_ones_list_their_candidates(run_cli, tmp_
     assert "deepcuts train" in run_cli("weekly", "--user", "spotify:user:me", "--week", "2026-W10", expect=4).output
 
 
+def test_similar_by_audio_without_audio_names_the_text_view(run_cli):
+    _ingest_me(run_cli)
+    result = run_cli("similar", "aaa", "--by", "audio", expect=4)  # the store lacks audio
+    assert "(0 of 3 tracks have audio)" in result.output
+    assert "`deepcuts similar spotify:track:aaa --by text`" in result.output
+
+
 def test_users_and_tracks_list_ids(run_cli):
     _ingest_me(run_cli)
     run_cli("ingest", "spotify", SPOTIFY / "endsong_0.json")
