@@ -47,7 +47,7 @@ def test_simulate_home_then_evaluate_its_log(run_cli, tmp_path):
     assert from_store["n_rows"] == len(shown)
     assert from_store["estimates"]["ips"]["estimate"] == pytest.approx(shown.reward.mean())
     run_cli(
-        "ope", "--policy", "greedy", "--logging-policy", "thompson", expect=3
+        "ope", "--policy", "greedy", "--logging-policy", "thompson", expect=4
     )  # none logged by it
 
 
@@ -105,7 +105,8 @@ def test_ope_command_line_errors(run_cli, tmp_path):
     )
     run_cli("ope", "--policy", "uniform", expect=4)  # no store yet
     run_cli("init")
-    assert "no impressions" in run_cli("ope", "--policy", "uniform", expect=3).output
+    refused = run_cli("ope", "--policy", "uniform", expect=4).output
+    assert "no impressions" in refused and "`deepcuts home --user USER`" in refused
 
 
 def test_simulate_home_refuses_unknown_policies(run_cli, tmp_path):

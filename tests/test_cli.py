@@ -48,7 +48,7 @@ def test_broken_spotify_record_is_quarantined_and_listed(run_cli):
 @pytest.mark.parametrize(
     "args,code,message",
     [
-        (["ingest", "spotify", "{spotify}"], 3, "--user"),
+        (["ingest", "spotify", "{spotify}"], 2, "--user"),  # a missing option, not a bad file
         (["ingest", "lastfm-hetrec", "{fixtures}"], 3, "not a HetRec Last.fm 2K folder"),
         (["ingest", "nonsense", "{fixtures}"], 2, "Invalid value"),
         (["ingest", "mpd", "{spotify}", "--user", "x"], 2, "--user applies to spotify and listenbrainz"),

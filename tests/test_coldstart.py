@@ -228,7 +228,7 @@ def test_similar_command_by_every_view(world):
         result = runner.invoke(main, ["--store", path, "similar", unplayed[0], "--by", "cf", "--cache-dir", cache])
         assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["--store", path, "similar", "no-such-track"])
-    assert result.exit_code == 3 and "no item" in result.output
+    assert result.exit_code == 6 and "no item" in result.output
     store.close()
 
 

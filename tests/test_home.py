@@ -257,10 +257,14 @@ def test_every_policy_serves_the_home_screen_and_keeps_what_it_learns(store_path
 
 
 def test_unknown_listener_and_missing_model_are_clear_errors(store_path, tmp_path):
-    result = _cli(store_path, "home", "--user", "nobody", expect=2)
+    result = _cli(store_path, "home", "--user", "nobody", expect=6)
     assert "no listener 'nobody'" in result.output
     _cli(store_path, "home", "--user", "x", "--at", "yesterday", expect=2)
     empty = tmp_path / "empty.duckdb"
     _cli(empty, "init")
+    # an unknown listener is refused before anything else, even without a model
+    assert "deepcuts users" in _cli(empty, "home", "--user", "u00001", expect=6).output
+    with Store(empty) as s:
+        s.conn.execute("INSERT INTO users (user_id) VALUES ('u00001')")
     result = _cli(empty, "home", "--user", "u00001", expect=4)
     assert "deepcuts train" in result.output

@@ -28,11 +28,24 @@ class Settings:
     # Seconds a command waits for the store while another job writes it (DuckDB allows one
     # writing process), before it gives up with "store is locked".
     lock_wait: float = 600.0
+    # Where a playlist export points a track with no file path in the catalogue: a URL pattern
+    # with {item_id} (the id, URL-quoted) and/or {key} (its part after the last colon), e.g.
+    # "https://music.example.org/play/{item_id}". Empty: the track's URI (docs/formats.md).
+    track_url: str = ""
 
     def validated(self) -> Settings:
         level = self.log_level.upper()
         if level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
+        if self.track_url:
+            try:
+                self.track_url.format(item_id="x", key="x")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ConfigError(
+                    f"track_url {self.track_url!r} is not a pattern with {{item_id}} or {{key}} ({exc!r})"
+                ) from exc
+            if "{item_id}" not in self.track_url and "{key}" not in self.track_url:
+                raise ConfigError(f"track_url {self.track_url!r} must contain {{item_id}} or {{key}}")
         return replace(self, log_level=level, store=Path(self.store))
 
 

@@ -269,7 +269,7 @@ class HomeWorld:
         path = Path(world_dir)
         if not (path / "truth").is_dir():
             raise BanditInputError(
-                f"world: {path} has no truth/ folder (make one with `deepcuts simulate`)"
+                f"world: {path} has no truth/ folder (make one with `deepcuts simulate --out {path}`)"
             )
         names: dict[str, str] = {}
         artists = path / "artists.parquet"

@@ -244,7 +244,10 @@ def read_store(store: Store, policy_id: str | None = None) -> tuple[LoggedFeedba
         raise BanditInputError(
             "impressions: the store has no impressions with rewards"
             + (f" for policy {policy_id!r}" if policy_id else "")
-            + " (serve pages, then join plays with `join_rewards`)"
+            + ": serve pages with `deepcuts home --user USER`; plays ingested after a page "
+            "become its rewards when the listener's next page is served. Or evaluate a simulated log: "
+            "`deepcuts simulate-home --out home/`, then "
+            "`deepcuts ope --log home/uniform_log.parquet --policy epsilon-greedy`"
         )
     return feedback_from_frame(frame, source=f"store {store.path}"), frame
 

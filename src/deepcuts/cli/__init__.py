@@ -12,11 +12,12 @@ import click
 
 from deepcuts import __version__
 from deepcuts.cli.bandit import ope, simulate_home
-from deepcuts.cli.common import EXIT_CONFIG, err
+from deepcuts.cli.common import EXIT_CODES_HELP, EXIT_CONFIG, GlobalOptionsGroup, err
 from deepcuts.cli.content import audio, search, similar
 from deepcuts.cli.evaluate import evaluate
 from deepcuts.cli.home import home
 from deepcuts.cli.ingest import ingest
+from deepcuts.cli.lookup import tracks, users
 from deepcuts.cli.serve import keys, learn, publish, serve
 from deepcuts.cli.simulate import simulate
 from deepcuts.cli.store import init, quarantine, stats
@@ -26,16 +27,22 @@ from deepcuts.cli.weekly import weekly
 from deepcuts.config import ConfigError, configure_logging, load_settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=GlobalOptionsGroup,
+    epilog=EXIT_CODES_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--store",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="The DuckDB store file [default: ./deepcuts.duckdb, or DEEPCUTS_STORE].",
+    help="The DuckDB store file [default: ./deepcuts.duckdb, or DEEPCUTS_STORE]; "
+    "before or after the subcommand.",
 )
 @click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-    help="How much to log on stderr [default: INFO, or DEEPCUTS_LOG_LEVEL].",
+    help="How much to log on stderr [default: INFO, or DEEPCUTS_LOG_LEVEL]; "
+    "before or after the subcommand.",
 )
 @click.version_option(__version__, prog_name="deepcuts")
 @click.pass_context
@@ -49,9 +56,8 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
       deepcuts simulate --users 1000 --tracks 2000 --out world/
       deepcuts ingest native world/                   load a simulated world
       deepcuts stats --json                           row counts of every table
-
-    Exit codes: 0 done; 1 unexpected error; 2 wrong command line; 3 unreadable input;
-    4 store problem; 5 bad setting; 6-8 music server (see `deepcuts sync subsonic --help`).
+      deepcuts users                                  listener ids, most active first
+      deepcuts weekly --user me                       a bare id is enough when it is unique
     """
     try:
         ctx.obj = load_settings(store=store, log_level=log_level)
@@ -62,4 +68,6 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
 
 
 for command in (init, stats, quarantine, ingest, simulate, train, tune, evaluate, search, similar, audio, weekly, home, ope, simulate_home, publish, learn, keys, serve, sync):
+    main.add_command(command)
+for command in (users, tracks):
     main.add_command(command)

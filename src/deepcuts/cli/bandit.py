@@ -145,6 +145,7 @@ def ope(
     from deepcuts.bandit.ope import evaluate
     from deepcuts.bandit.types import BanditInputError
     from deepcuts.io.errors import FormatError
+    from deepcuts.store import StoreError
 
     if (policy is None) == (target_column is None):
         raise click.UsageError("give exactly one of --policy and --target-column")
@@ -173,7 +174,7 @@ def ope(
             try:
                 log, frame = read_store(store, logging_policy)
             except BanditInputError as exc:
-                raise FormatError(f"{source}: {exc}") from exc
+                raise StoreError(f"{source}: {exc}") from exc
     params = {"epsilon": epsilon} if epsilon is not None else {}
     started = time.perf_counter()
     try:
@@ -218,7 +219,7 @@ def ope(
     "--world",
     "world_dir",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="A simulated world (from `deepcuts simulate`) whose truth/ to use. Default: simulate a small one into OUT/world.",
+    help="A simulated world (from `deepcuts simulate --out DIR`) whose truth/ to use. Default: simulate a small one into OUT/world.",
 )
 @click.option(
     "--users",

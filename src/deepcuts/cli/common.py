@@ -19,15 +19,25 @@ from rich.progress import (
 )
 
 from deepcuts.config import ConfigError, Settings
-from deepcuts.io.errors import FormatError
-from deepcuts.store import Store, StoreError
+from deepcuts.io.errors import FormatError, NeedsOptionError
+from deepcuts.store import IdLookupError, Store, StoreError
 
-# Exit codes (2 is click's own for a wrong command line).
+# Exit codes, one meaning each (2 is click's own for a wrong command line).
 EXIT_OK = 0
 EXIT_FAILED = 1  # an unexpected error: a bug, please report it
+EXIT_USAGE = 2  # the command line is wrong (click's own code)
 EXIT_INPUT = 3  # an input file is not in the format it was named as, or cannot be read
-EXIT_STORE = 4  # the store is missing, locked or at an unknown schema version
+EXIT_STORE = 4  # the store is missing, locked, from a newer deepcuts, or lacks what the command needs
 EXIT_CONFIG = 5  # a setting has an unusable value
+EXIT_NOT_FOUND = 6  # a listener, item or track id names nothing in the store, or several things
+EXIT_CODES_HELP = (
+    "Exit codes: 0 done; 1 unexpected error (a bug: please report it); 2 wrong command line; "
+    "3 an input file is not in the format it was named as; 4 the store is missing, locked, "
+    "from a newer deepcuts, or lacks what the command needs (a trained model, a catalogue); "
+    "5 a setting has an unusable value; 6 a listener or item id names nothing in the store, "
+    "or several things; 7, 8, 9 (`deepcuts sync subsonic`) the music server cannot be reached, "
+    "refused the password, refused a request."
+)
 
 err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("deepcuts")
@@ -43,6 +53,46 @@ def open_store(ctx: click.Context, *, create: bool = False, read_only: bool = Fa
     return Store(config.store, create=create, read_only=read_only, wait=config.lock_wait)
 
 
+class GlobalOptionsGroup(click.Group):
+    """A group whose own options (``--store``, ``--log-level``) may also be written after the
+    subcommand, anywhere on the line before a ``--``: ``deepcuts init --store x.duckdb`` is
+    ``deepcuts --store x.duckdb init``. The group's options are moved to the front before
+    click parses the line, so every subcommand, nested ones included, takes them alike (and no subcommand may have an
+    option of the same name)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self.hoist(args))
+
+    def hoist(self, args: list[str]) -> list[str]:
+        """`args` with this group's valued options (and their values) moved to the front."""
+        takes_value = {
+            name: not p.is_flag
+            for p in self.params
+            if isinstance(p, click.Option) and not p.is_eager
+            for name in p.opts
+        }
+        front: list[str] = []
+        rest: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                rest.extend(args[i:])
+                break
+            name = arg.split("=", 1)[0]
+            if name in takes_value and arg.startswith("--"):
+                if "=" in arg or not takes_value[name]:
+                    front.append(arg)
+                    i += 1
+                    continue
+                front.extend(args[i : i + 2])
+                i += 2
+                continue
+            rest.append(arg)
+            i += 1
+        return front + rest
+
+
 def handles_errors(func: F) -> F:
     """Turn the errors a user can fix into one clear line and a meaningful exit code."""
 
@@ -50,6 +100,9 @@ def handles_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except NeedsOptionError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise SystemExit(EXIT_USAGE) from exc
         except FormatError as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False)
             raise SystemExit(EXIT_INPUT) from exc
@@ -59,6 +112,9 @@ def handles_errors(func: F) -> F:
         except ConfigError as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False)
             raise SystemExit(EXIT_CONFIG) from exc
+        except IdLookupError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise SystemExit(EXIT_NOT_FOUND) from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
 
 from deepcuts.cli.common import (
     EXIT_INPUT,
+    EXIT_NOT_FOUND,
+    EXIT_STORE,
     err,
     handles_errors,
     log,
@@ -73,10 +76,20 @@ def search(ctx: click.Context, query: str, n: int, by: str, kind: str | None, ca
     with open_store(ctx, read_only=True) as store:
         texts = load_item_texts(store)
     if len(texts) == 0:
-        err.print("[red]error:[/red] the catalogue is empty: ingest tracks or artists first", highlight=False)
-        raise SystemExit(EXIT_INPUT)
-    encoder = EmbeddingCache(_cache_dir(ctx, cache_dir) / "minilm.npz") if by != "tfidf" else None
-    with progress_bar(transient=True) as bar:
+        err.print(
+            "[red]error:[/red] the catalogue is empty: ingest tracks or artists first "
+            "(e.g. `deepcuts ingest native world/`)",
+            highlight=False,
+        )
+        raise SystemExit(EXIT_STORE)
+    path = _cache_dir(ctx, cache_dir) / "minilm.npz"
+    encoder = EmbeddingCache(path) if by != "tfidf" else None
+    if encoder is not None and not path.is_file():
+        err.print(
+            f"encoding {len(texts):,} item documents with MiniLM (first run; cached in {path})",
+            highlight=False,
+        )
+    with progress_bar() as bar:
         task = bar.add_task("encode documents", total=None)
         index = TextSearch(by, encoder).fit(texts, lambda d, t: bar.update(task, completed=d, total=t))
     hits = index.query(query, n=n, kind=kind)
@@ -104,18 +117,23 @@ def search(ctx: click.Context, query: str, n: int, by: str, kind: str | None, ca
 def similar(
     ctx: click.Context, item: str, by: str, n: int, any_kind: bool, text_by: str, cache_dir: Path | None, as_json: bool
 ) -> None:
-    """Items most like ITEM (an id, or an exact name) by audio, text, CF vectors or all three.
+    """Items most like ITEM by audio, text, CF vectors or all three.
+
+    ITEM is an id (lastfm:artist:89), the part after its last colon (89) or an exact track or
+    artist name, where only one item has it (see `deepcuts tracks --search TEXT`).
 
     \b
     Example:
-      deepcuts similar t000042 --by audio
+      deepcuts similar t000042 --by text
       deepcuts similar "lastfm:artist:89" --by hybrid -n 20
     """
     from deepcuts.models.coldstart import ItemSimilarity
     from deepcuts.models.text import EmbeddingCache
+    from deepcuts.store.ids import resolve_item
 
     cache = _cache_dir(ctx, cache_dir)
     with open_store(ctx, read_only=True) as store, progress_bar(transient=True) as bar:
+        item = resolve_item(store, item)  # `89` -> lastfm:artist:89, before any model work
         encoder = EmbeddingCache(cache / "minilm.npz") if text_by != "tfidf" else None
         sim = ItemSimilarity(store, audio_cache=cache / "audio", text_by=text_by, encoder=encoder,
                              seed=settings(ctx).seed, progress=_Bar(bar))  # fmt: skip
@@ -123,11 +141,27 @@ def similar(
             hits = sim.similar(item, by=by, n=n, kind=None if any_kind else "same")
         except KeyError as exc:
             err.print(f"[red]error:[/red] {exc.args[0]}", highlight=False)
-            raise SystemExit(EXIT_INPUT) from exc
+            raise SystemExit(EXIT_NOT_FOUND) from exc
         except LookupError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise SystemExit(EXIT_INPUT) from exc
+            err.print(f"[red]error:[/red] {exc}{_other_views(store, by, item)}", highlight=False)
+            raise SystemExit(EXIT_STORE) from exc
     _print_hits(hits, as_json)
+
+
+def _other_views(store, by: str, item: str) -> str:
+    """What to try when ITEM has nothing to compare `by`: how much of the catalogue has audio,
+    and the command with another view."""
+    if by == "hybrid":
+        return ""
+    note = ""
+    if by == "audio":
+        with_audio, total = store.conn.execute(
+            "SELECT count(audio_path), count(*) FROM tracks"
+        ).fetchall()[0]
+        note = f" ({with_audio:,} of {total:,} tracks have audio)"
+    if by == "text":
+        return f"{note}; try `deepcuts similar {shlex.quote(item)} --by cf` or `--by hybrid`"
+    return f"{note}; try `deepcuts similar {shlex.quote(item)} --by text` or `--by hybrid`"
 
 
 @click.group()

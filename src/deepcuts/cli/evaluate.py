@@ -118,7 +118,7 @@ def bar_progress(bar, task):
 @click.option("--models", "models_text", metavar="NAMES",
               help=f"Comma-separated models [default: {','.join(STANDARD)}].")
 @click.option("--params", "params_value", metavar="FILE|JSON",
-              help="Parameters of the default model (e.g. the file `deepcuts tune --json` wrote).")
+              help="Parameters of the default model (e.g. the file `deepcuts tune --json FILE` wrote).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every figure to this JSON file.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
@@ -271,7 +271,14 @@ def _print_table(summary: dict[str, Any]) -> None:
         )
     if "default_beats_all" in summary:
         verdict = "beats" if summary["default_beats_all"] else "does NOT beat"
-        click.echo(
-            f"{summary['default_model']} {verdict} every other model on mean NDCG@{k} by more "
-            "than the larger standard deviation"
-        )
+        if len(summary["protocol"].get("seeds", [])) > 1:
+            click.echo(
+                f"{summary['default_model']} {verdict} every other model on mean NDCG@{k} by more "
+                "than the larger standard deviation"
+            )
+        else:  # one seed: no spread to compare the margin with
+            click.echo(
+                f"{summary['default_model']} {verdict} every other model on NDCG@{k} on this one "
+                "seed (no standard deviation from one seed: give --seeds 0,1,2 to compare "
+                "margins with the spread)"
+            )

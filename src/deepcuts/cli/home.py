@@ -26,7 +26,14 @@ def _at(value: str | None) -> datetime | None:
 
 
 @click.command()
-@click.option("--user", "user_id", required=True, metavar="USER_ID", help="The listener.")
+@click.option(
+    "--user",
+    "user_id",
+    required=True,
+    metavar="USER_ID",
+    help="The listener: a full id (spotify:user:me) or the part after its last colon (me) "
+    "where unique (see `deepcuts users`).",
+)
 @click.option("--hour", type=click.IntRange(0, 23), help="Local hour of the visit [default: now].")
 @click.option(
     "--weekday",
@@ -110,10 +117,13 @@ def home(
     the next page reflects them. Needs a trained model (`deepcuts train`).
     """
     from deepcuts.bandit.types import BanditInputError, PageLayout
+    from deepcuts.store import StoreError
+    from deepcuts.store.ids import resolve_user
     from deepcuts.surfaces.home import UnknownListener, serve_home
 
     when = _at(at)
     with open_store(ctx) as store, progress_bar(transient=True) as bar:
+        user_id = resolve_user(store, user_id)  # before any model work: `me` -> spotify:user:me
         task = bar.add_task("home", total=STEPS)
 
         def step(message: str) -> None:
@@ -138,7 +148,10 @@ def home(
                 step=step,
             )
         except UnknownListener as exc:
-            raise click.BadParameter(str(exc), param_hint="--user") from exc
+            raise StoreError(
+                f"listener {user_id!r} is not in the trained model: after ingesting their "
+                "listens, run `deepcuts train`"
+            ) from exc
         except BanditInputError as exc:
             raise click.UsageError(str(exc)) from exc
         bar.update(task, completed=STEPS)

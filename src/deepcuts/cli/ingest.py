@@ -15,8 +15,9 @@ from deepcuts.store import IngestCounts
 @click.option("--table", help="native: the table every given file fills (default: from the file name).")
 @click.option(
     "--user",
-    help="spotify, listenbrainz: the listener's id, where the export does not name one "
-    "(stored as spotify:user:ID or listenbrainz:user:ID).",
+    help="spotify, listenbrainz: the listener of records that name none (stored as "
+    "spotify:user:ID or listenbrainz:user:ID); records that name their listener keep it, "
+    "with a warning where it differs.",
 )
 @click.pass_context
 @handles_errors
@@ -31,7 +32,7 @@ def ingest(ctx: click.Context, fmt: str, paths: tuple[str, ...], table: str | No
       lastfm-hetrec   the HetRec 2011 Last.fm 2K folder
       mpd             Spotify Million Playlist Dataset slices (mpd.slice.*.json)
 
-    Folders are searched for the format's files. Ingestion is idempotent: a row already in
+    Folders are searched for the format's files (lastfm-hetrec takes the folder itself). Ingestion is idempotent: a row already in
     the store counts as a duplicate. A malformed row goes to the quarantine table with its
     file, line and reason; the rest of the file still loads.
     """
@@ -44,6 +45,7 @@ def ingest(ctx: click.Context, fmt: str, paths: tuple[str, ...], table: str | No
         raise click.UsageError(f"--table applies to native files, not {fmt}")
     importer = FORMATS[fmt](**options)
     files = importer.files(list(paths))
+    n_files = len(files) * getattr(importer, "files_per_path", 1)
     total = IngestCounts()
     with open_store(ctx, create=True) as store, progress_bar() as bar:
         task = bar.add_task(f"ingest {fmt}", total=len(files))
@@ -55,12 +57,12 @@ def ingest(ctx: click.Context, fmt: str, paths: tuple[str, ...], table: str | No
             bar.advance(task)
     click.echo(
         f"accepted {total.accepted}, duplicates {total.duplicates}, "
-        f"quarantined {total.quarantined} (of {total.rows_read} rows read from {len(files)} "
-        f"{'file' if len(files) == 1 else 'files'})"
+        f"quarantined {total.quarantined} (of {total.rows_read} rows read from {n_files} "
+        f"{'file' if n_files == 1 else 'files'})"
     )
     if total.quarantined:
         err.print(
             f"[yellow]{total.quarantined} rows quarantined[/yellow]: see them with "
-            "`SELECT * FROM quarantine` in the store",
+            f"`deepcuts quarantine --store {store.path}`",
             highlight=False,
         )

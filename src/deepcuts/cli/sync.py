@@ -20,9 +20,9 @@ from deepcuts.surfaces.subsonic import PLAYLIST_NAME, ListenerError, sync_subson
 from deepcuts.surfaces.weekly import RANKERS, WeekError, parse_week
 
 # Exit codes of the music server (the others are in cli.common).
-EXIT_SERVER_UNREACHABLE = 6  # nothing (or no Subsonic server) answered at --url
-EXIT_SERVER_AUTH = 7  # the server refused the user name and password
-EXIT_SERVER_ERROR = 8  # the server answered a request with an error
+EXIT_SERVER_UNREACHABLE = 7  # nothing (or no Subsonic server) answered at --url
+EXIT_SERVER_AUTH = 8  # the server refused the user name and password
+EXIT_SERVER_ERROR = 9  # the server answered a request with an error
 
 
 def _week(value: str | None) -> date:
@@ -74,9 +74,9 @@ def subsonic(ctx, url, user, password_env, listener, music_dir, week, ranker, be
     in as new tracks. The list is built over the server's songs only, and written as the
     playlist "Discover Weekly" of --user, replacing last week's. Run it every Monday.
 
-    Exit codes besides the usual: 6 the server cannot be reached; 7 it refused the user name
-    or password (with 6 and 7 the store is unchanged: both are found before anything is
-    written); 8 it answered a request with an error (the week's list is then not stored).
+    Exit codes besides the usual: 7 the server cannot be reached; 8 it refused the user name
+    or password (with 7 and 8 the store is unchanged: both are found before anything is
+    written); 9 it answered a request with an error (the week's list is then not stored).
     """
     monday = _week(week)
     listener = listener or user

@@ -47,7 +47,7 @@ def split_confidence(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
 @click.option("--model", "model_name", type=click.Choice(list(MODELS)), default=DEFAULT_MODEL,
               show_default=True, help="The model to fit (the default is the evaluation's best).")
 @click.option("--params", "params_value", metavar="FILE|JSON",
-              help="Parameters: the file `deepcuts tune --json` wrote, or a JSON object.")
+              help="Parameters: the file `deepcuts tune --json FILE` wrote, or a JSON object.")
 @click.option("--set", "settings_", multiple=True, metavar="NAME=VALUE",
               help="One parameter (repeatable), e.g. --set als_factors=64 --set confidence.alpha=2.")
 @click.option("--half-life", type=click.FloatRange(min=0, min_open=True), metavar="DAYS",

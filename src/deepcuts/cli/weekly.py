@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
-from deepcuts.cli.common import handles_errors, log, open_store, progress_bar
-from deepcuts.io.playlists import FORMATS, ExportTrack, PlaylistExport, export
+from deepcuts.cli.common import handles_errors, log, open_store, progress_bar, settings
+from deepcuts.io.playlists import FORMATS, ExportTrack, PlaylistExport, export, track_location
+from deepcuts.store import StoreError
+from deepcuts.store.ids import resolve_user
 from deepcuts.surfaces.weekly import (
     RANKERS,
     WeekError,
@@ -31,7 +33,12 @@ def _week(value: str | None) -> date:
 
 @click.command()
 @click.option("--week", metavar="YYYY-Www", help="The ISO week (Monday start) [default: this week].")
-@click.option("--user", metavar="USER_ID", help="Print (or --out) this listener's list instead of building everyone's.")
+@click.option(
+    "--user",
+    metavar="USER_ID",
+    help="Print (or --out) this listener's list instead of building everyone's; a full id "
+    "(spotify:user:me) or the part after its last colon (me) where unique (see `deepcuts users`).",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True, help="With --user: the playlist format.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="With --user: write the playlist here instead of printing it.")
 @click.option("--model", "model_id", metavar="MODEL_ID", help="A registered model version [default: the default model].")
@@ -63,24 +70,32 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild) -> None:
         raise click.UsageError("--format and --out export one list: give --user too")
     with open_store(ctx) as store:
         if user is not None:
+            user = resolve_user(store, user)  # before any model work: `me` -> spotify:user:me
             stored = store.conn.execute(
                 "SELECT count(*) FROM weekly_lists WHERE user_id = ? AND week = ?", [user, week_name(monday)]
             ).fetchall()[0][0]
             if rebuild or not stored:
-                dw = prepare_weekly(store, monday, model_id=model_id, ranker=ranker)
+                with progress_bar(transient=True) as bar:
+                    bar.add_task("loading the model and fitting the ranker", total=None)
+                    dw = prepare_weekly(store, monday, model_id=model_id, ranker=ranker)
                 index = dw.interactions.users.get(user)
                 if index < 0:
-                    raise click.BadParameter(f"no listener {user!r} in the store", param_hint="--user")
+                    raise StoreError(
+                        f"listener {user!r} is not in the trained model: after ingesting their "
+                        "listens, run `deepcuts train`"
+                    )
                 lists = list(dw.build([index]))
                 save_lists(store, lists, dw.interactions.users, dw.interactions.items)
-            text = export(load_playlist(store, user, monday), fmt)
+            text = export(load_playlist(store, user, monday, settings(ctx).track_url), fmt)
             if out is None:
                 click.echo(text, nl=False)
             else:
                 out.write_text(text)
                 log.info("wrote %s", out)
             return
-        dw = prepare_weekly(store, monday, model_id=model_id, ranker=ranker)
+        with progress_bar(transient=True) as bar:
+            bar.add_task("loading the model and fitting the ranker", total=None)
+            dw = prepare_weekly(store, monday, model_id=model_id, ranker=ranker)
         n_users = dw.interactions.shape[0]
         lists, short = [], 0
         with progress_bar() as bar:
@@ -96,13 +111,14 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild) -> None:
     )
 
 
-def load_playlist(store, user: str, monday: date) -> PlaylistExport:
-    """A stored weekly list with the catalogue's names, as a playlist to export."""
+def load_playlist(store, user: str, monday: date, track_url: str = "") -> PlaylistExport:
+    """A stored weekly list with the catalogue's names, as a playlist to export; each track's
+    location is `track_location` of its audio file, `track_url` pattern or URI."""
     week = week_name(monday)
     rows = store.conn.execute(
         """
         SELECT w.item_id, coalesce(t.name, a2.name, w.item_id), coalesce(a.name, a2.name), al.name,
-               t.duration_ms, coalesce(t.uri, t.audio_path), w.reason, w.score
+               t.duration_ms, t.audio_path, t.uri, w.reason, w.score
         FROM weekly_lists w
         LEFT JOIN tracks t ON t.track_id = w.item_id
         LEFT JOIN artists a ON a.artist_id = t.artist_id
@@ -119,5 +135,8 @@ def load_playlist(store, user: str, monday: date) -> PlaylistExport:
         date=datetime.combine(monday, datetime.min.time()),
         annotation=note[0][0] if note else f"{len(rows)} tracks for {user}, new to them this week",
         identifier=f"urn:deepcuts:weekly:{user}:{week}",
-        tracks=[ExportTrack(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows],
+        tracks=[
+            ExportTrack(r[0], r[1], r[2], r[3], r[4], track_location(r[0], r[5], r[6], track_url), r[7], r[8])
+            for r in rows
+        ],
     )

@@ -4,6 +4,8 @@ The release is a folder of tab-separated ``.dat`` files with a header row. Artis
 items: a user's play count of an artist becomes one ``listens`` row with ``play_count`` set and
 no time. Tag assignments become ``item_tags`` rows (with the tagging user and day), the tag
 text of each artist. Ids are namespaced: ``lastfm:user:2``, ``lastfm:artist:51``.
+The folder is read whole (tag assignments need tags.dat, play counts name artists.dat's
+ids): a single ``.dat`` file is refused with an error naming its folder.
 """
 
 from __future__ import annotations
@@ -32,12 +34,17 @@ class HetRecImporter:
     name = "lastfm-hetrec"
     summary = "HetRec 2011 Last.fm 2K folder: artists, play counts, tags, friendships"
 
+    files_per_path = len(FILES)  # each path `files` gives is a folder of this many files
+
     def files(self, paths: list[str]) -> list[Path]:
         folders = []
         for raw in paths:
             folder = Path(raw)
             if folder.is_file():
-                folder = folder.parent
+                raise FormatError(
+                    f"{folder}: lastfm-hetrec reads the whole HetRec folder, not one file: "
+                    f"give the folder {folder.parent}"
+                )
             missing = [name for name in FILES if not (folder / name).is_file()]
             if missing:
                 raise FormatError(

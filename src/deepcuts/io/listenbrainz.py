@@ -6,7 +6,9 @@ A user's export holds listens as JSON Lines (one listen per line, as in the expo
 ``artist_name``, ``track_name``, ``release_name``, ``additional_info`` and, where ListenBrainz
 matched it to MusicBrainz, ``mbid_mapping``. A listen's item is its MusicBrainz recording
 (``mbid:recording:<mbid>``) where known, else its Spotify track, else ListenBrainz's own
-message id (``listenbrainz:msid:<msid>``).
+message id (``listenbrainz:msid:<msid>``). The listener is the listen's ``user_name``
+(``listenbrainz:user:<user_name>``); ``--user`` names the listener of listens that have none,
+and where a listen names another one it keeps its own and a warning says so, once per file.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from deepcuts.io.errors import FormatError
 from deepcuts.io.files import expand
 from deepcuts.io.jsonscan import scan_array, scan_lines
-from deepcuts.io.rows import Rows, load_listen_records
+from deepcuts.io.rows import Rows, load_listen_records, warn_user_disagrees
 from deepcuts.store import FileLoad, IngestCounts, Store
 
 EXPECTED = "a ListenBrainz listens export (listens with listened_at and track_metadata)"
@@ -58,7 +60,10 @@ class ListenBrainzImporter:
     summary = "ListenBrainz listens export (JSON Lines, or a JSON array)"
 
     def __init__(self, user: str | None = None):
+        self.given = user
         self.user = None if user is None else f"listenbrainz:user:{user}"
+        self._warned: set[tuple[str, str]] = set()
+        self._path: Path | None = None
 
     def files(self, paths: list[str]) -> list[Path]:
         return expand(paths, ("*.jsonl", "*.json"))
@@ -67,6 +72,7 @@ class ListenBrainzImporter:
         with open(path, encoding="utf-8-sig", errors="replace") as handle:
             head = handle.read(1024).lstrip()
         records = scan_array(path, EXPECTED) if head.startswith("[") else scan_lines(path)
+        self._path = path
         with FileLoad(store, self.name, str(path)) as load:
             load_listen_records(load, records, lambda listen: _check_first(path, listen), self._add)
         return load.counts
@@ -78,9 +84,13 @@ class ListenBrainzImporter:
         info = meta.get("additional_info") or {}
         if not isinstance(info, dict):
             return "track_metadata.additional_info is not an object"
-        user_name = self.user or (listen.get("user_name") and f"listenbrainz:user:{listen['user_name']}")
+        named = listen.get("user_name")
+        named = str(named) if isinstance(named, str | int) and str(named).strip() else None
+        user_name = f"listenbrainz:user:{named}" if named is not None else self.user
         if not user_name:
             return "no user: the listen has no user_name; give the listener's id with --user"
+        if named is not None and self.given is not None and named != self.given:
+            warn_user_disagrees(self._warned, self._path, self.given, named, user_name)
         item = _item_id(listen, meta, info)
         if item is None:
             return "no recording id (no recording_mbid, spotify_id or recording_msid)"

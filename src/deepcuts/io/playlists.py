@@ -4,6 +4,10 @@ A playlist to export is a `PlaylistExport`: a title, a creator, a date, and trac
 title, an artist, an album, a duration, a location (a file path or URI, if known), an id and
 the reason it is there. Each format keeps what it can hold: JSPF and XSPF carry the reason as
 the track's annotation, M3U8 as a comment line.
+
+A track's location (`track_location`): its audio file's path where the catalogue has one,
+else the ``track_url`` setting's pattern filled with its id, else its catalogue URI
+(``spotify:track:...``), else its public page (MusicBrainz), else ``urn:deepcuts:item:<id>``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 XSPF_NS = "http://xspf.org/ns/0/"
@@ -48,6 +53,31 @@ def _identifiers(track: ExportTrack) -> list[str]:
     if track.item_id.startswith("spotify:track:"):
         return ["https://open.spotify.com/track/" + track.item_id.removeprefix("spotify:track:")]
     return [f"urn:deepcuts:item:{track.item_id}"]
+
+
+def track_location(
+    item_id: str, path: str | None = None, uri: str | None = None, url_pattern: str = ""
+) -> str:
+    """Where a player finds a track: `path` (the catalogue's audio file) if given, else
+    `url_pattern` with ``{item_id}`` (URL-quoted) and ``{key}`` (the id's part after its last
+    colon) filled in, else `uri`, else a ``spotify:track:`` id itself, else the id's public
+    page or URN (`_identifiers`).
+
+    >>> track_location("t000123", url_pattern="https://music.example.org/play/{item_id}")
+    'https://music.example.org/play/t000123'
+    >>> track_location("t000123", path="audio/t000123.wav", url_pattern="https://x/{key}")
+    'audio/t000123.wav'
+    """
+    if path:
+        return path
+    if url_pattern:
+        key = item_id.rsplit(":", 1)[-1]
+        return url_pattern.format(item_id=quote(item_id, safe=":"), key=quote(key, safe=""))
+    if uri:
+        return uri
+    if item_id.startswith("spotify:track:"):  # the id is the URI players open
+        return item_id
+    return _identifiers(ExportTrack(item_id))[0]
 
 
 def to_jspf(playlist: PlaylistExport) -> str:
@@ -116,7 +146,7 @@ def to_m3u8(playlist: PlaylistExport) -> str:
         if t.reason:
             lines.append(f"# {t.reason}")
         lines.append(f"#EXTINF:{seconds},{label}")
-        lines.append(t.location or t.item_id)
+        lines.append(t.location or track_location(t.item_id))
     return "\n".join(lines) + "\n"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
@@ -9,6 +10,8 @@ import pyarrow as pa
 
 from deepcuts.io.jsonscan import Record
 from deepcuts.store import TABLES, FileLoad
+
+log = logging.getLogger(__name__)
 
 
 def as_text(value: object) -> str | None:
@@ -66,3 +69,15 @@ def load_listen_records(
         if reason:
             load.reject(record.line, reason, record.raw, "listens")
     rows.load(load, counted=("listens",))
+
+
+def warn_user_disagrees(warned: set[tuple[str, str]], path: object, given: str, named: str, stored: str) -> None:
+    """Say, once per file and name, that the export names another listener than --user."""
+    if (str(path), named) in warned:
+        return
+    warned.add((str(path), named))
+    log.warning(
+        "%s: the export names its listener %r, not --user %r: its listens are stored as %s "
+        "(--user names only the listener of records that name none)",
+        path, named, given, stored,
+    )

@@ -8,16 +8,20 @@ array of streams with ``ts`` (when the stream ended, UTC), ``ms_played``, ``conn
 row; the tracks, artists and albums it names enter the catalogue. The export names no artist or
 album ids, so those ids are built from their names. Podcast episodes are not music: they are
 quarantined with that reason, so every record is accounted for.
+
+The listener is the record's ``username`` (``spotify:user:<username>``); ``--user`` (the
+importer's ``user``) names the listener of records that have none. Where a record's username
+differs from ``--user``, the record keeps its own and a warning says so, once per file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from deepcuts.io.errors import FormatError
+from deepcuts.io.errors import FormatError, NeedsOptionError
 from deepcuts.io.files import expand
 from deepcuts.io.jsonscan import scan_array
-from deepcuts.io.rows import Rows, load_listen_records
+from deepcuts.io.rows import Rows, load_listen_records, warn_user_disagrees
 from deepcuts.store import FileLoad, IngestCounts, Store
 
 PATTERNS = ("Streaming_History_Audio_*.json", "endsong_*.json", "Streaming_History_*.json")
@@ -40,13 +44,17 @@ class SpotifyImporter:
     summary = "Spotify extended streaming history (Streaming_History_Audio_*.json, endsong_*.json)"
 
     def __init__(self, user: str | None = None):
+        self.given = user
         self.user = None if user is None else f"spotify:user:{user}"
+        self._warned: set[tuple[str, str]] = set()
+        self._path: Path | None = None
 
     def files(self, paths: list[str]) -> list[Path]:
         return expand(paths, PATTERNS)
 
     def ingest_file(self, store: Store, path: Path) -> IngestCounts:
         records = scan_array(path, EXPECTED)
+        self._path = path
         with FileLoad(store, self.name, str(path)) as load:
             load_listen_records(load, records, lambda rec: self._check_first(path, rec), self._add)
         return load.counts
@@ -56,7 +64,7 @@ class SpotifyImporter:
             found = ", ".join(sorted(rec)[:8])
             raise FormatError(f"{path}: expected {EXPECTED}; the first record has {found}")
         if self.user is None and not rec.get("username"):
-            raise FormatError(
+            raise NeedsOptionError(
                 f"{path}: this export does not name its listener (no username field): "
                 "give the listener's id with --user"
             )
@@ -70,9 +78,13 @@ class SpotifyImporter:
             return "spotify_track_uri is missing"
         if not isinstance(uri, str) or not uri.startswith("spotify:track:"):
             return f"spotify_track_uri {uri!r} is not a spotify:track: URI"
-        if self.user is None and not isinstance(rec.get("username"), str | int):
+        named = rec.get("username")
+        named = str(named) if isinstance(named, str | int) and str(named).strip() else None
+        if named is None and self.user is None:
             return "username is missing (give the listener's id with --user)"
-        user = self.user or f"spotify:user:{rec['username']}"
+        user = f"spotify:user:{named}" if named is not None else self.user
+        if named is not None and self.given is not None and named != self.given:
+            warn_user_disagrees(self._warned, self._path, self.given, named, user)
         ms = rec.get("ms_played")
         skipped = rec.get("skipped")
         if skipped is None and isinstance(ms, int) and rec.get("reason_end"):

@@ -84,7 +84,7 @@ class Store:
         elif self.schema_version() != LATEST_VERSION:
             raise StoreError(
                 f"store {self.path} is at schema version {self.schema_version()}, "
-                f"this deepcuts needs {LATEST_VERSION}: open it once for writing to migrate"
+                f"this deepcuts needs {LATEST_VERSION}: migrate it with `deepcuts init --store {self.path}`"
             )
 
     # -- schema -------------------------------------------------------------------------
