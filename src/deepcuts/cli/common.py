@@ -35,7 +35,7 @@ EXIT_CODES_HELP = (
     "3 an input file is not in the format it was named as; 4 the store is missing, locked, "
     "from a newer deepcuts, or lacks what the command needs (a trained model, a catalogue); "
     "5 a setting has an unusable value; 6 a listener or item id names nothing in the store, "
-    "or several things; 7, 8, 9 (`deepcuts sync subsonic`) the music server cannot be reached, "
+    "or several things; 7, 8, 9 (sync subsonic) the music server cannot be reached, "
     "refused the password, refused a request."
 )
 

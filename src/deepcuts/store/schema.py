@@ -256,7 +256,7 @@ SUBSONIC_SONGS = Table(
         C("gone_at", "TIMESTAMP", doc="the first sync that no longer found it (NULL while it is there)"),
     ),
     key=("server", "song_id"),
-    doc="Songs of Subsonic servers and the catalogue tracks they are (`deepcuts sync subsonic`).",
+    doc="Songs of Subsonic servers and the catalogue tracks they are (`deepcuts sync subsonic --url URL --user U --password-env VAR`).",
 )
 """Written by the Subsonic sync, not by importers (so not in TABLES)."""
 
