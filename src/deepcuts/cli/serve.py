@@ -29,8 +29,8 @@ def _when(value: str | None, option: str) -> datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def publish_snapshot(ctx: click.Context, store) -> None:
-    """Publish from an open store with a progress bar, and say what was published."""
+def publish_snapshot(ctx: click.Context, store) -> str:
+    """Publish from an open store with a progress bar; returns what was published, in words."""
     from deepcuts.jobs import publish
 
     with progress_bar(transient=True) as bar:
@@ -40,11 +40,30 @@ def publish_snapshot(ctx: click.Context, store) -> None:
             bar.update(task, description=stage, completed=done, total=total)
 
         report = publish.run(store, progress=progress)
-    click.echo(
+    return (
         f"published snapshot v{report.version:06d} to {report.root}: {report.users} listeners, "
         f"{report.items} items, {report.shelves} candidate shelves, {report.weekly_rows} weekly "
         f"tracks, reward model v{report.reward_version}"
     )
+
+
+publish_option = click.option(
+    "--publish/--no-publish",
+    "publish_after",
+    default=None,
+    help="Publish a new snapshot for `deepcuts serve` when done [default: yes once the store has "
+    "been published, so a served store stays fresh; no before].",
+)
+
+
+def maybe_publish(ctx: click.Context, store, choice: bool | None) -> None:
+    """Publish after a job if asked to, or by default where a snapshot is already published."""
+    from deepcuts.snapshots.versions import current_version, snapshot_root
+
+    if choice is None:
+        choice = current_version(snapshot_root(store.path)) is not None
+    if choice:  # on stderr: the job's own output (JSON, a playlist) stays clean on stdout
+        log.info("%s", publish_snapshot(ctx, store))
 
 
 @click.command()
@@ -63,7 +82,7 @@ def publish(ctx: click.Context) -> None:
     way is never served. Needs a trained model (`deepcuts train`).
     """
     with open_store(ctx) as store:
-        publish_snapshot(ctx, store)
+        click.echo(publish_snapshot(ctx, store))
 
 
 @click.command()

@@ -11,6 +11,7 @@ import click
 
 from deepcuts.cli.common import err, handles_errors, log, open_store, progress_bar
 from deepcuts.cli.evaluate import bar_progress, data_error, open_data, read_params
+from deepcuts.cli.serve import maybe_publish, publish_option
 from deepcuts.evaluation import EvaluationData, SplitError
 from deepcuts.evaluation.splits import SPLITS
 from deepcuts.evaluation.tuning import SEARCH_SPACES, tune_model
@@ -56,6 +57,7 @@ def split_confidence(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
               help="The model file [default: models/<name>-v<version>.npz beside the store].")
 @click.option("--no-default", is_flag=True, help="Register the version without making it the default.")
 @click.option("--json", "as_json", is_flag=True, help="Print the registry record as JSON.")
+@publish_option
 @click.pass_context
 @handles_errors
 def train(
@@ -67,6 +69,7 @@ def train(
     out: Path | None,
     no_default: bool,
     as_json: bool,
+    publish_after: bool | None,
 ) -> None:
     """Fit a model on the store's listening data and register the version in the store.
 
@@ -94,6 +97,9 @@ def train(
             )
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from exc
+    if not no_default:  # serving reads the default model: keep a served store's snapshot fresh
+        with open_store(ctx) as store:
+            maybe_publish(ctx, store, publish_after)
     record = trained.record
     assert record is not None
     if as_json:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from deepcuts.cli.common import handles_errors, log, open_store, progress_bar, settings
+from deepcuts.cli.serve import maybe_publish, publish_option
 from deepcuts.io.playlists import FORMATS, ExportTrack, PlaylistExport, export, track_location
 from deepcuts.store import StoreError
 from deepcuts.store.ids import resolve_user
@@ -50,9 +51,10 @@ def _week(value: str | None) -> date:
     help="learned: trained on what listeners streamed the week before; blend: hand-weighted; auto: learned where possible.",
 )
 @click.option("--rebuild", is_flag=True, help="With --user: build the list again even if the week's list is stored.")
+@publish_option
 @click.pass_context
 @handles_errors
-def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild) -> None:
+def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild, publish_after) -> None:
     """Discover Weekly: 30 tracks per listener that they have never played.
 
     \b
@@ -104,11 +106,12 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild) -> None:
                 lists.append(wl)
                 short += bool(wl.note)
         rows = save_lists(store, lists, dw.interactions.users, dw.interactions.items)
-    click.echo(
-        f"{dw.week}: {len(lists)} lists, {rows} tracks stored"
-        + (f"; {short} lists shorter than 30 (see weekly_notes)" if short else "")
-        + f"; ranker: {dw.ranker.kind}"
-    )
+        click.echo(
+            f"{dw.week}: {len(lists)} lists, {rows} tracks stored"
+            + (f"; {short} lists shorter than 30 (see weekly_notes)" if short else "")
+            + f"; ranker: {dw.ranker.kind}"
+        )
+        maybe_publish(ctx, store, publish_after)
 
 
 def load_playlist(store, user: str, monday: date, track_url: str = "") -> PlaylistExport:

@@ -156,14 +156,18 @@ class Interactions:
     banned: sp.csr_matrix
     config: ConfidenceConfig = field(default_factory=ConfidenceConfig)
     now: datetime | None = None
+    _positives: sp.csr_matrix | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.matrix.shape
 
     def positives(self) -> sp.csr_matrix:
-        """Binary CSR (float32) of the pairs with positive confidence."""
-        return positive_part(self.matrix, binary=True)
+        """Binary CSR (float32) of the pairs with positive confidence (made once; the matrix is
+        not changed in place: `without` makes a new `Interactions`)."""
+        if self._positives is None:
+            self._positives = positive_part(self.matrix, binary=True)
+        return self._positives
 
     def seen(self) -> sp.csr_matrix:
         """Binary CSR of every pair with any evidence or a ban: what filters recommendation."""
