@@ -46,6 +46,7 @@ lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
 
 bench: install
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(PY) benchmarks/bench_ingest.py
 
 clean:

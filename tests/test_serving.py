@@ -239,3 +239,22 @@ def test_playing_one_shelfs_cards_moves_that_shelf_up_after_learning(store):
     (after_page,), (after,) = ranks()
     assert after_page["snapshot_version"] == learnt["published_version"]
     assert after.index(target) < before.index(target), (target, before, after)
+
+
+def test_prefetched_history_answers_as_the_per_listener_queries_do(store):
+    """Publishing reads every listener's history set-wise; a page reads one listener's: same answers."""
+    from deepcuts.signals.history import ListenerHistory
+
+    with Store(store, read_only=True) as s:
+        users = [r[0] for r in s.conn.execute("SELECT user_id FROM users ORDER BY user_id").fetchall()]
+        now = s.conn.execute("SELECT max(played_at) FROM listens").fetchall()[0][0] - timedelta(days=3)
+        one, everyone = ListenerHistory(s, now), ListenerHistory(s, now).prefetch()
+        compared = 0
+        for user in users:
+            assert one.latest_plays(user, 5) == everyone.latest_plays(user, 5)
+            assert one.streamed_lately(user, 14, 20) == everyone.streamed_lately(user, 14, 20)
+            assert one.weekly_list(user) == everyone.weekly_list(user)
+            assert one.usual_device(user) == everyone.usual_device(user)
+            assert one.home_country(user) == everyone.home_country(user)
+            compared += bool(one.streamed_lately(user, 14, 20)) and bool(one.weekly_list(user))
+    assert compared > 50

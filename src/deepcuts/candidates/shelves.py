@@ -100,7 +100,8 @@ class ShelfData(Protocol):
     item's listeners and ``catalogue.release_day`` its release day.
     """
 
-    store: Any  # for the stored weekly lists and the latest plays
+    store: Any
+    history: Any  # `deepcuts.signals.history.ListenerHistory`: latest plays, weekly lists
     catalogue: Any
     interactions: Any
     side: Any
@@ -174,14 +175,11 @@ def _indices(data: ShelfData, item_ids: Sequence[str]) -> list[int]:
 # -- the adapters -------------------------------------------------------------------------------
 def discover_weekly(data: ShelfData, visit: Visit, limit: int) -> list[ShelfPick]:
     """The listener's latest stored Discover Weekly list (built by `deepcuts weekly`), in order."""
-    rows = data.store.conn.execute(
-        "SELECT item_id, week FROM weekly_lists WHERE user_id = ? AND week = "
-        "(SELECT max(week) FROM weekly_lists WHERE user_id = ?) ORDER BY position LIMIT ?",
-        [visit.user_id, visit.user_id, limit],
-    ).fetchall()
-    if not rows:
+    stored = data.history.weekly_list(visit.user_id)
+    if not stored:
         return []
-    return [_kind("discover_weekly").pick(rows[0][1], _indices(data, [r[0] for r in rows]))]
+    week, item_ids = stored
+    return [_kind("discover_weekly").pick(week, _indices(data, item_ids[:limit]))]
 
 
 def because_you_listened(
@@ -221,12 +219,8 @@ def keep_the_vibe_going(
 ) -> list[ShelfPick]:
     """The listener's best unplayed tracks most like their latest ``session_plays`` plays."""
     user = data.user(visit.user_id)
-    rows = data.store.conn.execute(
-        "SELECT item_id FROM listens WHERE user_id = ? AND played_at <= ? "
-        "ORDER BY played_at DESC LIMIT ?",
-        [visit.user_id, data.now, session_plays],
-    ).fetchall()
-    session = np.array(_indices(data, [r[0] for r in rows]), np.int64)
+    latest = data.history.latest_plays(visit.user_id, session_plays)
+    session = np.array(_indices(data, [item for item, _ in latest]), np.int64)
     if len(session) == 0:
         return []
     items = data.best(user, data.similar(session)[: limit * 4], limit)
@@ -235,13 +229,8 @@ def keep_the_vibe_going(
 
 def jump_back_in(data: ShelfData, visit: Visit, limit: int, days: int = 14) -> list[ShelfPick]:
     """What the listener streamed (30 s or more) in the last ``days`` days, latest first."""
-    rows = data.store.conn.execute(
-        "SELECT item_id, max(played_at) AS last FROM listens WHERE user_id = ? AND played_at <= ? "
-        "AND played_at > ?::TIMESTAMP - INTERVAL (?) DAY AND coalesce(ms_played, 30000) >= 30000 "
-        "GROUP BY item_id ORDER BY last DESC LIMIT ?",
-        [visit.user_id, data.now, data.now, days, limit],
-    ).fetchall()
-    return [_kind("jump_back_in").pick("recent", _indices(data, [r[0] for r in rows]))]
+    streamed = data.history.streamed_lately(visit.user_id, days, limit)
+    return [_kind("jump_back_in").pick("recent", _indices(data, streamed))]
 
 
 def popular_in_region(data: ShelfData, visit: Visit, limit: int) -> list[ShelfPick]:

@@ -134,6 +134,7 @@ def _users_and_shelves(data, progress: Progress | None) -> tuple[pd.DataFrame, n
 
     item_index = data.interactions.items
     users = [str(u) for u in data.interactions.users.ids]
+    data.history.prefetch()  # every listener's history in a few queries, not a few per listener
     rows: list[dict[str, object]] = []
     vectors: list[np.ndarray | None] = []
     shelf_rows: dict[str, list] = {k: [] for k in ("user", "shelf", "shelf_id", "shelf_type", "title", "rank", "item")}  # fmt: skip

@@ -43,6 +43,7 @@ from deepcuts.candidates.shelves import SHELF_KINDS, ShelfKind
 from deepcuts.models.base import Recommender
 from deepcuts.signals.catalogue import Catalogue, load_catalogue
 from deepcuts.signals.confidence import Interactions
+from deepcuts.signals.history import ListenerHistory
 from deepcuts.signals.side import SideInfo, build_side_info
 from deepcuts.store import Store, StoreError
 
@@ -64,6 +65,16 @@ class HomeData:
     genres: np.ndarray | None = None  # (n_items,) object: the item's genre or top tag
     _scores: dict[int, np.ndarray] = field(default_factory=dict)
     shelf_cache: dict = field(default_factory=dict)  # what shelf kinds reuse between visits
+    _history: ListenerHistory | None = None
+    _cards: dict[int, Card] = field(default_factory=dict)
+
+    @property
+    def history(self) -> ListenerHistory:
+        """Listeners' latest plays, streams, weekly lists, devices and countries at ``now``
+        (one query each; `ListenerHistory.prefetch` answers them for everyone at once)."""
+        if self._history is None:
+            self._history = ListenerHistory(self.store, self.now)
+        return self._history
 
     @classmethod
     def load(
@@ -138,6 +149,13 @@ class HomeData:
         return [int(a) for a in order[:k] if totals[a] > 0]
 
     def card(self, item: int) -> Card:
+        """The bandit's card for an item (made once: cards are immutable)."""
+        card = self._cards.get(item)
+        if card is None:
+            card = self._cards[item] = self._make_card(item)
+        return card
+
+    def _make_card(self, item: int) -> Card:
         cat = self.catalogue
         features: dict[str, str | float] = {"log_popularity": float(np.log1p(cat.plays[item]))}
         if cat.artist[item] >= 0:
@@ -317,11 +335,7 @@ def session_features(data: HomeData, user_id: str, plays: int = 5) -> dict[str, 
     """Features of the listener's current (latest) session: the genre most of its last plays
     share and how many plays it has had so far (at most ``plays`` are read; plays more than 30
     minutes apart start a new session)."""
-    rows = data.store.conn.execute(
-        "SELECT item_id, played_at FROM listens WHERE user_id = ? AND played_at IS NOT NULL "
-        "AND played_at <= ? ORDER BY played_at DESC LIMIT ?",
-        [user_id, data.now, plays],
-    ).fetchall()
+    rows = data.history.latest_plays(user_id, plays)
     session = rows[:1]
     for prev, row in zip(rows, rows[1:], strict=False):
         if prev[1] - row[1] > SESSION_GAP:
@@ -356,27 +370,10 @@ def user_context(
     a KeyError."""
     user = data.user(user_id)
     moment = at or datetime.now()
-    conn = data.store.conn
     if device is None:
-        row = conn.execute(
-            "SELECT platform FROM listens WHERE user_id = ? AND platform IS NOT NULL AND platform <> '' "
-            "GROUP BY platform ORDER BY count(*) DESC, platform LIMIT 1",
-            [user_id],
-        ).fetchall()
-        device = row[0][0] if row else "unknown"
+        device = data.history.usual_device(user_id) or "unknown"
     if country is None:
-        row = (
-            conn.execute(
-                "SELECT country FROM users WHERE user_id = ? AND country IS NOT NULL AND country <> ''",
-                [user_id],
-            ).fetchall()
-            or conn.execute(
-                "SELECT country FROM listens WHERE user_id = ? AND country IS NOT NULL AND country <> '' "
-                "GROUP BY country ORDER BY count(*) DESC, country LIMIT 1",
-                [user_id],
-            ).fetchall()
-        )
-        country = row[0][0] if row else "unknown"
+        country = data.history.home_country(user_id) or "unknown"
     return Context(
         user_id=user_id,
         hour=moment.hour if hour is None else hour,
