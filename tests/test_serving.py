@@ -56,7 +56,9 @@ def test_home_page_has_titled_shelves_and_logs_every_card_with_its_propensity(st
                 headers=auth)  # fmt: skip
     assert r.status_code == 200, r.text
     page = r.json()
-    assert page["context"] == {"hour": 7, "weekday": 2, "device": "ios", "country": "SE"}
+    context = page["context"]
+    assert (context["hour"], context["weekday"], context["device"], context["country"]) == (7, 2, "ios", "SE")
+    assert context["has_user_vector"]
     assert 1 <= len(page["shelves"]) <= 4 and page["policy"]["policy_id"] == "epsilon-greedy"
     ids = [c["impression_id"] for s in page["shelves"] for c in s["cards"]]
     assert len(set(ids)) == len(ids) > 0

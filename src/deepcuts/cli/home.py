@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import click
 
-from deepcuts.cli.common import PolicyChoice, handles_errors, log, open_store, progress_bar
+from deepcuts.cli.common import PolicyChoice, handles_errors, open_store, settings
+from deepcuts.store import StoreError
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-STEPS = 4  # the steps `serve_home` reports
 
 
 def _at(value: str | None) -> datetime | None:
@@ -58,8 +58,8 @@ def _at(value: str | None) -> datetime | None:
     help="Who orders shelves and cards: epsilon-greedy over the factorization machine (BaRT), "
     "greedy (the same model without exploration), uniformly random order, thompson (bootstrap "
     "Thompson sampling over an ensemble of those models) or linucb (LinUCB). Thompson sampling "
-    "and LinUCB keep models of their own beside the shared one, made the first time they "
-    "serve from every reward logged so far.",
+    "and LinUCB keep models of their own, which `deepcuts learn` makes once they have served a "
+    "page (from every reward logged so far) and publishes.",
 )
 @click.option(
     "--epsilon",
@@ -78,8 +78,8 @@ def _at(value: str | None) -> datetime | None:
     "--at",
     "at",
     metavar="TIMESTAMP",
-    help="Serve as of this ISO time (UTC unless it says otherwise) [default: now]: when the page "
-    "is served and up to when plays are joined to earlier pages.",
+    help="Serve as of this ISO time (UTC unless it says otherwise) [default: now]: the page's "
+    "time, and its hour and weekday unless given.",
 )
 @click.option("--no-log", is_flag=True, help="Do not log the page's impressions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the page as JSON.")
@@ -106,62 +106,42 @@ def home(
     deepcuts home --user u00042
     deepcuts home --user u00042 --hour 7 --device ios --country SE --json
 
-    Every shelf source (Your Discover Weekly, Because you listened to <artist>, Best of
-    <artist>, Keep the vibe going, Jump back in, Popular in <country>, Your friends are
-    listening, Fresh finds, <genre> mix, New releases for you) offers shelves for the visit's
-    context (hour, weekday, device, country, the listener's taste vector and their current
-    session); the policy picks and orders the shelves and the cards on each. Every shown card
-    is logged to the store's impressions with its propensities. Before serving, plays since
-    the last page are joined to logged impressions as rewards (a stream of 30 s or more) and
-    the reward model, kept in models/home-bandit.npz beside the store, learns from them, so
-    the next page reflects them. Needs a trained model (`deepcuts train`).
+    The same page `GET /v1/users/{user}/home` serves, built the same way from the published
+    snapshot (`deepcuts publish`): every shelf kind's candidate shelves for the listener (Your
+    Discover Weekly, Because you listened to <artist>, Best of <artist>, Keep the vibe going,
+    Jump back in, Popular in <country>, Your friends are listening, Fresh finds, <genre> mix,
+    New releases for you), chosen and ordered for the visit's context (hour, weekday, device,
+    country, taste vector, session) by the policy with the published models. Every shown card
+    is logged with its propensities to the live log; `deepcuts learn` joins the plays that
+    follow to them and teaches the models, and the next page reflects it. Nothing is trained
+    here.
     """
     from deepcuts.bandit.types import BanditInputError, PageLayout
-    from deepcuts.store import StoreError
+    from deepcuts.serving.pages import NotFound, home_page, page_dict
+    from deepcuts.snapshots.published import Published
+    from deepcuts.snapshots.versions import snapshot_root
     from deepcuts.store.ids import resolve_user
-    from deepcuts.surfaces.home import UnknownListener, serve_home
+    from deepcuts.store.live import LiveLog
 
     when = _at(at)
-    with open_store(ctx) as store, progress_bar(transient=True) as bar:
-        user_id = resolve_user(store, user_id)  # before any model work: `me` -> spotify:user:me
-        task = bar.add_task("home", total=STEPS)
-
-        def step(message: str) -> None:
-            if bar.tasks[task].description != "home":
-                bar.advance(task)
-            bar.update(task, description=message)
-            log.debug(message)
-
-        try:
-            served = serve_home(
-                store,
-                user_id,
-                policy=policy,
-                epsilon=epsilon,
-                layout=PageLayout(shelves, cards),
-                at=when,
-                hour=hour,
-                weekday=weekday,
-                device=device,
-                country=country,
-                log_page=not no_log,
-                step=step,
-            )
-        except UnknownListener as exc:
-            raise StoreError(
-                f"listener {user_id!r} is not in the trained model: after ingesting their "
-                "listens, run `deepcuts train`"
-            ) from exc
-        except BanditInputError as exc:
-            raise click.UsageError(str(exc)) from exc
-        bar.update(task, completed=STEPS)
-    fb = served.feedback
-    if fb.streamed or fb.not_streamed or fb.learned:
-        log.info(
-            "feedback: %d streamed, %d not streamed; learnt from %d impressions in %d micro-batches",
-            fb.streamed, fb.not_streamed, fb.learned, fb.batches,
+    store_path = settings(ctx).store
+    with open_store(ctx, read_only=True) as store:
+        user_id = resolve_user(store, user_id)  # `me` -> spotify:user:me
+    published = Published.load(snapshot_root(store_path))
+    try:
+        served = home_page(
+            published, user_id, policy=policy, epsilon=epsilon, layout=PageLayout(shelves, cards),
+            at=when, hour=hour, weekday=weekday, device=device, country=country,
         )  # fmt: skip
-    data = served.to_dict()
+    except NotFound as exc:
+        raise StoreError(
+            f"{exc}: after ingesting their listens, run `deepcuts train` (it publishes a store "
+            "that was published) or `deepcuts publish`"
+        ) from exc
+    except BanditInputError as exc:
+        raise click.UsageError(str(exc)) from exc
+    logged = 0 if no_log else LiveLog.for_store(store_path).append_impressions(served.records)
+    data = {**page_dict(published, served), "logged": logged}
     if as_json:
         click.echo(json.dumps(data, indent=1, default=str))
         return
@@ -173,8 +153,8 @@ def home(
     )
     click.echo(
         f"page {served.page.page_id} by {served.policy.policy_id} v{served.policy.version}"
-        f" from {served.n_candidates} candidate shelves"
-        + ("" if served.logged else " (not logged)")
+        f" from {served.n_candidates} candidate shelves (snapshot v{published.version:06d})"
+        + ("" if logged else " (not logged)")
     )
     for shelf in data["shelves"]:  # type: ignore[union-attr]
         click.echo("")

@@ -12,7 +12,15 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from deepcuts.cli.common import err, handles_errors, log, open_store, progress_bar, settings
+from deepcuts.cli.common import (
+    PolicyChoice,
+    err,
+    handles_errors,
+    log,
+    open_store,
+    progress_bar,
+    settings,
+)
 from deepcuts.store.live import LiveLog
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -186,8 +194,8 @@ def _learn_loop(every: float, store: str, stop: threading.Event) -> None:
 @click.option("--no-auth", is_flag=True, help="No API keys (only on 127.0.0.1: for a demo on this machine).")
 @click.option("--learn-every", type=click.IntRange(min=1), metavar="SECONDS",
               help="Run the learn job every SECONDS beside the server.")  # fmt: skip
-@click.option("--policy", type=click.Choice(["epsilon-greedy", "greedy", "uniform"]),
-              default="epsilon-greedy", show_default=True, help="Who orders the home screen.")  # fmt: skip
+@click.option("--policy", type=PolicyChoice(), default="epsilon-greedy", show_default=True,
+              help="Who orders the home screen (as `deepcuts home --policy`).")  # fmt: skip
 @click.option("--epsilon", type=click.FloatRange(0, 1), default=0.1, show_default=True)
 @click.pass_context
 @handles_errors

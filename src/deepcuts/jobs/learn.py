@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 
 from deepcuts.bandit.impressions import insert_impression_frame, records_frame
-from deepcuts.jobs.publish import reward_part
+from deepcuts.jobs.publish import bandit_part
 from deepcuts.snapshots.published import Published
 from deepcuts.snapshots.versions import SnapshotError, current_version, publish, snapshot_root
 from deepcuts.store import FileLoad, Store
@@ -100,13 +100,14 @@ def absorb_events(store: Store, live: LiveLog) -> tuple[int, int, int]:
     return len(waiting), len(plays), len(acts)
 
 
-def absorb_impressions(store: Store, live: LiveLog) -> int:
+def absorb_impressions(store: Store, live: LiveLog) -> tuple[int, set[str]]:
+    """Move the served pages' impressions into the store; returns (how many, which policies)."""
     waiting = live.waiting_impressions()
     if not waiting:
-        return 0
+        return 0, set()
     insert_impression_frame(store, records_frame(row for _, row in waiting))
     live.mark_absorbed("impressions", [seq for seq, _ in waiting])
-    return len(waiting)
+    return len(waiting), {str(row["policy_id"]) for _, row in waiting}
 
 
 def run(
@@ -118,11 +119,11 @@ def run(
     batch_size: int = 256,
 ) -> LearnReport:
     """Absorb the live log, learn from the rewards it brings, publish the new weights."""
-    from deepcuts.surfaces.home import HomeBandit
+    from deepcuts.surfaces.home import OWN_STATE, HomeBandit
 
     report = LearnReport()
     report.events_absorbed, report.listens, report.actions = absorb_events(store, live)
-    report.impressions_absorbed = absorb_impressions(store, live)
+    report.impressions_absorbed, served_by = absorb_impressions(store, live)
     root = snapshot_root(store.path)
     if current_version(root) is None:
         raise SnapshotError(
@@ -140,17 +141,22 @@ def run(
         return None if i is None or not published.has_vector(i) else published.item_vectors[i]
 
     bandit = HomeBandit.load(store)
+    learned_before = set(bandit.learners)
+    # Policies that keep models of their own (Thompson sampling, LinUCB) get one as soon as
+    # they have served a page, caught up on every reward logged so far.
+    for name in sorted(set(OWN_STATE) & served_by - set(bandit.learners)):
+        bandit.policy(name, store=store, vectors=(user_vec, card_vec))
     feedback = bandit.learn(store, vectors=(user_vec, card_vec), now=now, window=window,
                             batch_size=batch_size)  # fmt: skip
     report.streamed, report.not_streamed = feedback.streamed, feedback.not_streamed
     report.learned, report.batches = feedback.learned, feedback.batches
     report.reward_version = bandit.version
-    if feedback.learned:
+    if feedback.learned or bandit.learners.keys() - learned_before:
         bandit.save()
         meta = {**published.meta, "reward_version": bandit.version, "published_by": "learn"}
         manifest = publish(
             root,
-            {"reward": reward_part(bandit.reward_model, bandit.version, bandit.watermark)},
+            {"reward": bandit_part(bandit)},
             meta,
             reuse=published.manifest,
         )

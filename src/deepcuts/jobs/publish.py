@@ -172,14 +172,10 @@ def _users_and_shelves(data, progress: Progress | None) -> tuple[pd.DataFrame, n
     return pd.DataFrame(rows), user_vectors, shelves
 
 
-def reward_part(reward_model, version: int, watermark: datetime | None) -> tuple[str, PartWriter]:
-    """The reward model as a snapshot part, with its learning version and watermark."""
-    extra = {
-        "kind": "deepcuts.home",
-        "version": version,
-        "watermark": None if watermark is None else watermark.isoformat(),
-    }
-    return PART_FILES["reward"], lambda path: reward_model.save(path, extra=extra)
+def bandit_part(bandit) -> tuple[str, PartWriter]:  # bandit: HomeBandit
+    """The home screen's models (`HomeBandit`: the reward model with its learning version and
+    watermark, and the models of policies that keep their own) as a snapshot part."""
+    return PART_FILES["reward"], lambda path: bandit.save(path)
 
 
 def run(store: Store, *, progress: Progress | None = None) -> PublishReport:
@@ -205,7 +201,7 @@ def run(store: Store, *, progress: Progress | None = None) -> PublishReport:
         "weekly": (PART_FILES["weekly"], _parquet(weekly)),
         "weekly_notes": (PART_FILES["weekly_notes"], _parquet(notes)),
         **_text_parts(store, list(items["item_id"])),
-        "reward": reward_part(bandit.reward_model, bandit.version, bandit.watermark),
+        "reward": bandit_part(bandit),
     }
     record = default_model(store)
     meta = {

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from deepcuts.bandit.impressions import impression_records
-from deepcuts.bandit.policies import Policy, make_policy
+from deepcuts.bandit.policies import Policy
 from deepcuts.bandit.types import Context, Page, PageLayout
 from deepcuts.io.playlists import ExportTrack, PlaylistExport
 from deepcuts.snapshots.published import Published
@@ -90,7 +90,6 @@ def home_page(
     weekday: int | None = None,
     device: str | None = None,
     country: str | None = None,
-    random_state: int | None = None,
 ) -> HomePage:
     """Choose and order a listener's shelves and cards with the published reward model.
 
@@ -105,13 +104,9 @@ def home_page(
     shelves = published.shelves(user)
     if not shelves:
         raise NotFound("home shelves for listener", user_id, "no shelf source had anything for them")
-    params: dict[str, object] = {}
-    if policy != "uniform":
-        params["reward_model"] = published.reward_model
-    if policy == "epsilon-greedy":
-        params["epsilon"] = epsilon
-    chooser = make_policy(policy, random_state=random_state, **params)
-    chooser.n_updates_ = int(published.meta.get("reward_version", 0) or 0)
+    # The published models: epsilon-greedy and greedy rank by the shared reward model;
+    # Thompson sampling and LinUCB by their own (a fresh one until the learn job has made it).
+    chooser = published.bandit.policy(policy, epsilon)
     layout = layout or PageLayout()
     page = chooser.select_page(context, shelves, layout, served_at=when)
     return HomePage(page, chooser, layout, len(shelves), impression_records(page.impressions))
@@ -159,7 +154,10 @@ def page_dict(published: Published, home: HomePage) -> dict[str, object]:
         "served_at": page.impressions[0].served_at.isoformat() if page.impressions else None,
         "policy": home.policy.describe(),
         "snapshot_version": published.version,
-        "context": {"hour": c.hour, "weekday": c.weekday, "device": c.device, "country": c.country},
+        "context": {"hour": c.hour, "weekday": c.weekday, "device": c.device, "country": c.country,
+                    "has_user_vector": c.user_vector is not None,
+                    "session_genre": c.features.get("session_genre"),
+                    "session_plays": c.features.get("session_plays")},  # fmt: skip
         "candidate_shelves": home.n_candidates,
         "shelves": shelves,
     }

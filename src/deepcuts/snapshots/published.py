@@ -19,7 +19,8 @@ weekly         weekly.parquet          stored Discover Weekly lists: user_id, we
 weekly_notes   weekly_notes.parquet    why a list is shorter than 30: user_id, week, note
 text_encoder   tfidf.npz               the TF-IDF encoder of item documents (`TfidfEncoder`)
 text_matrix    text_matrix.npz         (n_items, n_terms) sparse TF-IDF rows of every item
-reward         reward.npz              the home screen's reward model (`RewardModel` format)
+reward         reward.npz              the home screen's models (`HomeBandit`: the reward model,
+                                       and the models of policies that keep their own)
 ============== ======================= ===========================================================
 
 `Published.load` reads a version; `Published.load(..., previous=p)` reuses the parts of ``p``
@@ -72,7 +73,9 @@ def _read(folder: Path, name: str, file_name: str) -> Any:
     if file_name.endswith(".npy"):
         return np.load(path, allow_pickle=False)
     if name == "reward":
-        return RewardModel.load(path)
+        from deepcuts.surfaces.home import HomeBandit
+
+        return HomeBandit.read(path)
     if name == "text_encoder":
         return TfidfEncoder.load(path)
     if name == "text_matrix":
@@ -92,7 +95,8 @@ class Published:
         self.users = users
         self.item_vectors: np.ndarray = parts["item_vectors"]
         self.user_vectors: np.ndarray = parts["user_vectors"]
-        self.reward_model: RewardModel = parts["reward"]
+        self.bandit = parts["reward"]  # `HomeBandit`: the reward model and the policies' own
+        self.reward_model: RewardModel = self.bandit.reward_model
         self.text_encoder: TfidfEncoder = parts["text_encoder"]
         self.text_matrix: sp.csr_matrix = parts["text_matrix"]
         self.item_index = {i: n for n, i in enumerate(items["item_id"].tolist())}

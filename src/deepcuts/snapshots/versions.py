@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from deepcuts.store.db import StoreError
+
 FORMAT = 1
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
@@ -33,8 +35,9 @@ KEEP = 3  # versions kept besides the current one (a worker may still be loading
 _VERSION = re.compile(r"^v(\d{6})$")
 
 
-class SnapshotError(Exception):
-    """No usable snapshot: none published, or one that cannot be read."""
+class SnapshotError(StoreError):
+    """No usable snapshot: none published, or one that cannot be read (a store problem for the
+    command line: exit code 4)."""
 
 
 def snapshot_root(store_path: str | Path) -> Path:

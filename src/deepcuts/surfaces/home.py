@@ -432,6 +432,12 @@ class HomeBandit:
         path = home_model_path(store)
         if not path.is_file():
             return cls(RewardModel(random_state=random_state), path)
+        return cls.read(path)
+
+    @classmethod
+    def read(cls, path: Path) -> HomeBandit:
+        """The home models saved at ``path`` (``save``'s file: the reward model, its version
+        and watermark, and the models of the policies that keep their own)."""
         try:
             model = RewardModel.load(path)
             with np.load(path, allow_pickle=False) as saved:
@@ -454,7 +460,9 @@ class HomeBandit:
             learners,
         )
 
-    def save(self) -> Path:
+    def save(self, path: Path | None = None) -> Path:
+        """Write everything to ``path`` (default: where it was loaded from) in one file."""
+        path = path or self.path
         learners: dict[str, object] = {}
         arrays: dict[str, np.ndarray] = {}
         for name, policy in self.learners.items():
@@ -469,8 +477,8 @@ class HomeBandit:
                 "learners": learners,
             }
         )
-        write_npz(self.path, meta, {**model_arrays, **arrays})
-        return self.path
+        write_npz(path, meta, {**model_arrays, **arrays})
+        return path
 
     def policy(
         self,
@@ -479,6 +487,7 @@ class HomeBandit:
         *,
         store: Store | None = None,
         data: HomeData | None = None,
+        vectors: Vectors | None = None,
     ) -> Policy:
         """Policy ``name`` (any of ``HOME_POLICIES``, made by `make_policy`) serving with this
         state; its draws are fresh each call. Epsilon-greedy and greedy rank by the shared
@@ -494,8 +503,9 @@ class HomeBandit:
             policy = self.learners.get(name)
             if policy is None:
                 policy = make_policy(name)
-                if store is not None and data is not None:
-                    history = _rewarded(store, _vectors(data), rewarded_after=datetime(1970, 1, 1, tzinfo=UTC))
+                if store is not None and (data is not None or vectors is not None):
+                    look_up = vectors or _vectors(data)  # type: ignore[arg-type]
+                    history = _rewarded(store, look_up, rewarded_after=datetime(1970, 1, 1, tzinfo=UTC))
                     for start in range(0, len(history), 256):
                         policy.update_params(history[start : start + 256])
                 self.learners[name] = policy

@@ -35,6 +35,9 @@ class ContextOut(BaseModel):
     weekday: int
     device: str
     country: str
+    has_user_vector: bool
+    session_genre: str | None = Field(None, description="What the listener's current session plays most.")
+    session_plays: int | None = None
 
 
 class PolicyOut(BaseModel):
