@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from deepcuts.models.base import Recommender, load_model
+from deepcuts.models.base import Recommender
+from deepcuts.models.catalog import load_model
 from deepcuts.models.cf import DEFAULT_MODEL, make_model
 from deepcuts.models.registry import (
     ModelRecord,
