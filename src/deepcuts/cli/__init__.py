@@ -19,7 +19,7 @@ from deepcuts.cli.home import home
 from deepcuts.cli.ingest import ingest
 from deepcuts.cli.simulate import simulate
 from deepcuts.cli.store import init, quarantine, stats
-from deepcuts.cli.train import train, tune
+from deepcuts.cli.train import models, train, tune
 from deepcuts.cli.weekly import weekly
 from deepcuts.config import ConfigError, configure_logging, load_settings
 
@@ -59,5 +59,5 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
     configure_logging(ctx.obj.log_level)
 
 
-for command in (init, stats, quarantine, ingest, simulate, train, tune, evaluate, search, similar, audio, weekly, home, ope, simulate_home):
+for command in (init, stats, quarantine, ingest, simulate, train, tune, models, evaluate, search, similar, audio, weekly, home, ope, simulate_home):
     main.add_command(command)
