@@ -111,6 +111,9 @@ def _v5(conn: duckdb.DuckDBPyConnection) -> None:
     # Frozen copy of the version-5 change: every learnt part is a registered model (a kind per
     # part, a default per kind, the watermark of its training data), and each weekly batch
     # records the model versions it used. Do not edit. See deepcuts.models.registry.
+    # Stores made by a development build that skipped version 2 get the registry here.
+    if not conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'models'").fetchall()[0][0]:
+        _v2(conn)
     conn.execute(
         """
         ALTER TABLE models ADD COLUMN kind VARCHAR;
