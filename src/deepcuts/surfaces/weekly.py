@@ -181,6 +181,7 @@ class DiscoverWeekly:
             finally:
                 if cursor is not None:
                     cursor.close()
+        self.played = played.tocsr().astype(np.int8)  # favourites (and so reasons) come from these
         self.forbidden = self._forbidden(played)
         self.index = self._index()
         self.long_tail = self.world.catalogue.long_tail()  # the same for every batch
@@ -259,7 +260,10 @@ class DiscoverWeekly:
             def retrieve(k: int) -> tuple[np.ndarray, np.ndarray]:
                 return self.index.search(vectors, k, exclude=forbidden)
 
-        return UserBatch(users=users, history=rows, forbidden=forbidden, scores=scores, retrieve=retrieve)
+        return UserBatch(
+            users=users, history=rows, forbidden=forbidden, scores=scores, retrieve=retrieve,
+            played=self.played[users],
+        )
 
     def _scores(self, users: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
         if self._factor_model():

@@ -51,7 +51,7 @@ class Hybrid(Recommender):
 
     name = "hybrid"
     params = (
-        "ease_l2", "ease_side_weight", "ease_min_users", "ease_max_items",
+        "ease_l2", "ease_side_weight", "ease_min_users", "ease_max_items", "ease_neighbours",
         "als_factors", "als_regularization", "als_alpha", "als_iterations",
         "tag_neighbours", "playlist_neighbours",
         "w_ease", "w_als", "w_tags", "w_playlists", "w_friends",
@@ -66,6 +66,7 @@ class Hybrid(Recommender):
         ease_side_weight: float = 20.0,
         ease_min_users: int = 2,
         ease_max_items: int = 20_000,
+        ease_neighbours: int = 0,
         als_factors: int = 32,
         als_regularization: float = 0.5,
         als_alpha: float = 1.0,
@@ -84,6 +85,7 @@ class Hybrid(Recommender):
         self.ease_side_weight = ease_side_weight
         self.ease_min_users = ease_min_users
         self.ease_max_items = ease_max_items
+        self.ease_neighbours = ease_neighbours
         self.als_factors = als_factors
         self.als_regularization = als_regularization
         self.als_alpha = als_alpha
@@ -111,6 +113,7 @@ class Hybrid(Recommender):
             self.ease_ = EASE(
                 l2=self.ease_l2, weighting="binary", min_users=self.ease_min_users,
                 max_items=self.ease_max_items, side_weight=self.ease_side_weight,
+                neighbours=self.ease_neighbours,
             ).fit(matrix, side)
         if self.w_als > 0:
             self.als_ = ALS(
