@@ -32,6 +32,7 @@ from deepcuts.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+MAX_MAPPED_DIMS = 512  # CF item vectors wider than this are not a space to map content into
 
 
 def audio_cache(store: Store) -> str | None:
@@ -51,7 +52,11 @@ def train_content(store: Store, trained: TrainedModel, *, alpha: float = 1.0) ->
     and register them (the default ``content`` model)."""
     began = time.perf_counter()
     vectors = content_vectors(store, trained.items, audio_cache=audio_cache(store))
-    model = ContentModel(alpha).fit(trained.items, vectors, trained.model.item_vectors())
+    factors = trained.model.item_vectors()
+    if factors is not None and factors.shape[1] > MAX_MAPPED_DIMS:  # EASE's item columns, say
+        log.info("%s's item vectors have %d dimensions: no cold-start mapping", trained.model.name, factors.shape[1])
+        factors = None
+    model = ContentModel(alpha).fit(trained.items, vectors, factors)
     out = _out(store, "content")
     model.save(out)
     cf = trained.record
@@ -60,6 +65,7 @@ def train_content(store: Store, trained: TrainedModel, *, alpha: float = 1.0) ->
         metrics={
             "items": len(trained.items), "dims": int(model.vectors_.shape[1]),
             "with_content": int((np.abs(model.vectors_).sum(axis=1) > 0).sum()) if model.vectors_.size else 0,
+            "mapped_dims": int(model.coef_.shape[1]),
             "cold_predicted": int(model.cold_.sum()), "seconds": round(time.perf_counter() - began, 3),
         },
         kind="content", data_until=cf.data_until if cf else None,

@@ -117,7 +117,9 @@ def get_model_of_kind(store: Store, model_id: str, kind: str) -> ModelRecord:
     """A registered version, which must be of ``kind`` (a clear error where it is not)."""
     record = get_model(store, model_id)
     if record.kind != kind:
-        raise StoreError(f"model {model_id!r} is a {record.kind} model, not a {kind} model")
+        raise StoreError(
+            f"model {model_id!r} is of kind {record.kind}, not {kind} (`deepcuts models` lists them)"
+        )
     return record
 
 

@@ -181,7 +181,7 @@ class DiscoverWeekly:
             finally:
                 if cursor is not None:
                     cursor.close()
-        self.played = played.tocsr().astype(np.int8)  # favourites (and so reasons) come from these
+        self.played = played.tocsr()  # favourites (and so reasons) come from these
         self.forbidden = self._forbidden(played)
         self.index = self._index()
         self.long_tail = self.world.catalogue.long_tail()  # the same for every batch
