@@ -577,5 +577,6 @@ def test_the_hybrid_beats_ease_als_and_bm25_on_hetrec(tmp_path):
         assert ndcg["hybrid"] >= ndcg[other] + MARGIN[other], (other, ndcg)
 
 
-# NDCG@20 margins of the hybrid on HetRec seed 0, a little under those measured (see README).
-MARGIN = {"ease": 0.0, "als": 0.0, "implicit-bm25": 0.0}
+# NDCG@20 margins of the hybrid on HetRec, seed 0, a little under those measured: hybrid 0.3032,
+# als 0.2742 (+0.029), ease 0.2693 (+0.034), implicit-bm25 0.2054 (+0.098).
+MARGIN = {"ease": 0.025, "als": 0.02, "implicit-bm25": 0.08}

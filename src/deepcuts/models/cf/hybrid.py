@@ -39,6 +39,10 @@ class Hybrid(Recommender):
     left out. New users are scored from their rows: EASE and the neighbour views use the row as
     it is, ALS folds the user in, and the friends view is empty for them.
 
+    EASE keeps each item's ``ease_neighbours`` strongest weights, sparse (0: all, dense): on
+    HetRec Last.fm 2K the saved model is 43.7 MB instead of 220 MB, NDCG@20 0.3027 against
+    0.3040 over 5 seeds (README).
+
     The weights were tuned by ``deepcuts tune`` on a validation split carved from the training
     part of HetRec Last.fm 2K (never its test part); tune them again for another catalogue.
 
@@ -66,7 +70,7 @@ class Hybrid(Recommender):
         ease_side_weight: float = 20.0,
         ease_min_users: int = 2,
         ease_max_items: int = 20_000,
-        ease_neighbours: int = 0,
+        ease_neighbours: int = 300,
         als_factors: int = 32,
         als_regularization: float = 0.5,
         als_alpha: float = 1.0,
