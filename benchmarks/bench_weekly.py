@@ -10,8 +10,11 @@ fits deepcuts' ALS (64 factors), then times for the same users and the same fact
 Prints users/s for both and the ratio of the weekly batch's time to the peer's (goal <= 2.5).
 
     python benchmarks/bench_weekly.py [--users 100000] [--tracks 50000] [--weeks 1] [--sample N] [--workers 2]
+        [--profile FILE]
 
-`--sample` times the weekly batch (and the peer) on the first N users only.
+`--sample` times the weekly batch (and the peer) on the first N users only. `--profile` runs
+the batch once more after the timed run, in one thread under cProfile, writes the statistics
+to FILE and prints where the time went (setup and the batch's stages, by cumulative time).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--workers", type=int, default=WeeklyConfig.workers, help="batches built at once, in threads")
+    parser.add_argument("--profile", type=Path, help="profile the batch (one thread) into this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -82,6 +86,24 @@ def main() -> None:
         print(f"implicit recommend(N=30):     {len(users) / peer_s:>10,.0f} users/s ({peer_s:.1f} s)")
         print(f"deepcuts weekly batch:        {n_lists / weekly_s:>10,.0f} users/s ({weekly_s:.1f} s, of which setup {setup_s:.1f} s)")
         print(f"weekly time / recommend time: {weekly_s / peer_s:.2f} (goal <= 2.5)")
+        if args.profile:
+            profile(store, model, inter, monday, users, args, config)
+
+
+def profile(store, model, inter, monday, users, args, config) -> None:
+    """The batch in one thread under cProfile: the stages by cumulative time."""
+    import cProfile
+    import pstats
+
+    one = WeeklyConfig(batch_size=config.batch_size, workers=1)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    sum(1 for _ in DiscoverWeekly(store, model, inter, monday, config=one).build(users))
+    profiler.disable()
+    profiler.dump_stats(args.profile)
+    stats = pstats.Stats(profiler).sort_stats("cumulative")
+    print(f"profile (one thread) written to {args.profile}; by cumulative time:")
+    stats.print_stats(r"deepcuts|implicit|scipy/sparse/_compressed|sklearn", 35)
 
 
 if __name__ == "__main__":

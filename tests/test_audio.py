@@ -278,6 +278,40 @@ def test_audio_embed_fails_when_nothing_is_audio(tmp_path):
     assert "empty: the file has no bytes" in result.output
 
 
+def test_audio_train_registers_a_network_that_embed_uses_by_id(tmp_path):
+    """`deepcuts audio train` on a simulated world with audio: targets are the CF vectors of
+    tracks with plays; `audio embed --model ID` then gives CF-space vectors."""
+    import json
+
+    def cli(*args, expect=0):
+        result = CliRunner().invoke(main, ["--store", str(tmp_path / "s.duckdb"), *[str(a) for a in args]])
+        assert result.exit_code == expect, result.output
+        return result.output
+
+    cli("simulate", "--users", 60, "--tracks", 80, "--weeks", 2, "--seed", 1, "--audio-share", 0.5,
+        "--out", tmp_path / "world")  # fmt: skip
+    cli("ingest", "native", tmp_path / "world")
+    # no network yet: the hand-made features, and the output says so
+    clips = sorted((tmp_path / "world").rglob("*.wav"))
+    out = cli("audio", "embed", clips[0], "--out", tmp_path / "plain.parquet")
+    assert "embedding: hand-made summary features" in out
+    cli("train", "--model", "als", "--set", "factors=8", "--set", "iterations=3", "--cf-only")
+    out = cli("audio", "train", "--music-dir", tmp_path / "world", "--epochs", 2, "--set", "channels=4",
+              "--set", "hidden=8", "--set", "crop_frames=32")  # fmt: skip
+    assert "audio-cnn-v1: trained on" in out and "toward als-v1's item vectors" in out
+    listed = json.loads(cli("models", "--kind", "audio-cnn", "--json"))
+    assert [r["model_id"] for r in listed] == ["audio-cnn-v1"] and listed[0]["default"]
+    assert listed[0]["metrics"]["tracks"] >= 2 and listed[0]["data_until"]
+    np.load(listed[0]["path"], allow_pickle=False).close()
+    out = cli("audio", "embed", *clips[:3], "--out", tmp_path / "cnn.parquet", "--model", "audio-cnn-v1")
+    assert "embedding: audio-cnn-v1's predicted CF vectors" in out
+    rows = pq.read_table(tmp_path / "cnn.parquet").to_pylist()
+    assert all(len(r["embedding"]) == 8 for r in rows)
+    # an id that is not an audio network is a clear error
+    out = cli("audio", "embed", clips[0], "--out", tmp_path / "x.parquet", "--model", "als-v1", expect=2)
+    assert "als-v1" in out and "of kind cf, not audio-cnn" in out
+
+
 # -- the 33 real excerpts -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_excerpts(tmp_path_factory):

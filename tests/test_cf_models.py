@@ -12,7 +12,8 @@ import scipy.sparse as sp
 
 from deepcuts.evaluation.metrics import ranking_metrics
 from deepcuts.evaluation.splits import holdout_pairs
-from deepcuts.models.base import ModelFormatError, NotFittedError, Recommender, load_model, top_n
+from deepcuts.models.base import ModelFormatError, NotFittedError, Recommender, top_n
+from deepcuts.models.catalog import load_model
 from deepcuts.models.cf import (
     ALS,
     DEFAULT_MODEL,

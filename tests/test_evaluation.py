@@ -313,3 +313,30 @@ def test_bad_options_are_usage_errors(run_cli):
     assert "comma-separated" in result.output
     result = run_cli("evaluate", "--models", "svd", expect=2)
     assert "unknown model" in result.output
+
+
+def test_report_shows_an_empty_activity_bucket_as_empty_with_every_buckets_users():
+    from deepcuts.evaluation.report import _bucket_rows, markdown, plot_png
+
+    def stats(v):
+        return {"mean": v, "std": 0.01}
+
+    def model(ndcg, default):
+        m = {f"{name}@20": stats(ndcg) for name in ("ndcg", "recall", "map", "hitrate", "coverage",
+                                                      "novelty", "diversity")}  # fmt: skip
+        return {**m, "seconds": 1.0, "default": default, "peer": False, "description": "x", "params": {},
+                "by_activity": {"1-4": {"users": 0.0, "ndcg@20": None},
+                                "5-9": {"users": 12.0, "ndcg@20": ndcg / 2},
+                                "10+": {"users": 300.0, "ndcg@20": ndcg}}}  # fmt: skip
+
+    summary = {
+        "protocol": {"k": 20, "dataset": "d", "split": "user-holdout", "seeds": [0], "n_users": 312,
+                     "n_items": 50, "test_users": [312], "min_items": 5, "test_fraction": 0.2},
+        "models": {"a": model(0.3, True), "b": model(0.2, False)},
+    }  # fmt: skip
+    header, rows = _bucket_rows(summary)
+    assert header == ["model", "1-4 items (0 users)", "5-9 items (12 users)", "10+ items (300 users)"]
+    assert rows == [["a", "no users", "0.1500", "0.3000"], ["b", "no users", "0.1000", "0.2000"]]
+    text = markdown(summary, None)
+    assert "| a | no users | 0.1500 | 0.3000 |" in text and "0.0000" not in text
+    assert plot_png(summary).startswith(b"\x89PNG")

@@ -102,6 +102,9 @@ class UserBatch:
         on a recent list).
     scores : (n, n_items) float32: the model's predicted preference for every item, -inf where
         forbidden.
+    played : CSR (n, n_items) or None: what each user played. Where given, favourites are
+        chosen among these only (explanations say "Because you played X": a track only saved
+        or added to a playlist was not played).
     """
 
     users: np.ndarray
@@ -111,6 +114,7 @@ class UserBatch:
     _ranked: tuple[np.ndarray, np.ndarray] | None = None
     _favourites: np.ndarray | None = None
     retrieve: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None  # ANN top-k, if any
+    played: sp.csr_matrix | None = None
 
     RANKED = 100
 
@@ -123,7 +127,7 @@ class UserBatch:
     def favourites(self, k: int = 30) -> np.ndarray:
         """(n, k) int: each user's k most liked items by confidence, NONE-padded."""
         if self._favourites is None or self._favourites.shape[1] < k:
-            liked = self.history.copy()
+            liked = self.history.copy() if self.played is None else self.history.multiply(self.played > 0).tocsr()
             liked.data = np.where(liked.data > 0, liked.data, 0).astype(np.float32)
             self._favourites = top_k_sparse(liked, sp.csr_matrix(liked.shape, dtype=np.float32), max(k, 30))[0]
         return self._favourites[:, :k]

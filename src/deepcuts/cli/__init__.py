@@ -22,7 +22,7 @@ from deepcuts.cli.serve import keys, learn, publish, serve
 from deepcuts.cli.simulate import simulate
 from deepcuts.cli.store import init, quarantine, stats
 from deepcuts.cli.sync import sync
-from deepcuts.cli.train import train, tune
+from deepcuts.cli.train import models, train, tune
 from deepcuts.cli.weekly import weekly
 from deepcuts.config import ConfigError, configure_logging, load_settings
 
@@ -67,7 +67,7 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
     configure_logging(ctx.obj.log_level)
 
 
-for command in (init, stats, quarantine, ingest, simulate, train, tune, evaluate, search, similar, audio, weekly, home, ope, simulate_home, publish, learn, keys, serve, sync):
+for command in (init, stats, quarantine, ingest, simulate, train, tune, models, evaluate, search, similar, audio, weekly, home, ope, simulate_home, publish, learn, keys, serve, sync):
     main.add_command(command)
 for command in (users, tracks):
     main.add_command(command)

@@ -173,9 +173,10 @@ def audio() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The Parquet file to write: one row per audio file.")
-@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A trained audio CNN (.npz): the embedding is its predicted CF vector. Without "
-              "one, the embedding is the summary features standardised over the files given.")
+@click.option("--model", metavar="MODEL_ID|FILE",
+              help="A trained audio CNN: a registered id (`deepcuts audio train`, `deepcuts models "
+              "--kind audio-cnn`) or its .npz file; the embedding is its predicted CF vector. Without "
+              "one, the embedding is the hand-made summary features standardised over the files given.")
 @click.option("--excerpt-s", default=30.0, show_default=True, type=click.FloatRange(min=1.0),
               help="Seconds analysed, from the middle of each file.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 16), help="Processes.")
@@ -185,7 +186,7 @@ def audio() -> None:
 @click.pass_context
 @handles_errors
 def embed(
-    ctx: click.Context, paths: tuple[Path, ...], out: Path, model: Path | None, excerpt_s: float,
+    ctx: click.Context, paths: tuple[Path, ...], out: Path, model: str | None, excerpt_s: float,
     workers: int, cache_dir: Path | None, no_cache: bool,
 ) -> None:
     """Summary features and an embedding for each audio file in PATHS (files or folders).
@@ -198,14 +199,16 @@ def embed(
       deepcuts audio embed music/ --out embeddings.parquet
     """
     from deepcuts.io.files import expand
-    from deepcuts.models.audio import AudioConfig, AudioToCF, extract
+    from deepcuts.models.audio import AudioConfig, extract
     from deepcuts.models.audio.decode import AUDIO_PATTERNS
     from deepcuts.models.audio.embed import embedding_table, write_parquet
 
     files = expand(paths, AUDIO_PATTERNS)
     config = AudioConfig(excerpt_s=excerpt_s)
     cache = None if no_cache else (cache_dir or _cache_dir(ctx, None) / "audio")
-    network = AudioToCF.load(model) if model else None
+    network, used = None, "hand-made summary features (no trained network: `deepcuts audio train` makes one)"
+    if model:
+        network, used = _audio_network(ctx, model)
     with progress_bar() as bar:
         task = bar.add_task("audio features", total=len(files))
         result = extract(
@@ -219,10 +222,78 @@ def embed(
     log.info("audio features: %s", ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
     click.echo(
         f"{out}: {len(result.features)} of {len(files)} files embedded "
-        f"({result.from_cache} from the cache), {len(result.failures)} skipped"
+        f"({result.from_cache} from the cache), {len(result.failures)} skipped; embedding: {used}"
     )
     if not result.features:
         raise SystemExit(EXIT_INPUT)
+
+
+def _audio_network(ctx: click.Context, model: str):
+    """(network, description) of ``--model``: a registered audio-cnn id, or a saved file."""
+    from deepcuts.models.audio import AudioToCF
+    from deepcuts.models.parts import load_audio
+    from deepcuts.store import StoreError
+
+    if Path(model).is_file():
+        return AudioToCF.load(model), f"the network in {model}"
+    if not Path(settings(ctx).store).exists():
+        raise click.BadParameter(f"{model!r} is neither a file nor a model of a store (no store at "
+                                 f"{settings(ctx).store})", param_hint="--model")  # fmt: skip
+    with open_store(ctx) as store:
+        try:
+            network, record = load_audio(store, model)
+        except StoreError as exc:
+            raise click.BadParameter(f"{exc} (and no such file)", param_hint="--model") from exc
+    return network, f"{record.model_id}'s predicted CF vectors"
+
+
+@audio.command("train")
+@click.option("--music-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The folder the tracks' audio_path values are relative to [default: the "
+              "folders the store's files were ingested from].")
+@click.option("--model", "model_id", metavar="MODEL_ID",
+              help="The CF model whose item vectors are the targets [default: the default one].")
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--set", "settings_", multiple=True, metavar="NAME=VALUE",
+              help="A network parameter (repeatable): channels, hidden, batch_size, lr, crop_frames, ...")
+@click.option("--no-default", is_flag=True, help="Register the network without making it the default.")
+@click.pass_context
+@handles_errors
+def audio_train(ctx: click.Context, music_dir: Path | None, model_id: str | None, epochs: int,
+                settings_: tuple[str, ...], no_default: bool) -> None:
+    """Train the audio network (log-mel spectrograms to CF vectors) toward the CF item vectors
+    of the tracks that have plays and an audio file, and register it (kind audio-cnn).
+
+    \b
+    Example:
+      deepcuts train && deepcuts audio train --music-dir music/
+      deepcuts audio embed new-tracks/ --out new.parquet --model audio-cnn-v1
+    """  # fmt: skip
+    from deepcuts.cli.train import parse_settings
+    from deepcuts.models.audio import AudioToCF
+    from deepcuts.models.cf.training import load_trained
+    from deepcuts.models.parts import train_audio
+
+    params = {"epochs": epochs, **parse_settings(settings_)}
+    unknown = set(params) - set(AudioToCF.params)
+    if unknown:
+        raise click.BadParameter(f"the audio network has no parameter(s) {', '.join(sorted(unknown))}; "
+                                 f"its parameters: {', '.join(AudioToCF.params)}", param_hint="--set")  # fmt: skip
+    with open_store(ctx) as store, progress_bar() as bar:
+        trained = load_trained(store, model_id)
+        task = bar.add_task("audio features", total=None)
+        network, record, figures = train_audio(
+            store, trained, music_dir=music_dir, params=params, make_default=not no_default,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    cosine = figures["validation_cosine"]
+    click.echo(
+        f"{record.model_id}: trained on {figures['tracks']} tracks toward {trained.record.model_id}'s item "
+        f"vectors, {figures['epochs']} epochs in {figures['fit_seconds']:.1f} s"
+        + (f", validation cosine {cosine:.3f}" if cosine is not None else "")
+        + (f"; {figures['skipped_files']} files unreadable" if figures["skipped_files"] else "")
+        + f"; saved to {record.path}" + (" (default)" if record.is_default else "")
+    )
 
 
 # -- for `deepcuts evaluate --cold-items FRACTION` ------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from deepcuts.evaluation.tuning import SEARCH_SPACES, tune_model
 from deepcuts.io import FORMATS
 from deepcuts.models.cf import DEFAULT_MODEL, MODELS
 from deepcuts.models.cf.training import train_from_store
+from deepcuts.models.registry import KINDS, list_models
 from deepcuts.signals import ConfidenceConfig
 
 
@@ -56,7 +58,10 @@ def split_confidence(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="The model file [default: models/<name>-v<version>.npz beside the store].")
 @click.option("--no-default", is_flag=True, help="Register the version without making it the default.")
-@click.option("--json", "as_json", is_flag=True, help="Print the registry record as JSON.")
+@click.option("--cf-only", is_flag=True,
+              help="Train the CF model only, not the content model and the weekly ranker.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the CF model's registry record as JSON (the other parts under \"parts\").")
 @publish_option
 @click.pass_context
 @handles_errors
@@ -68,14 +73,23 @@ def train(
     half_life: float | None,
     out: Path | None,
     no_default: bool,
+    cf_only: bool,
     as_json: bool,
     publish_after: bool | None,
 ) -> None:
-    """Fit a model on the store's listening data and register the version in the store.
+    """Train what the surfaces need on the store's data and register each part in the store's
+    model registry (`deepcuts models` lists them):
 
-    The signals: plays (log-scaled), skips before 30 s as negatives, saves, playlist adds and
-    artist follows as strong positives, bans excluded, recency decay; the default model also
-    uses tags, playlists and friends.
+    \b
+    - the CF model (--model): plays (log-scaled), skips before 30 s as negatives, saves,
+      playlist adds and artist follows as strong positives, bans excluded, recency decay; the
+      default model also uses tags, playlists and friends;
+    - the content model: items' text and audio vectors and the cold-start mapping from them
+      into the CF space;
+    - the weekly ranker, learnt on what listeners streamed in the data's last week (none where
+      the data has no listening times).
+
+    The audio network is trained apart: `deepcuts audio train`.
     """
     params, conf_values = read_params(params_value)
     extra, extra_conf = split_confidence(parse_settings(settings_))
@@ -97,24 +111,51 @@ def train(
             )
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from exc
-    if not no_default:  # serving reads the default model: keep a served store's snapshot fresh
+        record = trained.record
+        assert record is not None
+        parts, no_ranker = [], None
+        if not cf_only:
+            from deepcuts.models.parts import train_content
+            from deepcuts.surfaces.weekly import next_monday, train_ranker
+
+            bar.update(task, description="content vectors and the cold-start mapping")
+            content, content_record = train_content(store, trained)
+            parts.append(content_record)
+            if record.data_until is not None:
+                # For the week after the data; where its last week is a stub (a few sessions
+                # past a Monday), for the week before.
+                learnt, vectors = None, content.vectors_for(trained.items)
+                for week in (next_monday(record.data_until), next_monday(record.data_until) - timedelta(weeks=1)):
+                    bar.update(task, description=f"the weekly ranker for {week}")
+                    learnt = learnt or train_ranker(store, trained, week, content_vectors=vectors)
+                if learnt is None:
+                    no_ranker = "no weekly ranker: the data's last week has no streams to learn from"
+                else:
+                    parts.append(learnt[1])
+    if not no_default:  # serving reads the default models: keep a served store's snapshot fresh
         with open_store(ctx) as store:
             maybe_publish(ctx, store, publish_after)
-    record = trained.record
-    assert record is not None
     if as_json:
-        click.echo(json.dumps({
-            "model_id": record.model_id, "name": record.name, "version": record.version,
-            "path": record.path, "default": record.is_default, "params": record.params,
-            "metrics": record.metrics,
-        }, default=str))
-    else:
-        m = record.metrics
-        click.echo(
-            f"{record.model_id}: {m['users']} users x {m['items']} items, {m['interactions']} "
-            f"interactions; fit in {m['fit_seconds']:.1f} s; saved to {record.path}"
-            + (" (default)" if record.is_default else "")
-        )
+        click.echo(json.dumps({**_record_dict(record), "parts": [_record_dict(r) for r in parts]}, default=str))
+        return
+    m = record.metrics
+    click.echo(
+        f"{record.model_id}: {m['users']} users x {m['items']} items, {m['interactions']} "
+        f"interactions; fit in {m['fit_seconds']:.1f} s; saved to {record.path}"
+        + (" (default)" if record.is_default else "")
+    )
+    for part in parts:
+        click.echo(f"{part.model_id}: {part.kind}; saved to {part.path}")
+    if no_ranker:
+        click.echo(no_ranker)
+
+
+def _record_dict(record) -> dict[str, Any]:
+    return {
+        "model_id": record.model_id, "kind": record.kind, "name": record.name,
+        "version": record.version, "path": record.path, "default": record.is_default,
+        "data_until": record.data_until, "params": record.params, "metrics": record.metrics,
+    }
 
 
 @click.command()
@@ -206,3 +247,47 @@ def tune(
         log.info("wrote %s", json_out)
         err.print(f"wrote {json_out}", highlight=False)
 
+
+
+@click.command("models")
+@click.option("--kind", type=click.Choice(KINDS), help="Only this kind of model.")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@click.pass_context
+@handles_errors
+def models(ctx: click.Context, kind: str | None, as_json: bool) -> None:
+    """The registered model versions: every learnt part, its kind, whether it is the default of
+    its kind (the one the surfaces use), the watermark of its training data and its file.
+
+    \b
+    Kinds: cf (the recommender), content (content vectors and the cold-start mapping),
+    weekly-ranker, audio-cnn (`deepcuts audio train`), home-reward.
+    """
+    with open_store(ctx) as store:
+        records = list_models(store, kind)
+    if as_json:
+        click.echo(json.dumps([_record_dict(r) for r in records], default=str))
+        return
+    if not records:
+        click.echo("no registered models" + (f" of kind {kind}" if kind else "") + ": run `deepcuts train`")
+        return
+    header = ("id", "kind", "default", "data until", "created", "size", "path")
+    rows = [
+        (r.model_id, r.kind, "*" if r.is_default else "", _time(r.data_until), _time(r.created_at),
+         _size(r.path), r.path)
+        for r in records
+    ]  # fmt: skip
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _time(value) -> str:
+    return "" if value is None else str(value)[:19]
+
+
+def _size(path: str) -> str:
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        return "missing"
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"

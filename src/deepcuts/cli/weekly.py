@@ -10,7 +10,6 @@ import click
 from deepcuts.cli.common import handles_errors, log, open_store, progress_bar, settings
 from deepcuts.cli.serve import maybe_publish, publish_option
 from deepcuts.io.playlists import FORMATS, ExportTrack, PlaylistExport, export, track_location
-from deepcuts.store import StoreError
 from deepcuts.store.ids import resolve_user
 from deepcuts.surfaces.weekly import (
     RANKERS,
@@ -18,6 +17,8 @@ from deepcuts.surfaces.weekly import (
     parse_week,
     prepare_weekly,
     save_lists,
+    save_run,
+    stored_run,
     week_name,
 )
 
@@ -50,44 +51,42 @@ def _week(value: str | None) -> date:
     show_default=True,
     help="learned: trained on what listeners streamed the week before; blend: hand-weighted; auto: learned where possible.",
 )
-@click.option("--rebuild", is_flag=True, help="With --user: build the list again even if the week's list is stored.")
+@click.option("--ranker-model", "ranker_id", metavar="MODEL_ID", help="A registered weekly ranker [default: the newest learnt before the week].")
 @publish_option
 @click.pass_context
 @handles_errors
-def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild, publish_after) -> None:
+def weekly(ctx, week, user, fmt, out, model_id, ranker, ranker_id, publish_after) -> None:
     """Discover Weekly: 30 tracks per listener that they have never played.
 
     \b
     deepcuts weekly --week 2026-W48                      build and store every listener's list
-    deepcuts weekly --user U --week 2026-W48 --format jspf   print one list (json|jspf|xspf|m3u8)
+    deepcuts weekly --user U --week 2026-W48 --format jspf   print one stored list (json|jspf|xspf|m3u8)
 
-    Lists are built from the default trained model (`deepcuts train`) with every candidate
-    source (the model, taste clusters, playlists, audio and text neighbours, friends, what is
-    rising in the listener's region, new releases), ranked, capped at 2 tracks per artist and
-    1 per album, diversified, and explained. The same week gives the same list; a list never
-    repeats the listener's previous 4 weeks.
+    Lists are built from the registered models (`deepcuts train`: the default CF model, the
+    content vectors, the weekly ranker learnt on streams from before the week; `deepcuts
+    models` lists them) with every candidate source (the model, taste clusters, playlists,
+    audio and text neighbours, friends, what is rising in the listener's region, new
+    releases), ranked, capped at 2 tracks per artist and 1 per album, diversified, and
+    explained. A part with no registered version is learnt and registered once. The same week
+    gives the same list; a list never repeats the listener's previous 4 weeks.
+
+    With --user, nothing is fitted or built: the list is read from what the week's batch stored.
     """
     monday = _week(week)
     if user is None and (out is not None or fmt != "json"):
         raise click.UsageError("--format and --out export one list: give --user too")
     with open_store(ctx) as store:
         if user is not None:
-            user = resolve_user(store, user)  # before any model work: `me` -> spotify:user:me
-            stored = store.conn.execute(
-                "SELECT count(*) FROM weekly_lists WHERE user_id = ? AND week = ?", [user, week_name(monday)]
-            ).fetchall()[0][0]
-            if rebuild or not stored:
-                with progress_bar(transient=True) as bar:
-                    bar.add_task("loading the model and fitting the ranker", total=None)
-                    dw = prepare_weekly(store, monday, model_id=model_id, ranker=ranker)
-                index = dw.interactions.users.get(user)
-                if index < 0:
-                    raise StoreError(
-                        f"listener {user!r} is not in the trained model: after ingesting their "
-                        "listens, run `deepcuts train`"
-                    )
-                lists = list(dw.build([index]))
-                save_lists(store, lists, dw.interactions.users, dw.interactions.items)
+            user = resolve_user(store, user)  # `me` -> spotify:user:me
+            name = week_name(monday)
+            if stored_run(store, name) is None and not _stored(store, "week = ?", [name]):
+                raise click.ClickException(
+                    f"no Discover Weekly lists are stored for {name}: run `deepcuts weekly --week {name}` first"
+                )
+            if not _stored(store, "week = ? AND user_id = ?", [name, user]):
+                known = store.conn.execute("SELECT count(*) FROM users WHERE user_id = ?", [user]).fetchall()[0][0]
+                why = "no listener" if not known else "no list stored for listener"
+                raise click.BadParameter(f"{why} {user!r} in week {name}", param_hint="--user")
             text = export(load_playlist(store, user, monday, settings(ctx).track_url), fmt)
             if out is None:
                 click.echo(text, nl=False)
@@ -96,8 +95,8 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild, publish_after) 
                 log.info("wrote %s", out)
             return
         with progress_bar(transient=True) as bar:
-            bar.add_task("loading the model and fitting the ranker", total=None)
-            dw = prepare_weekly(store, monday, model_id=model_id, ranker=ranker)
+            bar.add_task("loading the registered models", total=None)
+            dw = prepare_weekly(store, monday, model_id=model_id, ranker=ranker, ranker_id=ranker_id)
         n_users = dw.interactions.shape[0]
         lists, short = [], 0
         with progress_bar() as bar:
@@ -106,12 +105,18 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild, publish_after) 
                 lists.append(wl)
                 short += bool(wl.note)
         rows = save_lists(store, lists, dw.interactions.users, dw.interactions.items)
+        save_run(store, dw.week, dw.model_ids, len(lists))
+        used = ", ".join(f"{kind} {mid}" for kind, mid in dw.model_ids.items() if mid)
         click.echo(
             f"{dw.week}: {len(lists)} lists, {rows} tracks stored"
             + (f"; {short} lists shorter than 30 (see weekly_notes)" if short else "")
-            + f"; ranker: {dw.ranker.kind}"
+            + f"; ranker: {dw.ranker.kind}; models: {used}"
         )
         maybe_publish(ctx, store, publish_after)
+
+
+def _stored(store, where: str, args: list) -> bool:
+    return bool(store.conn.execute(f"SELECT count(*) FROM weekly_lists WHERE {where}", args).fetchall()[0][0])
 
 
 def load_playlist(store, user: str, monday: date, track_url: str = "") -> PlaylistExport:

@@ -49,13 +49,21 @@ def plot_png(summary: dict[str, Any]) -> bytes:
         ax.set_xlabel(f"{metric.upper()} (mean ± std over seeds)")
         ax.grid(axis="x", alpha=0.3)
     ax = axes[2]
+    counts = bucket_users(summary)
+    ticks = [f"{b}\n({_users(n)} users)" for b, n in counts.items()]
     for name, m in models:
         buckets = m.get("by_activity", {})
-        labels = list(buckets)
-        values = [buckets[b].get(f"ndcg@{k}") for b in labels]
-        ax.plot(labels, [v if v is not None else float("nan") for v in values], marker="o",
+        values = [
+            float("nan") if n == 0 else buckets.get(b, {}).get(f"ndcg@{k}") for b, n in counts.items()
+        ]  # an empty bucket is a gap in the line, not a zero
+        ax.plot(ticks, [v if v is not None else float("nan") for v in values], marker="o",
                 label=name, linewidth=2.5 if m["default"] else 1.0)
-    ax.set_xlabel("training items per user")
+    for x, n in enumerate(counts.values()):
+        if n == 0:
+            ax.axvspan(x - 0.4, x + 0.4, color="#eeeeee", zorder=0)
+            ax.annotate("no test users", (x, 0.5), xycoords=("data", "axes fraction"), ha="center",
+                        rotation=90, fontsize=8, color="#777777")
+    ax.set_xlabel("training items per user (test users per seed)")
     ax.set_ylabel(f"NDCG@{k}")
     ax.set_title("by user activity")
     ax.grid(alpha=0.3)
@@ -89,26 +97,34 @@ def _rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def bucket_users(summary: dict[str, Any]) -> dict[str, float]:
+    """Test users per activity bucket (mean per seed), in bucket order; every model is scored
+    on the same users, so the first model that has a bucket gives its count."""
+    out: dict[str, float] = {}
+    for _, m in _ordered(summary):
+        for b, v in m.get("by_activity", {}).items():
+            out.setdefault(b, float(v.get("users", 0) or 0))
+    return out
+
+
+def _users(n: float) -> str:
+    return f"{n:.0f}" if float(n).is_integer() else f"{n:.1f}"
+
+
 def _bucket_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Models x activity buckets; each bucket's header gives its test users, and a bucket
+    without test users reads "no users", never a score."""
     k = _k(summary)
     models = _ordered(summary)
-    labels: list[str] = []
-    for _, m in models:
-        for b in m.get("by_activity", {}):
-            if b not in labels:
-                labels.append(b)
-    header = ["model"] + [f"{b} items" for b in labels]
+    counts = bucket_users(summary)
+    header = ["model"] + [f"{b} items ({_users(n)} users)" for b, n in counts.items()]
     rows = []
     for name, m in models:
         cells = []
-        for b in labels:
+        for b, n in counts.items():
             v = m.get("by_activity", {}).get(b, {}).get(f"ndcg@{k}")
-            cells.append("" if v is None else f"{v:.4f}")
+            cells.append("no users" if n == 0 else ("" if v is None else f"{v:.4f}"))
         rows.append([name, *cells])
-    users = ["users (mean per seed)"]
-    first = models[0][1].get("by_activity", {}) if models else {}
-    users += [f"{first.get(b, {}).get('users', 0):.0f}" for b in labels]
-    rows.append(users)
     return header, rows
 
 
@@ -147,7 +163,7 @@ def markdown(summary: dict[str, Any], image_name: str | None) -> str:
         out += [f"![NDCG and recall per model]({image_name})", ""]
     out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
-    out += ["", f"## NDCG@{k} by user activity (training items per user)", ""]
+    out += ["", f"## NDCG@{k} by user activity (training items per user; test users per seed)", ""]
     out += ["| " + " | ".join(bheader) + " |", "|" + "---|" * len(bheader)]
     out += ["| " + " | ".join(r) + " |" for r in brows]
     verdict = _verdict(summary)

@@ -45,9 +45,6 @@ class NotFittedError(RuntimeError):
     """A model was used before `fit`."""
 
 
-_REGISTRY: dict[str, type[Recommender]] = {}
-
-
 class Recommender(ABC):
     """Base class of all recommenders.
 
@@ -67,11 +64,6 @@ class Recommender(ABC):
     components: ClassVar[tuple[str, ...]] = ()  # attributes holding fitted sub-models, or None
     n_users_: int | None = None
     n_items_: int | None = None
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__:
-            _REGISTRY[cls.name] = cls
 
     # -- the contract --------------------------------------------------------------------
     @abstractmethod
@@ -265,7 +257,10 @@ class Recommender(ABC):
             part_arrays = {
                 name[len(prefix):]: value for name, value in arrays.items() if name.startswith(prefix)
             }
-            setattr(model, key, model_class(part_meta["model"])._from_state(part_meta, part_arrays))
+            part_class = _subclass_named(part_meta["model"])
+            if part_class is None:
+                raise ModelFormatError(f"unknown component model {part_meta['model']!r}")
+            setattr(model, key, part_class._from_state(part_meta, part_arrays))
         sparse, none = set(meta.get("sparse", ())), set(meta.get("none", ()))
         for name in cls.fitted:
             if name in none:
@@ -303,14 +298,20 @@ class Recommender(ABC):
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
-        """Load a saved model. On `Recommender` itself, any model; on a subclass, that one."""
-        return load_model(path, expected=None if cls is Recommender else cls)[0]
+        """Load a saved model of this class (or of any subclass already imported).
+
+        To load a saved model of any bundled kind without knowing it, use
+        `deepcuts.models.catalog.load_model`, which imports them all."""
+        meta, arrays = read_saved(path)
+        found = _subclass_named(meta.get("model", ""), cls)
+        if found is None:
+            wanted = "a model imported so far" if cls is Recommender else cls.name
+            raise ModelFormatError(f"{path}: holds a {meta.get('model')} model, not {wanted}")
+        return found._from_state(meta, arrays)
 
 
-def load_model(
-    path: str | Path, expected: type[Recommender] | None = None
-) -> tuple[Recommender, IdMap | None, IdMap | None]:
-    """A saved model and the id maps saved with it (None where there were none)."""
+def read_saved(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The metadata and arrays of a saved model file (format checked, no pickle)."""
     path = Path(path)
     try:
         data = np.load(path, allow_pickle=False)
@@ -326,27 +327,19 @@ def load_model(
                 f"{path}: model format {meta.get('format_version')}, this deepcuts reads "
                 f"{FORMAT_VERSION}"
             )
-        cls = model_class(meta.get("model", ""), path)
-        if expected is not None and not issubclass(cls, expected):
-            raise ModelFormatError(f"{path}: holds a {meta['model']} model, not {expected.name}")
         arrays = {key: data[key] for key in data.files if key != "__meta__"}
-    users = IdMap(arrays.pop("__users__")) if "__users__" in arrays else None
-    items = IdMap(arrays.pop("__items__")) if "__items__" in arrays else None
-    return cls._from_state(meta, arrays), users, items
+    return meta, arrays
 
 
-def model_class(name: str, path: str | Path | None = None) -> type[Recommender]:
-    """The class registered under a model name (importing the bundled model packages)."""
-    if name not in _REGISTRY:
-        import deepcuts.models.cf  # noqa: F401 - registers the CF models
-
-    try:
-        return _REGISTRY[name]
-    except KeyError as exc:
-        where = f"{path}: " if path else ""
-        raise ModelFormatError(
-            f"{where}unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}"
-        ) from exc
+def _subclass_named(name: str, root: type[Recommender] = Recommender) -> type[Recommender] | None:
+    """``root`` or the imported subclass of it whose ``name`` is ``name``."""
+    todo = [root]
+    while todo:
+        cls = todo.pop()
+        if cls.__dict__.get("name") == name:
+            return cls
+        todo.extend(cls.__subclasses__())
+    return None
 
 
 def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

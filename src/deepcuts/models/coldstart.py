@@ -514,3 +514,101 @@ def content_vectors(
     out[rows >= 0] = stacked[rows[rows >= 0]]
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.where(norms == 0, 1, norms)
+
+
+# -- the registered content model ---------------------------------------------------------------
+CONTENT_FORMAT_VERSION = 1
+
+
+class ContentModel:
+    """What the surfaces know of items' content, learnt once and saved: each item's unit
+    content vector (`content_vectors`: text and audio side by side) and the cold-start mapping
+    from it into the CF model's item space (`ContentToCF`, ridge, fitted on items with plays),
+    with the CF vectors it predicts for the items that have none.
+
+    Registered as kind ``content`` by `deepcuts train`; surfaces read the vectors instead of
+    extracting text and audio features on every run.
+
+    Attributes (after `fit` or `load`)
+    ----------------------------------
+    items_ : str (n_items,): the item ids, in the CF model's order.
+    vectors_ : float32 (n_items, d): unit content vectors (zero rows: no content).
+    coef_, intercept_ : float32 (d, k), (k,): the mapping into the CF space.
+    cold_ : bool (n_items,): items without a CF vector (no plays) whose vector was predicted.
+    predicted_ : float32 (n_items, k): the CF vectors predicted from content (zeros where none).
+    """
+
+    name = "content"
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    def fit(self, items: IdMap, vectors: np.ndarray | None, item_factors: np.ndarray | None) -> ContentModel:
+        """``vectors``: (n_items, d) content vectors of ``items`` or None (no text or audio);
+        ``item_factors``: the CF model's (n_items, k) item vectors, or None (a model without)."""
+        n = len(items)
+        self.items_ = np.asarray(items.ids).astype(np.str_)
+        self.vectors_ = np.zeros((n, 0), np.float32) if vectors is None else np.asarray(vectors, np.float32)
+        k = 0 if item_factors is None else item_factors.shape[1]
+        self.coef_ = np.zeros((self.vectors_.shape[1], k), np.float32)
+        self.intercept_ = np.zeros(k, np.float32)
+        self.predicted_ = np.zeros((n, k), np.float32)
+        has_content = _nonzero_rows(self.vectors_) if self.vectors_.shape[1] else np.zeros(n, bool)
+        warm = np.zeros(n, bool) if item_factors is None else np.linalg.norm(item_factors, axis=1) > 0
+        train = warm & has_content
+        if train.sum() >= 2:
+            mapping = ContentToCF(self.alpha).fit(self.vectors_[train], np.asarray(item_factors)[train])
+            self.coef_, self.intercept_ = mapping.coef_, mapping.intercept_
+            self.predicted_[has_content] = mapping.predict(self.vectors_[has_content])
+        self.cold_ = has_content & ~warm
+        return self
+
+    @property
+    def vectors(self) -> np.ndarray | None:
+        """The content vectors, or None where the store had neither text nor audio."""
+        return self.vectors_ if self.vectors_.shape[1] else None
+
+    def vectors_for(self, items: IdMap) -> np.ndarray | None:
+        """The content vectors in another item order (zero rows for items not known)."""
+        if self.vectors is None:
+            return None
+        if np.array_equal(self.items_, np.asarray(items.ids).astype(np.str_)):
+            return self.vectors_
+        rows = IdMap(self.items_).indices(items.ids)
+        out = np.zeros((len(items), self.vectors_.shape[1]), np.float32)
+        out[rows >= 0] = self.vectors_[rows[rows >= 0]]
+        return out
+
+    def save(self, path: str | Path) -> None:
+        import json
+
+        meta = {"format_version": CONTENT_FORMAT_VERSION, "model": self.name, "params": {"alpha": self.alpha}}
+        with open(path, "wb") as fh:
+            np.savez(
+                fh, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), items=self.items_,
+                vectors=self.vectors_, coef=self.coef_, intercept=self.intercept_, cold=self.cold_,
+                predicted=self.predicted_,
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> ContentModel:
+        import json
+
+        from deepcuts.models.base import ModelFormatError
+
+        try:
+            data = np.load(Path(path), allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ModelFormatError(f"{path}: not a deepcuts model file ({exc})") from exc
+        with data:
+            meta = json.loads(bytes(data["__meta__"]).decode()) if "__meta__" in data.files else {}
+            if meta.get("model") != cls.name or meta.get("format_version") != CONTENT_FORMAT_VERSION:
+                raise ModelFormatError(
+                    f"{path}: not a {cls.name} model of format {CONTENT_FORMAT_VERSION} "
+                    f"(holds {meta.get('model')!r}, format {meta.get('format_version')!r})"
+                )
+            model = cls(**meta["params"])
+            model.items_, model.vectors_ = data["items"], data["vectors"]
+            model.coef_, model.intercept_ = data["coef"], data["intercept"]
+            model.cold_, model.predicted_ = data["cold"], data["predicted"]
+        return model

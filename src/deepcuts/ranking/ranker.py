@@ -55,6 +55,7 @@ class LearnedRanker:
     scale_: np.ndarray | None = None
     coef_: np.ndarray | None = None
     intercept_: float = 0.0
+    fit_figures: dict = field(default_factory=dict)  # candidates and labels it learnt from
 
     def fit(self, pool: Pool, labels: np.ndarray) -> LearnedRanker:
         from sklearn.linear_model import LogisticRegression
@@ -70,6 +71,7 @@ class LearnedRanker:
         model.fit((x - self.mean_) / self.scale_, labels.astype(int))
         self.coef_ = model.coef_.ravel()
         self.intercept_ = float(model.intercept_[0])
+        self.fit_figures = {"candidates": int(len(labels)), "streamed": int(labels.sum())}
         return self
 
     def score(self, pool: Pool) -> np.ndarray:
@@ -108,3 +110,16 @@ class LearnedRanker:
             coef_=np.array(data["coef"]),
             intercept_=data["intercept"],
         )
+
+
+def load_ranker(store, model_id: str | None = None):
+    """(ranker, record) of a registered weekly ranker (the default one unless ``model_id``), or
+    None where none is registered."""
+    from deepcuts.models.registry import default_model, get_model_of_kind
+
+    record = (
+        get_model_of_kind(store, model_id, "weekly-ranker") if model_id else default_model(store, "weekly-ranker")
+    )
+    if record is None:
+        return None
+    return LearnedRanker.load(record.path), record

@@ -121,12 +121,32 @@ def _v5(conn: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v6(conn: duckdb.DuckDBPyConnection) -> None:
+    # Frozen copy of the version-6 change: every learnt part is a registered model (a kind per
+    # part, a default per kind, the watermark of its training data), and each weekly batch
+    # records the model versions it used. Do not edit. See deepcuts.models.registry.
+    # Stores made by a development build that skipped version 2 get the registry here.
+    if not conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'models'").fetchall()[0][0]:
+        _v2(conn)
+    conn.execute(
+        """
+        ALTER TABLE models ADD COLUMN kind VARCHAR;
+        ALTER TABLE models ADD COLUMN data_until TIMESTAMP;
+        UPDATE models SET kind = 'cf';
+        UPDATE models SET data_until = TRY_CAST(json_extract_string(metrics, '$.data_until') AS TIMESTAMP);
+        CREATE TABLE weekly_runs (week VARCHAR NOT NULL PRIMARY KEY, models JSON NOT NULL,
+            lists INTEGER NOT NULL, built_at TIMESTAMP NOT NULL DEFAULT current_timestamp);
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "listens, actions, catalogue, playlists, social graph, quarantine", _v1),
     Migration(2, "model registry: trained model versions, params, metrics, default", _v2),
     Migration(3, "impressions: home pages served, with propensities and rewards", _v3),
     Migration(4, "weekly_lists: Discover Weekly lists by user and ISO week, with reasons", _v4),
     Migration(5, "subsonic_songs, subsonic_playlists: Subsonic songs matched to tracks, playlists written", _v5),
+    Migration(6, "model kinds with a default each, training-data watermarks, weekly_runs", _v6),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -97,9 +97,15 @@ class HomeData:
             vectors = vectors / np.where(norms == 0, 1, norms)
         latest = now or inter.now or datetime.now()
         if content_vectors is None:  # "Fresh finds" and "sounds like" need audio and text
-            from deepcuts.surfaces.weekly import store_content_vectors
+            from deepcuts.models.parts import load_content
 
-            content_vectors = store_content_vectors(store, inter.items)
+            registered = load_content(store)  # the registered content model, else built here
+            if registered is not None:
+                content_vectors = registered[0].vectors_for(inter.items)
+            else:
+                from deepcuts.surfaces.weekly import store_content_vectors
+
+                content_vectors = store_content_vectors(store, inter.items)
         return cls(
             store=store,
             model=trained.model,

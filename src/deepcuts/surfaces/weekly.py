@@ -190,9 +190,11 @@ class DiscoverWeekly:
             finally:
                 if cursor is not None:
                     cursor.close()
+        self.played = played.tocsr()  # favourites (and so reasons) come from these
         self.forbidden = self._forbidden(played)
         self.index = self._index()
         self.long_tail = self.world.catalogue.long_tail()  # the same for every batch
+        self.model_ids: dict[str, str] = {}  # the registered versions used, by kind
         self._buffers = threading.local()  # per-thread score buffers (see `_scores`)
 
     # -- what is the same for every user -------------------------------------------------
@@ -281,7 +283,10 @@ class DiscoverWeekly:
             def retrieve(k: int) -> tuple[np.ndarray, np.ndarray]:
                 return self.index.search(vectors, k, exclude=forbidden)
 
-        return UserBatch(users=users, history=rows, forbidden=forbidden, scores=scores, retrieve=retrieve)
+        return UserBatch(
+            users=users, history=rows, forbidden=forbidden, scores=scores, retrieve=retrieve,
+            played=self.played[users],
+        )
 
     def _scores(self, users: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
         if self._factor_model():
@@ -746,6 +751,7 @@ def learn_ranker(
         log.info("no candidate of the week before %s was streamed: using the blend", week_start)
         return None
     ranker = LearnedRanker().fit(merged, y)
+    ranker.fit_figures["listeners"] = len(users)
     log.info(
         "ranker learnt on %d candidates of %d listeners (%.1f%% streamed)",
         len(y), len(users), 100 * y.mean(),
@@ -756,66 +762,179 @@ def learn_ranker(
 RANKERS = ("auto", "learned", "blend")
 
 
+def next_monday(moment: datetime) -> date:
+    """The Monday after the week holding ``moment`` (the first week the data says nothing of)."""
+    day = moment.date()
+    return day + timedelta(days=7 - day.weekday())
+
+
+def train_ranker(
+    store: Store,
+    trained,
+    week_start: date,
+    *,
+    content_vectors: np.ndarray | None = None,
+    sample_users: int = 2000,
+    seed: int = 0,
+    make_default: bool = True,
+):
+    """Learn the weekly ranker for lists of ``week_start`` (labels: the streams of the week
+    before it, candidates from a model fit on the data before that), save it and register it
+    (kind ``weekly-ranker``, watermark ``week_start``: no label at or after it).
+
+    Returns (ranker, record), or None where that week has no streams to learn from."""
+    from deepcuts.models.cf import make_model
+    from deepcuts.models.cf.training import model_dir
+    from deepcuts.models.registry import next_version, register_model
+    from deepcuts.signals import build_interactions
+
+    params = trained.record.params.get("model", {}) if trained.record else trained.model.get_params()
+    name = trained.record.name if trained.record else trained.model.name
+
+    def fit_model(earlier: Interactions, earlier_until: datetime) -> Recommender:
+        side = build_side_info(store, earlier.users, earlier.items, until=earlier_until)
+        return make_model(name, params).fit(earlier.matrix, side)
+
+    began = datetime.now()
+    ranker = learn_ranker(
+        store, fit_model, lambda t: build_interactions(store, trained.confidence, until=t), week_start,
+        sample_users=sample_users, seed=seed, content_vectors=content_vectors,
+    )
+    if ranker is None:
+        return None
+    out = model_dir(store) / f"weekly-ranker-v{next_version(store, 'weekly-ranker')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ranker.save(out)
+    label_start = datetime.combine(week_start - timedelta(weeks=1), datetime.min.time())
+    record = register_model(
+        store, "weekly-ranker", out,
+        params={"C": ranker.C, "features": ranker.names, "sample_users": sample_users, "seed": seed,
+                "cf_model": name, "cf_params": params, "for_week": week_name(week_start)},
+        metrics={"labels_from": label_start.isoformat(), "seconds": (datetime.now() - began).total_seconds(),
+                 **ranker.fit_figures},
+        kind="weekly-ranker", data_until=datetime.combine(week_start, datetime.min.time()),
+        make_default=make_default,
+    )  # fmt: skip
+    log.info("registered %s (%s)", record.model_id, out)
+    return ranker, record
+
+
+def usable_ranker(store: Store, week_start: date, model_id: str | None = None):
+    """(ranker, record): the registered weekly ranker for lists of ``week_start``: ``model_id``,
+    else the default if its labels all come from before the week, else the newest such
+    version; None where there is none. A version whose labels reach into the week (it was
+    learnt later) is never used: that would be leakage."""
+    from deepcuts.models.registry import default_model, get_model_of_kind, list_models
+    from deepcuts.ranking.ranker import LearnedRanker
+
+    start = datetime.combine(week_start, datetime.min.time())
+    if model_id:
+        record = get_model_of_kind(store, model_id, "weekly-ranker")
+        if record.data_until is None or record.data_until > start:
+            raise ValueError(
+                f"{model_id} learnt from streams up to {record.data_until}, after {week_name(week_start)} "
+                "began: it cannot rank that week's lists"
+            )
+        return LearnedRanker.load(record.path), record
+    record = default_model(store, "weekly-ranker")
+    if record is None or record.data_until is None or record.data_until > start:
+        older = [r for r in list_models(store, "weekly-ranker") if r.data_until is not None and r.data_until <= start]
+        record = max(older, key=lambda r: (r.data_until, r.version)) if older else None
+    return None if record is None else (LearnedRanker.load(record.path), record)
+
+
 def prepare_weekly(
     store: Store,
     week_start: date,
     *,
     model_id: str | None = None,
     ranker: str = "auto",
+    ranker_id: str | None = None,
+    content_id: str | None = None,
     content_vectors: np.ndarray | None = None,
     config: WeeklyConfig | None = None,
     allowed_items: Collection[str] | None = None,
+    fit_missing: bool = True,
 ) -> DiscoverWeekly:
-    """Discover Weekly for a week, from the store's registered model (the default one).
+    """Discover Weekly for a week, from the store's registered models (the defaults).
 
-    ``ranker``: "learned" learns one on the week before (an error where there is nothing to
-    learn from), "blend" uses the hand-weighted blend, "auto" learns one where it can.
+    The CF model, the content model and the weekly ranker are read from the registry; their ids
+    are in the result's ``model_ids``. Where no content model or no usable ranker is registered
+    (none learnt on streams from before the week), ``fit_missing`` learns and registers one,
+    once: the next batch of the week reads it. ``ranker``: "learned" needs a learnt one (an
+    error where there is nothing to learn from), "blend" uses the hand-weighted blend, "auto"
+    the learnt one where there is one.
     ``allowed_items``: item ids, the only ones the lists may hold (see `DiscoverWeekly`); ids
     the model does not know are left out.
     """
-    from deepcuts.models.cf import make_model
     from deepcuts.models.cf.training import load_trained
-    from deepcuts.signals import build_interactions
+    from deepcuts.models.parts import load_content, train_content
 
     if ranker not in RANKERS:
         raise ValueError(f"ranker must be one of {', '.join(RANKERS)}, not {ranker!r}")
     trained = load_trained(store, model_id)
+    ids = {"cf": trained.record.model_id if trained.record else None}
     if content_vectors is None:
-        content_vectors = store_content_vectors(store, trained.items)
+        loaded = load_content(store, content_id)
+        if loaded is None and fit_missing:
+            log.info("no content model registered: learning one (run `deepcuts train` to do it ahead)")
+            loaded = train_content(store, trained)
+        if loaded is not None:
+            content_vectors = loaded[0].vectors_for(trained.items)
+            ids["content"] = loaded[1].model_id
     until = datetime.combine(week_start, datetime.min.time())
     inter = trained.interactions(store, until)
     learned = None
     if ranker != "blend":
-        params = (trained.record.params.get("model", {}) if trained.record else {})
-        name = trained.record.name if trained.record else trained.model.name
+        found = usable_ranker(store, week_start, ranker_id)
+        if found is None and fit_missing:
+            log.info("no weekly ranker learnt before %s registered: learning one", week_name(week_start))
+            from deepcuts.models.registry import default_model
 
-        def fit_model(earlier: Interactions, earlier_until: datetime) -> Recommender:
-            side = build_side_info(store, earlier.users, earlier.items, until=earlier_until)
-            return make_model(name, params).fit(earlier.matrix, side)
-
-        learned = learn_ranker(
-            store,
-            fit_model,
-            lambda t: build_interactions(store, trained.confidence, until=t),
-            week_start,
-            content_vectors=content_vectors,
-        )
-        if learned is None and ranker == "learned":
+            current = default_model(store, "weekly-ranker")
+            newest = current is None or (current.data_until or datetime.min) <= until
+            found = train_ranker(store, trained, week_start, content_vectors=content_vectors, make_default=newest)
+        if found is not None:
+            learned, record = found
+            ids["weekly-ranker"] = record.model_id
+        elif ranker == "learned":
             raise ValueError("no streams in the week before to learn a ranker from: use --ranker blend")
     allowed = None
     if allowed_items is not None:
         allowed = np.zeros(len(inter.items), bool)
         at = inter.items.indices(list(allowed_items))
         allowed[at[at >= 0]] = True
-    return DiscoverWeekly(
+    dw = DiscoverWeekly(
         store, trained.model, inter, week_start, content_vectors=content_vectors, ranker=learned, config=config,
         allowed=allowed,
     )
+    dw.model_ids = ids
+    return dw
+
+
+def save_run(store: Store, week: str, model_ids: dict[str, str], lists: int) -> None:
+    """Record which model versions built a week's lists (``weekly_runs``)."""
+    import json
+
+    store.conn.execute("DELETE FROM weekly_runs WHERE week = ?", [week])
+    store.conn.execute(
+        "INSERT INTO weekly_runs (week, models, lists) VALUES (?, ?, ?)", [week, json.dumps(model_ids), lists]
+    )
+
+
+def stored_run(store: Store, week: str) -> dict | None:
+    """What the batch of a week recorded: {"models": {kind: id}, "lists": n, "built_at": t}."""
+    import json
+
+    rows = store.conn.execute("SELECT models, lists, built_at FROM weekly_runs WHERE week = ?", [week]).fetchall()
+    if not rows:
+        return None
+    return {"models": json.loads(rows[0][0]), "lists": rows[0][1], "built_at": rows[0][2]}
 
 
 def store_content_vectors(store: Store, items: IdMap) -> np.ndarray | None:
     """Text and audio vectors of the store's items (audio features cached beside the store)."""
     from deepcuts.models.coldstart import content_vectors
+    from deepcuts.models.parts import audio_cache
 
-    cache = None if store.path == ":memory:" else f"{store.path}.cache/audio"
-    return content_vectors(store, items, audio_cache=cache)
+    return content_vectors(store, items, audio_cache=audio_cache(store))

@@ -39,6 +39,10 @@ class Hybrid(Recommender):
     left out. New users are scored from their rows: EASE and the neighbour views use the row as
     it is, ALS folds the user in, and the friends view is empty for them.
 
+    EASE keeps each item's ``ease_neighbours`` strongest weights, sparse (0: all, dense): on
+    HetRec Last.fm 2K the saved model is 43.7 MB instead of 220 MB, NDCG@20 0.3027 against
+    0.3040 over 5 seeds (README).
+
     The weights were tuned by ``deepcuts tune`` on a validation split carved from the training
     part of HetRec Last.fm 2K (never its test part); tune them again for another catalogue.
 
@@ -51,7 +55,7 @@ class Hybrid(Recommender):
 
     name = "hybrid"
     params = (
-        "ease_l2", "ease_side_weight", "ease_min_users", "ease_max_items",
+        "ease_l2", "ease_side_weight", "ease_min_users", "ease_max_items", "ease_neighbours",
         "als_factors", "als_regularization", "als_alpha", "als_iterations",
         "tag_neighbours", "playlist_neighbours",
         "w_ease", "w_als", "w_tags", "w_playlists", "w_friends",
@@ -66,6 +70,7 @@ class Hybrid(Recommender):
         ease_side_weight: float = 20.0,
         ease_min_users: int = 2,
         ease_max_items: int = 20_000,
+        ease_neighbours: int = 300,
         als_factors: int = 32,
         als_regularization: float = 0.5,
         als_alpha: float = 1.0,
@@ -84,6 +89,7 @@ class Hybrid(Recommender):
         self.ease_side_weight = ease_side_weight
         self.ease_min_users = ease_min_users
         self.ease_max_items = ease_max_items
+        self.ease_neighbours = ease_neighbours
         self.als_factors = als_factors
         self.als_regularization = als_regularization
         self.als_alpha = als_alpha
@@ -111,6 +117,7 @@ class Hybrid(Recommender):
             self.ease_ = EASE(
                 l2=self.ease_l2, weighting="binary", min_users=self.ease_min_users,
                 max_items=self.ease_max_items, side_weight=self.ease_side_weight,
+                neighbours=self.ease_neighbours,
             ).fit(matrix, side)
         if self.w_als > 0:
             self.als_ = ALS(

@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from deepcuts.models.base import Recommender, load_model
+from deepcuts.models.base import Recommender
+from deepcuts.models.catalog import load_model
 from deepcuts.models.cf import DEFAULT_MODEL, make_model
 from deepcuts.models.registry import (
     ModelRecord,
     default_model,
-    get_model,
+    get_model_of_kind,
     next_version,
     register_model,
 )
@@ -125,7 +126,7 @@ def train_from_store(
         record = register_model(
             store, model_name, out,
             params={"model": model.get_params(), "confidence": confidence.to_dict()},
-            metrics=metrics, make_default=make_default,
+            metrics=metrics, kind="cf", data_until=inter.now, make_default=make_default,
         )
         log.info("registered %s (%s)%s", record.model_id, out, " as the default" if make_default else "")
     return TrainedModel(model, inter.users, inter.items, confidence, record)
@@ -133,7 +134,7 @@ def train_from_store(
 
 def load_trained(store: Store, model_id: str | None = None) -> TrainedModel:
     """A registered model (the default one unless ``model_id`` is given), ready to use."""
-    record = get_model(store, model_id) if model_id else default_model(store)
+    record = get_model_of_kind(store, model_id, "cf") if model_id else default_model(store, "cf")
     if record is None:
         raise StoreError("no trained model in the store: run `deepcuts train` first")
     model, users, items = load_model(record.path)
