@@ -15,6 +15,7 @@ from deepcuts.cli.bandit import ope, simulate_home
 from deepcuts.cli.common import EXIT_CONFIG, err
 from deepcuts.cli.content import audio, search, similar
 from deepcuts.cli.evaluate import evaluate
+from deepcuts.cli.export import export_events_cmd
 from deepcuts.cli.home import home
 from deepcuts.cli.ingest import ingest
 from deepcuts.cli.simulate import simulate
@@ -59,5 +60,5 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
     configure_logging(ctx.obj.log_level)
 
 
-for command in (init, stats, quarantine, ingest, simulate, train, tune, evaluate, search, similar, audio, weekly, home, ope, simulate_home):
+for command in (init, stats, quarantine, ingest, simulate, export_events_cmd, train, tune, evaluate, search, similar, audio, weekly, home, ope, simulate_home):
     main.add_command(command)

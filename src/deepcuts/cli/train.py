@@ -10,13 +10,13 @@ from typing import Any
 import click
 
 from deepcuts.cli.common import err, handles_errors, log, open_store, progress_bar
+from deepcuts.cli.engine import check_engine, engine_options, start_spark
 from deepcuts.cli.evaluate import bar_progress, data_error, open_data, read_params
 from deepcuts.evaluation import EvaluationData, SplitError
 from deepcuts.evaluation.splits import SPLITS
 from deepcuts.evaluation.tuning import SEARCH_SPACES, tune_model
 from deepcuts.io import FORMATS
 from deepcuts.models.cf import DEFAULT_MODEL, MODELS
-from deepcuts.models.cf.training import train_from_store
 from deepcuts.signals import ConfidenceConfig
 
 
@@ -56,6 +56,10 @@ def split_confidence(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
               help="The model file [default: models/<name>-v<version>.npz beside the store].")
 @click.option("--no-default", is_flag=True, help="Register the version without making it the default.")
 @click.option("--json", "as_json", is_flag=True, help="Print the registry record as JSON.")
+@engine_options
+@click.option("--events", metavar="PATH|URI",
+              help="With --engine spark: a folder `deepcuts export-events` wrote (on a cluster, one "
+                   "every executor reads: hdfs://, gs://, s3a://) [default: exported to a temporary folder].")
 @click.pass_context
 @handles_errors
 def train(
@@ -67,13 +71,30 @@ def train(
     out: Path | None,
     no_default: bool,
     as_json: bool,
+    engine: str,
+    master: str | None,
+    spark_conf: tuple[str, ...],
+    events: str | None,
 ) -> None:
     """Fit a model on the store's listening data and register the version in the store.
 
     The signals: plays (log-scaled), skips before 30 s as negatives, saves, playlist adds and
     artist follows as strong positives, bans excluded, recency decay; the default model also
     uses tags, playlists and friends.
+
+    \b
+    --engine spark fits ALS (pyspark.ml, implicitPrefs) on the same confidence values and
+    saves and registers it as the local engine does, so `deepcuts weekly` uses it unchanged:
+      deepcuts train --engine spark --master local[2] --set factors=64
     """
+    check_engine(engine, master, spark_conf)
+    if events and engine != "spark":
+        raise click.UsageError("--events goes with --engine spark")
+    if engine == "spark":
+        if ctx.get_parameter_source("model_name") == click.core.ParameterSource.DEFAULT:
+            model_name = "als"
+        if model_name != "als":
+            raise click.BadParameter(f"the Spark engine fits als, not {model_name}", param_hint="--model")
     params, conf_values = read_params(params_value)
     extra, extra_conf = split_confidence(parse_settings(settings_))
     params.update(extra)
@@ -85,13 +106,30 @@ def train(
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc)) from exc
     warnings.filterwarnings("ignore", module="implicit")
+    spark = start_spark(master, spark_conf) if engine == "spark" else None
     with open_store(ctx) as store, progress_bar(transient=True) as bar:
         task = bar.add_task("training", total=None)
+
+        def step(label: str) -> None:
+            bar.update(task, description=label)
+
         try:
-            trained = train_from_store(
-                store, model_name, params, confidence, out=out, make_default=not no_default,
-                step=lambda label: bar.update(task, description=label),
-            )
+            if spark is not None:
+                from deepcuts.engines.spark import train_on_spark
+
+                trained = train_on_spark(
+                    store, spark, params, confidence, events=events, out=out,
+                    make_default=not no_default, step=step,
+                )
+            else:
+                from deepcuts.engines import local
+
+                trained = local.train(
+                    store, model_name, params, confidence, out=out, make_default=not no_default,
+                    step=step,
+                )
+        except FileNotFoundError as exc:
+            raise click.BadParameter(str(exc), param_hint="--events") from exc
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from exc
     record = trained.record

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from deepcuts.cli.common import handles_errors, log, open_store, progress_bar
+from deepcuts.cli.engine import check_engine, engine_options, start_spark
+from deepcuts.engines import local
 from deepcuts.io.playlists import FORMATS, ExportTrack, PlaylistExport, export
 from deepcuts.surfaces.weekly import (
     RANKERS,
@@ -33,7 +35,10 @@ def _week(value: str | None) -> date:
 @click.option("--week", metavar="YYYY-Www", help="The ISO week (Monday start) [default: this week].")
 @click.option("--user", metavar="USER_ID", help="Print (or --out) this listener's list instead of building everyone's.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True, help="With --user: the playlist format.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="With --user: write the playlist here instead of printing it.")
+@click.option("--out", metavar="PATH",
+              help="With --user: write the playlist to this file instead of printing it. Without "
+                   "--user: write every list as Parquet to this folder (weekly_lists/, "
+                   "weekly_notes/) instead of storing them; with --engine spark, any URI Spark writes.")
 @click.option("--model", "model_id", metavar="MODEL_ID", help="A registered model version [default: the default model].")
 @click.option(
     "--ranker",
@@ -43,9 +48,12 @@ def _week(value: str | None) -> date:
     help="learned: trained on what listeners streamed the week before; blend: hand-weighted; auto: learned where possible.",
 )
 @click.option("--rebuild", is_flag=True, help="With --user: build the list again even if the week's list is stored.")
+@engine_options
+@click.option("--partitions", type=click.IntRange(min=1), metavar="N",
+              help="With --engine spark: partitions of listeners [default: Spark's parallelism].")
 @click.pass_context
 @handles_errors
-def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild) -> None:
+def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild, engine, master, spark_conf, partitions) -> None:
     """Discover Weekly: 30 tracks per listener that they have never played.
 
     \b
@@ -57,10 +65,34 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild) -> None:
     rising in the listener's region, new releases), ranked, capped at 2 tracks per artist and
     1 per album, diversified, and explained. The same week gives the same list; a list never
     repeats the listener's previous 4 weeks.
+
+    \b
+    deepcuts weekly --week 2026-W48 --engine spark --master local[2] --out lists/
+    builds every list on Spark with the same code, per partition, and writes them as Parquet
+    with the columns of the store's weekly_lists and weekly_notes tables.
     """
     monday = _week(week)
-    if user is None and (out is not None or fmt != "json"):
-        raise click.UsageError("--format and --out export one list: give --user too")
+    check_engine(engine, master, spark_conf)
+    if user is None and fmt != "json":
+        raise click.UsageError("--format exports one list: give --user too")
+    if engine == "spark" and user is not None:
+        raise click.UsageError("--engine spark builds every listener's list: leave out --user")
+    if engine == "spark" and out is None:
+        raise click.UsageError("--engine spark writes the lists as Parquet: give --out PATH")
+    if partitions is not None and engine != "spark":
+        raise click.UsageError("--partitions goes with --engine spark")
+    if engine == "spark":
+        from deepcuts.engines.spark import run_weekly
+
+        spark = start_spark(master, spark_conf)
+        with open_store(ctx, read_only=True) as store:
+            result = run_weekly(store, spark, monday, out, model_id=model_id, ranker=ranker, partitions=partitions)
+        click.echo(
+            f"{result.week}: {result.lists} lists, {result.rows} tracks written to {result.path}"
+            + (f"; {result.short} lists shorter than 30 (see weekly_notes)" if result.short else "")
+            + f"; ranker: {result.ranker}"
+        )
+        return
     with open_store(ctx) as store:
         if user is not None:
             stored = store.conn.execute(
@@ -77,11 +109,21 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild) -> None:
             if out is None:
                 click.echo(text, nl=False)
             else:
-                out.write_text(text)
+                Path(out).write_text(text)
                 log.info("wrote %s", out)
             return
-        dw = prepare_weekly(store, monday, model_id=model_id, ranker=ranker)
+        dw = local.weekly(store, monday, model_id=model_id, ranker=ranker)
         n_users = dw.interactions.shape[0]
+        if out is not None:
+            with progress_bar() as bar:
+                task = bar.add_task(f"Discover Weekly {dw.week}", total=n_users)
+                n_lists, rows, short = local.write_weekly(dw, out, progress=lambda n: bar.advance(task, n))
+            click.echo(
+                f"{dw.week}: {n_lists} lists, {rows} tracks written to {out}"
+                + (f"; {short} lists shorter than 30 (see weekly_notes)" if short else "")
+                + f"; ranker: {dw.ranker.kind}"
+            )
+            return
         lists, short = [], 0
         with progress_bar() as bar:
             task = bar.add_task(f"Discover Weekly {dw.week}", total=n_users)
