@@ -34,7 +34,7 @@ def check_engine(engine: str, master: str | None, spark_conf: tuple[str, ...]) -
 
 def start_spark(master: str | None, spark_conf: tuple[str, ...]):
     """The SparkSession for a command (an error naming what is missing if Spark cannot start)."""
-    from deepcuts.engines.spark import DEFAULT_MASTER, SparkUnavailable, spark_session
+    from deepcuts.engines.spark.session import DEFAULT_MASTER, SparkUnavailable, spark_session
 
     conf = {}
     for item in spark_conf:

@@ -115,7 +115,7 @@ def train(
 
         try:
             if spark is not None:
-                from deepcuts.engines.spark import train_on_spark
+                from deepcuts.engines.spark.train import train_on_spark
 
                 trained = train_on_spark(
                     store, spark, params, confidence, events=events, out=out,

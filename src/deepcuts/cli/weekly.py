@@ -82,7 +82,7 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, rebuild, engine, master,
     if partitions is not None and engine != "spark":
         raise click.UsageError("--partitions goes with --engine spark")
     if engine == "spark":
-        from deepcuts.engines.spark import run_weekly
+        from deepcuts.engines.spark.weekly import run_weekly
 
         spark = start_spark(master, spark_conf)
         with open_store(ctx, read_only=True) as store:

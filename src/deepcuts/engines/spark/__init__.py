@@ -1,11 +1,11 @@
-"""The Spark engine (see `deepcuts.engines`): a session, ALS, training and the weekly job."""
+"""The Spark engine (see `deepcuts.engines`).
 
-from deepcuts.engines.spark.als import SparkALS, spark_ratings
-from deepcuts.engines.spark.session import DEFAULT_MASTER, SparkUnavailable, spark_session
-from deepcuts.engines.spark.train import train_on_spark
-from deepcuts.engines.spark.weekly import SparkWeeklyResult, run_weekly
+- `session`: one SparkSession per process, with deepcuts' defaults;
+- `ratings`: the embedded confidence values as Spark implicit-ALS ratings;
+- `als`: `SparkALS` (the embedded `ALS`, fitted on Spark) and `fit_factors`;
+- `train`: `train_on_spark`, ALS on an events folder, saved and registered;
+- `weekly`: `run_weekly`, Discover Weekly per partition with the embedded code.
 
-__all__ = [
-    "DEFAULT_MASTER", "SparkALS", "SparkUnavailable", "SparkWeeklyResult", "run_weekly",
-    "spark_ratings", "spark_session", "train_on_spark",
-]
+Nothing is imported here: Spark's Python workers import this package, and each import costs
+every worker its time.
+"""

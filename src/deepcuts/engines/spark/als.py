@@ -25,20 +25,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from deepcuts.engines.spark.ratings import spark_ratings
 from deepcuts.models.cf.als import ALS
 from deepcuts.signals.side import SideInfo
 
 log = logging.getLogger(__name__)
-
-MIN_RATING = 1e-6  # a positive rating that stays positive in Spark's ``r > 0`` test
-
-
-def spark_ratings(confidence: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """Spark implicit-ALS ratings carrying the embedded ALS's confidence (module docstring)."""
-    v = np.asarray(confidence, np.float64)
-    excess = alpha * np.abs(v) - 1.0
-    return np.where(v > 0, np.maximum(excess, MIN_RATING), -np.maximum(excess, 0.0)).astype(np.float32)
-
 
 def ratings_frame(spark, matrix: sp.csr_matrix, alpha: float = 1.0):
     """A Spark DataFrame (user int, item int, rating float) from a confidence matrix."""
@@ -49,21 +40,6 @@ def ratings_frame(spark, matrix: sp.csr_matrix, alpha: float = 1.0):
         "rating": spark_ratings(coo.data, alpha),
     })
     return spark.createDataFrame(frame, schema="user int, item int, rating float")
-
-
-def confidence_to_ratings(confidence_df, alpha: float = 1.0):
-    """``user_idx, item_idx, confidence`` rows (the events layout) as Spark ratings, converted
-    per partition by `spark_ratings` (the one statement of the mapping)."""
-
-    def convert(batches):
-        for b in batches:
-            yield pd.DataFrame({
-                "user": b["user_idx"].astype(np.int32),
-                "item": b["item_idx"].astype(np.int32),
-                "rating": spark_ratings(b["confidence"].to_numpy(), alpha),
-            })
-
-    return confidence_df.mapInPandas(convert, schema="user int, item int, rating float")
 
 
 def fit_factors(

@@ -17,8 +17,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from deepcuts.engines.events import LAYOUT, LAYOUT_VERSION, export_events
-from deepcuts.engines.spark.als import confidence_to_ratings, fit_factors
+import pyarrow.parquet as pq
+
+from deepcuts.engines.events import LAYOUT, LAYOUT_VERSION, export_events, read_manifest
+from deepcuts.engines.spark.als import fit_factors
+from deepcuts.engines.spark.ratings import confidence_to_ratings
 from deepcuts.models.cf import make_model
 from deepcuts.models.cf.als import ALS
 from deepcuts.models.cf.training import TrainedModel, model_dir
@@ -31,8 +34,19 @@ log = logging.getLogger(__name__)
 Step = Callable[[str], None]
 
 
+def is_local(uri: str) -> bool:
+    """Whether a path is on this machine's file system (no scheme, or file:)."""
+    return "://" not in uri or uri.startswith("file:")
+
+
+def _local(uri: str) -> Path:
+    return Path(uri[len("file://"):] if uri.startswith("file://") else uri.removeprefix("file:"))
+
+
 def read_events_manifest(spark, events: str) -> dict[str, Any]:
-    """The manifest of an events folder at any URI Spark reads."""
+    """The manifest of an events folder: read here if local, else through Spark (any URI)."""
+    if is_local(events):
+        return read_manifest(_local(events))
     try:
         text = "".join(r.value for r in spark.read.text(f"{events.rstrip('/')}/manifest.json", wholetext=True).collect())
     except Exception as exc:  # Spark's AnalysisException: the path does not exist
@@ -41,6 +55,16 @@ def read_events_manifest(spark, events: str) -> dict[str, Any]:
     if manifest.get("layout") != LAYOUT or manifest.get("version") != LAYOUT_VERSION:
         raise ValueError(f"{events}: not a {LAYOUT} folder of version {LAYOUT_VERSION}")
     return manifest
+
+
+def read_id_map(spark, events: str, name: str) -> IdMap:
+    """``users`` or ``items`` of an events folder, in index order."""
+    column = "user_id" if name == "users" else "item_id"
+    if is_local(events):
+        table = pq.read_table(_local(events) / f"{name}.parquet").sort_by("idx")
+        return IdMap(table.column(column).to_pylist())
+    frame = spark.read.parquet(f"{events.rstrip('/')}/{name}.parquet").orderBy("idx").toPandas()
+    return IdMap(frame[column].astype(object).tolist())
 
 
 def _same_confidence(wanted: ConfidenceConfig, written: Mapping[str, Any]) -> bool:
@@ -90,8 +114,7 @@ def train_on_spark(
                 "export it again with these, or train with its settings"
             )
         root = events.rstrip("/")
-        users = IdMap(spark.read.parquet(f"{root}/users.parquet").orderBy("idx").toPandas()["user_id"])
-        items = IdMap(spark.read.parquet(f"{root}/items.parquet").orderBy("idx").toPandas()["item_id"])
+        users, items = read_id_map(spark, events, "users"), read_id_map(spark, events, "items")
         if len(users) != manifest["users"] or len(items) != manifest["items"]:
             raise StoreError(f"{events}: users.parquet / items.parquet do not match manifest.json")
         exported = time.perf_counter()

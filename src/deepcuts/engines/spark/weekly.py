@@ -81,6 +81,9 @@ def weekly_frame(spark, dw: DiscoverWeekly, partitions: int | None = None, creat
                         extra[column] = None
                 out = pd.concat([out, extra[[*lists_cols, "note"]]], ignore_index=True)
             out["position"] = out["position"].astype("Int32")
+            for column in ("user_id", "week", "item_id", "source", "reason", "note"):
+                # plain objects: pandas 3's Arrow-backed strings do not cross into Spark 4.3
+                out[column] = out[column].astype(object).where(out[column].notna(), None)
             yield out[[*lists_cols, "note"]]
 
     users = spark.range(0, n_users, numPartitions=parts)
