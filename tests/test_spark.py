@@ -182,3 +182,28 @@ def test_spark_als_ndcg_within_5_percent_of_embedded_on_hetrec(spark):
     assert min(embedded) > 0.2  # a real model, not a broken one matched by another
     for seed, (a, b) in enumerate(zip(embedded, on_spark, strict=True)):
         assert abs(b - a) / a <= 0.05, f"seed {seed}: embedded {a:.4f}, Spark {b:.4f}"
+
+
+def test_cli_says_what_is_wrong_before_starting_spark(tmp_path):
+    path = tmp_path / "s.duckdb"
+    Store(path, create=True).close()
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(main, ["--store", str(path), *map(str, args)], catch_exceptions=False)
+
+    result = run("weekly", "--week", WEEK, "--engine", "spark")
+    assert result.exit_code == 2 and "--out PATH" in result.output
+    result = run("weekly", "--week", WEEK, "--engine", "spark", "--user", "u1", "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "leave out --user" in result.output
+    result = run("train", "--engine", "spark", "--model", "ease")
+    assert result.exit_code == 2 and "fits als, not ease" in result.output
+    result = run("train", "--master", "yarn")
+    assert result.exit_code == 2 and "--engine spark" in result.output
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    result = run("export-events", "--out", tmp_path / "full")
+    assert result.exit_code == 2 and "not empty" in result.output
+    result = run("export-events", "--out", tmp_path / "full", "--overwrite")
+    assert result.exit_code == 2 and "no manifest.json" in result.output
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
