@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from deepcuts.cli.common import err, handles_errors, log, open_store, progress_bar
+from deepcuts.cli.engine import check_engine, engine_options, start_spark
 from deepcuts.cli.evaluate import bar_progress, data_error, open_data, read_params
 from deepcuts.cli.serve import maybe_publish, publish_option
 from deepcuts.evaluation import EvaluationData, SplitError
@@ -18,7 +19,6 @@ from deepcuts.evaluation.splits import SPLITS
 from deepcuts.evaluation.tuning import SEARCH_SPACES, tune_model
 from deepcuts.io import FORMATS
 from deepcuts.models.cf import DEFAULT_MODEL, MODELS
-from deepcuts.models.cf.training import train_from_store
 from deepcuts.models.registry import KINDS, list_models
 from deepcuts.signals import ConfidenceConfig
 
@@ -62,6 +62,10 @@ def split_confidence(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
               help="Train the CF model only, not the content model and the weekly ranker.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the CF model's registry record as JSON (the other parts under \"parts\").")
+@engine_options
+@click.option("--events", metavar="PATH|URI",
+              help="With --engine spark: a folder `deepcuts export-events` wrote (on a cluster, one "
+                   "every executor reads: hdfs://, gs://, s3a://) [default: exported to a temporary folder].")
 @publish_option
 @click.pass_context
 @handles_errors
@@ -75,6 +79,10 @@ def train(
     no_default: bool,
     cf_only: bool,
     as_json: bool,
+    engine: str,
+    master: str | None,
+    spark_conf: tuple[str, ...],
+    events: str | None,
     publish_after: bool | None,
 ) -> None:
     """Train what the surfaces need on the store's data and register each part in the store's
@@ -90,7 +98,21 @@ def train(
       the data has no listening times).
 
     The audio network is trained apart: `deepcuts audio train`.
+
+    \b
+    --engine spark fits the CF model as ALS (pyspark.ml, implicitPrefs) on the same confidence
+    values and saves and registers it as the local engine does, so `deepcuts weekly` uses it
+    unchanged:
+      deepcuts train --engine spark --master local[2] --set factors=64
     """
+    check_engine(engine, master, spark_conf)
+    if events and engine != "spark":
+        raise click.UsageError("--events goes with --engine spark")
+    if engine == "spark":
+        if ctx.get_parameter_source("model_name") == click.core.ParameterSource.DEFAULT:
+            model_name = "als"
+        if model_name != "als":
+            raise click.BadParameter(f"the Spark engine fits als, not {model_name}", param_hint="--model")
     params, conf_values = read_params(params_value)
     extra, extra_conf = split_confidence(parse_settings(settings_))
     params.update(extra)
@@ -102,13 +124,30 @@ def train(
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc)) from exc
     warnings.filterwarnings("ignore", module="implicit")
+    spark = start_spark(master, spark_conf) if engine == "spark" else None
     with open_store(ctx) as store, progress_bar(transient=True) as bar:
         task = bar.add_task("training", total=None)
+
+        def step(label: str) -> None:
+            bar.update(task, description=label)
+
         try:
-            trained = train_from_store(
-                store, model_name, params, confidence, out=out, make_default=not no_default,
-                step=lambda label: bar.update(task, description=label),
-            )
+            if spark is not None:
+                from deepcuts.engines.spark.train import train_on_spark
+
+                trained = train_on_spark(
+                    store, spark, params, confidence, events=events, out=out,
+                    make_default=not no_default, step=step,
+                )
+            else:
+                from deepcuts.engines import local
+
+                trained = local.train(
+                    store, model_name, params, confidence, out=out, make_default=not no_default,
+                    step=step,
+                )
+        except FileNotFoundError as exc:
+            raise click.BadParameter(str(exc), param_hint="--events") from exc
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from exc
         record = trained.record

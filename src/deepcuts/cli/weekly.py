@@ -8,14 +8,15 @@ from pathlib import Path
 import click
 
 from deepcuts.cli.common import handles_errors, log, open_store, progress_bar, settings
+from deepcuts.cli.engine import check_engine, engine_options, start_spark
 from deepcuts.cli.serve import maybe_publish, publish_option
+from deepcuts.engines import local
 from deepcuts.io.playlists import FORMATS, ExportTrack, PlaylistExport, export, track_location
 from deepcuts.store.ids import resolve_user
 from deepcuts.surfaces.weekly import (
     RANKERS,
     WeekError,
     parse_week,
-    prepare_weekly,
     save_lists,
     save_run,
     stored_run,
@@ -42,7 +43,10 @@ def _week(value: str | None) -> date:
     "(spotify:user:me) or the part after its last colon (me) where unique (see `deepcuts users`).",
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True, help="With --user: the playlist format.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="With --user: write the playlist here instead of printing it.")
+@click.option("--out", metavar="PATH",
+              help="With --user: write the playlist to this file instead of printing it. Without "
+                   "--user: write every list as Parquet to this folder (weekly_lists/, "
+                   "weekly_notes/) instead of storing them; with --engine spark, any URI Spark writes.")
 @click.option("--model", "model_id", metavar="MODEL_ID", help="A registered model version [default: the default model].")
 @click.option(
     "--ranker",
@@ -52,10 +56,14 @@ def _week(value: str | None) -> date:
     help="learned: trained on what listeners streamed the week before; blend: hand-weighted; auto: learned where possible.",
 )
 @click.option("--ranker-model", "ranker_id", metavar="MODEL_ID", help="A registered weekly ranker [default: the newest learnt before the week].")
+@engine_options
+@click.option("--partitions", type=click.IntRange(min=1), metavar="N",
+              help="With --engine spark: partitions of listeners [default: Spark's parallelism].")
 @publish_option
 @click.pass_context
 @handles_errors
-def weekly(ctx, week, user, fmt, out, model_id, ranker, ranker_id, publish_after) -> None:
+def weekly(ctx, week, user, fmt, out, model_id, ranker, ranker_id, engine, master, spark_conf, partitions,
+           publish_after) -> None:  # fmt: skip
     """Discover Weekly: 30 tracks per listener that they have never played.
 
     \b
@@ -71,10 +79,35 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, ranker_id, publish_after
     gives the same list; a list never repeats the listener's previous 4 weeks.
 
     With --user, nothing is fitted or built: the list is read from what the week's batch stored.
+
+    \b
+    deepcuts weekly --week 2026-W48 --engine spark --master local[2] --out lists/
+    builds every list on Spark with the same code, per partition, and writes them as Parquet
+    with the columns of the store's weekly_lists and weekly_notes tables.
     """
     monday = _week(week)
-    if user is None and (out is not None or fmt != "json"):
-        raise click.UsageError("--format and --out export one list: give --user too")
+    check_engine(engine, master, spark_conf)
+    if user is None and fmt != "json":
+        raise click.UsageError("--format exports one list: give --user too")
+    if engine == "spark" and user is not None:
+        raise click.UsageError("--engine spark builds every listener's list: leave out --user")
+    if engine == "spark" and out is None:
+        raise click.UsageError("--engine spark writes the lists as Parquet: give --out PATH")
+    if partitions is not None and engine != "spark":
+        raise click.UsageError("--partitions goes with --engine spark")
+    if engine == "spark":
+        from deepcuts.engines.spark.weekly import run_weekly
+
+        spark = start_spark(master, spark_conf)
+        with open_store(ctx) as store:
+            result = run_weekly(store, spark, monday, out, model_id=model_id, ranker=ranker, ranker_id=ranker_id,
+                                partitions=partitions)  # fmt: skip
+        click.echo(
+            f"{result.week}: {result.lists} lists, {result.rows} tracks written to {result.path}"
+            + (f"; {result.short} lists shorter than 30 (see weekly_notes)" if result.short else "")
+            + f"; ranker: {result.ranker}"
+        )
+        return
     with open_store(ctx) as store:
         if user is not None:
             user = resolve_user(store, user)  # `me` -> spotify:user:me
@@ -91,13 +124,23 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, ranker_id, publish_after
             if out is None:
                 click.echo(text, nl=False)
             else:
-                out.write_text(text)
+                Path(out).write_text(text)
                 log.info("wrote %s", out)
             return
         with progress_bar(transient=True) as bar:
             bar.add_task("loading the registered models", total=None)
-            dw = prepare_weekly(store, monday, model_id=model_id, ranker=ranker, ranker_id=ranker_id)
+            dw = local.weekly(store, monday, model_id=model_id, ranker=ranker, ranker_id=ranker_id)
         n_users = dw.interactions.shape[0]
+        if out is not None:
+            with progress_bar() as bar:
+                task = bar.add_task(f"Discover Weekly {dw.week}", total=n_users)
+                n_lists, rows, short = local.write_weekly(dw, out, progress=lambda n: bar.advance(task, n))
+            click.echo(
+                f"{dw.week}: {n_lists} lists, {rows} tracks written to {out}"
+                + (f"; {short} lists shorter than 30 (see weekly_notes)" if short else "")
+                + f"; ranker: {dw.ranker.kind}"
+            )
+            return
         lists, short = [], 0
         with progress_bar() as bar:
             task = bar.add_task(f"Discover Weekly {dw.week}", total=n_users)

@@ -239,6 +239,17 @@ def _register_ids(store: Store, name: str, ids: IdMap, column: str) -> None:
     store.conn.register(name, table)
 
 
+def skip_condition(config: ConfidenceConfig, alias: str = "") -> str:
+    """SQL over a ``listens`` row: whether it is a skip (ended before ``skip_ms``, or flagged
+    as skipped where its length is unknown). The one statement of the rule; the events export
+    splits listens by it."""
+    a = f"{alias}." if alias else ""
+    return (
+        f"(CASE WHEN {a}ms_played IS NOT NULL THEN {a}ms_played < {int(config.skip_ms)} "
+        f"ELSE coalesce({a}skipped, false) END)"
+    )
+
+
 def latest_event(store: Store, until: datetime | None = None) -> datetime | None:
     cond = "WHERE played_at < $until" if until else ""
     cond_a = "WHERE acted_at < $until" if until else ""
@@ -306,8 +317,7 @@ def gather_evidence(
     sql = f"""
         WITH l AS (
           SELECT l.user_id, l.item_id, coalesce(l.play_count, 1) AS n,
-                 CASE WHEN l.ms_played IS NOT NULL THEN l.ms_played < {int(config.skip_ms)}
-                      ELSE coalesce(l.skipped, false) END AS is_skip,
+                 {skip_condition(config, "l")} AS is_skip,
                  coalesce(l.ms_played, coalesce(l.play_count, 1) * {duration}) AS ms,
                  {decay("l.played_at")} AS w
           FROM listens l {time_join}

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -197,6 +198,22 @@ class DiscoverWeekly:
         self.model_ids: dict[str, str] = {}  # the registered versions used, by kind
         self._buffers = threading.local()  # per-thread score buffers (see `_scores`)
 
+    # -- shipping to other processes -------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """What another process needs to build lists (a Spark executor's Python worker):
+        everything but the store connection, the thread-local buffers and the HNSW index,
+        which is rebuilt from the item factors on arrival (same seed)."""
+        state = dict(self.__dict__)
+        for name in ("store", "_buffers", "index"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.store = None
+        self._buffers = threading.local()
+        self.index = self._index()
+
     # -- what is the same for every user -------------------------------------------------
     def _world(self, content_vectors: np.ndarray | None) -> World:
         inter = self.interactions
@@ -338,6 +355,12 @@ class DiscoverWeekly:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+
+    def tables(self, users: np.ndarray, created_at: datetime | None = None) -> tuple[pa.Table, pa.Table]:
+        """The `weekly_lists` and `weekly_notes` rows of these users' lists (row indices),
+        built batch by batch as `build` does: what an engine writes out."""
+        lists = list(self.build(np.asarray(users)))
+        return weekly_tables(lists, self.interactions.users, self.interactions.items, created_at)
 
     def _batch_lists(self, users: np.ndarray) -> list[WeeklyList]:
         batch = self.batch(users)
@@ -638,8 +661,19 @@ def _rising(store: Store, inter: Interactions, user_region: np.ndarray, n_region
     return np.clip(recent_share - before_share, 0, None).astype(np.float32)
 
 
-def lists_table(lists: list[WeeklyList], users: IdMap, items: IdMap) -> pa.Table:
-    """The rows of `weekly_lists` for these lists."""
+WEEKLY_LISTS_SCHEMA = pa.schema([
+    ("user_id", pa.string()), ("week", pa.string()), ("position", pa.int32()),
+    ("item_id", pa.string()), ("score", pa.float64()), ("source", pa.string()),
+    ("reason", pa.string()), ("created_at", pa.timestamp("us")),
+])
+"""The columns of the store's `weekly_lists` table, as Arrow types (what engines write)."""
+
+WEEKLY_NOTES_SCHEMA = pa.schema([("user_id", pa.string()), ("week", pa.string()), ("note", pa.string())])
+"""The columns of the store's `weekly_notes` table."""
+
+
+def lists_table(lists: list[WeeklyList], users: IdMap, items: IdMap, created_at: datetime | None = None) -> pa.Table:
+    """The rows of `weekly_lists` for these lists (``created_at``: now, unless given)."""
     rows: dict[str, list] = {k: [] for k in ("user_id", "week", "position", "item_id", "score", "source", "reason")}
     for wl in lists:
         for pos, t in enumerate(wl.tracks):
@@ -650,23 +684,39 @@ def lists_table(lists: list[WeeklyList], users: IdMap, items: IdMap) -> pa.Table
             rows["score"].append(t.score)
             rows["source"].append(t.source)
             rows["reason"].append(t.reason)
-    return pa.table(rows)
+    stamp = (created_at or datetime.now()).replace(microsecond=0)
+    rows["created_at"] = [stamp] * len(rows["user_id"])
+    return pa.table(rows, schema=WEEKLY_LISTS_SCHEMA)
 
+
+def weekly_tables(
+    lists: list[WeeklyList], users: IdMap, items: IdMap, created_at: datetime | None = None
+) -> tuple[pa.Table, pa.Table]:
+    """The `weekly_lists` and `weekly_notes` rows of these lists."""
+    noted = [wl for wl in lists if wl.note]
+    notes = pa.table(
+        {
+            "user_id": [users.id(wl.user) for wl in noted],
+            "week": [wl.week for wl in noted],
+            "note": [wl.note for wl in noted],
+        },
+        schema=WEEKLY_NOTES_SCHEMA,
+    )
+    return lists_table(lists, users, items, created_at), notes
 
 
 def save_lists(store: Store, lists: list[WeeklyList], users: IdMap, items: IdMap) -> int:
     """Store a week's lists, replacing what was stored for those users and that week."""
     if not lists:
         return 0
-    table = lists_table(lists, users, items)
-    notes = pa.table(
-        {
-            "user_id": [users.id(wl.user) for wl in lists if wl.note],
-            "week": [wl.week for wl in lists if wl.note],
-            "note": [wl.note for wl in lists if wl.note],
-        }
-    )
+    table, notes = weekly_tables(lists, users, items)
     keys = pa.table({"user_id": [users.id(wl.user) for wl in lists], "week": [wl.week for wl in lists]})
+    return store_weekly_tables(store, table, notes, keys)
+
+
+def store_weekly_tables(store: Store, table: pa.Table, notes: pa.Table, keys: pa.Table) -> int:
+    """Replace the stored lists and notes of the (user_id, week) pairs in ``keys`` with these
+    rows, in one transaction. Returns the number of list rows stored."""
     conn = store.conn
     conn.register("_weekly_rows", table)
     conn.register("_weekly_notes", notes)
@@ -678,8 +728,9 @@ def save_lists(store: Store, lists: list[WeeklyList], users: IdMap, items: IdMap
                 f"DELETE FROM {target} WHERE (user_id, week) IN (SELECT (user_id, week) FROM _weekly_keys)"
             )
         conn.execute(
-            "INSERT INTO weekly_lists (user_id, week, position, item_id, score, source, reason) "
-            "SELECT user_id, week, position, item_id, score, source, reason FROM _weekly_rows"
+            "INSERT INTO weekly_lists (user_id, week, position, item_id, score, source, reason, created_at) "
+            "SELECT user_id, week, position, item_id, score, source, reason, "
+            "coalesce(created_at, current_timestamp) FROM _weekly_rows"
         )
         conn.execute("INSERT INTO weekly_notes SELECT user_id, week, note FROM _weekly_notes")
         conn.execute("COMMIT")
@@ -690,6 +741,52 @@ def save_lists(store: Store, lists: list[WeeklyList], users: IdMap, items: IdMap
         for name in ("_weekly_rows", "_weekly_notes", "_weekly_keys"):
             conn.unregister(name)
     return table.num_rows
+
+
+class WeeklyFilesError(ValueError):
+    """A folder of weekly lists is missing, or its files lack the weekly_lists columns."""
+
+
+def load_weekly_lists(store: Store, path: str | Path) -> int:
+    """Load weekly lists written as Parquet by an engine into the store.
+
+    ``path`` is the folder `deepcuts weekly --engine spark --out PATH` wrote: ``weekly_lists/``
+    (Parquet files with the columns of the ``weekly_lists`` table) and ``weekly_notes/`` (the
+    columns of ``weekly_notes``; may be empty or absent). Each (user_id, week) found replaces
+    what the store held for it, in one transaction, as `save_lists` does. Returns the number of
+    list rows loaded.
+    """
+    import pyarrow.dataset as ds
+
+    root = Path(path)
+    lists_dir = root / "weekly_lists"
+    if not lists_dir.is_dir():
+        raise WeeklyFilesError(f"{root}: no weekly_lists/ folder of Parquet files in it")
+    files = sorted(str(f) for f in lists_dir.rglob("*.parquet"))
+    if not files:
+        raise WeeklyFilesError(f"{lists_dir}: no Parquet files")
+    table = ds.dataset(files, format="parquet").to_table()
+    missing = [c for c in WEEKLY_LISTS_SCHEMA.names if c not in table.column_names]
+    if missing:
+        raise WeeklyFilesError(f"{lists_dir}: missing column(s) {', '.join(missing)}")
+    table = table.select(WEEKLY_LISTS_SCHEMA.names).cast(WEEKLY_LISTS_SCHEMA)
+    for column in ("user_id", "week", "position", "item_id", "reason"):
+        nulls = table.column(column).null_count
+        if nulls:
+            raise WeeklyFilesError(f"{lists_dir}: {nulls} row(s) without a {column}")
+    notes_dir = root / "weekly_notes"
+    note_files = sorted(str(f) for f in notes_dir.rglob("*.parquet")) if notes_dir.is_dir() else []
+    notes = (ds.dataset(note_files, format="parquet").to_table() if note_files
+             else WEEKLY_NOTES_SCHEMA.empty_table())
+    missing = [c for c in WEEKLY_NOTES_SCHEMA.names if c not in notes.column_names]
+    if missing:
+        raise WeeklyFilesError(f"{notes_dir}: missing column(s) {', '.join(missing)}")
+    notes = notes.select(WEEKLY_NOTES_SCHEMA.names).cast(WEEKLY_NOTES_SCHEMA)
+    keys = pa.concat_tables([table.select(["user_id", "week"]), notes.select(["user_id", "week"])])
+    keys = keys.group_by(["user_id", "week"]).aggregate([])
+    loaded = store_weekly_tables(store, table, notes, keys)
+    log.info("loaded %d weekly list rows (%d lists) from %s", loaded, keys.num_rows, root)
+    return loaded
 
 
 def streamed_pairs(store: Store, users: IdMap, items: IdMap, start: datetime, end: datetime) -> sp.csr_matrix:
