@@ -65,7 +65,7 @@ def test_bare_ids_resolve_and_ambiguous_ones_list_their_candidates(run_cli, tmp_
     assert "deepcuts users" in run_cli("home", "--user", "nobody", expect=6).output
     assert "no item 'zzz'" in run_cli("similar", "zzz", expect=6).output
     # the full id gets past the lookup to the missing model (exit 4 names `deepcuts train`)
-    assert "deepcuts train" in run_cli("weekly", "--user", "spotify:user:me", "--week", "2026-W10", expect=4).output
+    assert "deepcuts weekly --week 2026-W10" in run_cli("weekly", "--user", "spotify:user:me", "--week", "2026-W10", expect=4).output
 
 
 def test_similar_by_audio_without_audio_names_the_text_view(run_cli):

@@ -195,7 +195,7 @@ def _learn_loop(every: float, store: str, stop: threading.Event) -> None:
 @click.option("--learn-every", type=click.IntRange(min=1), metavar="SECONDS",
               help="Run the learn job every SECONDS beside the server.")  # fmt: skip
 @click.option("--policy", type=PolicyChoice(), default="epsilon-greedy", show_default=True,
-              help="Who orders the home screen (as `deepcuts home --policy`).")  # fmt: skip
+              help="Who orders the home screen (the policies of deepcuts home).")  # fmt: skip
 @click.option("--epsilon", type=click.FloatRange(0, 1), default=0.1, show_default=True)
 @click.pass_context
 @handles_errors

@@ -64,7 +64,7 @@ def split_confidence(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
               help="Print the CF model's registry record as JSON (the other parts under \"parts\").")
 @engine_options
 @click.option("--events", metavar="PATH|URI",
-              help="With --engine spark: a folder `deepcuts export-events` wrote (on a cluster, one "
+              help="With --engine spark: a folder `deepcuts export-events --out PATH` wrote (on a cluster, one "
                    "every executor reads: hdfs://, gs://, s3a://) [default: exported to a temporary folder].")
 @publish_option
 @click.pass_context

@@ -12,6 +12,7 @@ from deepcuts.cli.engine import check_engine, engine_options, start_spark
 from deepcuts.cli.serve import maybe_publish, publish_option
 from deepcuts.engines import local
 from deepcuts.io.playlists import FORMATS, ExportTrack, PlaylistExport, export, track_location
+from deepcuts.store import StoreError
 from deepcuts.store.ids import resolve_user
 from deepcuts.surfaces.weekly import (
     RANKERS,
@@ -113,7 +114,7 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, ranker_id, engine, maste
             user = resolve_user(store, user)  # `me` -> spotify:user:me
             name = week_name(monday)
             if stored_run(store, name) is None and not _stored(store, "week = ?", [name]):
-                raise click.ClickException(
+                raise StoreError(
                     f"no Discover Weekly lists are stored for {name}: run `deepcuts weekly --week {name}` first"
                 )
             if not _stored(store, "week = ? AND user_id = ?", [name, user]):

@@ -150,7 +150,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     """The manifest of an events folder, checked to be one this deepcuts reads."""
     file = Path(path) / "manifest.json"
     if not file.is_file():
-        raise FileNotFoundError(f"{path}: no manifest.json; write the folder with `deepcuts export-events`")
+        raise FileNotFoundError(f"{path}: no manifest.json; write the folder with `deepcuts export-events --out PATH`")
     try:
         manifest = json.loads(file.read_text())
     except json.JSONDecodeError as exc:

@@ -50,7 +50,7 @@ def read_events_manifest(spark, events: str) -> dict[str, Any]:
     try:
         text = "".join(r.value for r in spark.read.text(f"{events.rstrip('/')}/manifest.json", wholetext=True).collect())
     except Exception as exc:  # Spark's AnalysisException: the path does not exist
-        raise FileNotFoundError(f"{events}: no manifest.json; write it with `deepcuts export-events`") from exc
+        raise FileNotFoundError(f"{events}: no manifest.json; write it with `deepcuts export-events --out PATH`") from exc
     manifest = json.loads(text)
     if manifest.get("layout") != LAYOUT or manifest.get("version") != LAYOUT_VERSION:
         raise ValueError(f"{events}: not a {LAYOUT} folder of version {LAYOUT_VERSION}")
