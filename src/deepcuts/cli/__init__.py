@@ -14,6 +14,7 @@ from deepcuts import __version__
 from deepcuts.cli.bandit import ope, simulate_home
 from deepcuts.cli.common import EXIT_CONFIG, err
 from deepcuts.cli.content import audio, search, similar
+from deepcuts.cli.continuation import continue_
 from deepcuts.cli.evaluate import evaluate
 from deepcuts.cli.home import home
 from deepcuts.cli.ingest import ingest
@@ -59,5 +60,5 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
     configure_logging(ctx.obj.log_level)
 
 
-for command in (init, stats, quarantine, ingest, simulate, train, tune, evaluate, search, similar, audio, weekly, home, ope, simulate_home):
+for command in (init, stats, quarantine, ingest, simulate, train, tune, evaluate, search, similar, audio, weekly, home, ope, simulate_home, continue_):
     main.add_command(command)

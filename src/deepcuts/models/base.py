@@ -339,6 +339,7 @@ def model_class(name: str, path: str | Path | None = None) -> type[Recommender]:
     """The class registered under a model name (importing the bundled model packages)."""
     if name not in _REGISTRY:
         import deepcuts.models.cf  # noqa: F401 - registers the CF models
+        import deepcuts.models.playlist  # noqa: F401 - and the playlist models
 
     try:
         return _REGISTRY[name]
