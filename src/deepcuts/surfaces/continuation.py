@@ -20,15 +20,18 @@ The HTTP routes (``GET /v1/playlists/{id}/continuation``, ``POST /v1/continuatio
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
 from deepcuts.io.playlists import ExportTrack, PlaylistExport
-from deepcuts.models.base import top_n
+from deepcuts.models.base import FORMAT_VERSION, ModelFormatError, load_model, top_n
 from deepcuts.models.playlist import PARTS, PlaylistContinuation, seed_bucket
 from deepcuts.signals.playlists import PlaylistData, load_playlists, playlist_matrix
 from deepcuts.store import Store
@@ -85,6 +88,17 @@ def prepare_continuation(
     data = load_playlists(store)
     if not len(data) or not any(len(s) for s in data.sequences):
         raise ContinuationError(f"store {store.path} has no playlists with tracks: ingest some first")
+    uris = dict(store.conn.execute("SELECT track_id, uri FROM tracks WHERE uri IS NOT NULL").fetchall())
+    saved = _saved_path(store, minilm, content, validation, random_state)
+    if saved is not None and saved.is_file():
+        try:
+            model, _, items = load_model(saved, expected=PlaylistContinuation)
+        except ModelFormatError as exc:
+            log.warning("fitting again: %s", exc)
+        else:
+            if items == data.items:
+                log.info("continuation model from %s", saved)
+                return Continuer(data, model, uris)  # type: ignore[arg-type]
     matrix = playlist_matrix(data.sequences, data.n_items)
     vectors = None
     cold = np.bincount(matrix.indices, minlength=data.n_items) == 0
@@ -97,8 +111,36 @@ def prepare_continuation(
         validation=validation, minilm_weight=0.5 if minilm else 0.0, random_state=random_state
     )
     model.fit(matrix, titles=data.titles, content=vectors, artists=data.artist_codes(), progress=say)
-    uris = dict(store.conn.execute("SELECT track_id, uri FROM tracks WHERE uri IS NOT NULL").fetchall())
+    if saved is not None:
+        try:
+            tmp = saved.with_suffix(".tmp")
+            model.save(tmp, items=data.items)
+            os.replace(tmp, saved)
+            for old in saved.parent.glob(f"{Path(store.path).stem}.continuation-*.npz"):
+                if old != saved:
+                    old.unlink(missing_ok=True)
+        except OSError as exc:  # a read-only folder: fit again next time
+            log.warning("could not keep the continuation model at %s: %s", saved, exc)
     return Continuer(data, model, uris)
+
+
+def _saved_path(store: Store, minilm: bool, content: bool, validation: int, random_state: int) -> Path | None:
+    """Where the model fitted on this store's current playlists is kept: beside the store, named
+    by a fingerprint of the playlists, the catalogue and the settings (None for in-memory
+    stores). Any change to them gives another name, so a stale model is never used."""
+    if store.path == ":memory:":
+        return None
+    conn = store.conn
+    parts = [
+        conn.execute("SELECT count(*), sum(hash(playlist_id, position, item_id)) FROM playlist_items").fetchall()[0],
+        conn.execute("SELECT count(*), sum(hash(playlist_id, name)) FROM playlists").fetchall()[0],
+        conn.execute("SELECT count(*), sum(hash(track_id, name, artist_id, description, audio_path)) FROM tracks").fetchall()[0],
+        conn.execute("SELECT count(*), sum(hash(item_id, tag)) FROM item_tags").fetchall()[0],
+        (minilm, content, validation, random_state, FORMAT_VERSION),
+    ]
+    digest = hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
+    path = Path(store.path)
+    return path.parent / f"{path.stem}.continuation-{digest}.npz"
 
 
 def playlist_seeds(continuer: Continuer, playlist_id: str) -> tuple[str, list[str]]:
