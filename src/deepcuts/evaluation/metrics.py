@@ -157,10 +157,12 @@ def r_precision(recommended: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
     return out
 
 
-def recommended_songs_clicks(recommended: np.ndarray, relevant: sp.csr_matrix, page: int = 10) -> np.ndarray:
+def recommended_songs_clicks(
+    recommended: np.ndarray, relevant: sp.csr_matrix, page: int = 10, missed: int = 51
+) -> np.ndarray:
     """Per row: how many refreshes of ``page`` suggestions a listener needs before the first
-    relevant track shows, ``floor((rank - 1) / page)`` with rank from 1; one more than the
-    list has pages (51 for 500) where none is relevant.
+    relevant track shows, ``floor((rank - 1) / page)`` with rank from 1, and ``missed`` where
+    no suggestion is relevant (the challenge's 51: one more than the pages of 500 tracks).
 
     >>> rel = sp.csr_matrix(np.array([[0, 0, 0, 1, 0]]))
     >>> recommended_songs_clicks(np.array([[0, 1, 2, 3]]), rel, page=2).tolist()
@@ -169,7 +171,6 @@ def recommended_songs_clicks(recommended: np.ndarray, relevant: sp.csr_matrix, p
     recommended = np.asarray(recommended)
     hits = hits_matrix(recommended, relevant)
     first = np.where(hits.any(axis=1), hits.argmax(axis=1), -1)
-    none = recommended.shape[1] // page + 1
-    out = np.where(first >= 0, first // page, none).astype(np.float64)
+    out = np.where(first >= 0, first // page, missed).astype(np.float64)
     out[np.diff(relevant.tocsr().indptr) == 0] = np.nan
     return out

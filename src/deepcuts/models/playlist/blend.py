@@ -16,7 +16,8 @@ training playlists are held out, the parts are fitted on the others, the held-ou
 cut into seeds and hidden tracks as the RecSys Challenge 2018 cut its playlists (title only,
 title and first track, first 5 with and without title, first 10, first 25, 25 at random), and
 coordinate ascent over a grid finds the weights with the best NDCG@500 of the hidden tracks
-per seed-count bucket. The parts are then fitted again on every training playlist.
+per seed-count bucket (a bucket with fewer than 30 held-out playlists keeps default weights).
+The parts are then fitted again on every training playlist.
 
 Tracks on no training playlist (cold tracks: new releases in the catalogue) come in through
 content vectors (text and audio, `deepcuts.models.coldstart.content_vectors`): a cold track
@@ -49,6 +50,7 @@ SCENARIOS = (  # (seed tracks, where, with title): the challenge's ways of cutti
     (0, "first", True), (1, "first", True), (5, "first", False), (5, "first", True),
     (10, "first", True), (25, "first", True), (25, "random", True),
 )
+MIN_BUCKET = 30  # held-out playlists a bucket needs to learn its own weights
 DEFAULT_WEIGHTS = np.array([1.0, 1.0, 0.3, 1.0, 0.3, 0.01], np.float32)
 
 
@@ -69,11 +71,14 @@ class HeldOut:
 
 def cut_playlist(seq: np.ndarray, n_seeds: int, where: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(seed positions, hidden tracks) of a playlist: its first ``n_seeds`` tracks or
-    ``n_seeds`` at random positions; the hidden tracks are the distinct others."""
+    ``n_seeds`` at random positions (where a track repeats among them, its first position
+    only); the hidden tracks are the distinct others."""
     if where == "random":
         positions = np.sort(rng.choice(len(seq), size=min(n_seeds, len(seq)), replace=False))
     else:
         positions = np.arange(min(n_seeds, len(seq)))
+    _, first = np.unique(seq[positions], return_index=True)
+    positions = positions[np.sort(first)]
     seeds = set(seq[positions].tolist())
     hidden = np.array([t for t in dict.fromkeys(seq.tolist()) if t not in seeds], np.int64)
     return positions, hidden
@@ -243,7 +248,8 @@ class PlaylistContinuation(Recommender):
 
         for b in range(len(BUCKETS)):
             members = np.flatnonzero((buckets == b) & (np.array(sizes) > 0))
-            if not len(members):
+            if len(members) < MIN_BUCKET:  # too few to learn from without fitting noise
+                log.info("blend for %s: %d held-out playlists, default weights", BUCKETS[b], len(members))
                 continue
             weights = self.weights_[b].astype(np.float64).copy()
             best = ndcg(weights, members)
