@@ -32,7 +32,7 @@ import numpy as np
 
 from deepcuts.io.playlists import ExportTrack, PlaylistExport
 from deepcuts.models.base import FORMAT_VERSION, ModelFormatError, load_model, top_n
-from deepcuts.models.playlist import PARTS, PlaylistContinuation, seed_bucket
+from deepcuts.models.playlist.blend import MINILM_BELOW, PARTS, PlaylistContinuation, seed_bucket
 from deepcuts.signals.playlists import PlaylistData, load_playlists, playlist_matrix
 from deepcuts.store import Store
 
@@ -178,7 +178,7 @@ def continue_playlist(
     if unknown not in ("error", "ignore"):
         raise ValueError(f"unknown must be 'error' or 'ignore', not {unknown!r}")
     data, model = continuer.data, continuer.model
-    idx = data.items.indices(list(tracks)) if len(tracks) else np.zeros(0, np.int64)
+    idx = np.array([data.items.get(t) for t in tracks], np.int64)  # a dict lookup: few ids
     missing = [t for t, i in zip(tracks, idx, strict=True) if i < 0]
     if missing and unknown == "error":
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
@@ -236,7 +236,8 @@ class _Reasons:
             follows = self._once("seq", lambda: np.asarray(model.sequence_.follows_[last][:, self.chosen].todense()))
             return f"often follows {data.label(int(last[np.argmax(follows[:, j])]))} in playlists"
         if source == "title" and model.title_ is not None:
-            name = self._once("name", lambda: model.title_.closest_name(self.title))
+            minilm = len(self.seeds) < MINILM_BELOW
+            name = self._once("name", lambda: model.title_.closest_name(self.title, minilm))
             return f'playlists named like this one ("{name}")' if name else "playlists named like this one"
         if source == "artist":
             artist = data.item_artists[int(self.chosen[j])]

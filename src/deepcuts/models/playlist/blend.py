@@ -9,7 +9,9 @@ The parts, each scoring every track for a playlist (its seed tracks in order, an
 - ``artist``: the seed tracks' artists' other tracks, the more playlists hold them the higher;
 - ``popularity``: how many playlists hold the track (fills lists that nothing else fills).
 
-Each part's row is divided by its largest value, and the blend is their weighted sum. The
+The title part compares titles by MiniLM too only for playlists of fewer than 10 seed tracks:
+with more, the tracks say much more than the title, and encoding a title costs more than all
+the rest of a continuation. Each part's row is divided by its largest value, and the blend is their weighted sum. The
 weights depend on how many seed tracks a playlist has (0, 1, 2-9, 10 or more: a title alone
 needs the title model, 25 tracks need it much less) and are learnt in `fit`: ``validation``
 training playlists are held out, the parts are fitted on the others, the held-out playlists are
@@ -50,6 +52,7 @@ SCENARIOS = (  # (seed tracks, where, with title): the challenge's ways of cutti
     (0, "first", True), (1, "first", True), (5, "first", False), (5, "first", True),
     (10, "first", True), (25, "first", True), (25, "random", True),
 )
+MINILM_BELOW = 10  # playlists with this many seed tracks compare titles by TF-IDF alone
 MIN_BUCKET = 30  # held-out playlists a bucket needs to learn its own weights
 DEFAULT_WEIGHTS = np.array([1.0, 1.0, 0.3, 1.0, 0.3, 0.01], np.float32)
 
@@ -312,8 +315,8 @@ class PlaylistContinuation(Recommender):
             elif name == "title":
                 if self.title_ is None:
                     s = np.zeros((n, rows.shape[1]), np.float32)
-                else:
-                    s = self.title_.score_titles(list(titles))
+                else:  # MiniLM only where the title matters: short playlists (see MINILM_BELOW)
+                    s = self.title_.score_titles(list(titles), np.diff(rows.indptr) < MINILM_BELOW)
             else:
                 part = getattr(self, name + "_")
                 s = np.zeros((n, rows.shape[1]), np.float32)

@@ -92,11 +92,11 @@ class PlaylistCF(Recommender):
         x = positives(user_items.tocsr())
         if self.kind == "item":
             x = sp.csr_matrix(x @ sp.diags(self._shrink))
-            votes = sp.csr_matrix(x @ self.rows_.T)
+            votes = sp.csr_matrix(x @ self._columns)
             out = np.asarray((votes @ self.rows_).todense(), np.float32)
             out *= self._shrink[None, :]
             return out
-        overlap = sp.csr_matrix(x @ self.rows_.T)
+        overlap = sp.csr_matrix(x @ self._columns)
         size = np.diff(x.indptr).astype(np.float32)
         return self._vote(overlap, size)
 

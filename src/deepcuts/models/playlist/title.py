@@ -139,22 +139,26 @@ class PlaylistTitle(Recommender):
             self.embed = SentenceEncoder().encode
         return np.asarray(self.embed(list(texts)), np.float32)
 
-    def similarity(self, titles: Sequence[str]) -> np.ndarray:
-        """(len(titles), n_names): similarity of each (raw) title to each training name."""
+    def similarity(self, titles: Sequence[str], minilm: np.ndarray | None = None) -> np.ndarray:
+        """(len(titles), n_names): similarity of each (raw) title to each training name.
+
+        ``minilm``: bool per title, whether to use the MiniLM view for it (default: all);
+        titles without it are compared by TF-IDF alone."""
         self._check_fitted()
         normal = [normalize_title(t) for t in titles]
         sims = np.asarray((self._tfidf.transform([title_terms(t) for t in normal]) @ self._name_tfidf).todense(), np.float32)
         if self.name_vectors_ is not None and self.minilm_weight > 0:
-            wanted = [i for i, t in enumerate(normal) if t]
+            use = np.ones(len(normal), bool) if minilm is None else np.asarray(minilm, bool)
+            wanted = [i for i, t in enumerate(normal) if t and use[i]]
             if wanted:
                 vectors = self._embed([normal[i] for i in wanted])
                 sims[wanted] = (1 - self.minilm_weight) * sims[wanted] + self.minilm_weight * (vectors @ self.name_vectors_.T)
         sims[[i for i, t in enumerate(normal) if not t]] = 0
         return np.maximum(sims, 0)
 
-    def name_votes(self, titles: Sequence[str]) -> sp.csr_matrix:
+    def name_votes(self, titles: Sequence[str], minilm: np.ndarray | None = None) -> sp.csr_matrix:
         """(len(titles), n_names): the voting weight of each name (its ``neighbours`` best)."""
-        sims = self.similarity(titles)
+        sims = self.similarity(titles, minilm)
         k = min(self.neighbours, sims.shape[1])
         ids, vals = top_n(sims, k)
         keep = (ids >= 0) & (vals > 0)
@@ -163,9 +167,9 @@ class PlaylistTitle(Recommender):
             (np.power(vals[keep], self.power).astype(np.float32), (rows, ids[keep])), shape=sims.shape
         )
 
-    def score_titles(self, titles: Sequence[str]) -> np.ndarray:
-        """(len(titles), n_items) float32."""
-        return np.asarray((self.name_votes(titles) @ self.name_items_).todense(), np.float32)
+    def score_titles(self, titles: Sequence[str], minilm: np.ndarray | None = None) -> np.ndarray:
+        """(len(titles), n_items) float32 (``minilm``: see `similarity`)."""
+        return np.asarray((self.name_votes(titles, minilm) @ self.name_items_).todense(), np.float32)
 
     def score(
         self, userids: np.ndarray, user_items: sp.csr_matrix, recalculate_user: bool = False
@@ -179,7 +183,7 @@ class PlaylistTitle(Recommender):
                 titles[n] = str(self.names_[self.playlist_name_[u]])
         return self.score_titles(titles)
 
-    def closest_name(self, title: str) -> str | None:
+    def closest_name(self, title: str, minilm: bool = True) -> str | None:
         """The training name most like ``title`` (None when nothing is alike)."""
-        sims = self.similarity([title])[0]
+        sims = self.similarity([title], np.array([minilm]))[0]
         return str(self.names_[int(np.argmax(sims))]) if sims.size and sims.max() > 0 else None
