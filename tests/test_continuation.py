@@ -255,3 +255,18 @@ def test_continue_command_in_every_format(hand_store, tmp_path):
     assert "no playlist 'nope'" in run("--playlist", "nope", "--no-minilm", code=2)
     assert "give --playlist ID" in run(code=2)
     assert "not both" in run("--playlist", "mpd:playlist:0", "--title", "x", code=2)
+
+
+def test_the_fitted_model_saves_and_loads_without_pickle(hand_store, tmp_path):
+    with Store(hand_store, read_only=True) as store:
+        continuer = prepare_continuation(store, minilm=False, validation=0)
+    model = continuer.model
+    path = tmp_path / "continuation.npz"
+    model.save(path, items=continuer.data.items)
+    loaded = PlaylistContinuation.load(path)
+    rows = playlist_matrix([[0, 1], [], [5]], continuer.data.n_items)
+    titles = ["calm evening", "pump up", ""]
+    a_ids, a_scores = model.recommend_playlists(rows, titles, 10)
+    b_ids, b_scores = loaded.recommend_playlists(rows, titles, 10)
+    assert np.array_equal(a_ids, b_ids) and np.allclose(a_scores, b_scores)
+    assert loaded.cold_map_ is not None and loaded.title_.minilm_weight == 0.0
