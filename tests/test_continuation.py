@@ -83,14 +83,19 @@ def hand_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def mpd_data(tmp_path_factory):
-    """The first 300 playlists of the real MPD sample, through the importer and the store."""
+def mpd_slice(tmp_path_factory):
+    """The first 300 playlists of the real MPD sample, as an MPD slice file."""
     data = json.loads(MPD_SLICE.read_text())
-    folder = tmp_path_factory.mktemp("mpd")
-    path = folder / "mpd.slice.0-299.json"
+    path = tmp_path_factory.mktemp("mpd") / "mpd.slice.0-299.json"
     path.write_text(json.dumps({"info": data["info"], "playlists": data["playlists"][:300]}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def mpd_data(mpd_slice):
+    """That slice through the importer and the store."""
     with Store(":memory:", create=True) as store:
-        _ingest(store, path)
+        _ingest(store, mpd_slice)
         return load_playlists(store)
 
 
@@ -270,3 +275,20 @@ def test_the_fitted_model_saves_and_loads_without_pickle(hand_store, tmp_path):
     b_ids, b_scores = loaded.recommend_playlists(rows, titles, 10)
     assert np.array_equal(a_ids, b_ids) and np.allclose(a_scores, b_scores)
     assert loaded.cold_map_ is not None and loaded.title_.minilm_weight == 0.0
+
+
+def test_evaluate_command_runs_the_continuation_protocol(mpd_slice, run_cli, tmp_path):
+    out = tmp_path / "continuation.json"
+    result = run_cli(
+        "evaluate", "--dataset", "mpd", mpd_slice, "--task", "continuation", "--test-playlists", "25",
+        "--seeds", "0,1", "--no-minilm", "--json", out,
+    )  # fmt: skip
+    summary = json.loads(out.read_text())
+    assert summary["protocol"]["seeds"] == [0, 1] and summary["protocol"]["test_playlists_per_seed"] == 25
+    assert list(summary["categories"]) == list(CATEGORIES)
+    assert set(summary["categories"]["title only"]) == {"deepcuts", "popularity", "implicit-als", "same-name-popularity"}
+    assert set(summary["categories"]["first 25"]) == {"deepcuts", "popularity", "implicit-als"}
+    figure = summary["categories"]["first 5"]["deepcuts"]["r_precision"]
+    assert len(figure["per_seed"]) == 2 and figure["std"] >= 0
+    assert {"first_25_r_precision_vs_als", "title_only_r_precision_vs_same_name"} <= set(summary["goals"])
+    assert "25 at random positions  implicit-als" in result.output
