@@ -14,6 +14,7 @@ from deepcuts import __version__
 from deepcuts.cli.bandit import ope, simulate_home
 from deepcuts.cli.common import EXIT_CODES_HELP, EXIT_CONFIG, GlobalOptionsGroup, err
 from deepcuts.cli.content import audio, search, similar
+from deepcuts.cli.continuation import continue_
 from deepcuts.cli.evaluate import evaluate
 from deepcuts.cli.export import export_events_cmd
 from deepcuts.cli.home import home
@@ -68,7 +69,7 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
     configure_logging(ctx.obj.log_level)
 
 
-for command in (init, stats, quarantine, ingest, simulate, train, tune, models, export_events_cmd, evaluate, search, similar, audio, weekly, home, ope, simulate_home, publish, learn, keys, serve, sync):
+for command in (init, stats, quarantine, ingest, simulate, train, tune, models, export_events_cmd, evaluate, search, similar, audio, weekly, home, ope, simulate_home, publish, learn, keys, serve, sync, continue_):
     main.add_command(command)
 for command in (users, tracks):
     main.add_command(command)

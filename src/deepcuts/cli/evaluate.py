@@ -106,14 +106,23 @@ def bar_progress(bar, task):
 @click.option("--surface", type=click.Choice(["models", "weekly"]), default="models", show_default=True,
               help="models: the models side by side; weekly: Discover Weekly against plain CF top-30 "
                    "(same model, same never-played filter).")
+@click.option("--task", type=click.Choice(["recommend", "continuation"]), default="recommend", show_default=True,
+              help="continuation: playlist continuation as in the RecSys Challenge 2018 (with "
+                   "`--dataset mpd PATH`, or the store's playlists): title only, title + first 1, "
+                   "first 5, first 25, 25 at random; R-precision, NDCG@500, clicks; peers popularity, "
+                   "implicit ALS and same-name popularity.")
+@click.option("--test-playlists", type=click.IntRange(min=5), default=500, show_default=True,
+              help="continuation: test playlists per seed (dealt evenly to the categories).")
+@click.option("--no-minilm", is_flag=True, help="continuation: compare titles by TF-IDF only.")
 @click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=0.2, show_default=True, help="user-holdout: share of each user's items held out.")
 @click.option("--min-items", type=click.IntRange(min=2), default=5, show_default=True,
               help="user-holdout: users with fewer items are not held out from.")
 @click.option("--test-days", type=click.FloatRange(min=0, min_open=True), default=7.0,
               show_default=True, help="time: length of the test window.")
-@click.option("--seeds", default="0,1,2,3,4", show_default=True,
-              help="Comma-separated seeds; one split (and model seed) per seed.")
+@click.option("--seeds", default=None,
+              help="Comma-separated seeds; one split (and model seed) per seed [default: 0,1,2,3,4; "
+                   "continuation: 0,1,2].")
 @click.option("--k", type=click.IntRange(min=1), default=20, show_default=True, help="List length K.")
 @click.option("--models", "models_text", metavar="NAMES",
               help=f"Comma-separated models [default: {','.join(STANDARD)}].")
@@ -132,10 +141,13 @@ def evaluate(
     cold_items: float | None,
     cold_text: str,
     surface: str,
+    task: str,
+    test_playlists: int,
+    no_minilm: bool,
     test_fraction: float,
     min_items: int,
     test_days: float,
-    seeds: str,
+    seeds: str | None,
     k: int,
     models_text: str | None,
     params_value: str | None,
@@ -154,7 +166,10 @@ def evaluate(
     (implicit-als, implicit-bm25) are implicit's own models with its default hyperparameters
     on raw play counts.
     """
-    seed_list = parse_seeds(seeds)
+    if task == "continuation":
+        _evaluate_continuation(ctx, dataset, parse_seeds(seeds or "0,1,2"), test_playlists, no_minilm, json_out)
+        return
+    seed_list = parse_seeds(seeds or "0,1,2,3,4")
     if cold_items is not None:
         _evaluate_cold(ctx, dataset, cold_items, cold_text, seed_list, k, json_out)
         return
@@ -255,6 +270,38 @@ def _evaluate_weekly(ctx, dataset, split_kind, test_fraction, min_items, test_da
     if json_out:
         path = write_json(summary, json_out)
         err.print(f"wrote {path}", highlight=False)
+
+
+def _evaluate_continuation(ctx, dataset, seeds, n_test, no_minilm, json_out) -> None:
+    """`evaluate --task continuation`: the RecSys Challenge 2018 protocol, per category."""
+    from deepcuts.evaluation.continuation import METRICS, evaluate_continuation
+    from deepcuts.signals.playlists import load_playlists
+
+    warnings.filterwarnings("ignore", module="implicit")
+    with progress_bar() as bar:
+        task = bar.add_task("loading data", total=None)
+        store, name = open_data(ctx, dataset, bar_progress(bar, task))
+        try:
+            data = load_playlists(store)
+            summary = evaluate_continuation(
+                data, seeds=seeds, n_test=n_test, model_params={"minilm_weight": 0.0} if no_minilm else None,
+                progress=bar_progress(bar, task),
+            )
+        except SplitError as exc:
+            data_error(exc)
+        finally:
+            store.close()
+    summary["protocol"]["dataset"] = name
+    click.echo(f"{'category':<24}{'model':<22}" + "".join(f"{m:>20}" for m in METRICS))
+    for cat, models in summary["categories"].items():
+        for model, figures in models.items():
+            cells = "".join(f"{figures[m]['mean']:>11.4f} ± {figures[m]['std']:.4f}" for m in METRICS)
+            click.echo(f"{cat:<24}{model:<22}{cells}")
+    for goal, verdict in summary["goals"].items():
+        ratio = f" (ratio {verdict['ratio']:.3f}, goal {verdict['goal']})" if "ratio" in verdict else ""
+        click.echo(f"{goal}: {'met' if verdict['met'] else 'NOT met'}{ratio}")
+    if json_out:
+        err.print(f"wrote {write_json(summary, json_out)}", highlight=False)
 
 
 def _print_table(summary: dict[str, Any]) -> None:

@@ -136,3 +136,41 @@ def activity_buckets(train_counts: np.ndarray) -> tuple[np.ndarray, list[str]]:
         labels.append(f"{lo}-{hi}" if hi is not None else f"{lo}+")
     bucket = np.searchsorted(np.asarray(edges), counts, side="right") - 1
     return np.maximum(bucket, 0), labels
+
+
+# -- playlist continuation (RecSys Challenge 2018) -------------------------------------------
+def r_precision(recommended: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
+    """Per row: the share of the relevant tracks found among the first ``|relevant|``
+    recommended (track level; rows with nothing relevant get NaN).
+
+    >>> rel = sp.csr_matrix(np.array([[0, 1, 0, 1, 0]]))
+    >>> r_precision(np.array([[1, 2, 3]]), rel).tolist()
+    [0.5]
+    """
+    recommended = np.asarray(recommended)
+    hits = hits_matrix(recommended, relevant)
+    n_rel = np.diff(relevant.tocsr().indptr)
+    within = np.arange(recommended.shape[1])[None, :] < n_rel[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (hits & within).sum(axis=1) / n_rel.astype(np.float64)
+    out[n_rel == 0] = np.nan
+    return out
+
+
+def recommended_songs_clicks(
+    recommended: np.ndarray, relevant: sp.csr_matrix, page: int = 10, missed: int = 51
+) -> np.ndarray:
+    """Per row: how many refreshes of ``page`` suggestions a listener needs before the first
+    relevant track shows, ``floor((rank - 1) / page)`` with rank from 1, and ``missed`` where
+    no suggestion is relevant (the challenge's 51: one more than the pages of 500 tracks).
+
+    >>> rel = sp.csr_matrix(np.array([[0, 0, 0, 1, 0]]))
+    >>> recommended_songs_clicks(np.array([[0, 1, 2, 3]]), rel, page=2).tolist()
+    [1.0]
+    """
+    recommended = np.asarray(recommended)
+    hits = hits_matrix(recommended, relevant)
+    first = np.where(hits.any(axis=1), hits.argmax(axis=1), -1)
+    out = np.where(first >= 0, first // page, missed).astype(np.float64)
+    out[np.diff(relevant.tocsr().indptr) == 0] = np.nan
+    return out

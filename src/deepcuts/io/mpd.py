@@ -84,19 +84,24 @@ class MpdImporter:
                 load.reject(line, f"{pid}: track #{index} has no track_uri", json.dumps(track)[:4000], "playlist_items")
                 continue
             uri = track["track_uri"]
+            # Trimmed copies of the MPD (the shared sample) keep the artist's name but not its
+            # uri: the name then stands for the artist, so that tracks keep their artist.
+            artist = track.get("artist_uri") or (
+                f"mpd:artist:{track['artist_name']}" if track.get("artist_name") else None
+            )
             rows.add("playlist_items", line, playlist_id=pid, position=track.get("pos", index), item_id=uri)
             rows.add(
                 "tracks",
                 line,
                 track_id=uri,
                 name=track.get("track_name"),
-                artist_id=track.get("artist_uri"),
+                artist_id=artist,
                 album_id=track.get("album_uri"),
                 duration_ms=track.get("duration_ms"),
                 uri=uri,
             )
-            if track.get("artist_uri"):
-                rows.add("artists", line, artist_id=track["artist_uri"], name=track.get("artist_name"))
+            if artist:
+                rows.add("artists", line, artist_id=artist, name=track.get("artist_name"))
             if track.get("album_uri"):
                 rows.add(
                     "albums",

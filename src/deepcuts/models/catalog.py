@@ -11,11 +11,18 @@ from pathlib import Path
 from deepcuts.models.base import ModelFormatError, Recommender, read_saved
 from deepcuts.models.cf import ALS, BPR, EASE, Hybrid, ItemKNN, Popularity, RegionalPopularity
 from deepcuts.models.coldstart import ColdStartRecommender
+from deepcuts.models.playlist import (
+    PlaylistCF,
+    PlaylistContinuation,
+    PlaylistSequence,
+    PlaylistTitle,
+)
 from deepcuts.signals.ids import IdMap
 
 MODEL_CLASSES: dict[str, type[Recommender]] = {
     cls.name: cls
-    for cls in (Hybrid, ALS, BPR, ItemKNN, EASE, Popularity, RegionalPopularity, ColdStartRecommender)
+    for cls in (Hybrid, ALS, BPR, ItemKNN, EASE, Popularity, RegionalPopularity, ColdStartRecommender,
+                PlaylistContinuation, PlaylistCF, PlaylistSequence, PlaylistTitle)
 }
 """Every bundled `Recommender` that can be saved and loaded, by the name saved in its file."""
 

@@ -1,0 +1,294 @@
+"""Playlist continuation: the models, the surface, `deepcuts continue`, and the RecSys'18 protocol.
+
+Real data: a slice of the shared MPD sample (its first 300 playlists, written back as an MPD
+slice and ingested by the real importer). Hand-built playlists (two moods, each under several
+names) check the title path, the reasons and a cold track that only content vectors can reach.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+
+from deepcuts.evaluation.continuation import (
+    CATEGORIES,
+    continuation_metrics,
+    evaluate_continuation,
+    split_continuation,
+)
+from deepcuts.evaluation.metrics import r_precision, recommended_songs_clicks
+from deepcuts.io import FORMATS
+from deepcuts.models.playlist import PlaylistContinuation, PlaylistTitle
+from deepcuts.signals.playlists import load_playlists, normalize_title, playlist_matrix
+from deepcuts.store import Store
+from deepcuts.surfaces.continuation import (
+    ContinuationError,
+    continue_playlist,
+    prepare_continuation,
+)
+from tests.conftest import SHARED_DATA
+
+MPD_SLICE = SHARED_DATA / "mpd-sample" / "mpd.slice.0-999.json"
+
+CHILL = ["sleepy piano", "calm evening", "Chill Vibes", "chillout", "relaxing sunday", "quiet night in"]
+REASON = re.compile(
+    r'^(often follows .+ in playlists|often in playlists with .+|playlists named like this one.*'
+    r'|more from .+, who is on this playlist|sounds like the tracks in this playlist|popular on playlists)$'
+)
+GYM = ["gym motivation", "lifting beast mode", "PUMP UP", "running mix", "cardio", "leg day"]
+
+
+def _ingest(store: Store, path) -> None:
+    importer = FORMATS["mpd"]()
+    for f in importer.files([str(path)]):
+        importer.ingest_file(store, f)
+
+
+def _hand_built_slice(path) -> None:
+    """12 playlists: six chill ones and six gym ones, 8 of 12 tracks of their mood each."""
+    playlists = []
+    for mood, names in (("c", CHILL), ("g", GYM)):
+        artist = {"c": ["Calm Keys", "Soft Strings"], "g": ["Iron Beat", "Sprint Crew"]}[mood]
+        for n, name in enumerate(names):
+            picks = [(n + 2 * k) % 12 for k in range(8)]
+            tracks = [
+                {"track_uri": f"spotify:track:{mood}{t:02d}", "track_name": f"{mood.upper()} song {t}",
+                 "artist_name": artist[t % 2]}
+                for t in picks
+            ]  # fmt: skip
+            playlists.append({"name": name, "pid": len(playlists), "num_followers": 1, "tracks": tracks})
+    path.write_text(json.dumps({"info": {"slice": "0-11"}, "playlists": playlists}))
+
+
+@pytest.fixture(scope="module")
+def hand_store(tmp_path_factory):
+    """A store file with the hand-built playlists and one cold track (on no playlist)."""
+    folder = tmp_path_factory.mktemp("hand")
+    _hand_built_slice(folder / "mpd.slice.0-11.json")
+    path = folder / "store.duckdb"
+    with Store(path, create=True) as store:
+        _ingest(store, folder / "mpd.slice.0-11.json")
+        store.conn.execute(
+            "INSERT INTO tracks (track_id, name, description, uri) VALUES (?, ?, ?, ?)",
+            ["spotify:track:cold", "Rain On The Window",
+             "sleepy piano for a calm evening, chill and relaxing on a quiet sunday night",
+             "spotify:track:cold"],
+        )  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def mpd_slice(tmp_path_factory):
+    """The first 300 playlists of the real MPD sample, as an MPD slice file."""
+    data = json.loads(MPD_SLICE.read_text())
+    path = tmp_path_factory.mktemp("mpd") / "mpd.slice.0-299.json"
+    path.write_text(json.dumps({"info": data["info"], "playlists": data["playlists"][:300]}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def mpd_data(mpd_slice):
+    """That slice through the importer and the store."""
+    with Store(":memory:", create=True) as store:
+        _ingest(store, mpd_slice)
+        return load_playlists(store)
+
+
+# -- metrics and the protocol ---------------------------------------------------------------
+def test_metrics_on_hand_computed_examples():
+    truth = sp.csr_matrix(np.array([[0, 1, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]], np.float32))
+    recs = np.array([[1, 2, 3, 4], [2, 3, 4, 0], [0, 1, 2, 3]])
+    # row 0: |G| = 2, first two suggestions hold one hit -> 0.5; row 1: |G| = 1, first is a miss -> 0
+    assert r_precision(recs, truth).tolist() == [0.5, 0.0, 0.0]
+    # clicks with pages of 2: first hit at rank 1 -> 0; rank 4 -> 1; none -> what a miss counts
+    assert recommended_songs_clicks(recs, truth, page=2, missed=3).tolist() == [0.0, 1.0, 3.0]
+    figures = continuation_metrics(recs, truth)
+    # NDCG row 0: hits at ranks 1 and 3: (1 + 1/log2 4) / (1 + 1/log2 3)
+    assert figures["ndcg@500"][0] == pytest.approx((1 + 0.5) / (1 + 1 / np.log2(3)))
+    assert figures["ndcg@500"][1] == pytest.approx(1 / np.log2(5))
+    assert figures["ndcg@500"][2] == 0
+    assert figures["clicks"].tolist() == [0.0, 0.0, 51.0]
+
+
+def test_titles_are_normalised_as_the_challenge_did():
+    assert normalize_title("  Chill  Vibes!! 🌴 ") == "chill vibes"
+    assert normalize_title("PUMP-UP") == normalize_title("pump up") == "pump up"
+    assert normalize_title("Café") == "cafe" and normalize_title(None) == ""
+
+
+def test_split_follows_the_protocol(mpd_data):
+    split = split_continuation(mpd_data, seed=0, n_test=50)
+    lengths = mpd_data.lengths()
+    assert (lengths[split.test_playlists] >= 40).all()
+    assert len(set(split.test_playlists.tolist())) == 50
+    assert split.train.shape[0] == len(mpd_data) - 50
+    assert np.bincount(split.category, minlength=len(CATEGORIES)).tolist() == [10] * 5
+    names = list(CATEGORIES)
+    for r, p in enumerate(split.test_playlists):
+        n_seeds, where, with_title = CATEGORIES[names[split.category[r]]]
+        seq = mpd_data.sequences[p]
+        row = split.seeds[r]
+        positions = np.sort(row.data.astype(int) - 1)  # the values are 1 + position
+        assert seq[positions].tolist() == row.indices[np.argsort(row.data)].tolist()
+        if where == "first":  # a track repeated among the first ones is one seed
+            assert set(seq[positions].tolist()) == set(seq[:n_seeds].tolist())
+            assert positions.max(initial=-1) < n_seeds
+        else:
+            assert len(positions) == n_seeds - (n_seeds - len(set(seq[positions].tolist())))
+        assert (split.titles[r] != "") == (with_title and mpd_data.titles[p] != "")
+        seeds = set(row.indices.tolist())
+        hidden = set(split.truth[r].indices.tolist())
+        assert not seeds & hidden
+        assert seeds | hidden == set(seq.tolist())
+    random_rows = np.flatnonzero(split.category == names.index("25 at random positions"))
+    assert any(split.seeds[r].data.max() > 25 for r in random_rows)
+    other = split_continuation(mpd_data, seed=1, n_test=50)
+    assert set(other.test_playlists.tolist()) != set(split.test_playlists.tolist())
+    with pytest.raises(Exception, match="at least 40 tracks"):
+        split_continuation(mpd_data, seed=0, n_test=len(mpd_data))
+
+
+def test_deepcuts_beats_popularity_on_a_real_slice_and_never_suggests_a_seed(mpd_data):
+    summary = evaluate_continuation(
+        mpd_data, seeds=[0], n_test=50, models=("deepcuts", "popularity"),
+        model_params={"minilm_weight": 0.0, "validation": 100},
+    )  # fmt: skip
+    for metric in ("r_precision", "ndcg@500"):  # 10 playlists a category: compare over all 50
+        mean = {m: np.mean([summary["categories"][c][m][metric]["mean"] for c in CATEGORIES]) for m in ("deepcuts", "popularity")}
+        assert mean["deepcuts"] > 1.5 * mean["popularity"], metric
+    split = split_continuation(mpd_data, seed=0, n_test=50)
+    model = PlaylistContinuation(validation=0, minilm_weight=0.0).fit(split.train, titles=split.train_titles)
+    ids, _ = model.recommend_playlists(split.seeds, split.titles, 500)
+    for r in range(len(ids)):
+        assert not set(ids[r].tolist()) & set(split.seeds[r].indices.tolist())
+    assert (ids[np.diff(split.seeds.indptr) > 0, 0] >= 0).all()
+
+
+# -- the models on hand-built playlists ------------------------------------------------------
+def test_a_title_alone_finds_the_tracks_of_playlists_named_alike(hand_store):
+    with Store(hand_store, read_only=True) as store:
+        data = load_playlists(store)
+    matrix = playlist_matrix(data.sequences, data.n_items)
+    model = PlaylistTitle().fit(matrix, titles=data.titles)  # MiniLM: "workout" is in no title
+    for query, mood in (("workout", "g"), ("peaceful night", "c"), ("chill out music", "c")):
+        scores = model.score_titles([query])[0]
+        top = np.argsort(-scores)[:8]
+        assert scores[top].min() > 0, query
+        assert all(data.items.ids[i].startswith(f"spotify:track:{mood}") for i in top), query
+    words = PlaylistTitle(minilm_weight=0.0).fit(matrix, titles=data.titles)
+    top = np.argsort(-words.score_titles(["relax"])[0])[:8]  # "relaxing" by its first 5 letters
+    assert all(data.items.ids[i].startswith("spotify:track:c") for i in top)
+
+
+def test_a_cold_track_comes_in_through_content_vectors(hand_store):
+    with Store(hand_store, read_only=True) as store:
+        continuer = prepare_continuation(store, minilm=False, validation=0)
+    assert continuer.model.cold_map_ is not None
+    chill = [f"spotify:track:c{t:02d}" for t in (0, 2, 4)]
+    found = continue_playlist(continuer, tracks=chill, n=30)
+    ids = [s.item_id for s in found]
+    assert "spotify:track:cold" in ids
+    cold = found[ids.index("spotify:track:cold")]
+    assert cold.reason == "sounds like the tracks in this playlist" and cold.source == "cold"
+    gym = continue_playlist(continuer, tracks=[f"spotify:track:g{t:02d}" for t in (0, 2, 4)], n=30)
+    gym_ids = [s.item_id for s in gym]
+    assert set(gym_ids[:3]) == {"spotify:track:g06", "spotify:track:g08", "spotify:track:g10"}
+    # in a gym playlist the cold track (like the chill tracks) ranks far lower than in a chill one
+    rank_gym = gym_ids.index("spotify:track:cold") if "spotify:track:cold" in gym_ids else len(gym_ids)
+    assert ids.index("spotify:track:cold") < 6 < rank_gym
+
+
+def test_suggestions_carry_reasons_and_leave_the_seeds_out(hand_store):
+    with Store(hand_store, read_only=True) as store:
+        continuer = prepare_continuation(store, minilm=False, validation=0)
+    seeds = ["spotify:track:c00", "spotify:track:c02", "spotify:track:c04"]
+    found = continue_playlist(continuer, title="calm evening", tracks=seeds, n=20)
+    assert found and not {s.item_id for s in found} & set(seeds)
+    assert [s.score for s in found] == sorted((s.score for s in found), reverse=True)
+    assert all(REASON.match(s.reason) for s in found), [s.reason for s in found]
+    assert any(s.reason.startswith("often") for s in found)
+    titled = continue_playlist(continuer, title="chill vibes", n=5)
+    assert all(s.reason.startswith("playlists named like this one") for s in titled)
+    with pytest.raises(ContinuationError, match="not in the catalogue: spotify:track:nope"):
+        continue_playlist(continuer, tracks=["spotify:track:nope"])
+    with pytest.raises(ContinuationError, match="give a title, some tracks, or both"):
+        continue_playlist(continuer, title="  ")
+
+
+# -- the command -----------------------------------------------------------------------------
+def test_continue_command_in_every_format(hand_store, tmp_path):
+    from deepcuts.cli import main
+
+    runner = CliRunner()
+
+    def run(*args, code=0):
+        result = runner.invoke(main, ["--store", str(hand_store), "continue", *args], catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    table = run("--playlist", "mpd:playlist:0", "--n", "5", "--no-minilm")
+    lines = [re.split(r"\s{2,}", line.strip()) for line in table.splitlines() if re.match(r"^\s+\d+\s", line)]
+    assert len(lines) == 5 and all(REASON.match(cells[-1]) for cells in lines), table
+    assert lines[0][1] == "Rain On The Window"  # cold, and like every track of this playlist
+    saved = list(hand_store.parent.glob("store.continuation-*.npz"))
+    assert len(saved) == 1  # kept beside the store, read by the next calls
+    with Store(hand_store, read_only=True) as store:
+        seeds = {r[0] for r in store.conn.execute(
+            "SELECT item_id FROM playlist_items WHERE playlist_id = 'mpd:playlist:0'").fetchall()}  # fmt: skip
+    assert seeds == {f"spotify:track:c{t:02d}" for t in (0, 2, 4, 6, 8, 10)}
+    body = json.loads(run("--playlist", "mpd:playlist:0", "--n", "6", "--format", "json", "--no-minilm"))
+    assert len(body["tracks"]) == 6 and all(REASON.match(t["reason"]) and t["source"] for t in body["tracks"])
+    assert not {t["item_id"] for t in body["tracks"]} & seeds
+    jspf = json.loads(run("--title", "leg day", "--track", "spotify:track:g01", "--n", "4", "--format", "jspf", "--no-minilm"))
+    tracks = jspf["playlist"]["track"]
+    assert len(tracks) == 4 and all(REASON.match(t["annotation"]) for t in tracks)
+    assert all(t["identifier"][0].startswith("https://open.spotify.com/track/g") for t in tracks)
+    assert "spotify:track:g01" not in {t["extension"]["https://musicbrainz.org/doc/jspf#track"]["additional_metadata"]["deepcuts_item_id"] for t in tracks}
+    out = tmp_path / "gym.m3u8"
+    run("--title", "workout", "--n", "3", "--format", "m3u8", "--out", str(out))
+    text = out.read_text().splitlines()
+    assert text[0] == "#EXTM3U" and text[1] == "#PLAYLIST:Recommended for workout"
+    entries = [(text[i - 2], text[i - 1], text[i]) for i in range(2, len(text)) if text[i].startswith("spotify:track:")]
+    assert len(entries) == 3
+    assert all(c.startswith("# ") and e.startswith("#EXTINF:") for c, e, _ in entries)
+    assert all(uri.startswith("spotify:track:g") for _, _, uri in entries)
+    assert "no playlist 'nope'" in run("--playlist", "nope", "--no-minilm", code=2)
+    assert "give --playlist ID" in run(code=2)
+    assert "not both" in run("--playlist", "mpd:playlist:0", "--title", "x", code=2)
+
+
+def test_the_fitted_model_saves_and_loads_without_pickle(hand_store, tmp_path):
+    with Store(hand_store, read_only=True) as store:
+        continuer = prepare_continuation(store, minilm=False, validation=0)
+    model = continuer.model
+    path = tmp_path / "continuation.npz"
+    model.save(path, items=continuer.data.items)
+    loaded = PlaylistContinuation.load(path)
+    rows = playlist_matrix([[0, 1], [], [5]], continuer.data.n_items)
+    titles = ["calm evening", "pump up", ""]
+    a_ids, a_scores = model.recommend_playlists(rows, titles, 10)
+    b_ids, b_scores = loaded.recommend_playlists(rows, titles, 10)
+    assert np.array_equal(a_ids, b_ids) and np.allclose(a_scores, b_scores)
+    assert loaded.cold_map_ is not None and loaded.title_.minilm_weight == 0.0
+
+
+def test_evaluate_command_runs_the_continuation_protocol(mpd_slice, run_cli, tmp_path):
+    out = tmp_path / "continuation.json"
+    result = run_cli(
+        "evaluate", "--dataset", "mpd", mpd_slice, "--task", "continuation", "--test-playlists", "25",
+        "--seeds", "0,1", "--no-minilm", "--json", out,
+    )  # fmt: skip
+    summary = json.loads(out.read_text())
+    assert summary["protocol"]["seeds"] == [0, 1] and summary["protocol"]["test_playlists_per_seed"] == 25
+    assert list(summary["categories"]) == list(CATEGORIES)
+    assert set(summary["categories"]["title only"]) == {"deepcuts", "popularity", "implicit-als", "same-name-popularity"}
+    assert set(summary["categories"]["first 25"]) == {"deepcuts", "popularity", "implicit-als"}
+    figure = summary["categories"]["first 5"]["deepcuts"]["r_precision"]
+    assert len(figure["per_seed"]) == 2 and figure["std"] >= 0
+    assert {"first_25_r_precision_vs_als", "title_only_r_precision_vs_same_name"} <= set(summary["goals"])
+    assert "25 at random positions  implicit-als" in result.output
