@@ -100,12 +100,13 @@ class Supysonic:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                self.client().ping()
-                return
+                if self.client().ping():  # py-sonic answers False (not an error) while nothing listens
+                    return
             except Exception:  # not listening yet
-                if self.process.poll() is not None:
-                    raise RuntimeError("supysonic-server exited") from None
-                time.sleep(0.2)
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError("supysonic-server exited")
+            time.sleep(0.2)
         raise RuntimeError("supysonic-server did not answer within 30 s")
 
     def stop(self) -> None:

@@ -96,8 +96,8 @@ def records_frame(records: Iterable[dict[str, object]]) -> pd.DataFrame:
     for name in ("n_shelf_candidates", "n_card_candidates"):
         frame[name] = frame[name].astype("Int64")
     frame["reward"] = frame["reward"].astype("Float64")
-    for name in ("served_at", "reward_at"):
-        frame[name] = pd.to_datetime(frame[name])
+    for name in ("served_at", "reward_at"):  # ISO text, with or without fractions of a second
+        frame[name] = pd.to_datetime(frame[name], format="ISO8601")
     return frame
 
 
