@@ -23,7 +23,7 @@ from deepcuts.engines.spark.ratings import spark_ratings
 from deepcuts.engines.spark.session import spark_session
 from deepcuts.evaluation.datasets import dataset_store
 from deepcuts.evaluation.harness import EvaluationData, ModelSpec, evaluate_models
-from deepcuts.models.base import load_model
+from deepcuts.models.catalog import load_model
 from deepcuts.models.cf.als import ALS
 from deepcuts.models.cf.training import load_trained
 from deepcuts.models.registry import default_model
@@ -165,6 +165,23 @@ def test_load_weekly_lists(world, tmp_path):
         pq.write_table(pa.table({"user_id": ["u"], "week": [WEEK]}), bad / "part-0.parquet")
         with pytest.raises(WeeklyFilesError, match="position"):
             load_weekly_lists(store, tmp_path / "bad")
+
+
+def test_publish_from_the_spark_output_serves_its_lists(world):
+    """`deepcuts publish --from PATH` loads the Spark engine's lists and the service serves them."""
+    from fastapi.testclient import TestClient
+
+    from deepcuts.serving.config import ServeConfig
+    from deepcuts.serving.main import create_app
+
+    path, _, lists = world
+    assert "published snapshot" in cli(path, "publish", "--from", lists)
+    frame = pq.read_table(lists / "weekly_lists").to_pandas()
+    user = sorted(frame["user_id"])[0]
+    expected = frame[frame["user_id"] == user].sort_values("position")["item_id"].tolist()
+    api = TestClient(create_app(ServeConfig(path, no_auth=True)))
+    served = api.get(f"/v1/users/{user}/weekly", params={"week": WEEK}).json()
+    assert [t["item_id"] for t in served["tracks"]] == expected and len(expected) == 30
 
 
 def test_spark_als_ndcg_within_5_percent_of_embedded_on_hetrec(spark):

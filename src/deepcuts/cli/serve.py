@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 
@@ -75,13 +76,17 @@ def maybe_publish(ctx: click.Context, store, choice: bool | None) -> None:
 
 
 @click.command()
+@click.option("--from", "from_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              metavar="PATH", help="First load the weekly lists an engine wrote there (`deepcuts weekly "
+              "--engine spark --out PATH`: weekly_lists/ and weekly_notes/ Parquet) into the store.")  # fmt: skip
 @click.pass_context
 @handles_errors
-def publish(ctx: click.Context) -> None:
+def publish(ctx: click.Context, from_path: Path | None) -> None:
     """Publish what serving reads: a new immutable snapshot version, made current atomically.
 
     \b
     deepcuts publish
+    deepcuts publish --from lists/        the Spark engine's weekly lists, loaded then published
 
     The snapshot (STORE.snapshots/ beside the store) holds the catalogue's names and vectors,
     every listener's taste vector, usual context and candidate home shelves (every shelf
@@ -89,7 +94,15 @@ def publish(ctx: click.Context) -> None:
     reward model. `deepcuts serve` switches to it within a second; a publish that dies half
     way is never served. Needs a trained model (`deepcuts train`).
     """
+    from deepcuts.surfaces.weekly import WeeklyFilesError, load_weekly_lists
+
     with open_store(ctx) as store:
+        if from_path is not None:
+            try:
+                rows = load_weekly_lists(store, from_path)
+            except WeeklyFilesError as exc:
+                raise click.BadParameter(str(exc), param_hint="--from") from exc
+            log.info("loaded %d weekly list rows from %s", rows, from_path)
         click.echo(publish_snapshot(ctx, store))
 
 
