@@ -238,6 +238,8 @@ def test_playing_one_shelfs_cards_moves_that_shelf_up_after_learning(store):
     later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     learnt = json.loads(cli(store, "learn", "--at", later, "--json").stdout)
     assert learnt["streamed"] >= 5 and learnt["learned"] > 0 and learnt["published_version"]
+    registered = json.loads(cli(store, "models", "--kind", "home-reward", "--json").stdout)
+    assert [r["model_id"] for r in registered] == [learnt["model_id"]] and registered[0]["data_until"]
     (after_page,), (after,) = ranks()
     assert after_page["snapshot_version"] == learnt["published_version"]
     assert after.index(target) < before.index(target), (target, before, after)

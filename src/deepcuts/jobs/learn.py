@@ -30,6 +30,7 @@ from deepcuts.store.live import LiveLog
 log = logging.getLogger(__name__)
 
 SOURCE = "api"
+HOME_MODEL_NAME = "home-bandit"
 
 
 @dataclass
@@ -43,6 +44,7 @@ class LearnReport:
     learned: int = 0
     batches: int = 0
     reward_version: int = 0
+    model_id: str | None = None  # the home models' registered version, when they learnt
     published_version: int | None = None
 
 
@@ -110,6 +112,23 @@ def absorb_impressions(store: Store, live: LiveLog) -> tuple[int, set[str]]:
     return len(waiting), {str(row["policy_id"]) for _, row in waiting}
 
 
+def register_home_models(store: Store, bandit) -> str:  # bandit: HomeBandit
+    """Keep this state of the home models as a registered version (kind ``home-reward``, the
+    watermark of the latest reward learnt); returns its id."""
+    from deepcuts.models.cf.training import model_dir
+    from deepcuts.models.registry import next_version, register_model
+
+    path = model_dir(store) / f"{HOME_MODEL_NAME}-v{next_version(store, HOME_MODEL_NAME)}.npz"
+    bandit.save(path)
+    record = register_model(
+        store, HOME_MODEL_NAME, path,
+        params={"learning_version": bandit.version, "policies_with_own_models": sorted(bandit.learners)},
+        kind="home-reward",
+        data_until=None if bandit.watermark is None else bandit.watermark.replace(tzinfo=None),
+    )  # fmt: skip
+    return record.model_id
+
+
 def run(
     store: Store,
     live: LiveLog,
@@ -153,6 +172,7 @@ def run(
     report.reward_version = bandit.version
     if feedback.learned or bandit.learners.keys() - learned_before:
         bandit.save()
+        report.model_id = register_home_models(store, bandit)
         meta = {**published.meta, "reward_version": bandit.version, "published_by": "learn"}
         manifest = publish(
             root,
