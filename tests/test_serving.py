@@ -262,3 +262,23 @@ def test_prefetched_history_answers_as_the_per_listener_queries_do(store):
             assert one.home_country(user) == everyone.home_country(user)
             compared += bool(one.streamed_lately(user, 14, 20)) and bool(one.weekly_list(user))
     assert compared > 50
+
+
+def test_playlist_continuation_from_a_stored_playlist_and_from_a_title(store):
+    api = client(store, no_auth=True)
+    with Store(store, read_only=True) as s:
+        pid, name = s.conn.execute(
+            "SELECT p.playlist_id, p.name FROM playlists p JOIN playlist_items i USING (playlist_id) "
+            "GROUP BY 1, 2 HAVING count(*) >= 5 ORDER BY 1 LIMIT 1").fetchall()[0]  # fmt: skip
+        tracks = [r[0] for r in s.conn.execute(
+            "SELECT item_id FROM playlist_items WHERE playlist_id = ? ORDER BY position", [pid]).fetchall()]  # fmt: skip
+    got = api.get(f"/v1/playlists/{pid}/continuation", params={"n": 20}).json()["suggestions"]
+    assert len(got) == 20 and not {x["item_id"] for x in got} & set(tracks)
+    assert all(x["reason"] for x in got) and [x["position"] for x in got] == list(range(20))
+    draft = api.post("/v1/continuation", json={"title": name, "n": 10}).json()["suggestions"]
+    assert len(draft) == 10 and any("named like this one" in x["reason"] for x in draft)
+    both = api.post("/v1/continuation", json={"title": name, "tracks": tracks[:3], "n": 10}).json()["suggestions"]
+    assert not {x["item_id"] for x in both} & set(tracks[:3])
+    assert "nope" in api.post("/v1/continuation", json={"tracks": ["nope"]}).json()["detail"]
+    assert api.post("/v1/continuation", json={}).status_code == 422
+    assert api.get("/v1/playlists/nope/continuation").status_code == 404

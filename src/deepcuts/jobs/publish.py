@@ -172,6 +172,34 @@ def _users_and_shelves(data, progress: Progress | None) -> tuple[pd.DataFrame, n
     return pd.DataFrame(rows), user_vectors, shelves
 
 
+def _continuation_parts(store: Store, say: Progress) -> dict[str, tuple[str, PartWriter]]:
+    """The playlist continuation model and the playlists it continues, where the store has
+    playlists with tracks (fitted once per playlists and catalogue: kept beside the store)."""
+    from deepcuts.surfaces.continuation import ContinuationError, prepare_continuation
+
+    say("playlist continuation", 0, 1)
+    try:
+        # TF-IDF titles: the service answers without loading a sentence model per worker.
+        continuer = prepare_continuation(store, minilm=False)
+    except ContinuationError:
+        return {}
+    data = continuer.data
+    playlists = pd.DataFrame({
+        "playlist_id": [str(p) for p in data.playlists.ids],
+        "title": data.titles,
+        "items": [s.astype(np.int32) for s in data.sequences],
+    })  # fmt: skip
+    items = pd.DataFrame({
+        "item_id": [str(i) for i in data.items.ids], "name": data.item_names, "artist": data.item_artists,
+        "uri": [continuer.uris.get(str(i)) for i in data.items.ids],
+    })  # fmt: skip
+    return {
+        "continuation": (PART_FILES["continuation"], lambda path: continuer.model.save(path, items=data.items)),
+        "continuation_playlists": (PART_FILES["continuation_playlists"], _parquet(playlists)),
+        "continuation_items": (PART_FILES["continuation_items"], _parquet(items)),
+    }
+
+
 def bandit_part(bandit) -> tuple[str, PartWriter]:  # bandit: HomeBandit
     """The home screen's models (`HomeBandit`: the reward model with its learning version and
     watermark, and the models of policies that keep their own) as a snapshot part."""
@@ -202,6 +230,7 @@ def run(store: Store, *, progress: Progress | None = None) -> PublishReport:
         "weekly_notes": (PART_FILES["weekly_notes"], _parquet(notes)),
         **_text_parts(store, list(items["item_id"])),
         "reward": bandit_part(bandit),
+        **_continuation_parts(store, say),
     }
     record = default_model(store)
     meta = {

@@ -19,6 +19,8 @@ weekly         weekly.parquet          stored Discover Weekly lists: user_id, we
 weekly_notes   weekly_notes.parquet    why a list is shorter than 30: user_id, week, note
 text_encoder   tfidf.npz               the TF-IDF encoder of item documents (`TfidfEncoder`)
 text_matrix    text_matrix.npz         (n_items, n_terms) sparse TF-IDF rows of every item
+continuation*  continuation*.npz/.parquet  the playlist continuation model, the playlists it continues
+                                       and its tracks (only where the store has playlists)
 reward         reward.npz              the home screen's models (`HomeBandit`: the reward model,
                                        and the models of policies that keep their own)
 ============== ======================= ===========================================================
@@ -63,7 +65,11 @@ PART_FILES = {
     "text_encoder": "tfidf.npz",
     "text_matrix": "text_matrix.npz",
     "reward": "reward.npz",
+    "continuation": "continuation.npz",
+    "continuation_playlists": "continuation_playlists.parquet",
+    "continuation_items": "continuation_items.parquet",
 }
+OPTIONAL = ("continuation", "continuation_playlists", "continuation_items")  # stores with playlists
 
 
 def _read(folder: Path, name: str, file_name: str) -> Any:
@@ -76,6 +82,11 @@ def _read(folder: Path, name: str, file_name: str) -> Any:
         from deepcuts.surfaces.home import HomeBandit
 
         return HomeBandit.read(path)
+    if name == "continuation":
+        from deepcuts.models.catalog import load_model
+        from deepcuts.models.playlist import PlaylistContinuation
+
+        return load_model(path, expected=PlaylistContinuation)[0]
     if name == "text_encoder":
         return TfidfEncoder.load(path)
     if name == "text_matrix":
@@ -112,6 +123,7 @@ class Published:
         self._profiles = users.to_dict("records")
         self._cards: dict[int, Card] = {}
         self._cards_lock = threading.Lock()
+        self._continuer = None
         self._shelf_rows = _by_user(parts["shelves"], len(users))
         weekly: pd.DataFrame = parts["weekly"]
         self.weekly = weekly.sort_values(["user_id", "week", "position"]).reset_index(drop=True)
@@ -139,6 +151,8 @@ class Published:
         for name in PART_FILES:
             entry = manifest.parts.get(name)
             if entry is None:
+                if name in OPTIONAL:
+                    continue
                 raise SnapshotError(f"{folder}: part {name!r} is missing from the manifest")
             old = previous.manifest.parts.get(name) if previous is not None else None
             if old is not None and old["sha256"] == entry["sha256"]:
@@ -245,6 +259,31 @@ class Published:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+    @property
+    def continuer(self):
+        """The playlist continuation (`deepcuts.surfaces.continuation.Continuer`) of this
+        snapshot, made on first use; a SnapshotError where the store had no playlists."""
+        if "continuation" not in self.parts:
+            raise SnapshotError("no playlists were published: ingest some, then `deepcuts publish`")
+        with self._cards_lock:
+            if self._continuer is None:
+                from deepcuts.signals.ids import IdMap
+                from deepcuts.signals.playlists import PlaylistData
+                from deepcuts.surfaces.continuation import Continuer
+
+                lists, items = self.parts["continuation_playlists"], self.parts["continuation_items"]
+                data = PlaylistData(
+                    playlists=IdMap(lists["playlist_id"].tolist()),
+                    titles=lists["title"].tolist(),
+                    sequences=[np.asarray(s, np.int64) for s in lists["items"]],
+                    items=IdMap(items["item_id"].tolist()),
+                    item_names=items["name"].tolist(),
+                    item_artists=items["artist"].tolist(),
+                )
+                uris = {i: u for i, u in zip(items["item_id"], items["uri"], strict=True) if isinstance(u, str)}
+                self._continuer = Continuer(data, self.parts["continuation"], uris)
+            return self._continuer
 
     def has_vector(self, item: int) -> bool:
         return bool(self._has_vector[item])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_EVENTS = 1000  # events per batch; a larger batch is refused with 413
 
@@ -47,3 +47,23 @@ class EventBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     events: list[EventIn] = Field(description=f"At most {MAX_EVENTS} events.")
+
+
+class PlaylistDraft(BaseModel):
+    """A playlist being edited, not stored: its name and its tracks in order."""
+
+    # A title, some tracks, or both: said in the schema so that clients (and schemathesis) see it.
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"anyOf": [{"required": ["title"]}, {"required": ["tracks"]}]}
+    )
+
+    # Absent, never null: the schema says "a title, some tracks, or both" by `required`.
+    title: str = Field(None, max_length=500, pattern=r"\S", description="The playlist's name (\"rainy sunday\").")  # type: ignore[assignment]
+    tracks: list[str] = Field(None, min_length=1, max_length=1000, description="Its track ids, in order.")  # type: ignore[assignment]
+    n: int = Field(500, ge=1, le=500, description="How many suggestions.")
+
+    @model_validator(mode="after")
+    def _title_or_tracks(self) -> PlaylistDraft:
+        if self.title is None and not self.tracks:
+            raise ValueError("give a title, some tracks, or both")
+        return self

@@ -116,3 +116,18 @@ class HealthOut(BaseModel):
     status: str
     snapshot_version: int | None
     events_waiting: int
+
+
+class SuggestionOut(BaseModel):
+    position: int
+    item_id: str
+    name: str
+    artist: str | None
+    score: float
+    reason: str = Field(description="Why it fits (\"often follows X in playlists\", ...).")
+    source: str
+
+
+class ContinuationOut(BaseModel):
+    title: str
+    suggestions: list[SuggestionOut]
