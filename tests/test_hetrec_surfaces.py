@@ -51,6 +51,7 @@ def test_every_listener_gets_30_artists_they_never_played_each_with_a_reason(sto
 
 
 def test_home_page_for_a_hetrec_listener(store):
+    _cli(store, "publish")  # every listener's shelves, from the real store
     page = json.loads(_cli(store, "home", "--user", "lastfm:user:10", "--json").stdout)
     assert len(page["shelves"]) == 4
     items = [c["item_id"] for s in page["shelves"] for c in s["cards"]]

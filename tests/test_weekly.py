@@ -443,7 +443,7 @@ def test_one_list_is_read_from_the_batch_and_exported_in_every_format(registered
     with Store(store, read_only=True) as s:
         assert s.conn.execute("SELECT count(*) FROM models").fetchall()[0][0] == models_before
     # a week whose batch has not run names the command to run
-    out = _run(store, "weekly", "--user", user, "--week", "2026-W46", expect=1).output
+    out = _run(store, "weekly", "--user", user, "--week", "2026-W46", expect=4).output
     assert "deepcuts weekly --week 2026-W46" in out
 
 
