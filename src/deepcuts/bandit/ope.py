@@ -41,7 +41,7 @@ from deepcuts.bandit.estimators import (
 )
 from deepcuts.bandit.feedback import LoggedFeedback, rebuild_pages
 from deepcuts.bandit.policies import POLICIES, EpsilonGreedy, Policy, make_policy
-from deepcuts.bandit.reward import RewardModel
+from deepcuts.bandit.reward import RewardModel, _sigmoid
 from deepcuts.bandit.types import BanditInputError, Context, Impression, PageLayout, Shelf
 
 
@@ -91,6 +91,34 @@ def replay(
         if reward_model is not None:
             logits = reward_model.card_logits(page.context, page.shelves)
             at_slot: dict[tuple[int, int], list[np.ndarray]] = {}
+            if reward_model.position_model == "examination":
+                # q = examine(j, l) * P(stream | looked at): the slot only scales, so the target's
+                # expected q at every slot comes from one pass over the shelves
+                looked = [_sigmoid(z) for z in logits]
+                ps = probs.shelves
+                n_l = max(pc.shape[0] for pc in probs.cards)
+                per_shelf = np.zeros((len(looked), n_l))
+                for k, (pc, g) in enumerate(zip(probs.cards, looked, strict=True)):
+                    per_shelf[k, : pc.shape[0]] = pc @ g
+                mixed = ps @ per_shelf  # (shelf positions, card positions)
+                e = np.exp(
+                    reward_model.examination.log_probability(page.shelf_position, page.card_position)
+                )
+                for i, (r, s, c, j, l_pos) in enumerate(
+                    zip(
+                        page.rows,
+                        page.shelf_index,
+                        page.card_index,
+                        page.shelf_position,
+                        page.card_position,
+                        strict=True,
+                    )
+                ):
+                    t[r] = probs.slot(int(s), int(c), int(j), int(l_pos))
+                    q[r] = e[i] * float(looked[s][c])
+                    inside = j < ps.shape[0] and l_pos < n_l
+                    qt[r] = e[i] * float(mixed[j, l_pos]) if inside else 0.0
+                continue
         for r, s, c, j, l_pos in zip(
             page.rows,
             page.shelf_index,
