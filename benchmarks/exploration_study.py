@@ -138,7 +138,12 @@ def ope_pairs(world, config, logs, finals, fresh):  # type: ignore[no-untyped-de
                 continue
             arrays = {}
             for f, model in enumerate(models):
-                part = replay(policy, [p for p, pf in zip(pages, folds, strict=True) if pf == f], len(feedback), model)
+                part = replay(
+                    policy,
+                    [p for p, pf in zip(pages, folds, strict=True) if pf == f],
+                    len(feedback),
+                    model,
+                )
                 for k, v in part.items():
                     arrays.setdefault(k, np.full(len(feedback), np.nan))
                     arrays[k][~np.isnan(v)] = v[~np.isnan(v)]
@@ -174,7 +179,15 @@ def ope_pairs(world, config, logs, finals, fresh):  # type: ignore[no-untyped-de
     return out
 
 
-def run_world(root: Path, seed: int, kind: str, impressions: int = 50_000, eval_pages: int = 2000, with_ope: bool = True, save_logs: Path | None = None) -> dict:
+def run_world(
+    root: Path,
+    seed: int,
+    kind: str,
+    impressions: int = 50_000,
+    eval_pages: int = 2000,
+    with_ope: bool = True,
+    save_logs: Path | None = None,
+) -> dict:
     config = SimulationConfig(seed=seed, n_impressions=impressions, n_eval_pages=eval_pages)
     world = make_world(root, seed, kind, change_day(config))
     change_page = change_day(config) * config.pages_per_day
@@ -185,7 +198,11 @@ def run_world(root: Path, seed: int, kind: str, impressions: int = 50_000, eval_
         started = time.perf_counter()
         policy = make_policy(config, name)
         run, log = run_policy(world, policy, config, keep_log=True)
-        r = {"stream_rate": run.stream_rate, "expected_rate": run.expected_rate, "optimal_rate": run.optimal_rate}
+        r = {
+            "stream_rate": run.stream_rate,
+            "expected_rate": run.expected_rate,
+            "optimal_rate": run.optimal_rate,
+        }
         if kind != "steady":
             r.update(page_rates(world, log, change_page))
         if kind == "new-shelf":
@@ -210,7 +227,11 @@ def run_world(root: Path, seed: int, kind: str, impressions: int = 50_000, eval_
                 result["oracle_fan_shown"] = oracle
         result["policies"][name] = r
         logs[name], finals[name] = log, policy
-        print(f"  {kind} seed {seed} {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"  {kind} seed {seed} {name}: {time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     if kind == "steady" and with_ope:
         result["ope"] = run_ope(world, config, logs, finals)
     elif kind == "steady" and save_logs is not None:  # for `ope` later
@@ -226,7 +247,11 @@ def run_ope(world, config, logs, finals) -> list[dict]:  # type: ignore[no-untyp
     ope_logs = {k: v for k, v in logs.items() if k in OPE_LOGGERS}
     ope_finals = {k: v for k, v in finals.items() if k in OPE_TARGETS}
     out = ope_pairs(world, config, ope_logs, ope_finals, fresh)
-    print(f"  steady seed {config.seed} ope: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    print(
+        f"  steady seed {config.seed} ope: {time.perf_counter() - started:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     return out
 
 
@@ -239,7 +264,9 @@ def cmd_ope(args: argparse.Namespace) -> None:
             continue
         with open(saved, "rb") as fh:
             state = pickle.load(fh)
-        config = SimulationConfig(seed=seed, n_impressions=args.impressions, n_eval_pages=args.eval_pages)
+        config = SimulationConfig(
+            seed=seed, n_impressions=args.impressions, n_eval_pages=args.eval_pages
+        )
         world = make_world(Path(args.worlds), seed, "steady")
         rows = run_ope(world, config, state["logs"], state["finals"])
         path.write_text(json.dumps({"seed": seed, "ope": rows}) + "\n")
@@ -256,20 +283,32 @@ def cmd_run(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         logs = out / "logs" / f"steady-{seed}.pkl"
         logs.parent.mkdir(exist_ok=True)
-        result = run_world(root, seed, args.world, args.impressions, args.eval_pages, not args.no_ope, logs)
+        result = run_world(
+            root, seed, args.world, args.impressions, args.eval_pages, not args.no_ope, logs
+        )
         path.write_text(json.dumps(result) + "\n")
-        print(f"{args.world} seed {seed}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"{args.world} seed {seed}: {time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run seeds of one world, one JSON file each")
     run.add_argument("--world", choices=("steady", "new-shelf", "drift"), required=True)
     run.add_argument("--seeds", default="0-19", help="e.g. 0-19 or 0,1,2")
     run.add_argument("--out", required=True, help="folder of the per-seed JSON files")
-    run.add_argument("--worlds", default="/tmp/deepcuts-worlds", help="where simulated worlds are kept")
-    run.add_argument("--impressions", type=int, default=50_000, help="per policy (a smoke test: fewer)")
+    run.add_argument(
+        "--worlds", default="/tmp/deepcuts-worlds", help="where simulated worlds are kept"
+    )
+    run.add_argument(
+        "--impressions", type=int, default=50_000, help="per policy (a smoke test: fewer)"
+    )
     run.add_argument("--no-ope", action="store_true", help="steady world: skip section 3")
     run.add_argument("--eval-pages", type=int, default=2000, help="fresh pages for true values")
     ope = sub.add_parser("ope", help="section 3 from the steady runs' saved logs (--no-ope)")

@@ -49,7 +49,9 @@ def test_tastes_drift_halfway_to_another_listener_on_the_change_day(truth):
     assert np.allclose(world.true_user_vector(after), 0.5 * (v[u] + v[partner[u]]))
     u0 = world.user_index[before.user_id]
     assert np.allclose(world.true_user_vector(before), v[u0])
-    assert np.allclose(world.taste(u, 1), 0.5 * (truth.user_taste[u] + truth.user_taste[partner[u]]))
+    assert np.allclose(
+        world.taste(u, 1), 0.5 * (truth.user_taste[u] + truth.user_taste[partner[u]])
+    )
     assert np.allclose(world.taste(u, 0), truth.user_taste[u])
     # what policies see does not move: the CF estimate was made before
     assert np.array_equal(after.user_vector, world.user_est[u])
