@@ -145,11 +145,12 @@ def ope_table(rows_by_seed: list[dict]) -> str:
         cells = " | ".join("—" if np.isnan(m) else f"{m:.4f}" for m in mae)
         cov_cell = f"{cov} of {len(used)}" if used else "—"
         outside = int(np.median([r["violating_rows"] for r in rows]))
+        n_rows = int(np.median([r["n_rows"] for r in rows]))
         defined_cell = f"{len(defined)} of {n}"
         if nearly:
-            defined_cell += f" (* {outside} of {rows[0]['n_rows']:,} rows outside: refused)"
+            defined_cell += f" (* {outside} of {n_rows:,} rows outside: refused)"
         elif not used:
-            defined_cell += f" (refused: {outside:,} of {rows[0]['n_rows']:,} rows outside)"
+            defined_cell += f" (refused: {outside:,} of {n_rows:,} rows outside)"
         lines.append(f"| {lg} → {tg} | {defined_cell} | {cov_cell} | {cells} |")
     return "\n".join(lines) + "\n"
 
