@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bandit_helpers import context, shelves
 from deepcuts.bandit import BanditInputError
 from deepcuts.bandit.feedback import LoggedFeedback, feedback_from_frame
 from deepcuts.bandit.ope import (
@@ -28,6 +27,7 @@ from deepcuts.bandit.ope import (
 )
 from deepcuts.bandit.policies import EpsilonGreedy, Greedy
 from deepcuts.bandit.types import PageLayout
+from tests.bandit_helpers import context, shelves
 
 
 def _greedy_log(n_pages: int = 40) -> pd.DataFrame:
