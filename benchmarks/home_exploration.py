@@ -13,7 +13,7 @@ The last lines give the mean and the range of epsilon-greedy minus greedy, and o
 seeds epsilon-greedy streamed more.
 
     python benchmarks/home_exploration.py [--seeds 0,1,2,3] [--impressions 50000]
-        [--examination 0.8/0.85 --examination 0.5/0.5] [--epsilon 0.1]
+        [--examination 0.8/0.85 --examination 0.5/0.5] [--epsilon 0.1] [--epsilon-decay 250]
         [--position-model examination|logit] [--max-weight 2]
 
 ``--position-model`` says how the reward model treats the slot: the position-based
@@ -57,7 +57,9 @@ def one_seed(root: Path, seed: int, decays: tuple[float, float], args) -> dict[s
     state = config.seed * 1000 + 17  # every learner starts from the same model
     model = {"position_model": args.position_model, "max_weight": args.max_weight}
     policies = {
-        "epsilon-greedy": make_policy("epsilon-greedy", state, epsilon=args.epsilon, reward_params=model),
+        "epsilon-greedy": make_policy(
+            "epsilon-greedy", state, epsilon=args.epsilon, reward_params=model, epsilon_decay=args.epsilon_decay
+        ),
         "greedy": make_policy("greedy", state, reward_params=model),
         "uniform+learner": make_policy("epsilon-greedy", state, epsilon=1.0, reward_params=model),
     }
@@ -76,6 +78,12 @@ def main() -> None:
     parser.add_argument("--impressions", type=int, default=50_000)
     parser.add_argument("--eval-pages", type=int, default=2000)
     parser.add_argument("--epsilon", type=float, default=0.1)
+    parser.add_argument(
+        "--epsilon-decay",
+        type=float,
+        default=None,
+        help="decay epsilon-greedy's epsilon to epsilon / (1 + pages / N) (default: constant)",
+    )
     parser.add_argument("--position-model", choices=("examination", "logit"), default="examination")
     parser.add_argument(
         "--max-weight",

@@ -39,6 +39,11 @@ play streams for 30 s) into a home-screen environment for bandit policies:
   These per-listener and per-moment effects of the explanation are learnable only by showing
   the shelf type to that listener or at that moment.
 
+The world can change on ``change_day`` (for studies of exploration, `HomeWorldConfig`): a shelf
+kind that did not exist starts being offered (``new_shelf``; a random 30% of listeners like it
+best of all their shelves, the rest average), or every listener's taste drifts halfway toward
+another random listener's (``drift``) while policies keep seeing the estimate made before.
+
 Because the reward is separable in the slot, the best page is known exactly: each shelf's cards
 by true probability, shelves by the examination-weighted sum of their best cards. That gives
 exact regret.
@@ -96,6 +101,17 @@ class HomeWorldConfig:
         feedback on the release itself.
     content_noise : norm of the noise on a release's vector, predicted from its audio and text
         (a release has no plays, so no CF vector).
+    change_day : the simulated day on which the world changes (see ``new_shelf`` and
+        ``drift``); nothing changes without one of them.
+    new_shelf : a shelf type of ``shelf_types`` that does not exist before ``change_day`` and is
+        offered from then on (None: none). For a random ``new_shelf_fans`` share of listeners
+        its explanation effect is the highest of all their shelf types by ``new_shelf_margin``
+        on the play logit; for the rest it is the mean of their other types' effects; it has no
+        part-of-day or device effect. The reward model has no data on it when it arrives.
+    drift : from ``change_day`` on, each listener's true taste (true vector and genre shares)
+        is halfway between what it was and another random listener's. Policies still see the
+        CF estimate made before (a batch model that has not caught up), so what worked before
+        works less well.
     seed : seed of the world's fixed draws (estimates, explanation effects, artist names).
     """
 
@@ -118,6 +134,11 @@ class HomeWorldConfig:
     release_appeal_sd: float = 1.0
     release_appeal_mean: float = 0.0
     content_noise: float = 1.0
+    change_day: int | None = None
+    new_shelf: str | None = None
+    new_shelf_fans: float = 0.3
+    new_shelf_margin: float = 1.0
+    drift: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -160,6 +181,32 @@ class HomeWorldConfig:
             raise BanditInputError(
                 f"shelf_types: must be a non-empty subset of {', '.join(SHELF_TYPES)}"
             )
+        if self.new_shelf is not None and self.new_shelf not in self.shelf_types:
+            raise BanditInputError(
+                f"new_shelf: must be one of shelf_types ({', '.join(self.shelf_types)}), "
+                f"not {self.new_shelf!r}"
+            )
+        if self.new_shelf is not None and len(self.shelf_types) < 2:
+            raise BanditInputError("new_shelf: needs at least one other shelf type to compare with")
+        if (self.new_shelf is not None or self.drift) and not (
+            isinstance(self.change_day, int) and self.change_day >= 0
+        ):
+            raise BanditInputError(
+                f"change_day: a non-negative integer is needed with new_shelf or drift, "
+                f"not {self.change_day!r}"
+            )
+        if not 0 <= self.new_shelf_fans <= 1:
+            raise BanditInputError(
+                f"new_shelf_fans: must be a share in [0, 1], not {self.new_shelf_fans!r}"
+            )
+        if not (isinstance(self.new_shelf_margin, int | float) and self.new_shelf_margin >= 0):
+            raise BanditInputError(
+                f"new_shelf_margin: must be a non-negative number, not {self.new_shelf_margin!r}"
+            )
+
+    def changed(self, day: int) -> bool:
+        """Whether the world has changed by simulated ``day``."""
+        return self.change_day is not None and int(day) >= self.change_day
 
 
 class HomeWorld:
@@ -205,6 +252,32 @@ class HomeWorld:
         self.daypart_effect = moments.normal(0, c.moment_effect_sd, (n_types, 4))
         self.device_effect = moments.normal(0, c.moment_effect_sd, (n_types, len(PLATFORMS)))
         self._device_index = {p: i for i, p in enumerate(PLATFORMS)}
+        # the world's changes (drawn apart from the rest, so a changed world is the same before)
+        self.new_shelf_fans = np.zeros(self.n_users, dtype=bool)
+        if c.new_shelf is not None:
+            k = list(SHELF_TYPES).index(c.new_shelf)
+            others = [list(SHELF_TYPES).index(x) for x in c.shelf_types if x != c.new_shelf]
+            change = np.random.default_rng([c.seed, 17])
+            n_fans = int(round(c.new_shelf_fans * self.n_users))
+            self.new_shelf_fans[change.choice(self.n_users, n_fans, replace=False)] = True
+            rest = self.explanation[:, others]
+            self.explanation[:, k] = np.where(
+                self.new_shelf_fans, rest.max(axis=1) + c.new_shelf_margin, rest.mean(axis=1)
+            )
+            self.daypart_effect[k] = 0.0
+            self.device_effect[k] = 0.0
+        self.drift_partner = np.arange(self.n_users)
+        self._vec_before = t.user_vectors.astype(np.float64)
+        self._vec_after = self._vec_before
+        self._taste_after = np.asarray(t.user_taste, dtype=np.float64)
+        if c.drift:
+            drift = np.random.default_rng([c.seed, 19])
+            partner = drift.integers(0, self.n_users - 1, self.n_users)
+            partner += partner >= np.arange(self.n_users)  # another listener, never oneself
+            self.drift_partner = partner
+            self._vec_after = 0.5 * (self._vec_before + self._vec_before[partner])
+            self._taste_after = 0.5 * (self._taste_after + self._taste_after[partner])
+        self._context_day: dict[int, tuple[Context, int]] = {}  # with drift: when a visit was
         plays = np.asarray(t.user_weekly_plays, dtype=np.float64)
         self.visit_p = (
             plays / plays.sum()
@@ -303,14 +376,14 @@ class HomeWorld:
         by ``visit_p``, with a random hour, platform, country (mostly their own) and session
         genre."""
         u = int(rng.choice(self.n_users, p=self.visit_p))
-        taste = np.asarray(self.truth.user_taste[u], dtype=np.float64)
+        taste = self.taste(u, day)
         session_genre = int(rng.choice(len(taste), p=taste / taste.sum()))
         country = (
             str(self.truth.user_country[u])
             if rng.random() < 0.9
             else self.countries[int(rng.integers(len(self.countries)))]
         )
-        return Context(
+        context = Context(
             user_id=str(self.truth.user_ids[u]),
             hour=int(rng.integers(24)),
             weekday=int(day) % 7,
@@ -319,6 +392,29 @@ class HomeWorld:
             user_vector=self.user_est[u],
             features={"session_genre": self.truth.genres[session_genre]},
         )
+        if self.config.drift:  # the truth behind a visit depends on its day
+            self._context_day[id(context)] = (context, int(day))
+        return context
+
+    def taste(self, user: int, day: int) -> np.ndarray:
+        """A listener's true shares of genres on simulated ``day`` (drifted after a change)."""
+        if self.config.drift and self.config.changed(day):
+            return self._taste_after[user]
+        return np.asarray(self.truth.user_taste[user], dtype=np.float64)
+
+    def true_user_vector(self, context: Context) -> np.ndarray:
+        """The listener's true vector at the visit ``context`` (drifted after a change; with
+        ``drift`` the context must come from this world's `sample_context`)."""
+        u = self.user_index[context.user_id]
+        if not self.config.drift:
+            return self.truth.user_vectors[u].astype(np.float64)
+        hit = self._context_day.get(id(context))
+        if hit is None or hit[0] is not context:
+            raise BanditInputError(
+                "context: with drift the world needs to know a visit's day; use contexts made "
+                "by this world's sample_context"
+            )
+        return self._vec_after[u] if self.config.changed(hit[1]) else self._vec_before[u]
 
     def card(self, track: int) -> Card:
         hit = self._cards.get(track)
@@ -422,6 +518,11 @@ class HomeWorld:
         u = self.user_index[context.user_id]
         day = int(day)
         session_types = ("keep_the_vibe_going",)
+        offered = [
+            t
+            for t in self.config.shelf_types
+            if t != self.config.new_shelf or self.config.changed(day)
+        ]
         if self.config.daily_candidates:
             key = (u, day, context.country)
             batch = self._daily.get(key)
@@ -430,18 +531,15 @@ class HomeWorld:
                     [self.config.seed, 7, u, day + 1_000_000, zlib.crc32(context.country.encode())]
                 )
                 batch = self._make_shelves(
-                    context,
-                    day_rng,
-                    [t for t in self.config.shelf_types if t not in session_types],
-                    day,
+                    context, day_rng, [t for t in offered if t not in session_types], day
                 )
                 if len(self._daily) < 500_000:
                     self._daily[key] = batch
             shelves = batch + self._make_shelves(
-                context, rng, [t for t in self.config.shelf_types if t in session_types], day
+                context, rng, [t for t in offered if t in session_types], day
             )
         else:
-            shelves = self._make_shelves(context, rng, list(self.config.shelf_types), day)
+            shelves = self._make_shelves(context, rng, offered, day)
         order = rng.permutation(len(shelves))
         return [shelves[i] for i in order]
 
@@ -455,7 +553,7 @@ class HomeWorld:
         est = self._est @ self.user_est[u]
         genres = self.truth.genres
         session = genres.index(str(context.features.get("session_genre", genres[0])))
-        taste = np.asarray(self.truth.user_taste[u], dtype=np.float64)
+        taste = self.taste(u, day)
         shelves = []
         for st in types:
             tracks, title, sid = self._source(st, u, est, session, taste, context, rng, k, recent)
@@ -566,7 +664,7 @@ class HomeWorld:
         """The true slot-free P(stream) of each card of each shelf (examined slot)."""
         u = self.user_index[context.user_id]
         t = self.truth
-        uvec = t.user_vectors[u].astype(np.float64)
+        uvec = self.true_user_vector(context)
         session = str(context.features.get("session_genre", ""))
         out = []
         for s in shelves:
@@ -612,12 +710,20 @@ class HomeWorld:
             )
         return total, n_slots
 
-    def optimal_value(self, probs: list[np.ndarray], layout: PageLayout) -> float:
-        """The best page's expected total reward: cards by true probability, shelves by value."""
+    def optimal_shelves(
+        self, probs: list[np.ndarray], layout: PageLayout
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the best page's shelves, best first, and every shelf's value (cards by
+        true probability, shelves by the examination-weighted value of their best cards)."""
         e_card = self.examination(0, np.arange(layout.n_cards))
         values = []
         for p in probs:
             top = np.sort(p)[::-1][: layout.n_cards]
             values.append(float(e_card[: len(top)] @ top))
-        best = np.sort(values)[::-1][: layout.n_shelves]
+        return np.argsort(-np.array(values), kind="stable")[: layout.n_shelves], np.array(values)
+
+    def optimal_value(self, probs: list[np.ndarray], layout: PageLayout) -> float:
+        """The best page's expected total reward: cards by true probability, shelves by value."""
+        order, values = self.optimal_shelves(probs, layout)
+        best = values[order]
         return float(self.examination(np.arange(len(best)), 0) @ best)

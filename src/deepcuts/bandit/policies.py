@@ -264,17 +264,28 @@ class EpsilonGreedy(Policy):
     epsilon : exploration probability at each position, in [0, 1].
     reward_model : the model whose slot-free logit ranks cards; a new `RewardModel` by default.
     reward_params : arguments for the default reward model (n_factors, learning_rate, ...).
+    epsilon_decay : None (the default) for a constant epsilon; otherwise a number of feedback
+        batches h: after n batches the policy explores with epsilon / (1 + n / h), so it
+        halves after h batches (a page each in the simulator). Propensities use the epsilon
+        in force when the page is served (`current_epsilon`).
     """
 
     policy_id: ClassVar[str] = "epsilon-greedy"
     epsilon: float = 0.1
     reward_model: RewardModel | None = None
     reward_params: dict = field(default_factory=dict)
+    epsilon_decay: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not (isinstance(self.epsilon, int | float) and 0.0 <= self.epsilon <= 1.0):
             raise BanditInputError(f"epsilon: must be in [0, 1], not {self.epsilon!r}")
+        if self.epsilon_decay is not None and not (
+            isinstance(self.epsilon_decay, int | float) and self.epsilon_decay > 0
+        ):
+            raise BanditInputError(
+                f"epsilon_decay: must be a positive number of batches or None, not {self.epsilon_decay!r}"
+            )
         if self.reward_model is None:
             self.reward_model = _new_reward_model(self.random_state, **self.reward_params)
         elif not isinstance(self.reward_model, RewardModel):
@@ -285,13 +296,20 @@ class EpsilonGreedy(Policy):
     def card_scores(self, context: Context, shelves: Sequence[Shelf]) -> list[Scores]:
         return self.reward_model.card_logits(context, shelves)  # type: ignore[union-attr]
 
+    @property
+    def current_epsilon(self) -> float:
+        """The exploration probability now (``epsilon``, decayed if ``epsilon_decay`` is set)."""
+        if self.epsilon_decay is None:
+            return self.epsilon
+        return self.epsilon / (1.0 + self.n_updates_ / self.epsilon_decay)
+
     def marginals(self, scores: Scores, n_positions: int) -> np.ndarray:
-        return ranking.epsilon_greedy_marginals(scores, n_positions, self.epsilon)
+        return ranking.epsilon_greedy_marginals(scores, n_positions, self.current_epsilon)
 
     def sample(
         self, scores: Scores, n_positions: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
-        return ranking.sample_epsilon_greedy(scores, n_positions, self.epsilon, rng)
+        return ranking.sample_epsilon_greedy(scores, n_positions, self.current_epsilon, rng)
 
     def update_params(self, impressions: Sequence[Impression]) -> Policy:
         self.reward_model.update(impressions)  # type: ignore[union-attr]
@@ -301,6 +319,11 @@ class EpsilonGreedy(Policy):
         return {
             **super().describe(),
             "epsilon": self.epsilon,
+            **(
+                {"epsilon_decay": self.epsilon_decay, "current_epsilon": self.current_epsilon}
+                if self.epsilon_decay is not None
+                else {}
+            ),
             "position_model": self.reward_model.position_model,  # type: ignore[union-attr]
         }
 

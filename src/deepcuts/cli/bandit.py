@@ -73,6 +73,11 @@ def _comma_list(value: str | None) -> list[str] | None:
     "--context-columns",
     help="Comma-separated context feature columns [default: every other column].",
 )
+@click.option(
+    "--feature-columns",
+    help="Comma-separated context columns for DR's reward model with --target-column "
+    "[default: every context column; with --policy, DR's model uses every context and card.* column].",
+)
 @click.option("--logging-policy", help="With the store: only impressions served by this policy id.")
 @click.option(
     "--epochs",
@@ -119,6 +124,7 @@ def ope(
     propensity_column: str,
     page_column: str | None,
     context_columns: str | None,
+    feature_columns: str | None,
     logging_policy: str | None,
     epochs: int,
     alpha: float,
@@ -135,6 +141,11 @@ def ope(
     shelf_position, shelf_type, context columns (user_id, hour, weekday, device, country, ...)
     and card.<feature> columns; or, without --log, the store's impressions.
     The value is the expected reward per shown card (the stream rate).
+    DR's reward model is cross-fitted (each half of the pages scored by a model fitted on the
+    other half): on the context and card features with --policy, on the context columns
+    (--feature-columns) and slot with --target-column, the slot's mean reward without any.
+    A target that puts probability on cards the logging policy could never have shown (a
+    logged propensity of 1 where the target's is below 1) is refused: no estimate exists.
     \b
     Examples:
       deepcuts ope --log out/uniform_log.parquet --policy epsilon-greedy
@@ -189,6 +200,7 @@ def ope(
             alpha=alpha,
             method="bootstrap" if bootstrap else "normal",
             seed=seed,
+            feature_columns=_comma_list(feature_columns),
         )
     except BanditInputError as exc:
         raise FormatError(f"{source}: {exc}") from exc
