@@ -18,7 +18,7 @@ impressions = 2,500 pages of 4 shelves x 5 cards, 250 pages a day, so 10 days), 
   (`HomeWorldConfig.drift`). The same four policies.
 
 Every policy gets the same contexts, candidates, reward draws and initial model (common random
-numbers; see `deepcuts.bandit.simulation`), so greedy's and epsilon-greedy's figures for the
+numbers; see `deepcuts.simulate.home.runs`), so greedy's and epsilon-greedy's figures for the
 steady world are those of ``benchmarks/home_exploration.py`` on the same seed.
 
     python benchmarks/exploration_study.py run --world steady --seeds 0-19 --out study/
@@ -45,7 +45,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from deepcuts.bandit.environment import HomeWorld, HomeWorldConfig  # noqa: E402
 from deepcuts.bandit.estimators import (  # noqa: E402
     DoublyRobust,
     InverseProbabilityWeighting,
@@ -58,14 +57,15 @@ from deepcuts.bandit.ope import (  # noqa: E402
     slot_mean_reward,
     support_violations,
 )
-from deepcuts.bandit.simulation import (  # noqa: E402
+from deepcuts.simulate import simulate_world  # noqa: E402
+from deepcuts.simulate.home.runs import (  # noqa: E402
     SimulationConfig,
     evaluation_contexts,
     on_policy_value,
     replay_logged,
     run_policy,
 )
-from deepcuts.simulate import simulate_world  # noqa: E402
+from deepcuts.simulate.home.world import HomeWorld, HomeWorldConfig  # noqa: E402
 
 CHANGE_DAY = 5  # 2,500 pages at 250 a day: day 5 starts at page 1,250, the midpoint
 NEW_SHELF = "new_releases"

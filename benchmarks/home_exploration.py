@@ -35,16 +35,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from deepcuts.bandit.environment import HomeWorld, HomeWorldConfig  # noqa: E402
 from deepcuts.bandit.policies import make_policy  # noqa: E402
 from deepcuts.bandit.reward import RewardModel  # noqa: E402
-from deepcuts.bandit.simulation import (  # noqa: E402
+from deepcuts.simulate import simulate_world  # noqa: E402
+from deepcuts.simulate.home.runs import (  # noqa: E402
     SimulationConfig,
     evaluation_contexts,
     learned_value,
     run_policy,
 )
-from deepcuts.simulate import simulate_world  # noqa: E402
+from deepcuts.simulate.home.world import HomeWorld, HomeWorldConfig  # noqa: E402
 
 
 def one_seed(root: Path, seed: int, decays: tuple[float, float], args) -> dict[str, float]:

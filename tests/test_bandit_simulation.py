@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from deepcuts.bandit import BanditInputError, PageLayout
-from deepcuts.bandit.environment import HomeWorld, HomeWorldConfig
-from deepcuts.bandit.simulation import (
+from deepcuts.simulate.home.runs import (
     SimulationConfig,
     on_policy_value,
     simulate_home,
     write_outputs,
 )
+from deepcuts.simulate.home.world import HomeWorld, HomeWorldConfig
 
 N = 20_000
 
@@ -59,7 +59,7 @@ def test_what_a_policy_learnt_is_its_final_model_exploited(result):
 
 def test_policies_share_every_random_draw(world):
     """Common random numbers: epsilon-greedy with epsilon 0 is greedy, draw for draw."""
-    from deepcuts.bandit.simulation import run_policy
+    from deepcuts.simulate.home.runs import run_policy
 
     config = SimulationConfig(
         n_impressions=2000, seed=1, policy_params={"epsilon-greedy": {"epsilon": 0.0}}

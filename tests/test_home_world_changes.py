@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from deepcuts.bandit import BanditInputError, PageLayout
-from deepcuts.bandit.environment import SHELF_TYPES, HomeWorld, HomeWorldConfig
 from deepcuts.simulate import load_truth, simulate_world
+from deepcuts.simulate.home.world import SHELF_TYPES, HomeWorld, HomeWorldConfig
 
 
 @pytest.fixture(scope="module")

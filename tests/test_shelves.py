@@ -162,7 +162,7 @@ def listen(store: Store, user: str, item: str, at: datetime, ms: int | None = 20
 
 # -- the registry -------------------------------------------------------------------------------
 def test_one_registry_feeds_the_home_screen_and_the_simulator():
-    from deepcuts.bandit.environment import SHELF_TYPES as SIMULATED
+    from deepcuts.simulate.home.world import SHELF_TYPES as SIMULATED
 
     assert SIMULATED is SHELF_TYPES and len(set(SHELF_TYPES)) == len(SHELF_TYPES) == 10
     assert SHELF_TYPES == tuple(k.name for k in SHELF_KINDS)

@@ -10,8 +10,8 @@ Siblings joined by one logged-feedback record (`Impression`, columnar `LoggedFee
 - ``estimators``: IPS, SNIPS and doubly robust off-policy estimates with 95% intervals;
 - ``feedback`` / ``impressions``: logged tables (Parquet, CSV) and the store's impressions;
 - ``ope``: evaluating a named policy or a target column on a log (``deepcuts ope``);
-- ``environment`` / ``simulation``: the simulated home screen over a simulated world's truth,
-  and policy runs with reward and regret curves (``deepcuts simulate-home``).
+The simulated home screen and the policy runs against it (``deepcuts simulate-home``) live beside
+the other simulators, in ``deepcuts.simulate.home``: it imports this package, never the reverse.
 """
 
 from deepcuts.bandit.estimators import (

@@ -8,7 +8,7 @@ first). The adapters read the listening data through `ShelfData` (the home scree
 Weekly (``deepcuts.candidates.sources``): a "new release" is `release_window` for both.
 
 `SHELF_KINDS` is the one registry: the home screen builds its shelves from it and the
-simulated home world (``deepcuts.bandit.environment``) takes its shelf types from it
+simulated home world (``deepcuts.simulate.home.world``) takes its shelf types from it
 (`SHELF_TYPES`), so the two cannot drift apart.
 
 This module needs only NumPy, so the simulator can import it without the store or models.

@@ -364,12 +364,12 @@ def simulate_home(
     exploring cost), and the epsilon-greedy policy, frozen at the end of its run, evaluated
     off-policy (IPS, SNIPS, DR) from the uniform policy's log against its true value.
     """
-    from deepcuts.bandit.environment import HomeWorld, HomeWorldConfig
     from deepcuts.bandit.feedback import write_table
     from deepcuts.bandit.impressions import log_impressions
-    from deepcuts.bandit.simulation import SimulationConfig, log_table, write_outputs
-    from deepcuts.bandit.simulation import simulate_home as run
     from deepcuts.bandit.types import BanditInputError, PageLayout
+    from deepcuts.simulate.home.runs import SimulationConfig, log_table, write_outputs
+    from deepcuts.simulate.home.runs import simulate_home as run
+    from deepcuts.simulate.home.world import HomeWorld, HomeWorldConfig
 
     seed = settings(ctx).seed if seed is None else seed
     known = policy_names()

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepcuts.bandit.environment import HomeWorld
 from deepcuts.bandit.estimators import (
     DoublyRobust,
     Interval,
@@ -43,6 +42,7 @@ from deepcuts.bandit.feedback import LoggedFeedback, from_impressions
 from deepcuts.bandit.ope import ReplayPage, replay
 from deepcuts.bandit.policies import EpsilonGreedy, Policy, make_policy
 from deepcuts.bandit.types import BanditInputError, Context, Impression, Page, PageLayout, Shelf
+from deepcuts.simulate.home.world import HomeWorld
 
 Progress = Callable[[str, int], None]
 START = datetime(2026, 1, 5, tzinfo=UTC)
