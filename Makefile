@@ -44,6 +44,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 
 bench: install
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'

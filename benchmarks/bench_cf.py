@@ -104,9 +104,11 @@ def main(argv: list[str] | None = None) -> dict:
     n_users = int(args.users * args.scale)
     n_items = int(args.items * args.scale)
     n_pairs = int(args.interactions * args.scale)
-    print(f"synthetic store: {n_users:,} users x {n_items:,} items x {n_pairs:,} interactions; "
-          f"ALS {args.factors} factors, {args.iterations} iterations, threads {args.threads or os.cpu_count()}",
-          flush=True)
+    print(
+        f"synthetic store: {n_users:,} users x {n_items:,} items x {n_pairs:,} interactions; "
+        f"ALS {args.factors} factors, {args.iterations} iterations, threads {args.threads or os.cpu_count()}",
+        flush=True,
+    )
     t, (u, i, plays) = timed(lambda: synthetic_pairs(n_users, n_items, n_pairs))
     print(f"  generated pairs in {t:.1f} s", flush=True)
     tmp = tempfile.mkdtemp(prefix="bench_cf_")
@@ -118,15 +120,24 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         inter = build_interactions(store, config)
         t1 = time.perf_counter()
-        model = ALS(factors=args.factors, iterations=args.iterations, regularization=0.05,
-                    random_state=0, num_threads=args.threads).fit(inter.matrix)
+        model = ALS(
+            factors=args.factors,
+            iterations=args.iterations,
+            regularization=0.05,
+            random_state=0,
+            num_threads=args.threads,
+        ).fit(inter.matrix)
         t2 = time.perf_counter()
         return t1 - t0, t2 - t1, inter, model
 
     def bare_train(matrix):
-        model = AlternatingLeastSquares(factors=args.factors, iterations=args.iterations,
-                                        regularization=0.05, random_state=0,
-                                        num_threads=args.threads)
+        model = AlternatingLeastSquares(
+            factors=args.factors,
+            iterations=args.iterations,
+            regularization=0.05,
+            random_state=0,
+            num_threads=args.threads,
+        )
         model.fit(matrix, show_progress=False)
         return model
 
@@ -144,8 +155,11 @@ def main(argv: list[str] | None = None) -> dict:
         if r % 2 == 0:
             t, bare = timed(lambda m=inter.matrix: bare_train(m))
             bare_times.append(t)
-        print(f"  run {r + 1}: deepcuts build {build:.2f} s + fit {fit:.2f} s = {build + fit:.2f} s; "
-              f"implicit fit {bare_times[-1]:.2f} s", flush=True)
+        print(
+            f"  run {r + 1}: deepcuts build {build:.2f} s + fit {fit:.2f} s = {build + fit:.2f} s; "
+            f"implicit fit {bare_times[-1]:.2f} s",
+            flush=True,
+        )
     assert inter is not None and ours is not None and bare is not None
     # best of the runs: what the code costs when nothing else on the machine interferes
     train_ratio = min(ours_totals) / min(bare_times)
@@ -154,30 +168,45 @@ def main(argv: list[str] | None = None) -> dict:
     rows = inter.matrix
     ours_rec, bare_rec = [], []
     for r in range(args.repeat):
-        pair = [("ours", lambda: ours.recommend(users, rows, N=args.n)),
-                ("bare", lambda: bare.recommend(users, rows, N=args.n, filter_already_liked_items=True))]
-        for who, fn in (pair if r % 2 == 0 else pair[::-1]):
+        pair = [
+            ("ours", lambda: ours.recommend(users, rows, N=args.n)),
+            (
+                "bare",
+                lambda: bare.recommend(users, rows, N=args.n, filter_already_liked_items=True),
+            ),
+        ]
+        for who, fn in pair if r % 2 == 0 else pair[::-1]:
             t, _ = timed(fn)
             (ours_rec if who == "ours" else bare_rec).append(t)
-        print(f"  recommend run {r + 1}: deepcuts {ours_rec[-1]:.2f} s, implicit {bare_rec[-1]:.2f} s",
-              flush=True)
+        print(
+            f"  recommend run {r + 1}: deepcuts {ours_rec[-1]:.2f} s, implicit {bare_rec[-1]:.2f} s",
+            flush=True,
+        )
     ours_tp = len(users) / min(ours_rec)
     bare_tp = len(users) / min(bare_rec)
     throughput_ratio = ours_tp / bare_tp
 
     figures = {
-        "users": n_users, "items": n_items, "interactions": int(inter.matrix.nnz),
-        "factors": args.factors, "iterations": args.iterations,
-        "threads": args.threads or os.cpu_count(), "repeat": args.repeat,
+        "users": n_users,
+        "items": n_items,
+        "interactions": int(inter.matrix.nnz),
+        "factors": args.factors,
+        "iterations": args.iterations,
+        "threads": args.threads or os.cpu_count(),
+        "repeat": args.repeat,
         "deepcuts_build_seconds": min(build_times),
         "deepcuts_fit_seconds": min(fit_times),
         "deepcuts_train_seconds": min(ours_totals),
         "implicit_fit_seconds": min(bare_times),
         "train_ratio": train_ratio,
         "train_ratio_median": statistics.median(ours_totals) / statistics.median(bare_times),
-        "runs": {"deepcuts_build": build_times, "deepcuts_fit": fit_times,
-                 "implicit_fit": bare_times, "deepcuts_recommend": ours_rec,
-                 "implicit_recommend": bare_rec},
+        "runs": {
+            "deepcuts_build": build_times,
+            "deepcuts_fit": fit_times,
+            "implicit_fit": bare_times,
+            "deepcuts_recommend": ours_rec,
+            "implicit_recommend": bare_rec,
+        },
         "train_goal": "<= 1.15",
         "deepcuts_recommend_seconds": min(ours_rec),
         "implicit_recommend_seconds": min(bare_rec),
@@ -187,14 +216,18 @@ def main(argv: list[str] | None = None) -> dict:
         "throughput_goal": ">= 0.9",
     }
     print()
-    print(f"training (best of {args.repeat}): deepcuts {figures['deepcuts_train_seconds']:.2f} s "
-          f"(matrix from the store {figures['deepcuts_build_seconds']:.2f} s + ALS fit "
-          f"{figures['deepcuts_fit_seconds']:.2f} s) vs implicit fit {figures['implicit_fit_seconds']:.2f} s: "
-          f"ratio {train_ratio:.3f} (goal <= 1.15: {'met' if train_ratio <= 1.15 else 'NOT met'}; "
-          f"median ratio {figures['train_ratio_median']:.3f})")
-    print(f"recommend all {len(users):,} users, top {args.n}: deepcuts {ours_tp:,.0f} users/s vs "
-          f"implicit {bare_tp:,.0f} users/s: ratio {throughput_ratio:.3f} "
-          f"(goal >= 0.9: {'met' if throughput_ratio >= 0.9 else 'NOT met'})")
+    print(
+        f"training (best of {args.repeat}): deepcuts {figures['deepcuts_train_seconds']:.2f} s "
+        f"(matrix from the store {figures['deepcuts_build_seconds']:.2f} s + ALS fit "
+        f"{figures['deepcuts_fit_seconds']:.2f} s) vs implicit fit {figures['implicit_fit_seconds']:.2f} s: "
+        f"ratio {train_ratio:.3f} (goal <= 1.15: {'met' if train_ratio <= 1.15 else 'NOT met'}; "
+        f"median ratio {figures['train_ratio_median']:.3f})"
+    )
+    print(
+        f"recommend all {len(users):,} users, top {args.n}: deepcuts {ours_tp:,.0f} users/s vs "
+        f"implicit {bare_tp:,.0f} users/s: ratio {throughput_ratio:.3f} "
+        f"(goal >= 0.9: {'met' if throughput_ratio >= 0.9 else 'NOT met'})"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     store.close()

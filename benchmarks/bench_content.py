@@ -127,7 +127,9 @@ def bench_text(n_docs: int) -> dict:
         load = time.perf_counter() - t0
         t0 = time.perf_counter()
         encoder.encode(sample)
-        result[f"minilm_{threads}_thread_docs_per_s"] = round(len(sample) / (time.perf_counter() - t0), 1)
+        result[f"minilm_{threads}_thread_docs_per_s"] = round(
+            len(sample) / (time.perf_counter() - t0), 1
+        )
         result.setdefault("minilm_load_s", round(load, 2))
     return result
 

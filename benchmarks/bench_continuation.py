@@ -29,14 +29,18 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-DATA = Path(os.environ.get("DEEPCUTS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(
+    os.environ.get("DEEPCUTS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 MPD = DATA / "mpd-sample"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--skip-evaluation", action="store_true", help="only the single continuation")
+    parser.add_argument(
+        "--skip-evaluation", action="store_true", help="only the single continuation"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="implicit")
 
@@ -59,12 +63,16 @@ def main() -> None:
     figures["load_s"] = time.perf_counter() - t0
     split = split_continuation(data, seed=0)
     t0 = time.perf_counter()
-    model = PlaylistContinuation(random_state=0).fit(split.train, titles=split.train_titles, artists=data.artist_codes())
+    model = PlaylistContinuation(random_state=0).fit(
+        split.train, titles=split.train_titles, artists=data.artist_codes()
+    )
     figures["fit_s"] = time.perf_counter() - t0
     continuer = Continuer(data, model, {})
     rows = np.flatnonzero(split.category == list(CATEGORIES).index("first 25"))
     ids = data.items.ids
-    seeds = [[str(ids[i]) for i in split.seeds[r].indices[np.argsort(split.seeds[r].data)]] for r in rows]
+    seeds = [
+        [str(ids[i]) for i in split.seeds[r].indices[np.argsort(split.seeds[r].data)]] for r in rows
+    ]
     titles = [split.titles[r] for r in rows]
     continue_playlist(continuer, title=titles[0], tracks=seeds[0], n=500)  # loads MiniLM once
 
@@ -76,7 +84,9 @@ def main() -> None:
             out.append((time.perf_counter() - t) * 1000)
         return out
 
-    with_title = timed(lambda k: continue_playlist(continuer, title=titles[k], tracks=seeds[k], n=500))
+    with_title = timed(
+        lambda k: continue_playlist(continuer, title=titles[k], tracks=seeds[k], n=500)
+    )
     no_title = timed(lambda k: continue_playlist(continuer, tracks=seeds[k], n=500))
     ones = np.flatnonzero(split.category == list(CATEGORIES).index("title + first 1"))
     one_seed = [[str(ids[i]) for i in split.seeds[r].indices] for r in ones]
@@ -89,7 +99,11 @@ def main() -> None:
     als = AlternatingLeastSquares(factors=128, random_state=0)
     als.fit(binary, show_progress=False)
     seed_rows = (split.seeds[rows] > 0).astype(np.float32).tocsr()
-    als_ms = timed(lambda k: als.recommend(0, seed_rows[k], N=500, recalculate_user=True, filter_already_liked_items=True))
+    als_ms = timed(
+        lambda k: als.recommend(
+            0, seed_rows[k], N=500, recalculate_user=True, filter_already_liked_items=True
+        )
+    )
     figures["single_continuation_ms"] = {
         "playlists": len(rows),
         "deepcuts_with_title_median": statistics.median(with_title),
@@ -99,7 +113,9 @@ def main() -> None:
         "deepcuts_title_and_1_track_minilm_median": statistics.median(one_ms),
         "goal_ms": 20,
     }
-    print(f"loading the MPD sample: {figures['load_s']:.1f} s; fitting (blend learnt): {figures['fit_s']:.1f} s")
+    print(
+        f"loading the MPD sample: {figures['load_s']:.1f} s; fitting (blend learnt): {figures['fit_s']:.1f} s"
+    )
     s = figures["single_continuation_ms"]
     print(f"one continuation of 500 from 25 tracks, median of {len(rows)}: "
           f"{s['deepcuts_with_title_median']:.1f} ms with title (TF-IDF), "
@@ -113,7 +129,11 @@ def main() -> None:
         t0 = time.perf_counter()
         evaluate_continuation(data, seeds=[0])
         everything = time.perf_counter() - t0
-        figures["evaluation_one_seed_s"] = {"deepcuts_alone": alone, "with_every_peer": everything, "goal_s": 120}
+        figures["evaluation_one_seed_s"] = {
+            "deepcuts_alone": alone,
+            "with_every_peer": everything,
+            "goal_s": 120,
+        }
         print(f"500-playlist evaluation of one seed: deepcuts alone {alone:.1f} s, "
               f"with every peer {everything:.1f} s (goal 120 s)")  # fmt: skip
     if args.json:

@@ -38,7 +38,9 @@ def make_events(n: int, seed: int = 0) -> pa.Table:
         {
             "user_id": pa.array(np.char.add("u", users.astype(str))),
             "item_id": pa.array(np.char.add("t", items.astype(str))),
-            "played_at": pa.array((start + seconds.astype("timedelta64[s]")).astype("datetime64[us]")),
+            "played_at": pa.array(
+                (start + seconds.astype("timedelta64[s]")).astype("datetime64[us]")
+            ),
             "ms_played": pa.array(ms),
             "skipped": pa.array(ms < 30_000),
             "platform": pa.array(rng.choice(["android", "ios", "desktop", "web"], n)),
@@ -66,7 +68,9 @@ def time_deepcuts(path: Path, db: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -76,16 +80,25 @@ def main() -> None:
         csv_path, parquet_path = folder / "listens.csv", folder / "listens.parquet"
         pacsv.write_csv(events, csv_path)
         pq.write_table(events, parquet_path)
-        print(f"{args.events:,} events; CSV {csv_path.stat().st_size / 1e6:.0f} MB, "
-              f"Parquet {parquet_path.stat().st_size / 1e6:.0f} MB; median of {args.repeats} runs")
-        for label, path, reader in (("CSV", csv_path, "read_csv"), ("Parquet", parquet_path, "read_parquet")):
+        print(
+            f"{args.events:,} events; CSV {csv_path.stat().st_size / 1e6:.0f} MB, "
+            f"Parquet {parquet_path.stat().st_size / 1e6:.0f} MB; median of {args.repeats} runs"
+        )
+        for label, path, reader in (
+            ("CSV", csv_path, "read_csv"),
+            ("Parquet", parquet_path, "read_parquet"),
+        ):
             limit, ours = [], []
             for repeat in range(args.repeats):
                 limit.append(time_limit(path, reader, folder / f"limit-{label}-{repeat}.duckdb"))
                 ours.append(time_deepcuts(path, folder / f"ours-{label}-{repeat}.duckdb"))
             lim, our = statistics.median(limit), statistics.median(ours)
-            print(f"{label:8s} duckdb straight into a table: {args.events / lim:>12,.0f} events/s ({lim:.2f} s)")
-            print(f"{label:8s} deepcuts ingest:                {args.events / our:>12,.0f} events/s ({our:.2f} s)")
+            print(
+                f"{label:8s} duckdb straight into a table: {args.events / lim:>12,.0f} events/s ({lim:.2f} s)"
+            )
+            print(
+                f"{label:8s} deepcuts ingest:                {args.events / our:>12,.0f} events/s ({our:.2f} s)"
+            )
             print(f"{label:8s} deepcuts / limit: {lim / our:.2f} (goal >= 0.50)")
 
 

@@ -54,7 +54,10 @@ def build(root: Path, users: int, tracks: int) -> Path:
         run([*dc, *step])
     t_publish = time.perf_counter()
     print(run([*dc, "publish"]).strip(), flush=True)
-    print(f"built in {time.perf_counter() - t:.0f} s (publish {time.perf_counter() - t_publish:.0f} s)", flush=True)
+    print(
+        f"built in {time.perf_counter() - t:.0f} s (publish {time.perf_counter() - t_publish:.0f} s)",
+        flush=True,
+    )
     return store
 
 
@@ -67,7 +70,9 @@ def free_port() -> int:
 
 
 def start(cmd: list[str], url: str, env: dict[str, str]) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     for _ in range(600):
         try:
             if httpx.get(url, timeout=1).status_code < 500:
@@ -82,7 +87,9 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
-def drive(user_class: str, host: str, seconds: int, clients: int, env: dict[str, str], out: Path) -> dict:
+def drive(
+    user_class: str, host: str, seconds: int, clients: int, env: dict[str, str], out: Path
+) -> dict:
     prefix = out / user_class
     subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(HERE / "serve" / "locustfile.py"), user_class, "--headless",
@@ -102,14 +109,18 @@ def drive(user_class: str, host: str, seconds: int, clients: int, env: dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--tracks", type=int, default=5_000)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--batch", type=int, default=50, help="Events per POST /v1/events.")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "deepcuts-bench-serve")
+    parser.add_argument(
+        "--dir", type=Path, default=Path(tempfile.gettempdir()) / "deepcuts-bench-serve"
+    )
     parser.add_argument("--json", type=Path, help="Write the figures here too.")
     args = parser.parse_args()
 
@@ -135,11 +146,18 @@ def main() -> None:
 
     port = free_port()
     host = f"http://127.0.0.1:{port}"
-    server = start([*dc, "serve", "--port", str(port), "--workers", str(args.workers)], host + "/healthz", env)
+    server = start(
+        [*dc, "serve", "--port", str(port), "--workers", str(args.workers)], host + "/healthz", env
+    )
     try:
-        page = httpx.get(f"{host}/v1/users/{sample_users[0]}/home", headers={"Authorization": f"Bearer {key}"}).content
+        page = httpx.get(
+            f"{host}/v1/users/{sample_users[0]}/home", headers={"Authorization": f"Bearer {key}"}
+        ).content
         for route in ROUTES:
-            print(f"driving {route.lower()} for {args.seconds} s with {args.clients} clients", flush=True)
+            print(
+                f"driving {route.lower()} for {args.seconds} s with {args.clients} clients",
+                flush=True,
+            )
             results[route.lower()] = drive(route, host, args.seconds, args.clients, load_env, out)
     finally:
         stop(server)
@@ -157,11 +175,15 @@ def main() -> None:
 
     print(f"\n{args.users:,} listeners, {args.workers} workers, {args.clients} clients, {args.seconds} s per "
           f"route; home page {len(page):,} bytes; {os.cpu_count()} cores shared with the load tool\n")  # fmt: skip
-    print(f"{'route':<9}{'requests':>10}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'x bare':>8}")
+    print(
+        f"{'route':<9}{'requests':>10}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'x bare':>8}"
+    )
     for name, r in results.items():
         ratio = r["rps"] / results["bare"]["rps"] if results["bare"]["rps"] else float("nan")
         r["ratio_to_bare"] = ratio
-        print(f"{name:<9}{r['requests']:>10,}{r['errors']:>8}{r['rps']:>9.1f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{ratio:>8.2f}")
+        print(
+            f"{name:<9}{r['requests']:>10,}{r['errors']:>8}{r['rps']:>9.1f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{ratio:>8.2f}"
+        )
     events_per_s = results["events"]["rps"] * args.batch
     print(f"\nevents accepted durably: {events_per_s:,.0f}/s ({args.batch} per batch)")
     home = results["home"]

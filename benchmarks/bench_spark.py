@@ -39,7 +39,9 @@ from deepcuts.store import Store  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--tracks", type=int, default=50_000)
     parser.add_argument("--weeks", type=int, default=1)
@@ -51,12 +53,25 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     params = {"factors": args.factors, "regularization": 1.0, "iterations": args.iterations}
-    figures: dict = {"users": args.users, "tracks": args.tracks, "weeks": args.weeks, "master": args.master,
-                     "params": params, "ranker": args.ranker}
+    figures: dict = {
+        "users": args.users,
+        "tracks": args.tracks,
+        "weeks": args.weeks,
+        "master": args.master,
+        "params": params,
+        "ranker": args.ranker,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         began = time.perf_counter()
-        simulate_world(folder / "world", users=args.users, tracks=args.tracks, weeks=args.weeks, seed=0, audio_share=0.0)
+        simulate_world(
+            folder / "world",
+            users=args.users,
+            tracks=args.tracks,
+            weeks=args.weeks,
+            seed=0,
+            audio_share=0.0,
+        )
         store = Store(folder / "store.duckdb", create=True)
         importer = NativeImporter()
         for f in importer.files([str(folder / "world")]):
@@ -77,7 +92,9 @@ def main() -> None:
         del dw
 
         t = time.perf_counter()
-        spark = spark_session(args.master, {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"})
+        spark = spark_session(
+            args.master, {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
+        )
         figures["spark_start_seconds"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
         on_spark = train_on_spark(store, spark, params, out=folder / "spark.npz")
@@ -85,26 +102,42 @@ def main() -> None:
         figures["spark_train_export_seconds"] = on_spark.record.metrics["signals_seconds"]
         figures["spark_train_fit_seconds"] = on_spark.record.metrics["fit_seconds"]
         t = time.perf_counter()
-        result = run_weekly(store, spark, monday, str(folder / "lists-spark"),
-                            model_id=on_spark.record.model_id, ranker=args.ranker)
+        result = run_weekly(
+            store,
+            spark,
+            monday,
+            str(folder / "lists-spark"),
+            model_id=on_spark.record.model_id,
+            ranker=args.ranker,
+        )
         figures["spark_weekly_seconds"] = round(time.perf_counter() - t, 2)
         figures["spark_weekly_prepare_seconds"] = round(result.prepare_seconds, 2)
         figures["spark_weekly_build_seconds"] = round(result.build_seconds, 2)
         figures["spark_lists"] = result.lists
         spark.stop()
         store.close()
-    figures["train_ratio"] = round(figures["spark_train_seconds"] / figures["local_train_seconds"], 2)
-    figures["weekly_ratio"] = round(figures["spark_weekly_seconds"] / figures["local_weekly_seconds"], 2)
-    print(f"world: {args.users:,} users x {args.tracks:,} tracks, {args.weeks} week(s), {figures['pairs']:,} pairs "
-          f"(set up in {figures['setup_seconds']:.0f} s); ALS {params}; ranker {args.ranker}")
+    figures["train_ratio"] = round(
+        figures["spark_train_seconds"] / figures["local_train_seconds"], 2
+    )
+    figures["weekly_ratio"] = round(
+        figures["spark_weekly_seconds"] / figures["local_weekly_seconds"], 2
+    )
+    print(
+        f"world: {args.users:,} users x {args.tracks:,} tracks, {args.weeks} week(s), {figures['pairs']:,} pairs "
+        f"(set up in {figures['setup_seconds']:.0f} s); ALS {params}; ranker {args.ranker}"
+    )
     print(f"{'':8} {'embedded':>10} {'spark ' + args.master:>18} {'ratio':>7}")
     for step in ("train", "weekly"):
-        print(f"{step:8} {figures[f'local_{step}_seconds']:>9.1f}s {figures[f'spark_{step}_seconds']:>17.1f}s "
-              f"{figures[f'{step}_ratio']:>6.2f}x")
-    print(f"spark: session start {figures['spark_start_seconds']:.1f} s (not counted); train = export "
-          f"{figures['spark_train_export_seconds']:.1f} s + fit {figures['spark_train_fit_seconds']:.1f} s; "
-          f"weekly = prepare {figures['spark_weekly_prepare_seconds']:.1f} s + build "
-          f"{figures['spark_weekly_build_seconds']:.1f} s")
+        print(
+            f"{step:8} {figures[f'local_{step}_seconds']:>9.1f}s {figures[f'spark_{step}_seconds']:>17.1f}s "
+            f"{figures[f'{step}_ratio']:>6.2f}x"
+        )
+    print(
+        f"spark: session start {figures['spark_start_seconds']:.1f} s (not counted); train = export "
+        f"{figures['spark_train_export_seconds']:.1f} s + fit {figures['spark_train_fit_seconds']:.1f} s; "
+        f"weekly = prepare {figures['spark_weekly_prepare_seconds']:.1f} s + build "
+        f"{figures['spark_weekly_build_seconds']:.1f} s"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

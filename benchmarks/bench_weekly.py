@@ -40,19 +40,35 @@ from deepcuts.surfaces.weekly import DiscoverWeekly, WeeklyConfig  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--tracks", type=int, default=50_000)
     parser.add_argument("--weeks", type=int, default=1)
     parser.add_argument("--sample", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--workers", type=int, default=WeeklyConfig.workers, help="batches built at once, in threads")
-    parser.add_argument("--profile", type=Path, help="profile the batch (one thread) into this file")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=WeeklyConfig.workers,
+        help="batches built at once, in threads",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="profile the batch (one thread) into this file"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         began = time.perf_counter()
-        simulate_world(folder / "world", users=args.users, tracks=args.tracks, weeks=args.weeks, seed=0, audio_share=0.0)
+        simulate_world(
+            folder / "world",
+            users=args.users,
+            tracks=args.tracks,
+            weeks=args.weeks,
+            seed=0,
+            audio_share=0.0,
+        )
         store = Store(folder / "store.duckdb", create=True)
         importer = NativeImporter()
         for f in importer.files([str(folder / "world")]):
@@ -60,10 +76,16 @@ def main() -> None:
         latest = store.conn.execute("SELECT max(played_at) FROM listens").fetchall()[0][0]
         monday = (latest + timedelta(days=7 - latest.weekday())).date()
         inter = build_interactions(store, until=datetime.combine(monday, datetime.min.time()))
-        print(f"world: {inter.shape[0]:,} users x {inter.shape[1]:,} items, {inter.matrix.nnz:,} pairs "
-              f"(set up in {time.perf_counter() - began:.0f} s)")
-        model = make_model("als", {"factors": 64, "iterations": 15, "random_state": 0}).fit(inter.matrix)
-        users = np.arange(inter.shape[0] if args.sample is None else min(args.sample, inter.shape[0]))
+        print(
+            f"world: {inter.shape[0]:,} users x {inter.shape[1]:,} items, {inter.matrix.nnz:,} pairs "
+            f"(set up in {time.perf_counter() - began:.0f} s)"
+        )
+        model = make_model("als", {"factors": 64, "iterations": 15, "random_state": 0}).fit(
+            inter.matrix
+        )
+        users = np.arange(
+            inter.shape[0] if args.sample is None else min(args.sample, inter.shape[0])
+        )
 
         # numba compiles weekly's kernels on first use, once per install (then cached): pay
         # that on a few users first, as an install would, so the timed run measures the batch.
@@ -83,8 +105,12 @@ def main() -> None:
         setup_s = time.perf_counter() - started
         n_lists = sum(1 for _ in dw.build(users))
         weekly_s = time.perf_counter() - started
-        print(f"implicit recommend(N=30):     {len(users) / peer_s:>10,.0f} users/s ({peer_s:.1f} s)")
-        print(f"deepcuts weekly batch:        {n_lists / weekly_s:>10,.0f} users/s ({weekly_s:.1f} s, of which setup {setup_s:.1f} s)")
+        print(
+            f"implicit recommend(N=30):     {len(users) / peer_s:>10,.0f} users/s ({peer_s:.1f} s)"
+        )
+        print(
+            f"deepcuts weekly batch:        {n_lists / weekly_s:>10,.0f} users/s ({weekly_s:.1f} s, of which setup {setup_s:.1f} s)"
+        )
         print(f"weekly time / recommend time: {weekly_s / peer_s:.2f} (goal <= 2.5)")
         if args.profile:
             profile(store, model, inter, monday, users, args, config)

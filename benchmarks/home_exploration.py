@@ -53,12 +53,18 @@ def one_seed(root: Path, seed: int, decays: tuple[float, float], args) -> dict[s
         simulate_world(world_dir, users=400, tracks=3000, weeks=1, audio_share=0.0, seed=seed)
     home = HomeWorldConfig(seed=seed, shelf_decay=decays[0], card_decay=decays[1])
     world = HomeWorld.from_world(world_dir, home)
-    config = SimulationConfig(n_impressions=args.impressions, seed=seed, n_eval_pages=args.eval_pages)
+    config = SimulationConfig(
+        n_impressions=args.impressions, seed=seed, n_eval_pages=args.eval_pages
+    )
     state = config.seed * 1000 + 17  # every learner starts from the same model
     model = {"position_model": args.position_model, "max_weight": args.max_weight}
     policies = {
         "epsilon-greedy": make_policy(
-            "epsilon-greedy", state, epsilon=args.epsilon, reward_params=model, epsilon_decay=args.epsilon_decay
+            "epsilon-greedy",
+            state,
+            epsilon=args.epsilon,
+            reward_params=model,
+            epsilon_decay=args.epsilon_decay,
         ),
         "greedy": make_policy("greedy", state, reward_params=model),
         "uniform+learner": make_policy("epsilon-greedy", state, epsilon=1.0, reward_params=model),
@@ -73,7 +79,9 @@ def one_seed(root: Path, seed: int, decays: tuple[float, float], args) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", default="0,1,2,3")
     parser.add_argument("--impressions", type=int, default=50_000)
     parser.add_argument("--eval-pages", type=int, default=2000)
@@ -106,7 +114,9 @@ def main() -> None:
                 f"\nexamination: shelf decay {decays[0]}, card decay {decays[1]}; epsilon {args.epsilon}; "
                 f"reward model position term: {args.position_model}, weights clipped at {args.max_weight:g}"
             )
-            print("seed  expected stream rate (eps / greedy / uniform)   eps-greedy   final model exploited (eps / greedy / uniform log)")
+            print(
+                "seed  expected stream rate (eps / greedy / uniform)   eps-greedy   final model exploited (eps / greedy / uniform log)"
+            )
             diffs = []
             for seed in seeds:
                 started = time.perf_counter()

@@ -48,11 +48,13 @@ def store_from_matrix(store: Store, counts: sp.csr_matrix, prefix: str = "") -> 
     coo = counts.tocoo()
     import pyarrow as pa
 
-    table = pa.table({
-        "user_id": [f"{prefix}u{r:04d}" for r in coo.row],
-        "item_id": [f"{prefix}i{c:04d}" for c in coo.col],
-        "play_count": coo.data.astype(np.int64),
-    })
+    table = pa.table(
+        {
+            "user_id": [f"{prefix}u{r:04d}" for r in coo.row],
+            "item_id": [f"{prefix}i{c:04d}" for c in coo.col],
+            "play_count": coo.data.astype(np.int64),
+        }
+    )
     store.conn.register("_t", table)
     store.conn.execute("INSERT INTO listens (user_id, item_id, play_count) SELECT * FROM _t")
     store.conn.unregister("_t")

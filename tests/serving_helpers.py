@@ -17,7 +17,9 @@ from deepcuts.cli import main
 
 
 def cli(store: Path, *args: object, expect: int = 0):
-    result = CliRunner().invoke(main, ["--store", str(store), *[str(a) for a in args]], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["--store", str(store), *[str(a) for a in args]], catch_exceptions=False
+    )
     assert result.exit_code == expect, result.output
     return result
 
@@ -25,7 +27,20 @@ def cli(store: Path, *args: object, expect: int = 0):
 def build_world(root: Path, users: int = 120, tracks: int = 600, seed: int = 5) -> Path:
     """Simulate, ingest, train, build a week's lists and publish: the real pipeline."""
     store = root / "store.duckdb"
-    cli(store, "simulate", "--users", users, "--tracks", tracks, "--weeks", 4, "--seed", seed, "--out", root / "world")
+    cli(
+        store,
+        "simulate",
+        "--users",
+        users,
+        "--tracks",
+        tracks,
+        "--weeks",
+        4,
+        "--seed",
+        seed,
+        "--out",
+        root / "world",
+    )
     cli(store, "ingest", "native", root / "world")
     cli(store, "train")
     cli(store, "weekly", "--week", "2026-W44")

@@ -95,7 +95,9 @@ def _bad_files(folder: Path) -> dict[str, str]:
     sf.write(flac, tone(3.0), SR, format="FLAC")
     data = bytearray(flac.read_bytes())
     rng = np.random.default_rng(0)
-    data[len(data) // 4 : 3 * len(data) // 4] = rng.integers(0, 256, len(data) // 2, dtype=np.uint8).tobytes()
+    data[len(data) // 4 : 3 * len(data) // 4] = rng.integers(
+        0, 256, len(data) // 2, dtype=np.uint8
+    ).tobytes()
     (folder / "garbled.flac").write_bytes(bytes(data))
     flac.unlink()
     return {
@@ -131,7 +133,10 @@ def test_summary_features_measure_what_they_say():
     value = dict(zip(names, summary, strict=True))
     # A sine of amplitude 0.5 has an RMS of 0.354: -9.0 dB full scale.
     assert value["loudness_db"] == pytest.approx(-9.03, abs=0.3)
-    chroma = [value[f"chroma_mean_{p}"] for p in ("C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B")]
+    chroma = [
+        value[f"chroma_mean_{p}"]
+        for p in ("C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B")
+    ]
     assert int(np.argmax(chroma)) == 9  # A
 
     clicks = np.zeros(8 * SR, np.float32)
@@ -200,7 +205,9 @@ def test_cnn_learns_to_predict_cf_directions_and_round_trips(tmp_path):
     specs, kinds = _toy_spectrograms(rng, 48)
     directions = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32)
     targets = directions[kinds] * rng.uniform(0.5, 3, size=(48, 1))  # norms do not matter
-    model = AudioToCF(channels=8, hidden=16, epochs=10, batch_size=16, lr=3e-3, crop_frames=32, threads=1)
+    model = AudioToCF(
+        channels=8, hidden=16, epochs=10, batch_size=16, lr=3e-3, crop_frames=32, threads=1
+    )
     model.fit(specs, targets)
     test_specs, test_kinds = _toy_spectrograms(np.random.default_rng(1), 20)
     predicted = model.predict(test_specs)
@@ -242,10 +249,17 @@ def test_audio_embed_command_writes_a_row_per_file(tmp_path):
     table = pq.read_table(out).to_pylist()
     by_name = {Path(r["path"]).name: r for r in table}
     assert set(by_name) == {"one.wav", "two.ogg", "broken.mp3"}
-    assert by_name["broken.mp3"]["status"] == "unreadable" and by_name["broken.mp3"]["embedding"] is None
+    assert (
+        by_name["broken.mp3"]["status"] == "unreadable"
+        and by_name["broken.mp3"]["embedding"] is None
+    )
     ok = by_name["one.wav"]
     assert ok["status"] == "ok" and ok["error"] is None and len(ok["sha256"]) == 64
-    assert len(ok["mfcc_mean"]) == 20 and len(ok["chroma_mean"]) == 12 and isinstance(ok["tempo_bpm"], float)
+    assert (
+        len(ok["mfcc_mean"]) == 20
+        and len(ok["chroma_mean"]) == 12
+        and isinstance(ok["tempo_bpm"], float)
+    )
     assert len(ok["embedding"]) == len(summary_names(AudioConfig()))
     # The default cache sits beside the store; a second run reads from it.
     assert (tmp_path / "s.duckdb.cache" / "audio").is_dir()
@@ -284,7 +298,9 @@ def test_audio_train_registers_a_network_that_embed_uses_by_id(tmp_path):
     import json
 
     def cli(*args, expect=0):
-        result = CliRunner().invoke(main, ["--store", str(tmp_path / "s.duckdb"), *[str(a) for a in args]])
+        result = CliRunner().invoke(
+            main, ["--store", str(tmp_path / "s.duckdb"), *[str(a) for a in args]]
+        )
         assert result.exit_code == expect, result.output
         return result.output
 
@@ -303,12 +319,16 @@ def test_audio_train_registers_a_network_that_embed_uses_by_id(tmp_path):
     assert [r["model_id"] for r in listed] == ["audio-cnn-v1"] and listed[0]["default"]
     assert listed[0]["metrics"]["tracks"] >= 2 and listed[0]["data_until"]
     np.load(listed[0]["path"], allow_pickle=False).close()
-    out = cli("audio", "embed", *clips[:3], "--out", tmp_path / "cnn.parquet", "--model", "audio-cnn-v1")
+    out = cli(
+        "audio", "embed", *clips[:3], "--out", tmp_path / "cnn.parquet", "--model", "audio-cnn-v1"
+    )
     assert "embedding: audio-cnn-v1's predicted CF vectors" in out
     rows = pq.read_table(tmp_path / "cnn.parquet").to_pylist()
     assert all(len(r["embedding"]) == 8 for r in rows)
     # an id that is not an audio network is a clear error
-    out = cli("audio", "embed", clips[0], "--out", tmp_path / "x.parquet", "--model", "als-v1", expect=2)
+    out = cli(
+        "audio", "embed", clips[0], "--out", tmp_path / "x.parquet", "--model", "als-v1", expect=2
+    )
     assert "als-v1" in out and "of kind cf, not audio-cnn" in out
 
 
@@ -318,7 +338,9 @@ def real_excerpts(tmp_path_factory):
     # The real data is part of the test suite: its absence is a failure, not a skip.
     assert (EXCERPTS / "manifest.csv").is_file(), f"real excerpts not found at {EXCERPTS}"
     rows = list(csv.DictReader(open(EXCERPTS / "manifest.csv", encoding="utf-8")))
-    result = extract([EXCERPTS / r["file"] for r in rows], cache_dir=tmp_path_factory.mktemp("cache"))
+    result = extract(
+        [EXCERPTS / r["file"] for r in rows], cache_dir=tmp_path_factory.mktemp("cache")
+    )
     assert not result.failures, result.failures
     return rows, result
 
@@ -349,8 +371,10 @@ def test_real_excerpts_nearest_neighbour_by_composer_and_album(real_excerpts):
     same_album = float(np.mean((album[nearest] == album)[has_album]))
     album_chance = float(np.mean([(np.sum(album == a) - 1) / (n - 1) for a in album[has_album]]))
 
-    message = (f"same package {same_package:.3f} (chance {package_chance:.3f}); "
-               f"same album {same_album:.3f} (chance {album_chance:.3f})")
+    message = (
+        f"same package {same_package:.3f} (chance {package_chance:.3f}); "
+        f"same album {same_album:.3f} (chance {album_chance:.3f})"
+    )
     print(message)  # noqa: T201
     assert package_chance == pytest.approx(0.485, abs=0.01)
     assert same_package >= 0.85

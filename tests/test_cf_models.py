@@ -38,8 +38,14 @@ FAST = {
     "bpr": {"factors": 16, "iterations": 60, "learning_rate": 0.05, "num_threads": 1},
     "item-knn": {"neighbours": 30},
     "ease": {"l2": 20.0, "min_users": 1},
-    "hybrid": {"ease_l2": 20.0, "ease_min_users": 1, "als_factors": 16, "als_iterations": 10,
-               "tag_neighbours": 20, "num_threads": 1},
+    "hybrid": {
+        "ease_l2": 20.0,
+        "ease_min_users": 1,
+        "als_factors": 16,
+        "als_iterations": 10,
+        "tag_neighbours": 20,
+        "num_threads": 1,
+    },
     "popularity": {},
     "regional-popularity": {},
 }
@@ -53,7 +59,9 @@ def blocks():
     train.data = (1 + np.log1p(train.data)).astype(np.float32)
     n_users, n_items = counts.shape
     # side information that agrees with the structure: a tag per item group, friends within groups
-    tags = sp.csr_matrix((np.ones(n_items, np.float32), (np.arange(n_items), item_group)), shape=(n_items, 4))
+    tags = sp.csr_matrix(
+        (np.ones(n_items, np.float32), (np.arange(n_items), item_group)), shape=(n_items, 4)
+    )
     rng = np.random.default_rng(1)
     fr, fc = [], []
     for u in range(n_users):
@@ -62,8 +70,13 @@ def blocks():
             fr.append(u)
             fc.append(f)
     friends = sp.csr_matrix((np.ones(len(fr), np.float32), (fr, fc)), shape=(n_users, n_users))
-    side = SideInfo(item_tags=tags, tags=[f"g{k}" for k in range(4)], friends=friends,
-                    user_region=(user_group % 2).astype(np.int32), regions=["A", "B"])
+    side = SideInfo(
+        item_tags=tags,
+        tags=[f"g{k}" for k in range(4)],
+        friends=friends,
+        user_region=(user_group % 2).astype(np.int32),
+        regions=["A", "B"],
+    )
     return train, test, side, item_group
 
 
@@ -154,14 +167,21 @@ def make_model_fixtures() -> None:  # pragma: no cover - run by hand for a new f
     counts, _, _ = block_matrix(n_users=60, n_items=40, per_user=6, seed=3)
     MODEL_FIXTURES.mkdir(parents=True, exist_ok=True)
     query = counts[:5]
-    expected: dict = {"__rows__": {
-        "data": query.data.tolist(), "indices": query.indices.tolist(),
-        "indptr": query.indptr.tolist(), "shape": list(query.shape),
-    }}
+    expected: dict = {
+        "__rows__": {
+            "data": query.data.tolist(),
+            "indices": query.indices.tolist(),
+            "indptr": query.indptr.tolist(),
+            "shape": list(query.shape),
+        }
+    }
     users = IdMap([f"u{k}" for k in range(60)])
     items = IdMap([f"i{k}" for k in range(40)])
-    for name, params in [("als", {"factors": 4, "iterations": 5, "num_threads": 1}),
-                         ("ease", {"l2": 10.0, "min_users": 1}), ("item-knn", {"neighbours": 10})]:
+    for name, params in [
+        ("als", {"factors": 4, "iterations": 5, "num_threads": 1}),
+        ("ease", {"l2": 10.0, "min_users": 1}),
+        ("item-knn", {"neighbours": 10}),
+    ]:
         model = make_model(name, params).fit(counts)
         model.save(MODEL_FIXTURES / f"{name}-format1.npz", users=users, items=items)
         expected[name] = model.recommend(np.arange(5), query, N=5)[0].tolist()
@@ -189,7 +209,6 @@ def test_top_n_orders_and_pads():
     assert vals[0, :3].tolist() == pytest.approx([0.9, 0.5, 0.1])
 
 
-
 def test_top_n_breaks_ties_by_index_whatever_n():
     """Ties go to the lower index, at the cut too: the best n are the first n of the best
     n + 1, so a list cannot change with the batch it was computed in."""
@@ -199,8 +218,11 @@ def test_top_n_breaks_ties_by_index_whatever_n():
     for n in (1, 7, 50, 299, 310):
         ids, _ = top_n(scores, n)
         for r, row in enumerate(scores):
-            expected = [i for i in np.lexsort((np.arange(len(row)), -row)) if np.isfinite(row[i])][:n]
+            expected = [i for i in np.lexsort((np.arange(len(row)), -row)) if np.isfinite(row[i])][
+                :n
+            ]
             assert [i for i in ids[r] if i >= 0] == expected, (n, r)
+
 
 def test_similar_items_stay_in_the_items_group(blocks):
     train, _, side, item_group = blocks
@@ -233,11 +255,14 @@ def test_unfitted_models_and_bad_parameters_are_clear_errors():
 
 def test_fold_in_matches_the_als_user_step(blocks):
     train, _, _, _ = blocks
-    model = ALS(factors=8, iterations=30, regularization=0.1, use_cg=False, num_threads=1).fit(train)
+    model = ALS(factors=8, iterations=30, regularization=0.1, use_cg=False, num_threads=1).fit(
+        train
+    )
     users = np.arange(20)
     again = model.user_vectors(users, train[users], recalculate_user=True)
     cos = np.sum(again * model.user_factors_[users], axis=1) / (
-        np.linalg.norm(again, axis=1) * np.linalg.norm(model.user_factors_[users], axis=1))
+        np.linalg.norm(again, axis=1) * np.linalg.norm(model.user_factors_[users], axis=1)
+    )
     assert cos.min() > 0.99
     # a new user id (-1) is folded in from the row alone
     ids_new, _ = model.recommend(-1, train[[3]], N=10)
@@ -267,7 +292,9 @@ def test_new_users_are_folded_in_by_every_model(blocks):
     n_items = train.shape[1]
     group = 2
     liked = np.flatnonzero(item_group == group)[:5]
-    row = sp.csr_matrix((np.full(5, 3.0, np.float32), (np.zeros(5, int), liked)), shape=(1, n_items))
+    row = sp.csr_matrix(
+        (np.full(5, 3.0, np.float32), (np.zeros(5, int), liked)), shape=(1, n_items)
+    )
     for name in ("als", "bpr", "item-knn", "ease", "hybrid"):
         model = make_model(name, FAST[name]).fit(train, side)
         ids, _ = model.recommend(np.array([-1]), row, N=10)
@@ -298,8 +325,9 @@ def test_train_registers_versions_and_the_default(world, tmp_path):
         assert Path(first.record.path).parent == tmp_path / "models"
         assert first.record.metrics["interactions"] > 0
         assert first.record.params["model"]["factors"] == 16
-        second = train_from_store(store, "als", {"factors": 16, "iterations": 5, "num_threads": 1},
-                                  make_default=False)
+        second = train_from_store(
+            store, "als", {"factors": 16, "iterations": 5, "num_threads": 1}, make_default=False
+        )
         assert second.record.version == 2 and not second.record.is_default
         assert default_model(store).model_id == "als-v1"
         set_default(store, "als-v2")
@@ -311,8 +339,11 @@ def test_train_registers_versions_and_the_default(world, tmp_path):
         direct = recommend_for_users(store, second, some, N=10)
         assert mine == direct and all(len(r) == 10 for r in mine)
         # heard items are never recommended
-        heard = set(store.conn.execute(
-            "SELECT item_id FROM listens WHERE user_id = ?", [some[0]]).fetchall())
+        heard = set(
+            store.conn.execute(
+                "SELECT item_id FROM listens WHERE user_id = ?", [some[0]]
+            ).fetchall()
+        )
         assert not {i for i, _ in mine[0]} & {h[0] for h in heard}
 
 
@@ -335,15 +366,21 @@ def test_a_new_user_gets_recommendations_from_first_plays_without_retrain(world,
         trained = train_from_store(store, DEFAULT_MODEL)  # the default model, as `deepcuts train`
         latest = store.conn.execute("SELECT max(played_at) FROM listens").fetchall()[0][0]
         genre_of = dict(zip(truth.track_ids.tolist(), truth.track_genre.tolist(), strict=True))
-        artist_of = dict(zip(truth.track_ids.tolist(), truth.track_artist_ids.tolist(), strict=True))
+        artist_of = dict(
+            zip(truth.track_ids.tolist(), truth.track_artist_ids.tolist(), strict=True)
+        )
         artist_tracks: dict[str, list[str]] = {}
         for t, a in artist_of.items():
             if t in trained.items:
                 artist_tracks.setdefault(a, []).append(t)
-        artists = sorted((a for a, ts in artist_tracks.items() if len(ts) >= 6),
-                         key=lambda a: -len(artist_tracks[a]))
+        artists = sorted(
+            (a for a, ts in artist_tracks.items() if len(ts) >= 6),
+            key=lambda a: -len(artist_tracks[a]),
+        )
         first = artists[0]
-        second = next(a for a in artists if genre_of[artist_tracks[a][0]] != genre_of[artist_tracks[first][0]])
+        second = next(
+            a for a in artists if genre_of[artist_tracks[a][0]] != genre_of[artist_tracks[first][0]]
+        )
         g1, g2 = genre_of[artist_tracks[first][0]], genre_of[artist_tracks[second][0]]
         base_rate = np.mean([genre_of[t] == g1 for t in trained.items.ids])
 

@@ -39,10 +39,18 @@ def test_hetrec_ingest_twice_changes_no_count(run_cli):
 
 
 def test_broken_spotify_record_is_quarantined_and_listed(run_cli):
-    out = run_cli("ingest", "spotify", FIXTURES / "spotify" / "Streaming_History_Audio_2024_1.json", "--user", "me").output
+    out = run_cli(
+        "ingest",
+        "spotify",
+        FIXTURES / "spotify" / "Streaming_History_Audio_2024_1.json",
+        "--user",
+        "me",
+    ).output
     assert "accepted 2, duplicates 0, quarantined 3" in out
     listed = [json.loads(line) for line in run_cli("quarantine", "--json").output.splitlines()]
-    assert {row["line"]: row["reason"] for row in listed}[5] == "invalid JSON: Expecting ',' delimiter"
+    assert {row["line"]: row["reason"] for row in listed}[
+        5
+    ] == "invalid JSON: Expecting ',' delimiter"
 
 
 @pytest.mark.parametrize(
@@ -51,7 +59,11 @@ def test_broken_spotify_record_is_quarantined_and_listed(run_cli):
         (["ingest", "spotify", "{spotify}"], 2, "--user"),  # a missing option, not a bad file
         (["ingest", "lastfm-hetrec", "{fixtures}"], 3, "not a HetRec Last.fm 2K folder"),
         (["ingest", "nonsense", "{fixtures}"], 2, "Invalid value"),
-        (["ingest", "mpd", "{spotify}", "--user", "x"], 2, "--user applies to spotify and listenbrainz"),
+        (
+            ["ingest", "mpd", "{spotify}", "--user", "x"],
+            2,
+            "--user applies to spotify and listenbrainz",
+        ),
     ],
 )
 def test_wrong_input_gets_a_clear_error_and_exit_code(run_cli, args, code, message):
@@ -66,7 +78,20 @@ def test_bad_setting_is_named(run_cli, monkeypatch):
 
 def test_evaluate_cold_items_on_hetrec_text(run_cli, tmp_path):
     out = tmp_path / "cold.json"
-    run_cli("evaluate", "--dataset", "lastfm-hetrec", HETREC, "--cold-items", "0.2", "--seeds", "0", "--k", "50", "--json", out)
+    run_cli(
+        "evaluate",
+        "--dataset",
+        "lastfm-hetrec",
+        HETREC,
+        "--cold-items",
+        "0.2",
+        "--seeds",
+        "0",
+        "--k",
+        "50",
+        "--json",
+        out,
+    )
     recall = json.loads(out.read_text())["cold_items"]["recall"]
     assert recall["text"]["mean"] > 0.41  # the bar, from text alone
     assert recall["random"]["mean"] < 0.05

@@ -55,7 +55,10 @@ def test_cold_start_recommender_fills_cold_items_and_round_trips(tmp_path):
     dense[:, cold] = 0
     plays = sp.csr_matrix(dense)
     model = ColdStartRecommender(alpha=1e-3, neighbours=0).fit(
-        plays, user_factors=user_factors, item_factors=item_factors, features={"text": text, "audio": audio}
+        plays,
+        user_factors=user_factors,
+        item_factors=item_factors,
+        features={"text": text, "audio": audio},
     )
     vectors = model.item_vectors()
     warm = np.setdiff1d(np.arange(n_items), cold)
@@ -64,7 +67,9 @@ def test_cold_start_recommender_fills_cold_items_and_round_trips(tmp_path):
     # Text predicts exactly; the cold item without audio takes the text prediction alone.
     np.testing.assert_allclose(vectors[31], item_factors[31], atol=0.05)
     assert not model.predicted("audio")[31].any()
-    cosine = vectors[5] @ item_factors[5] / np.linalg.norm(vectors[5]) / np.linalg.norm(item_factors[5])
+    cosine = (
+        vectors[5] @ item_factors[5] / np.linalg.norm(vectors[5]) / np.linalg.norm(item_factors[5])
+    )
     assert cosine > 0.95
     assert model.score(np.arange(3), plays[:3]).shape == (3, n_items)
     ids, _ = model.recommend(0, plays[0], N=5)
@@ -151,7 +156,9 @@ def test_the_scored_users_own_tags_on_cold_items_are_left_out():
 
 def test_cold_items_report_and_errors():
     store = _tag_store(True)
-    report = evaluate_cold_items(store, ColdItemsConfig(fraction=0.25, k=2, seeds=(0, 1), factors=4))
+    report = evaluate_cold_items(
+        store, ColdItemsConfig(fraction=0.25, k=2, seeds=(0, 1), factors=4)
+    )
     assert set(report.recall) == {"random", "text-match", "text-cf", "text-knn", "text"}
     assert all(len(v) == 2 for v in report.recall.values())
     assert report.recall["random"][0] == pytest.approx(2 / report.n_cold[0])
@@ -211,7 +218,11 @@ def test_similar_command_by_every_view(world):
     store = Store(path, read_only=True)
     # A track nobody played: CF neighbours come from its predicted vector.
     played = set(data.item_ids.tolist())
-    unplayed = [r[0] for r in store.conn.execute("SELECT track_id FROM tracks ORDER BY 1").fetchall() if r[0] not in played]
+    unplayed = [
+        r[0]
+        for r in store.conn.execute("SELECT track_id FROM tracks ORDER BY 1").fetchall()
+        if r[0] not in played
+    ]
     track = data.item_ids[0]
     runner = CliRunner()
     genre = dict(store.conn.execute("SELECT track_id, genre FROM tracks").fetchall())
@@ -225,7 +236,9 @@ def test_similar_command_by_every_view(world):
         same_genre = np.mean([genre[r["item_id"]] == genre[track] for r in rows])
         assert same_genre >= 0.6, (by, rows)
     if unplayed:
-        result = runner.invoke(main, ["--store", path, "similar", unplayed[0], "--by", "cf", "--cache-dir", cache])
+        result = runner.invoke(
+            main, ["--store", path, "similar", unplayed[0], "--by", "cf", "--cache-dir", cache]
+        )
         assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["--store", path, "similar", "no-such-track"])
     assert result.exit_code == 6 and "no item" in result.output

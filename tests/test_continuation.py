@@ -35,10 +35,17 @@ from tests.conftest import SHARED_DATA
 
 MPD_SLICE = SHARED_DATA / "mpd-sample" / "mpd.slice.0-999.json"
 
-CHILL = ["sleepy piano", "calm evening", "Chill Vibes", "chillout", "relaxing sunday", "quiet night in"]
+CHILL = [
+    "sleepy piano",
+    "calm evening",
+    "Chill Vibes",
+    "chillout",
+    "relaxing sunday",
+    "quiet night in",
+]
 REASON = re.compile(
-    r'^(often follows .+ in playlists|often in playlists with .+|playlists named like this one.*'
-    r'|more from .+, who is on this playlist|sounds like the tracks in this playlist|popular on playlists)$'
+    r"^(often follows .+ in playlists|often in playlists with .+|playlists named like this one.*"
+    r"|more from .+, who is on this playlist|sounds like the tracks in this playlist|popular on playlists)$"
 )
 GYM = ["gym motivation", "lifting beast mode", "PUMP UP", "running mix", "cardio", "leg day"]
 
@@ -61,7 +68,9 @@ def _hand_built_slice(path) -> None:
                  "artist_name": artist[t % 2]}
                 for t in picks
             ]  # fmt: skip
-            playlists.append({"name": name, "pid": len(playlists), "num_followers": 1, "tracks": tracks})
+            playlists.append(
+                {"name": name, "pid": len(playlists), "num_followers": 1, "tracks": tracks}
+            )
     path.write_text(json.dumps({"info": {"slice": "0-11"}, "playlists": playlists}))
 
 
@@ -101,7 +110,9 @@ def mpd_data(mpd_slice):
 
 # -- metrics and the protocol ---------------------------------------------------------------
 def test_metrics_on_hand_computed_examples():
-    truth = sp.csr_matrix(np.array([[0, 1, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]], np.float32))
+    truth = sp.csr_matrix(
+        np.array([[0, 1, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]], np.float32)
+    )
     recs = np.array([[1, 2, 3, 4], [2, 3, 4, 0], [0, 1, 2, 3]])
     # row 0: |G| = 2, first two suggestions hold one hit -> 0.5; row 1: |G| = 1, first is a miss -> 0
     assert r_precision(recs, truth).tolist() == [0.5, 0.0, 0.0]
@@ -159,10 +170,15 @@ def test_deepcuts_beats_popularity_on_a_real_slice_and_never_suggests_a_seed(mpd
         model_params={"minilm_weight": 0.0, "validation": 100},
     )  # fmt: skip
     for metric in ("r_precision", "ndcg@500"):  # 10 playlists a category: compare over all 50
-        mean = {m: np.mean([summary["categories"][c][m][metric]["mean"] for c in CATEGORIES]) for m in ("deepcuts", "popularity")}
+        mean = {
+            m: np.mean([summary["categories"][c][m][metric]["mean"] for c in CATEGORIES])
+            for m in ("deepcuts", "popularity")
+        }
         assert mean["deepcuts"] > 1.5 * mean["popularity"], metric
     split = split_continuation(mpd_data, seed=0, n_test=50)
-    model = PlaylistContinuation(validation=0, minilm_weight=0.0).fit(split.train, titles=split.train_titles)
+    model = PlaylistContinuation(validation=0, minilm_weight=0.0).fit(
+        split.train, titles=split.train_titles
+    )
     ids, _ = model.recommend_playlists(split.seeds, split.titles, 500)
     for r in range(len(ids)):
         assert not set(ids[r].tolist()) & set(split.seeds[r].indices.tolist())
@@ -199,7 +215,9 @@ def test_a_cold_track_comes_in_through_content_vectors(hand_store):
     gym_ids = [s.item_id for s in gym]
     assert set(gym_ids[:3]) == {"spotify:track:g06", "spotify:track:g08", "spotify:track:g10"}
     # in a gym playlist the cold track (like the chill tracks) ranks far lower than in a chill one
-    rank_gym = gym_ids.index("spotify:track:cold") if "spotify:track:cold" in gym_ids else len(gym_ids)
+    rank_gym = (
+        gym_ids.index("spotify:track:cold") if "spotify:track:cold" in gym_ids else len(gym_ids)
+    )
     assert ids.index("spotify:track:cold") < 6 < rank_gym
 
 
@@ -227,12 +245,18 @@ def test_continue_command_in_every_format(hand_store, tmp_path):
     runner = CliRunner()
 
     def run(*args, code=0):
-        result = runner.invoke(main, ["--store", str(hand_store), "continue", *args], catch_exceptions=False)
+        result = runner.invoke(
+            main, ["--store", str(hand_store), "continue", *args], catch_exceptions=False
+        )
         assert result.exit_code == code, result.output
         return result.output
 
     table = run("--playlist", "mpd:playlist:0", "--n", "5", "--no-minilm")
-    lines = [re.split(r"\s{2,}", line.strip()) for line in table.splitlines() if re.match(r"^\s+\d+\s", line)]
+    lines = [
+        re.split(r"\s{2,}", line.strip())
+        for line in table.splitlines()
+        if re.match(r"^\s+\d+\s", line)
+    ]
     assert len(lines) == 5 and all(REASON.match(cells[-1]) for cells in lines), table
     assert lines[0][1] == "Rain On The Window"  # cold, and like every track of this playlist
     saved = list(hand_store.parent.glob("store.continuation-*.npz"))
@@ -241,19 +265,44 @@ def test_continue_command_in_every_format(hand_store, tmp_path):
         seeds = {r[0] for r in store.conn.execute(
             "SELECT item_id FROM playlist_items WHERE playlist_id = 'mpd:playlist:0'").fetchall()}  # fmt: skip
     assert seeds == {f"spotify:track:c{t:02d}" for t in (0, 2, 4, 6, 8, 10)}
-    body = json.loads(run("--playlist", "mpd:playlist:0", "--n", "6", "--format", "json", "--no-minilm"))
-    assert len(body["tracks"]) == 6 and all(REASON.match(t["reason"]) and t["source"] for t in body["tracks"])
+    body = json.loads(
+        run("--playlist", "mpd:playlist:0", "--n", "6", "--format", "json", "--no-minilm")
+    )
+    assert len(body["tracks"]) == 6 and all(
+        REASON.match(t["reason"]) and t["source"] for t in body["tracks"]
+    )
     assert not {t["item_id"] for t in body["tracks"]} & seeds
-    jspf = json.loads(run("--title", "leg day", "--track", "spotify:track:g01", "--n", "4", "--format", "jspf", "--no-minilm"))
+    jspf = json.loads(
+        run(
+            "--title",
+            "leg day",
+            "--track",
+            "spotify:track:g01",
+            "--n",
+            "4",
+            "--format",
+            "jspf",
+            "--no-minilm",
+        )
+    )
     tracks = jspf["playlist"]["track"]
     assert len(tracks) == 4 and all(REASON.match(t["annotation"]) for t in tracks)
     assert all(t["identifier"][0].startswith("https://open.spotify.com/track/g") for t in tracks)
-    assert "spotify:track:g01" not in {t["extension"]["https://musicbrainz.org/doc/jspf#track"]["additional_metadata"]["deepcuts_item_id"] for t in tracks}
+    assert "spotify:track:g01" not in {
+        t["extension"]["https://musicbrainz.org/doc/jspf#track"]["additional_metadata"][
+            "deepcuts_item_id"
+        ]
+        for t in tracks
+    }
     out = tmp_path / "gym.m3u8"
     run("--title", "workout", "--n", "3", "--format", "m3u8", "--out", str(out))
     text = out.read_text().splitlines()
     assert text[0] == "#EXTM3U" and text[1] == "#PLAYLIST:Recommended for workout"
-    entries = [(text[i - 2], text[i - 1], text[i]) for i in range(2, len(text)) if text[i].startswith("spotify:track:")]
+    entries = [
+        (text[i - 2], text[i - 1], text[i])
+        for i in range(2, len(text))
+        if text[i].startswith("spotify:track:")
+    ]
     assert len(entries) == 3
     assert all(c.startswith("# ") and e.startswith("#EXTINF:") for c, e, _ in entries)
     assert all(uri.startswith("spotify:track:g") for _, _, uri in entries)
@@ -284,11 +333,21 @@ def test_evaluate_command_runs_the_continuation_protocol(mpd_slice, run_cli, tmp
         "--seeds", "0,1", "--no-minilm", "--json", out,
     )  # fmt: skip
     summary = json.loads(out.read_text())
-    assert summary["protocol"]["seeds"] == [0, 1] and summary["protocol"]["test_playlists_per_seed"] == 25
+    assert (
+        summary["protocol"]["seeds"] == [0, 1]
+        and summary["protocol"]["test_playlists_per_seed"] == 25
+    )
     assert list(summary["categories"]) == list(CATEGORIES)
-    assert set(summary["categories"]["title only"]) == {"deepcuts", "popularity", "implicit-als", "same-name-popularity"}
+    assert set(summary["categories"]["title only"]) == {
+        "deepcuts",
+        "popularity",
+        "implicit-als",
+        "same-name-popularity",
+    }
     assert set(summary["categories"]["first 25"]) == {"deepcuts", "popularity", "implicit-als"}
     figure = summary["categories"]["first 5"]["deepcuts"]["r_precision"]
     assert len(figure["per_seed"]) == 2 and figure["std"] >= 0
-    assert {"first_25_r_precision_vs_als", "title_only_r_precision_vs_same_name"} <= set(summary["goals"])
+    assert {"first_25_r_precision_vs_als", "title_only_r_precision_vs_same_name"} <= set(
+        summary["goals"]
+    )
     assert "25 at random positions  implicit-als" in result.output

@@ -38,11 +38,16 @@ from tests.conftest import HETREC
 
 
 def test_ranking_metrics_match_hand_computed_values():
-    relevant = sp.csr_matrix(np.array([
-        [1, 0, 1, 0, 0, 0],  # user 0: items 0 and 2
-        [0, 0, 0, 0, 0, 1],  # user 1: item 5
-        [0, 0, 0, 0, 0, 0],  # user 2: nothing relevant
-    ], np.float32))
+    relevant = sp.csr_matrix(
+        np.array(
+            [
+                [1, 0, 1, 0, 0, 0],  # user 0: items 0 and 2
+                [0, 0, 0, 0, 0, 1],  # user 1: item 5
+                [0, 0, 0, 0, 0, 0],  # user 2: nothing relevant
+            ],
+            np.float32,
+        )
+    )
     recs = np.array([[2, 3, 0], [1, 4, -1], [0, 1, 2]])
     m = ranking_metrics(recs, relevant, 3)
     # user 0: hits at ranks 1 and 3
@@ -57,7 +62,9 @@ def test_ranking_metrics_match_hand_computed_values():
     # user 2: undefined
     assert all(np.isnan(m[k][2]) for k in m)
     # K smaller than the relevant set: the ideal list is K long
-    m2 = ranking_metrics(np.array([[0, 4]]), sp.csr_matrix(np.array([[1, 1, 1, 0, 0]], np.float32)), 2)
+    m2 = ranking_metrics(
+        np.array([[0, 4]]), sp.csr_matrix(np.array([[1, 1, 1, 0, 0]], np.float32)), 2
+    )
     assert m2["ndcg"][0] == pytest.approx(1.0 / (1 + 1 / math.log2(3)))
     assert m2["recall"][0] == pytest.approx(1 / 3)
     assert m2["map"][0] == pytest.approx(1 / 2)
@@ -129,9 +136,12 @@ def tagged_store(store):
         for a in rng.choice(30, 10, replace=False):
             rows.append((f"u{u}", f"a{a}", int(rng.integers(1, 50))))
     for user, item, n in rows:
-        store.conn.execute("INSERT INTO listens (user_id, item_id, play_count) VALUES (?, ?, ?)", [user, item, n])
         store.conn.execute(
-            "INSERT INTO item_tags (item_id, tag, user_id) VALUES (?, ?, ?)", [item, f"{user}~{item}", user]
+            "INSERT INTO listens (user_id, item_id, play_count) VALUES (?, ?, ?)", [user, item, n]
+        )
+        store.conn.execute(
+            "INSERT INTO item_tags (item_id, tag, user_id) VALUES (?, ?, ?)",
+            [item, f"{user}~{item}", user],
         )
     return store
 
@@ -185,12 +195,16 @@ def test_time_split_tests_on_the_last_week(store):
     data = EvaluationData(store, "timed")
     split = time_split(store, data.users, data.items, 7)
     assert split.until == t0 + timedelta(days=13)
-    test_items = {(data.users.id(u), data.items.id(i)) for u, i in zip(*split.test.nonzero(), strict=True)}
+    test_items = {
+        (data.users.id(u), data.items.id(i)) for u, i in zip(*split.test.nonzero(), strict=True)
+    }
     # u1 replays i0..i11 (all seen before the window, except none): nothing new to find
     assert not any(u == "u1" for u, _ in test_items)
     assert test_items == {("u2", f"i{20 + d}") for d in range(13, 21)}
     Spy.seen = []
-    evaluate_models(data, [ModelSpec("spy", build=lambda seed: Spy())], split="time", seeds=[0], k=5)
+    evaluate_models(
+        data, [ModelSpec("spy", build=lambda seed: Spy())], split="time", seeds=[0], k=5
+    )
     train, _ = Spy.seen[0]
     u2 = data.users.index("u2")
     trained_items = {data.items.id(i) for i in train[u2].indices}
@@ -219,8 +233,16 @@ def test_side_by_side_run_reports_mean_and_std_and_the_default(block_store, tmp_
     specs = [
         model_spec("popularity"),
         model_spec("ease", {"l2": 20.0, "min_users": 1}),
-        model_spec("hybrid", {"ease_l2": 20.0, "ease_min_users": 1, "als_factors": 8,
-                              "als_iterations": 5, "num_threads": 1}),
+        model_spec(
+            "hybrid",
+            {
+                "ease_l2": 20.0,
+                "ease_min_users": 1,
+                "als_factors": 8,
+                "als_iterations": 5,
+                "num_threads": 1,
+            },
+        ),
     ]
     result = evaluate_models(data, specs, seeds=[0, 1, 2], k=10)
     s = result.summary()
@@ -228,15 +250,25 @@ def test_side_by_side_run_reports_mean_and_std_and_the_default(block_store, tmp_
     assert s["models"]["ease"]["default"] is False
     for name in ("popularity", "ease", "hybrid"):
         entry = s["models"][name]
-        for metric in ("recall@10", "ndcg@10", "map@10", "hitrate@10", "coverage@10",
-                       "novelty@10", "diversity@10"):
+        for metric in (
+            "recall@10",
+            "ndcg@10",
+            "map@10",
+            "hitrate@10",
+            "coverage@10",
+            "novelty@10",
+            "diversity@10",
+        ):
             assert set(entry[metric]) == {"mean", "std", "per_seed"}
             per = entry[metric]["per_seed"]
             assert len(per) == 3
             assert entry[metric]["mean"] == pytest.approx(np.mean(per))
             assert entry[metric]["std"] == pytest.approx(np.std(per, ddof=1))
         assert entry["seconds"] > 0 and entry["by_activity"]
-    assert s["models"]["hybrid"]["ndcg@10"]["mean"] > s["models"]["popularity"]["ndcg@10"]["mean"] + 0.1
+    assert (
+        s["models"]["hybrid"]["ndcg@10"]["mean"]
+        > s["models"]["popularity"]["ndcg@10"]["mean"] + 0.1
+    )
     assert s["default_vs_others"]["popularity"]["beats"] is True
     assert s["protocol"]["test_users"] == [200, 200, 200]
     paths = write_report(s, tmp_path / "r.md")
@@ -265,9 +297,24 @@ def test_standard_run_includes_the_peers_and_marks_one_default():
 def test_evaluate_command_on_hetrec(run_cli, tmp_path):
     out = tmp_path / "out.json"
     result = run_cli(
-        "evaluate", "--dataset", "lastfm-hetrec", str(HETREC), "--split", "user-holdout",
-        "--test-fraction", "0.2", "--seeds", "0,1", "--k", "20",
-        "--models", "popularity,implicit-bm25", "--json", str(out), "--report", str(tmp_path / "r.md"),
+        "evaluate",
+        "--dataset",
+        "lastfm-hetrec",
+        str(HETREC),
+        "--split",
+        "user-holdout",
+        "--test-fraction",
+        "0.2",
+        "--seeds",
+        "0,1",
+        "--k",
+        "20",
+        "--models",
+        "popularity,implicit-bm25",
+        "--json",
+        str(out),
+        "--report",
+        str(tmp_path / "r.md"),
     )
     summary = json.loads(out.read_text())
     pop = summary["models"]["popularity"]
@@ -286,12 +333,25 @@ def world(tmp_path_factory):
 def test_train_tune_and_evaluate_commands_on_a_store(run_cli, tmp_path, world):
     shutil.copy(world[0], tmp_path / "store.duckdb")
     best = tmp_path / "best.json"
-    run_cli("tune", "--model", "als", "--param", "factors=8,16", "--param", "confidence.alpha=1,2",
-            "--k", "10", "--json", str(best))
+    run_cli(
+        "tune",
+        "--model",
+        "als",
+        "--param",
+        "factors=8,16",
+        "--param",
+        "confidence.alpha=1,2",
+        "--k",
+        "10",
+        "--json",
+        str(best),
+    )
     tuned = json.loads(best.read_text())
     assert tuned["params"]["factors"] in (8, 16) and tuned["confidence"]["alpha"] in (1, 2)
     assert len(tuned["trials"]) >= 3
-    out = run_cli("train", "--model", "als", "--params", str(best), "--set", "iterations=5", "--json")
+    out = run_cli(
+        "train", "--model", "als", "--params", str(best), "--set", "iterations=5", "--json"
+    )
     record = json.loads(out.output)
     assert record["model_id"] == "als-v1" and record["default"] is True
     assert record["params"]["model"]["iterations"] == 5
@@ -299,12 +359,27 @@ def test_train_tune_and_evaluate_commands_on_a_store(run_cli, tmp_path, world):
     out = run_cli("train")  # the default model
     assert "hybrid-v1" in out.output and "(default)" in out.output
     report = tmp_path / "time.md"
-    run_cli("evaluate", "--split", "time", "--seeds", "0", "--k", "10", "--models",
-            "popularity,regional-popularity,als", "--json", str(tmp_path / "time.json"),
-            "--report", str(report))
+    run_cli(
+        "evaluate",
+        "--split",
+        "time",
+        "--seeds",
+        "0",
+        "--k",
+        "10",
+        "--models",
+        "popularity,regional-popularity,als",
+        "--json",
+        str(tmp_path / "time.json"),
+        "--report",
+        str(report),
+    )
     summary = json.loads((tmp_path / "time.json").read_text())
     assert summary["protocol"]["split"] == "time" and summary["protocol"]["test_days"] == 7
-    assert summary["models"]["als"]["recall@10"]["mean"] > summary["models"]["popularity"]["recall@10"]["mean"]
+    assert (
+        summary["models"]["als"]["recall@10"]["mean"]
+        > summary["models"]["popularity"]["recall@10"]["mean"]
+    )
     assert report.is_file()
 
 
@@ -335,7 +410,12 @@ def test_report_shows_an_empty_activity_bucket_as_empty_with_every_buckets_users
         "models": {"a": model(0.3, True), "b": model(0.2, False)},
     }  # fmt: skip
     header, rows = _bucket_rows(summary)
-    assert header == ["model", "1-4 items (0 users)", "5-9 items (12 users)", "10+ items (300 users)"]
+    assert header == [
+        "model",
+        "1-4 items (0 users)",
+        "5-9 items (12 users)",
+        "10+ items (300 users)",
+    ]
     assert rows == [["a", "no users", "0.1500", "0.3000"], ["b", "no users", "0.1000", "0.2000"]]
     text = markdown(summary, None)
     assert "| a | no users | 0.1500 | 0.3000 |" in text and "0.0000" not in text

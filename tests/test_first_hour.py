@@ -65,7 +65,10 @@ def test_bare_ids_resolve_and_ambiguous_ones_list_their_candidates(run_cli, tmp_
     assert "deepcuts users" in run_cli("home", "--user", "nobody", expect=6).output
     assert "no item 'zzz'" in run_cli("similar", "zzz", expect=6).output
     # the full id gets past the lookup to the missing model (exit 4 names `deepcuts train`)
-    assert "deepcuts weekly --week 2026-W10" in run_cli("weekly", "--user", "spotify:user:me", "--week", "2026-W10", expect=4).output
+    assert (
+        "deepcuts weekly --week 2026-W10"
+        in run_cli("weekly", "--user", "spotify:user:me", "--week", "2026-W10", expect=4).output
+    )
 
 
 def test_similar_by_audio_without_audio_names_the_text_view(run_cli):
@@ -92,12 +95,16 @@ def test_user_names_the_listener_only_where_the_export_does_not(run_cli, caplog)
     assert "names its listener 'alice', not --user 'bob'" in caplog.text
     assert run_cli("users").output.split("\t")[0] == "spotify:user:alice"
     # an export without usernames needs --user: a command-line problem, exit 2
-    refused = run_cli("ingest", "spotify", SPOTIFY / "Streaming_History_Audio_2024_1.json", expect=2)
+    refused = run_cli(
+        "ingest", "spotify", SPOTIFY / "Streaming_History_Audio_2024_1.json", expect=2
+    )
     assert "--user" in refused.output
 
 
 def test_ingest_counts_files_points_at_quarantine_and_refuses_one_hetrec_file(run_cli, tmp_path):
-    result = run_cli("ingest", "spotify", SPOTIFY / "Streaming_History_Audio_2024_1.json", "--user", "me")
+    result = run_cli(
+        "ingest", "spotify", SPOTIFY / "Streaming_History_Audio_2024_1.json", "--user", "me"
+    )
     assert f"`deepcuts quarantine --store {tmp_path / 'store.duckdb'}`" in result.output
     assert "1 file)" in result.output
     refused = run_cli("ingest", "lastfm-hetrec", HETREC / "user_artists.dat", expect=3)
@@ -125,7 +132,9 @@ def _strings(tree: ast.AST) -> tuple[list[str], list[str]]:
             messages.append(
                 "".join(v.value if isinstance(v, ast.Constant) else "{x}" for v in node.values)
             )
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+        elif (
+            isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+        ):
             messages.append(node.value)
     return messages, list(docs.values())
 
@@ -172,8 +181,13 @@ def test_every_command_a_message_names_exists_and_parses(tmp_path, monkeypatch):
             errors = []
             for value in ("x", "d"):
                 words = shlex.split(command.replace("{x}", value))[1:]
-                words = ["0.2" if w == "FRACTION" else value if re.fullmatch(r"[A-Z_]+", w) else w for w in words]
-                words = [w for w in words if w not in ("...", "--help")]  # --help would print and exit
+                words = [
+                    "0.2" if w == "FRACTION" else value if re.fullmatch(r"[A-Z_]+", w) else w
+                    for w in words
+                ]
+                words = [
+                    w for w in words if w not in ("...", "--help")
+                ]  # --help would print and exit
                 try:
                     _context(words, full=full)
                     break
@@ -186,13 +200,19 @@ def test_every_command_a_message_names_exists_and_parses(tmp_path, monkeypatch):
 
 # -- exit codes ---------------------------------------------------------------------------------
 def test_exit_codes_have_one_meaning_each_and_are_documented():
-    codes = {name: value for name, value in vars(common).items() if name.startswith("EXIT_") and isinstance(value, int)}
+    codes = {
+        name: value
+        for name, value in vars(common).items()
+        if name.startswith("EXIT_") and isinstance(value, int)
+    }
     assert len(set(codes.values())) == len(codes)
     readme = (REPO / "README.md").read_text()
     for value in codes.values():
         assert f"{value} " in common.EXIT_CODES_HELP
     assert "6 a listener or item id names nothing" in readme
-    assert "6 a listener or item id names nothing" in click.testing.CliRunner().invoke(main, ["--help"]).output.replace("\n ", "").replace("  ", " ")
+    assert "6 a listener or item id names nothing" in click.testing.CliRunner().invoke(
+        main, ["--help"]
+    ).output.replace("\n ", "").replace("  ", " ")
 
 
 # -- M3U8 locations -----------------------------------------------------------------------------
@@ -217,7 +237,11 @@ def test_one_seed_evaluate_does_not_speak_of_standard_deviations(capsys):
     from deepcuts.cli.evaluate import _print_table
 
     def summary(seeds):
-        model = {"recall@10": {"mean": 0.2, "std": 0.0}, "ndcg@10": {"mean": 0.3, "std": 0.0}, "seconds": 1.0}
+        model = {
+            "recall@10": {"mean": 0.2, "std": 0.0},
+            "ndcg@10": {"mean": 0.3, "std": 0.0},
+            "seconds": 1.0,
+        }
         return {
             "protocol": {"k": 10, "seeds": seeds},
             "models": {"hybrid": {**model, "default": True}, "ease": {**model, "default": False}},

@@ -104,7 +104,12 @@ def test_home_shows_at_least_8_shelf_types_across_listeners(store_path):
     assert learnt["impressions_absorbed"] == shown and learnt["learned"] == shown
     with Store(store_path, read_only=True) as s:
         assert s.conn.execute("SELECT count(*) FROM impressions").fetchall()[0][0] == shown
-        assert s.conn.execute("SELECT count(*) FROM impressions WHERE reward IS NOT NULL").fetchall()[0][0] == shown
+        assert (
+            s.conn.execute("SELECT count(*) FROM impressions WHERE reward IS NOT NULL").fetchall()[
+                0
+            ][0]
+            == shown
+        )
 
 
 def test_the_page_is_logged_with_its_propensities(store_path):
@@ -122,7 +127,9 @@ def test_the_page_is_logged_with_its_propensities(store_path):
         assert [c["position"] for c in s["cards"]] == [0, 1, 2, 3]
         for c in s["cards"]:
             assert c["name"] and 0 < c["card_propensity"] <= 1
-            assert c["propensity"] == pytest.approx(s["shelf_propensity"] * c["card_propensity"], rel=1e-4)
+            assert c["propensity"] == pytest.approx(
+                s["shelf_propensity"] * c["card_propensity"], rel=1e-4
+            )
     rows = logged_rows(store_path)
     assert len(rows) == 12 and {r["page_id"] for r in rows} == {p["page_id"]}
     logged = {r["impression_id"]: r for r in rows}
@@ -134,7 +141,9 @@ def test_the_page_is_logged_with_its_propensities(store_path):
             assert r["propensity"] == pytest.approx(c["propensity"], rel=1e-4)
     # the default context: the listener's home country and most used platform
     with Store(store_path, read_only=True) as s:
-        home_country = s.conn.execute("SELECT country FROM users WHERE user_id = ?", [user]).fetchall()[0][0]
+        home_country = s.conn.execute(
+            "SELECT country FROM users WHERE user_id = ?", [user]
+        ).fetchall()[0][0]
     q = page(store_path, "--user", user, "--no-log", "--at", AT.isoformat())
     assert q["context"]["country"] == home_country and q["logged"] == 0
     assert q["context"]["hour"] == AT.hour and q["context"]["weekday"] == AT.weekday()
@@ -153,12 +162,20 @@ def test_rewards_for_one_shelf_type_raise_it_for_that_listener(store_path):
         return [s["shelf_type"] for s in p["shelves"]], p
 
     def own_cards(p, shelf_type):  # its cards that no other shelf of the page shows
-        others = {c["item_id"] for s in p["shelves"] if s["shelf_type"] != shelf_type for c in s["cards"]}
-        mine = [c["item_id"] for s in p["shelves"] if s["shelf_type"] == shelf_type for c in s["cards"]]
+        others = {
+            c["item_id"] for s in p["shelves"] if s["shelf_type"] != shelf_type for c in s["cards"]
+        }
+        mine = [
+            c["item_id"] for s in p["shelves"] if s["shelf_type"] == shelf_type for c in s["cards"]
+        ]
         return [i for i in mine if i not in others]
 
     before, first = ranking(AT)
-    lower = [t for t in before[len(before) // 2 :] if before.count(t) == 1 and len(own_cards(first, t)) >= 3]
+    lower = [
+        t
+        for t in before[len(before) // 2 :]
+        if before.count(t) == 1 and len(own_cards(first, t)) >= 3
+    ]
     target = lower[0]  # a shelf type ranked in the lower half
     at, streamed = AT, 0
     for _ in range(6):  # every shelf shown; the listener streams the target's cards only
@@ -175,10 +192,14 @@ def test_rewards_for_one_shelf_type_raise_it_for_that_listener(store_path):
     learnt = learn(store_path, at + timedelta(hours=2))
     assert learnt["streamed"] >= streamed >= 5 and learnt["published_version"]
     after, last = ranking(at + timedelta(hours=2))
-    assert last["policy"]["version"] == str(learnt["reward_version"]) and learnt["reward_version"] > 0
+    assert (
+        last["policy"]["version"] == str(learnt["reward_version"]) and learnt["reward_version"] > 0
+    )
     assert after.index(target) < before.index(target), (target, before, after)
     with Store(store_path, read_only=True) as s:
-        rewards = s.conn.execute("SELECT shelf_type, avg(reward), count(reward) FROM impressions GROUP BY shelf_type").fetchall()
+        rewards = s.conn.execute(
+            "SELECT shelf_type, avg(reward), count(reward) FROM impressions GROUP BY shelf_type"
+        ).fetchall()
     by_type = {t: (r, n) for t, r, n in rewards}
     assert by_type[target][0] * by_type[target][1] >= streamed
     assert by_type[target][0] > max(r for t, (r, _) in by_type.items() if t != target)
@@ -187,18 +208,32 @@ def test_rewards_for_one_shelf_type_raise_it_for_that_listener(store_path):
 def test_the_reward_model_persists_without_pickle(store_path):
     user = users(store_path, 1)[0]
     shown = page(store_path, "--user", user, "--at", AT.isoformat())["logged"]
-    assert 15 <= shown <= 20  # (a shelf can hold fewer than 5 cards once no track is on two shelves)
+    assert (
+        15 <= shown <= 20
+    )  # (a shelf can hold fewer than 5 cards once no track is on two shelves)
     learnt = learn(store_path, AT + timedelta(hours=2))  # the first page's cards, unstreamed
-    assert (learnt["streamed"], learnt["not_streamed"], learnt["learned"], learnt["batches"]) == (0, shown, shown, 1)
+    assert (learnt["streamed"], learnt["not_streamed"], learnt["learned"], learnt["batches"]) == (
+        0,
+        shown,
+        shown,
+        1,
+    )
     for path in (store_path.parent / "models" / "home-bandit.npz",
                  store_path.parent / "store.snapshots" / f"v{learnt['published_version']:06d}" / "reward.npz"):  # fmt: skip
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
         assert meta["kind"] == "deepcuts.bandit.RewardModel" and meta["format_version"] == 1
         assert meta["extra"]["kind"] == "deepcuts.home" and meta["extra"]["version"] == 1
-    assert page(store_path, "--user", user, "--no-log", "--at", AT.isoformat())["policy"]["version"] == "1"
+    assert (
+        page(store_path, "--user", user, "--no-log", "--at", AT.isoformat())["policy"]["version"]
+        == "1"
+    )
     again = learn(store_path, AT + timedelta(hours=3))  # nothing is learnt twice
-    assert again["learned"] == 0 and again["reward_version"] == 1 and again["published_version"] is None
+    assert (
+        again["learned"] == 0
+        and again["reward_version"] == 1
+        and again["published_version"] is None
+    )
 
 
 def test_every_policy_serves_the_home_screen_and_keeps_what_it_learns(store_path):
@@ -217,7 +252,11 @@ def test_every_policy_serves_the_home_screen_and_keeps_what_it_learns(store_path
             assert all(0 < c["propensity"] <= 1 for c in s["cards"])
     learnt = learn(store_path, at + timedelta(hours=2))
     with Store(store_path, read_only=True) as s:
-        served = dict(s.conn.execute("SELECT policy_id, count(DISTINCT page_id) FROM impressions GROUP BY 1").fetchall())
+        served = dict(
+            s.conn.execute(
+                "SELECT policy_id, count(DISTINCT page_id) FROM impressions GROUP BY 1"
+            ).fetchall()
+        )
     assert served == {"epsilon-greedy": 1, "greedy": 1, "uniform": 1, "thompson": 1, "linucb": 1}
     path = store_path.parent / "models" / "home-bandit.npz"
 
@@ -232,7 +271,15 @@ def test_every_policy_serves_the_home_screen_and_keeps_what_it_learns(store_path
     assert learners["thompson"]["n_updates"] == 1 and learners["linucb"]["n_updates"] == 1
     assert learnt["learned"] > 0 and learnt["published_version"]
     # the published thompson model serves; the next pages teach every model
-    p = page(store_path, "--user", user, "--policy", "thompson", "--at", (at + timedelta(hours=3)).isoformat())
+    p = page(
+        store_path,
+        "--user",
+        user,
+        "--policy",
+        "thompson",
+        "--at",
+        (at + timedelta(hours=3)).isoformat(),
+    )
     learn(store_path, at + timedelta(hours=5))
     learners, _ = saved()
     assert learners["thompson"]["n_updates"] == 2 and learners["linucb"]["n_updates"] == 2

@@ -19,7 +19,9 @@ def quarantined(store):
 
 
 def test_spotify_keeps_good_records_and_quarantines_the_broken_ones(store):
-    counts = ingest(store, "spotify", FIXTURES / "spotify" / "Streaming_History_Audio_2024_1.json", user="me")
+    counts = ingest(
+        store, "spotify", FIXTURES / "spotify" / "Streaming_History_Audio_2024_1.json", user="me"
+    )
     assert (counts.rows_read, counts.accepted, counts.quarantined) == (5, 2, 3)
     assert quarantined(store) == [
         (4, "played_at: cannot read not a time as TIMESTAMP"),
@@ -34,15 +36,17 @@ def test_spotify_keeps_good_records_and_quarantines_the_broken_ones(store):
         # skipped is null in the export; 5 s then fwdbtn is a skip by our definition
         ("spotify:user:me", "spotify:track:bbb", 5000, True, True, "SE"),
     ]
-    assert store.conn.execute("SELECT name, artist_id FROM tracks WHERE track_id = 'spotify:track:aaa'").fetchall() == [
-        ("Song A", "spotify:artist-name:artist x")
-    ]
+    assert store.conn.execute(
+        "SELECT name, artist_id FROM tracks WHERE track_id = 'spotify:track:aaa'"
+    ).fetchall() == [("Song A", "spotify:artist-name:artist x")]
 
 
 def test_spotify_endsong_names_its_user(store):
     counts = ingest(store, "spotify", FIXTURES / "spotify" / "endsong_0.json")
     assert counts.accepted == 3
-    assert store.conn.execute("SELECT DISTINCT user_id FROM listens").fetchall() == [("spotify:user:alice",)]
+    assert store.conn.execute("SELECT DISTINCT user_id FROM listens").fetchall() == [
+        ("spotify:user:alice",)
+    ]
     assert store.conn.execute("SELECT count(*) FROM artists").fetchall() == [(2,)]
 
 
@@ -71,13 +75,19 @@ def test_file_in_another_format_gets_one_clear_error(store, tmp_path):
 def test_listenbrainz_export(store):
     counts = ingest(store, "listenbrainz", FIXTURES / "listenbrainz" / "listens.jsonl")
     assert (counts.rows_read, counts.accepted, counts.quarantined) == (4, 3, 1)
-    items = [r[0] for r in store.conn.execute("SELECT item_id FROM listens ORDER BY played_at").fetchall()]
+    items = [
+        r[0]
+        for r in store.conn.execute("SELECT item_id FROM listens ORDER BY played_at").fetchall()
+    ]
     assert items == [
         "mbid:recording:5fa71b88-2a4a-4e76-bf72-4b58a0d8a8a6",
         "spotify:track:0Xp0nb8UzB4X9N6ae1yxQM",
         "listenbrainz:msid:0c3e1a55-7b2d-4f5e-8f41-6d2b1d7d9c10",
     ]
-    assert str(store.conn.execute("SELECT min(played_at) FROM listens").fetchall()[0][0]) == "2023-11-14 22:13:20"
+    assert (
+        str(store.conn.execute("SELECT min(played_at) FROM listens").fetchall()[0][0])
+        == "2023-11-14 22:13:20"
+    )
     assert quarantined(store) == [(3, "played_at: cannot read yesterday as TIMESTAMP")]
 
 
@@ -85,12 +95,17 @@ def test_mpd_slice(store):
     counts = ingest(store, "mpd", FIXTURES / "mpd")
     # 2 playlists + 3 items read; the item without a URI is quarantined
     assert (counts.rows_read, counts.accepted, counts.quarantined) == (6, 5, 1)
-    names = store.conn.execute("SELECT name, description FROM playlists ORDER BY playlist_id").fetchall()
+    names = store.conn.execute(
+        "SELECT name, description FROM playlists ORDER BY playlist_id"
+    ).fetchall()
     assert names == [("Throwbacks", None), ("rainy sunday", "slow songs for grey days")]
     order = store.conn.execute(
         "SELECT item_id FROM playlist_items WHERE playlist_id = 'mpd:playlist:0' ORDER BY position"
     ).fetchall()
-    assert order == [("spotify:track:0UaMYEvWZi0ZqiDOoHU3YI",), ("spotify:track:6I9VzXrHxO9rA9A5euc8Ak",)]
+    assert order == [
+        ("spotify:track:0UaMYEvWZi0ZqiDOoHU3YI",),
+        ("spotify:track:6I9VzXrHxO9rA9A5euc8Ak",),
+    ]
     assert store.stats()["tracks"] == 2
     assert quarantined(store)[0][0] == 46  # the line of that playlist's pid
 
@@ -101,7 +116,9 @@ def test_native_folder_in_three_formats(store):
     assert (stats["tracks"], stats["listens"], stats["actions"]) == (2, 3, 2)
     assert counts.rows_read == counts.accepted + counts.duplicates + counts.quarantined == 3 + 6 + 5
     reasons = dict(
-        store.conn.execute("SELECT regexp_extract(source_file, '[^/]+$') || ':' || line, reason FROM quarantine").fetchall()
+        store.conn.execute(
+            "SELECT regexp_extract(source_file, '[^/]+$') || ':' || line, reason FROM quarantine"
+        ).fetchall()
     )
     assert reasons["tracks.csv:4"] == "release_date: cannot read not-a-date as DATE"
     assert reasons["listens.csv:5"] == "ms_played is negative"
@@ -110,11 +127,19 @@ def test_native_folder_in_three_formats(store):
     assert reasons["actions.jsonl:4"] == "unknown field(s) for actions: mood"
     assert reasons["actions.jsonl:5"].startswith("invalid JSON")
     # an offset is honoured: 10:05+01:00 is 09:05 UTC
-    assert str(store.conn.execute("SELECT played_at FROM listens WHERE item_id = 't2'").fetchall()[0][0]) == "2026-11-02 09:05:00"
+    assert (
+        str(
+            store.conn.execute("SELECT played_at FROM listens WHERE item_id = 't2'").fetchall()[0][
+                0
+            ]
+        )
+        == "2026-11-02 09:05:00"
+    )
 
 
-
-@pytest.mark.parametrize("dirty", [False, True], ids=["clean file, read directly", "dirty file, staged"])
+@pytest.mark.parametrize(
+    "dirty", [False, True], ids=["clean file, read directly", "dirty file, staged"]
+)
 def test_native_csv_keeps_the_first_of_repeated_rows_either_way(store, tmp_path, dirty):
     """A clean CSV goes straight from the file into the store, a dirty one is staged first for
     its line numbers; both keep the first of two rows with the same key, and the dirty one
@@ -175,7 +200,9 @@ EDGE_CASE_CSV = {
 
 
 @pytest.mark.parametrize("table", sorted(EDGE_CASE_CSV))
-def test_native_csv_typed_fast_way_reads_every_value_as_the_careful_way_does(store, tmp_path, table):
+def test_native_csv_typed_fast_way_reads_every_value_as_the_careful_way_does(
+    store, tmp_path, table
+):
     """The reader's own number, boolean, date and time parsing agrees with the load's casts of
     the text on each value it accepts: spaces, signs, rounding, exponents, spellings of true,
     offsets."""
@@ -189,29 +216,44 @@ def test_native_csv_value_the_reader_refuses_is_read_again_as_text(store, tmp_pa
     """Where the reader cannot parse a value as its column's type (here a boolean with spaces
     round it, which the load's cast reads), the file is read again as text: nothing lost."""
     path = tmp_path / "listens.csv"
-    path.write_text("user_id,item_id,played_at,skipped\nu1,i1,2026-11-02 10:00:00, true \nu2,i2,2026-11-02 10:00:00,yes-ish\n")
+    path.write_text(
+        "user_id,item_id,played_at,skipped\nu1,i1,2026-11-02 10:00:00, true \nu2,i2,2026-11-02 10:00:00,yes-ish\n"
+    )
     counts = ingest(store, "native", path)
     assert (counts.accepted, counts.quarantined) == (1, 1)
     assert store.conn.execute("SELECT user_id, skipped FROM listens").fetchall() == [("u1", True)]
     assert [line for line, _ in quarantined(store)] == [3]
 
 
-@pytest.mark.parametrize("extra", ["", "u9,i9,2026-11-02 10:00:00,-5", "u0,i0,2026-11-02 10:00:00,7"], ids=["clean", "a row fails a check", "a key repeats"])
+@pytest.mark.parametrize(
+    "extra",
+    ["", "u9,i9,2026-11-02 10:00:00,-5", "u0,i0,2026-11-02 10:00:00,7"],
+    ids=["clean", "a row fails a check", "a key repeats"],
+)
 def test_native_csv_first_load_into_an_empty_table(store, tmp_path, extra):
     """A clean first load goes into the empty table in one pass; where a row turns out invalid
     or a key repeats, that pass is undone and the file loads the usual way: the bad row
     quarantined with its line, the first of the repeated rows kept, nothing else changed."""
-    rows = ["user_id,item_id,played_at,ms_played"] + [f"u{k},i{k},2026-11-02 10:00:00,{1000 + k}" for k in range(4)]
+    rows = ["user_id,item_id,played_at,ms_played"] + [
+        f"u{k},i{k},2026-11-02 10:00:00,{1000 + k}" for k in range(4)
+    ]
     (tmp_path / "listens.csv").write_text("\n".join([*rows, extra]).strip() + "\n")
     counts = ingest(store, "native", tmp_path / "listens.csv")
     bad, repeated = extra.endswith("-5"), extra.endswith(",7")
     assert (counts.rows_read, counts.accepted, counts.duplicates, counts.quarantined) == (
-        4 + bool(extra), 4, int(repeated), int(bad)
+        4 + bool(extra),
+        4,
+        int(repeated),
+        int(bad),
     )
-    stored = store.conn.execute("SELECT user_id, ms_played FROM listens ORDER BY user_id").fetchall()
+    stored = store.conn.execute(
+        "SELECT user_id, ms_played FROM listens ORDER BY user_id"
+    ).fetchall()
     assert stored == [(f"u{k}", 1000 + k) for k in range(4)]
     assert [line for line, _ in quarantined(store)] == ([6] if bad else [])
-    assert store.conn.execute("SELECT rows_read FROM ingest_log").fetchall() == [(counts.rows_read,)]
+    assert store.conn.execute("SELECT rows_read FROM ingest_log").fetchall() == [
+        (counts.rows_read,)
+    ]
 
 
 def test_native_timestamps_honour_every_way_of_writing_an_offset(store, tmp_path):
@@ -225,11 +267,16 @@ def test_native_timestamps_honour_every_way_of_writing_an_offset(store, tmp_path
         "g": ("2026-11-02 10:00:00.5+0530", "2026-11-02 04:30:00.5"),
         "h": ("2026-11-02 10:00:00 UTC", "2026-11-02 10:00:00"),
     }
-    rows = ["user_id,item_id,played_at"] + [f"u,{item},{text}" for item, (text, _) in written.items()]
+    rows = ["user_id,item_id,played_at"] + [
+        f"u,{item},{text}" for item, (text, _) in written.items()
+    ]
     (tmp_path / "listens.csv").write_text("\n".join(rows) + "\n")
     assert ingest(store, "native", tmp_path / "listens.csv").accepted == len(written)
-    stored = dict(store.conn.execute("SELECT item_id, CAST(played_at AS VARCHAR) FROM listens").fetchall())
+    stored = dict(
+        store.conn.execute("SELECT item_id, CAST(played_at AS VARCHAR) FROM listens").fetchall()
+    )
     assert stored == {item: utc for item, (_, utc) in written.items()}
+
 
 def test_native_unknown_column_and_unknown_table(store, tmp_path):
     (tmp_path / "listens.csv").write_text("user_id,item_id,colour\nu,i,red\n")

@@ -11,7 +11,9 @@ from deepcuts.io import FORMATS
 from deepcuts.store import Store
 from tests.conftest import FIXTURES
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 scalars = st.one_of(
     st.none(),
@@ -21,14 +23,24 @@ scalars = st.one_of(
     st.text(max_size=30),
     st.sampled_from(["2026-11-02T10:00:00Z", "spotify:track:x", "trackdone", "", "  "]),
 )
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 def spotify_records():
     base = json.loads((FIXTURES / "spotify" / "endsong_0.json").read_text())
     keys = sorted(base[0])
     mutation = st.fixed_dictionaries(
-        {"template": st.integers(0, len(base) - 1), "changes": st.dictionaries(st.sampled_from(keys), json_values, max_size=4), "drop": st.lists(st.sampled_from(keys), max_size=3)}
+        {
+            "template": st.integers(0, len(base) - 1),
+            "changes": st.dictionaries(st.sampled_from(keys), json_values, max_size=4),
+            "drop": st.lists(st.sampled_from(keys), max_size=3),
+        }
     )
 
     def build(m):
@@ -77,12 +89,31 @@ def test_listenbrainz_random_lines(tmp_path, lines):
         assert counts.rows_read == len(lines) + 1
 
 
-columns = ["user_id", "item_id", "played_at", "ms_played", "play_count", "skipped", "shuffle", "country"]
-cells = st.one_of(st.text(max_size=12), st.integers(-5, 10**12).map(str), st.sampled_from(["true", "false", "2026-11-02 10:00:00", ""]))
+columns = [
+    "user_id",
+    "item_id",
+    "played_at",
+    "ms_played",
+    "play_count",
+    "skipped",
+    "shuffle",
+    "country",
+]
+cells = st.one_of(
+    st.text(max_size=12),
+    st.integers(-5, 10**12).map(str),
+    st.sampled_from(["true", "false", "2026-11-02 10:00:00", ""]),
+)
 
 
 @SETTINGS
-@given(rows=st.lists(st.lists(cells, min_size=len(columns) - 2, max_size=len(columns) + 1), min_size=1, max_size=10))
+@given(
+    rows=st.lists(
+        st.lists(cells, min_size=len(columns) - 2, max_size=len(columns) + 1),
+        min_size=1,
+        max_size=10,
+    )
+)
 def test_native_csv_random_rows(tmp_path, rows):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -99,7 +130,13 @@ def test_native_csv_random_rows(tmp_path, rows):
 
 
 @SETTINGS
-@given(lines=st.lists(json_values | st.dictionaries(st.sampled_from(columns), scalars, max_size=6), min_size=1, max_size=10))
+@given(
+    lines=st.lists(
+        json_values | st.dictionaries(st.sampled_from(columns), scalars, max_size=6),
+        min_size=1,
+        max_size=10,
+    )
+)
 def test_native_jsonl_random_lines(tmp_path, lines):
     path = tmp_path / "listens.jsonl"
     path.write_text("\n".join(json.dumps(v) for v in lines) + "\n")

@@ -32,7 +32,9 @@ def test_insertion_by_descending_norm_is_what_keeps_recall():
 
     items, queries = vectors()
     exact, _ = ExactIndex(items).search(queries, 30)
-    naive = Index(Space.InnerProduct, num_dimensions=items.shape[1], M=16, ef_construction=200, random_seed=0)
+    naive = Index(
+        Space.InnerProduct, num_dimensions=items.shape[1], M=16, ef_construction=200, random_seed=0
+    )
     naive.add_items(items, num_threads=1)
     naive_found, _ = naive.query(queries, k=30, query_ef=200, num_threads=1)
     ours, _ = VoyagerIndex(items, num_threads=1).search(queries, 30)
@@ -42,8 +44,10 @@ def test_insertion_by_descending_norm_is_what_keeps_recall():
 def test_excluded_items_are_never_returned():
     items, queries = vectors(5000)
     exact, _ = ExactIndex(items).search(queries, 10)
-    exclude = sp.csr_matrix((np.ones(exact.size), (np.repeat(np.arange(len(queries)), 10), exact.ravel())),
-                            shape=(len(queries), len(items)))
+    exclude = sp.csr_matrix(
+        (np.ones(exact.size), (np.repeat(np.arange(len(queries)), 10), exact.ravel())),
+        shape=(len(queries), len(items)),
+    )
     for index in (ExactIndex(items), VoyagerIndex(items, num_threads=1)):
         found, _ = index.search(queries, 10, exclude=exclude)
         assert all(not set(f) & set(e) for f, e in zip(found, exact, strict=True))

@@ -12,8 +12,18 @@ PLAYLIST = PlaylistExport(
     date=datetime(2026, 11, 23),
     annotation="30 tracks for u1",
     tracks=[
-        ExportTrack("spotify:track:67Hna13dNDkZvBpTXRIaOJ", "Teardrop", "Massive Attack", "Mezzanine", 330000, None, "Because you played Glory Box"),
-        ExportTrack("t2", "Song & <Dance>", "A", None, None, "audio/t2.wav", "Sounds like Teardrop"),
+        ExportTrack(
+            "spotify:track:67Hna13dNDkZvBpTXRIaOJ",
+            "Teardrop",
+            "Massive Attack",
+            "Mezzanine",
+            330000,
+            None,
+            "Because you played Glory Box",
+        ),
+        ExportTrack(
+            "t2", "Song & <Dance>", "A", None, None, "audio/t2.wav", "Sounds like Teardrop"
+        ),
     ],
 )
 
@@ -25,7 +35,9 @@ def test_jspf_as_listenbrainz_reads_it():
     first, second = doc["track"]
     assert first["identifier"] == ["https://open.spotify.com/track/67Hna13dNDkZvBpTXRIaOJ"]
     assert first["duration"] == 330000 and first["annotation"] == "Because you played Glory Box"
-    assert second["location"] == ["audio/t2.wav"] and second["identifier"] == ["urn:deepcuts:item:t2"]
+    assert second["location"] == ["audio/t2.wav"] and second["identifier"] == [
+        "urn:deepcuts:item:t2"
+    ]
 
 
 def test_xspf_is_valid_xml_in_the_xspf_namespace():
@@ -45,7 +57,10 @@ def test_m3u8_has_extm3u_and_an_extinf_per_track():
     assert len(extinf) == 2
     assert lines[extinf[0]] == "#EXTINF:330,Massive Attack - Teardrop"
     assert lines[extinf[0] + 1] == "spotify:track:67Hna13dNDkZvBpTXRIaOJ"
-    assert lines[extinf[1]] == "#EXTINF:-1,A - Song & <Dance>" and lines[extinf[1] + 1] == "audio/t2.wav"
+    assert (
+        lines[extinf[1]] == "#EXTINF:-1,A - Song & <Dance>"
+        and lines[extinf[1] + 1] == "audio/t2.wav"
+    )
 
 
 def test_unknown_format_is_named():

@@ -39,7 +39,9 @@ def doc_files() -> list[Path]:
 
 
 def test_marked_blocks_are_found():
-    marked = sum(line.strip() == MARKER for path in doc_files() for line in path.read_text().splitlines())
+    marked = sum(
+        line.strip() == MARKER for path in doc_files() for line in path.read_text().splitlines()
+    )
     found = sum(len(runnable_blocks(path)) for path in doc_files())
     assert found == marked >= 4  # every marker sits before a shell block
 
@@ -53,7 +55,11 @@ def test_runnable_blocks_run_as_written(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPCUTS_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
-    for var, value in (("OPENBLAS_NUM_THREADS", "1"), ("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
+    for var, value in (
+        ("OPENBLAS_NUM_THREADS", "1"),
+        ("HF_HUB_OFFLINE", "1"),
+        ("TRANSFORMERS_OFFLINE", "1"),
+    ):
         env.setdefault(var, value)
     ran = 0
     for path in doc_files():

@@ -57,7 +57,12 @@ def test_home_page_has_titled_shelves_and_logs_every_card_with_its_propensity(st
     assert r.status_code == 200, r.text
     page = r.json()
     context = page["context"]
-    assert (context["hour"], context["weekday"], context["device"], context["country"]) == (7, 2, "ios", "SE")
+    assert (context["hour"], context["weekday"], context["device"], context["country"]) == (
+        7,
+        2,
+        "ios",
+        "SE",
+    )
     assert context["has_user_vector"]
     assert 1 <= len(page["shelves"]) <= 4 and page["policy"]["policy_id"] == "epsilon-greedy"
     ids = [c["impression_id"] for s in page["shelves"] for c in s["cards"]]
@@ -65,7 +70,10 @@ def test_home_page_has_titled_shelves_and_logs_every_card_with_its_propensity(st
     for shelf in page["shelves"]:
         assert shelf["title"] and 0 < shelf["shelf_propensity"] <= 1
         for card in shelf["cards"]:
-            assert card["name"] and 0 < card["propensity"] <= card["card_propensity"] + 1e-12 <= 1 + 1e-12
+            assert (
+                card["name"]
+                and 0 < card["propensity"] <= card["card_propensity"] + 1e-12 <= 1 + 1e-12
+            )
     logged = LiveLog(live_log_path(store)).waiting_impressions()
     assert {row["impression_id"] for _, row in logged} == set(ids)
     assert all(row["policy_id"] == "epsilon-greedy" and row["propensity"] > 0 for _, row in logged)
@@ -78,7 +86,10 @@ def test_weekly_as_json_and_as_each_playlist_format(store):
     assert data["week"] == "2026-W44" and len(data["tracks"]) == 30
     assert all(t["reason"] for t in data["tracks"])
     items = [t["item_id"] for t in data["tracks"]]
-    assert api.get(f"/v1/users/{user}/weekly", params={"week": "2026-W44"}).json()["tracks"] == data["tracks"]
+    assert (
+        api.get(f"/v1/users/{user}/weekly", params={"week": "2026-W44"}).json()["tracks"]
+        == data["tracks"]
+    )
     jspf = api.get(f"/v1/users/{user}/weekly", params={"format": "jspf"})
     assert jspf.headers["content-type"].startswith("application/jspf+json")
     assert len(json.loads(jspf.text)["playlist"]["track"]) == 30
@@ -101,11 +112,17 @@ def test_similar_radio_and_search(store):
     seed_artist = api.get(f"/v1/tracks/{track}/similar", params={"n": 1}).json()["items"][0]
     radio = api.get("/v1/radio", params={"track": track, "n": 20}).json()
     by_artist = Counter(i["artist_id"] for i in radio["items"])
-    assert len(radio["items"]) == 20 and max(by_artist.values()) <= 2 and radio["title"].endswith("radio")
+    assert (
+        len(radio["items"]) == 20
+        and max(by_artist.values()) <= 2
+        and radio["title"].endswith("radio")
+    )
     artist = seed_artist["artist_id"]
     from_artist = api.get("/v1/radio", params={"artist": artist, "n": 10}).json()["items"]
     assert from_artist and artist not in {i["artist_id"] for i in from_artist}
-    genre = api.get(f"/v1/users/{user}/home").json()  # any page: search by a word the catalogue uses
+    genre = api.get(
+        f"/v1/users/{user}/home"
+    ).json()  # any page: search by a word the catalogue uses
     assert genre["shelves"]
     hits = api.get("/v1/search", params={"q": "rock guitar", "n": 5}).json()["items"]
     assert 0 < len(hits) <= 5 and all(h["score"] > 0 for h in hits)
@@ -142,10 +159,17 @@ def test_events_are_accepted_once_and_listed_newest_first(store):
         saves = s.conn.execute("SELECT count(*) FROM actions WHERE user_id = ? AND action = 'save' AND source = 'api'",
                                [user]).fetchall()[0][0]  # fmt: skip
     assert listens == [(45_000, False), (3_000, True)] and saves == 1
-    assert all(e["absorbed"] for e in api.get(f"/v1/users/{user}/events", headers=auth).json()["events"])
+    assert all(
+        e["absorbed"] for e in api.get(f"/v1/users/{user}/events", headers=auth).json()["events"]
+    )
     cli(store, "learn")  # absorbing again changes nothing
     with Store(store, read_only=True) as s:
-        assert s.conn.execute("SELECT count(*) FROM listens WHERE user_id = ? AND source = 'api'", [user]).fetchall()[0][0] == 2
+        assert (
+            s.conn.execute(
+                "SELECT count(*) FROM listens WHERE user_id = ? AND source = 'api'", [user]
+            ).fetchall()[0][0]
+            == 2
+        )
 
 
 def test_keys_decide_who_reads_and_writes_what(store):
@@ -153,7 +177,10 @@ def test_keys_decide_who_reads_and_writes_what(store):
     api = client(store)
     mine, admin = key_for(store, "--user", alice), key_for(store, "--admin")
     assert api.get(f"/v1/users/{alice}/home").status_code == 401
-    assert api.get(f"/v1/users/{alice}/home", headers={"Authorization": "Bearer dc_nope"}).status_code == 401
+    assert (
+        api.get(f"/v1/users/{alice}/home", headers={"Authorization": "Bearer dc_nope"}).status_code
+        == 401
+    )
     assert api.get(f"/v1/users/{alice}/weekly", headers=mine).status_code == 200
     denied = api.get(f"/v1/users/{bob}/weekly", headers=mine)
     assert denied.status_code == 403 and bob in denied.json()["detail"]
@@ -205,7 +232,10 @@ def test_health_and_metrics(store):
         api.get(f"/v1/users/{user}/home")
     assert api.get("/healthz").json()["status"] == "ok"
     text = api.get("/metrics").text
-    assert 'deepcuts_http_requests_total{method="GET",route="/v1/users/{user}/home",status="200"}' in text
+    assert (
+        'deepcuts_http_requests_total{method="GET",route="/v1/users/{user}/home",status="200"}'
+        in text
+    )
     assert "deepcuts_http_request_seconds_bucket" in text and "deepcuts_snapshot_version" in text
     assert 'deepcuts_waiting{kind="impressions"}' in text
 
@@ -219,7 +249,10 @@ def test_playing_one_shelfs_cards_moves_that_shelf_up_after_learning(store):
     auth = key_for(store, "--user", user)
 
     def ranks(n=1):
-        pages = [api.get(f"/v1/users/{user}/home", params={"hour": 18}, headers=auth).json() for _ in range(n)]
+        pages = [
+            api.get(f"/v1/users/{user}/home", params={"hour": 18}, headers=auth).json()
+            for _ in range(n)
+        ]
         return pages, [[s["shelf_type"] for s in p["shelves"]] for p in pages]
 
     (first,), (before,) = ranks()
@@ -239,7 +272,9 @@ def test_playing_one_shelfs_cards_moves_that_shelf_up_after_learning(store):
     learnt = json.loads(cli(store, "learn", "--at", later, "--json").stdout)
     assert learnt["streamed"] >= 5 and learnt["learned"] > 0 and learnt["published_version"]
     registered = json.loads(cli(store, "models", "--kind", "home-reward", "--json").stdout)
-    assert [r["model_id"] for r in registered] == [learnt["model_id"]] and registered[0]["data_until"]
+    assert [r["model_id"] for r in registered] == [learnt["model_id"]] and registered[0][
+        "data_until"
+    ]
     (after_page,), (after,) = ranks()
     assert after_page["snapshot_version"] == learnt["published_version"]
     assert after.index(target) < before.index(target), (target, before, after)
@@ -250,8 +285,12 @@ def test_prefetched_history_answers_as_the_per_listener_queries_do(store):
     from deepcuts.signals.history import ListenerHistory
 
     with Store(store, read_only=True) as s:
-        users = [r[0] for r in s.conn.execute("SELECT user_id FROM users ORDER BY user_id").fetchall()]
-        now = s.conn.execute("SELECT max(played_at) FROM listens").fetchall()[0][0] - timedelta(days=3)
+        users = [
+            r[0] for r in s.conn.execute("SELECT user_id FROM users ORDER BY user_id").fetchall()
+        ]
+        now = s.conn.execute("SELECT max(played_at) FROM listens").fetchall()[0][0] - timedelta(
+            days=3
+        )
         one, everyone = ListenerHistory(s, now), ListenerHistory(s, now).prefetch()
         compared = 0
         for user in users:
@@ -277,7 +316,9 @@ def test_playlist_continuation_from_a_stored_playlist_and_from_a_title(store):
     assert all(x["reason"] for x in got) and [x["position"] for x in got] == list(range(20))
     draft = api.post("/v1/continuation", json={"title": name, "n": 10}).json()["suggestions"]
     assert len(draft) == 10 and any("named like this one" in x["reason"] for x in draft)
-    both = api.post("/v1/continuation", json={"title": name, "tracks": tracks[:3], "n": 10}).json()["suggestions"]
+    both = api.post("/v1/continuation", json={"title": name, "tracks": tracks[:3], "n": 10}).json()[
+        "suggestions"
+    ]
     assert not {x["item_id"] for x in both} & set(tracks[:3])
     assert "nope" in api.post("/v1/continuation", json={"tracks": ["nope"]}).json()["detail"]
     assert api.post("/v1/continuation", json={}).status_code == 422

@@ -38,7 +38,9 @@ def store(built, tmp_path):
 
 def some_listener_and_track(store):
     with Store(store, read_only=True) as s:
-        return s.conn.execute("SELECT user_id, item_id FROM weekly_lists ORDER BY user_id, position LIMIT 1").fetchall()[0]
+        return s.conn.execute(
+            "SELECT user_id, item_id FROM weekly_lists ORDER BY user_id, position LIMIT 1"
+        ).fetchall()[0]
 
 
 def test_accepted_batches_survive_kill_9_and_none_counts_twice(store):
@@ -92,22 +94,40 @@ def test_batch_jobs_run_beside_the_server_and_it_keeps_answering(store, tmp_path
         world = tmp_path / "more"
         subprocess.run([*base, "simulate", "--users", "20", "--tracks", "50", "--weeks", "1", "--seed", "3", "--out",
                         str(world)], check=True, env=env, capture_output=True)  # fmt: skip
-        jobs = [["ingest", "native", str(world)], ["learn"], ["train"], ["weekly", "--week", "2026-W45"], ["publish"]]
+        jobs = [
+            ["ingest", "native", str(world)],
+            ["learn"],
+            ["train"],
+            ["weekly", "--week", "2026-W45"],
+            ["publish"],
+        ]
         # Two at a time: the second waits for the store instead of failing.
         for first, second in zip(jobs[::2], [*jobs[1::2], None], strict=True):
-            running = [subprocess.Popen([*base, *first], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)]
+            running = [
+                subprocess.Popen(
+                    [*base, *first], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                )
+            ]
             if second:
-                running.append(subprocess.Popen([*base, *second], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+                running.append(
+                    subprocess.Popen(
+                        [*base, *second], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                    )
+                )
             for proc in running:
                 out = proc.communicate(timeout=300)[0].decode()
                 assert proc.returncode == 0, out[-2000:]
                 assert "locked" not in out
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # the server picks up the newest version
-            if httpx.get(server.url + "/healthz").json()["snapshot_version"] == current_version(snapshot_root(store)):
+            if httpx.get(server.url + "/healthz").json()["snapshot_version"] == current_version(
+                snapshot_root(store)
+            ):
                 break
             time.sleep(0.2)
-        assert httpx.get(server.url + "/healthz").json()["snapshot_version"] == current_version(snapshot_root(store))
+        assert httpx.get(server.url + "/healthz").json()["snapshot_version"] == current_version(
+            snapshot_root(store)
+        )
     finally:
         stop.set()
         thread.join()
@@ -175,12 +195,18 @@ def test_api_conforms_to_its_openapi(built):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def conforms(case) -> None:
             # /v1/radio takes exactly one of `track` or `artist`, which OpenAPI cannot say:
             # a request with neither is schema-valid and rightly refused, so that one check is
             # off there (no 5xx, status codes, content types and schemas are still checked).
-            skip = [schemathesis.checks.positive_data_acceptance] if case.operation.path == "/v1/radio" else []
+            skip = (
+                [schemathesis.checks.positive_data_acceptance]
+                if case.operation.path == "/v1/radio"
+                else []
+            )
             case.call_and_validate(excluded_checks=skip)
 
         conforms()

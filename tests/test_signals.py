@@ -25,7 +25,9 @@ NOW = datetime(2026, 11, 2, 12, 0, 0)
 NO_DECAY = ConfidenceConfig(half_life_days=None)
 
 
-def _listen(store, user, item, when=NOW, ms=200_000, count=1, skipped=None, incognito=None, country=None):
+def _listen(
+    store, user, item, when=NOW, ms=200_000, count=1, skipped=None, incognito=None, country=None
+):
     store.conn.execute(
         "INSERT INTO listens (user_id, item_id, played_at, ms_played, play_count, skipped, "
         "incognito, country) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -45,7 +47,9 @@ def behaviour(store):
     """One listener (u1) who did one of each thing, and a catalogue with artist X."""
     conn = store.conn
     conn.execute("INSERT INTO artists (artist_id, name) VALUES ('X', 'The X')")
-    conn.execute("INSERT INTO tracks (track_id, artist_id) VALUES ('h', 'X'), ('i', 'X'), ('a', 'Y')")
+    conn.execute(
+        "INSERT INTO tracks (track_id, artist_id) VALUES ('h', 'X'), ('i', 'X'), ('a', 'Y')"
+    )
     t = NOW - timedelta(hours=1)
     for k in range(3):
         _listen(store, "u1", "a", t + timedelta(minutes=k))  # three full plays
@@ -98,7 +102,9 @@ def test_confidence_values_follow_the_documented_formula(behaviour):
     assert _value(inter, "u1", "d") == pytest.approx(1 + 2.0, rel=1e-6)  # save: strong positive
     assert _value(inter, "u1", "g") == pytest.approx(1 + 2.0, rel=1e-6)  # playlist add
     assert _value(inter, "u1", "h") == pytest.approx(1 + log2 + 1.0, rel=1e-6)  # followed artist
-    assert _value(inter, "u1", "j") == pytest.approx(1 + log2, rel=1e-6)  # the unsave undid the save
+    assert _value(inter, "u1", "j") == pytest.approx(
+        1 + log2, rel=1e-6
+    )  # the unsave undid the save
     assert _value(inter, "u1", "k") == pytest.approx(1 + log2, rel=1e-6)  # 40 s counts as a play
     assert _value(inter, "u2", "i") == pytest.approx(1 + log2, rel=1e-6)  # no follow, no boost
     assert not _has(inter, "u1", "i")  # following X does not invent plays of X's other tracks
@@ -139,15 +145,18 @@ def test_recency_decay_halves_at_the_half_life(store):
     assert _value(inter, "u", "old") == pytest.approx(0.5, rel=1e-6)
     assert _value(inter, "u", "older") == pytest.approx(0.25, rel=1e-6)
     assert _value(inter, "u", "undated") == pytest.approx(1.0)
-    later = build_interactions(store, ConfidenceConfig(scaling="linear", half_life_days=10.0,
-                                                       now=NOW + timedelta(days=10)))
+    later = build_interactions(
+        store, ConfidenceConfig(scaling="linear", half_life_days=10.0, now=NOW + timedelta(days=10))
+    )
     assert _value(later, "u", "new") == pytest.approx(0.5, rel=1e-6)
 
 
 def test_listening_time_instead_of_counts(store):
     _listen(store, "u", "a", NOW, ms=120_000)
     _listen(store, "u", "a", NOW - timedelta(minutes=5), ms=60_000)
-    inter = build_interactions(store, ConfidenceConfig(scaling="linear", use_time=True, half_life_days=None))
+    inter = build_interactions(
+        store, ConfidenceConfig(scaling="linear", use_time=True, half_life_days=None)
+    )
     assert _value(inter, "u", "a") == pytest.approx(3.0)  # minutes
 
 
@@ -180,9 +189,18 @@ def test_remove_pairs_drops_exactly_those_entries():
 @pytest.fixture
 def social(store):
     conn = store.conn
-    conn.execute("INSERT INTO users (user_id, country) VALUES ('u1', 'se'), ('u2', NULL), ('u3', 'SE')")
+    conn.execute(
+        "INSERT INTO users (user_id, country) VALUES ('u1', 'se'), ('u2', NULL), ('u3', 'SE')"
+    )
     conn.execute("INSERT INTO tracks (track_id, artist_id) VALUES ('h', 'X'), ('i', 'X')")
-    for user, item in [("u1", "a"), ("u1", "b"), ("u1", "g"), ("u2", "a"), ("u2", "h"), ("u3", "i")]:
+    for user, item in [
+        ("u1", "a"),
+        ("u1", "b"),
+        ("u1", "g"),
+        ("u2", "a"),
+        ("u2", "h"),
+        ("u3", "i"),
+    ]:
         _listen(store, user, item, country="NO" if user == "u2" else None)
     conn.execute(
         "INSERT INTO item_tags (item_id, tag, user_id) VALUES ('a', 'Rock', 'u1'), ('a', 'rock ', 'u2'), "
@@ -221,7 +239,10 @@ def test_side_information_leaves_out_held_out_pairs(social):
     inter = build_interactions(social, NO_DECAY)
     users, items = inter.users, inter.items
     held = sp.csr_matrix(
-        (np.ones(2, np.float32), ([users.index("u1"), users.index("u1")], [items.index("b"), items.index("g")])),
+        (
+            np.ones(2, np.float32),
+            ([users.index("u1"), users.index("u1")], [items.index("b"), items.index("g")]),
+        ),
         shape=inter.shape,
     )
     side = build_side_info(social, users, items, exclude=held)

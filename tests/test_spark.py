@@ -41,18 +41,23 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::Deprec
 @pytest.fixture(scope="module")
 def spark():
     warnings.filterwarnings("ignore", module="pyspark")
-    session = spark_session("local[2]", {
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
-        "spark.sql.shuffle.partitions": "2",
-        "spark.default.parallelism": "2",
-    })
+    session = spark_session(
+        "local[2]",
+        {
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+        },
+    )
     yield session
     session.stop()
 
 
 def cli(store_path, *args: str) -> str:
-    result = CliRunner().invoke(main, ["--store", str(store_path), *map(str, args)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["--store", str(store_path), *map(str, args)], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -65,10 +70,36 @@ def world(tmp_path_factory, spark):
     path, _ = simulated_store(tmp, users=150, tracks=600, weeks=3, seed=3)
     events, lists = tmp / "events", tmp / "lists"
     cli(path, "export-events", "--out", events)
-    cli(path, "train", "--engine", "spark", "--master", "local[2]", "--events", events,
-        "--set", "factors=16", "--set", "iterations=5")
-    out = cli(path, "weekly", "--week", WEEK, "--ranker", "blend", "--engine", "spark",
-              "--master", "local[2]", "--partitions", "2", "--out", lists)
+    cli(
+        path,
+        "train",
+        "--engine",
+        "spark",
+        "--master",
+        "local[2]",
+        "--events",
+        events,
+        "--set",
+        "factors=16",
+        "--set",
+        "iterations=5",
+    )
+    out = cli(
+        path,
+        "weekly",
+        "--week",
+        WEEK,
+        "--ranker",
+        "blend",
+        "--engine",
+        "spark",
+        "--master",
+        "local[2]",
+        "--partitions",
+        "2",
+        "--out",
+        lists,
+    )
     assert "150 lists" in out, out
     return path, events, lists
 
@@ -88,8 +119,12 @@ def test_events_layout(world, spark):
     path, events, _ = world
     with Store(path, read_only=True) as store:
         listens = store.conn.execute("SELECT count(*) FROM listens").fetchall()[0][0]
-        saves = store.conn.execute("SELECT count(*) FROM actions WHERE action IN ('save', 'unsave')").fetchall()[0][0]
-    frames = {kind: spark.read.parquet(str(events / kind)) for kind in ("listens", "skips", "saves")}
+        saves = store.conn.execute(
+            "SELECT count(*) FROM actions WHERE action IN ('save', 'unsave')"
+        ).fetchall()[0][0]
+    frames = {
+        kind: spark.read.parquet(str(events / kind)) for kind in ("listens", "skips", "saves")
+    }
     assert frames["listens"].count() + frames["skips"].count() == listens
     assert frames["saves"].count() == saves
     assert "day" in frames["listens"].columns
@@ -110,7 +145,10 @@ def test_spark_model_is_registered_and_saved_like_the_embedded_one(world):
         trained = load_trained(store)
     model, users, items = load_model(record.path)
     assert type(model) is ALS and model.factors == 16
-    assert model.user_factors_.shape == (len(users), 16) and model.item_factors_.shape == (len(items), 16)
+    assert model.user_factors_.shape == (len(users), 16) and model.item_factors_.shape == (
+        len(items),
+        16,
+    )
     assert np.isfinite(model.item_factors_).all() and np.abs(model.item_factors_).sum() > 0
     assert trained.model.iterations == 5
 
@@ -119,9 +157,13 @@ def test_spark_weekly_keeps_every_rule_and_equals_the_embedded_lists(world, spar
     path, events, lists = world
     rows = ds.dataset(str(lists / "weekly_lists"), format="parquet").to_table()
     with Store(path, read_only=True) as store:
-        table_columns = [c for (c,) in store.conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'weekly_lists' "
-            "ORDER BY ordinal_position").fetchall()]
+        table_columns = [
+            c
+            for (c,) in store.conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'weekly_lists' "
+                "ORDER BY ordinal_position"
+            ).fetchall()
+        ]
         artist = dict(store.conn.execute("SELECT track_id, artist_id FROM tracks").fetchall())
         dw = prepare_weekly(store, MONDAY, ranker="blend")
         embedded, _ = dw.tables(np.arange(dw.interactions.shape[0]))
@@ -137,16 +179,25 @@ def test_spark_weekly_keeps_every_rule_and_equals_the_embedded_lists(world, spar
     assert frame.groupby(["user_id", "artist"]).size().max() <= 2
     # never played before the week, skips included: read from the exported events on Spark
     week_start = datetime.combine(MONDAY, datetime.min.time())
-    played = (spark.read.parquet(str(events / "listens")).unionByName(spark.read.parquet(str(events / "skips")))
-              .where(f"played_at IS NULL OR played_at < '{week_start}'").select("user_id", "item_id"))
+    played = (
+        spark.read.parquet(str(events / "listens"))
+        .unionByName(spark.read.parquet(str(events / "skips")))
+        .where(f"played_at IS NULL OR played_at < '{week_start}'")
+        .select("user_id", "item_id")
+    )
     spark_rows = spark.read.parquet(str(lists / "weekly_lists"))
     assert spark_rows.join(played, ["user_id", "item_id"], "left_semi").count() == 0
     assert played.count() > 0
     # the same lists as the embedded engine's, track for track
     key = ["user_id", "position"]
-    mine = frame.sort_values(key)[["user_id", "position", "item_id", "source", "reason"]].reset_index(drop=True)
-    theirs = (embedded.to_pandas().sort_values(key)[["user_id", "position", "item_id", "source", "reason"]]
-              .reset_index(drop=True))
+    mine = frame.sort_values(key)[
+        ["user_id", "position", "item_id", "source", "reason"]
+    ].reset_index(drop=True)
+    theirs = (
+        embedded.to_pandas()
+        .sort_values(key)[["user_id", "position", "item_id", "source", "reason"]]
+        .reset_index(drop=True)
+    )
     assert mine.equals(theirs)
 
 
@@ -156,7 +207,8 @@ def test_load_weekly_lists(world, tmp_path):
         assert load_weekly_lists(store, lists) == 150 * 30
         assert load_weekly_lists(store, lists) == 150 * 30  # a second load replaces, not adds
         count, users = store.conn.execute(
-            "SELECT count(*), count(DISTINCT user_id) FROM weekly_lists WHERE week = ?", [WEEK]).fetchall()[0]
+            "SELECT count(*), count(DISTINCT user_id) FROM weekly_lists WHERE week = ?", [WEEK]
+        ).fetchall()[0]
         assert (count, users) == (4500, 150)
         with pytest.raises(WeeklyFilesError, match="no weekly_lists"):
             load_weekly_lists(store, tmp_path)
@@ -211,7 +263,9 @@ def test_cli_says_what_is_wrong_before_starting_spark(tmp_path):
 
     result = run("weekly", "--week", WEEK, "--engine", "spark")
     assert result.exit_code == 2 and "--out PATH" in result.output
-    result = run("weekly", "--week", WEEK, "--engine", "spark", "--user", "u1", "--out", tmp_path / "x")
+    result = run(
+        "weekly", "--week", WEEK, "--engine", "spark", "--user", "u1", "--out", tmp_path / "x"
+    )
     assert result.exit_code == 2 and "leave out --user" in result.output
     result = run("train", "--engine", "spark", "--model", "ease")
     assert result.exit_code == 2 and "fits als, not ease" in result.output

@@ -58,8 +58,6 @@ def test_a_store_written_at_schema_version_1_still_opens_and_migrates(tmp_path):
         assert s.conn.execute("SELECT ms_played FROM listens").fetchall() == [(200000,)]
 
 
-
-
 def test_duckdb_draws_no_progress_bar(tmp_path):
     """DuckDB's progress bar goes to stdout once a query runs 2 s, even into a pipe: it is off
     on every store connection and its cursors, so --json and M3U8 output stay clean. Checked
@@ -75,5 +73,7 @@ def test_duckdb_draws_no_progress_bar(tmp_path):
         "        print(conn.execute(\"SELECT current_setting('enable_progress_bar')\").fetchall()[0][0])\n"
         "    store.close()\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+    )
     assert done.stdout.split() == ["False"] * 4

@@ -83,7 +83,11 @@ class Supysonic:
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
-            [str(BIN / "supysonic-cli"), *args], cwd=self.root, env=self.env, capture_output=True, text=True,
+            [str(BIN / "supysonic-cli"), *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
             timeout=60,
         )
         assert done.returncode == 0, done.stderr + done.stdout
@@ -94,13 +98,26 @@ class Supysonic:
         self.cli("folder", "add", "music", str(self.music))
         self.cli("folder", "scan", "music")
         self.process = subprocess.Popen(
-            [str(BIN / "supysonic-server"), "-S", "waitress", "-h", "127.0.0.1", "-p", str(self.port)],
-            cwd=self.root, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(BIN / "supysonic-server"),
+                "-S",
+                "waitress",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
+            cwd=self.root,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if self.client().ping():  # py-sonic answers False (not an error) while nothing listens
+                if (
+                    self.client().ping()
+                ):  # py-sonic answers False (not an error) while nothing listens
                     return
             except Exception:  # not listening yet
                 pass
@@ -120,14 +137,18 @@ class Supysonic:
 
     def client(self):
         """py-sonic, the reference client: supysonic takes only the password scheme."""
-        return libsonic.Connection("http://127.0.0.1", USER, PASSWORD, port=self.port, legacyAuth=True)
+        return libsonic.Connection(
+            "http://127.0.0.1", USER, PASSWORD, port=self.port, legacyAuth=True
+        )
 
 
 def write_store_files(folder: Path) -> None:
     """A store's worth of native files: listeners who played some of the server's songs (known
     to the store by artist, title and duration), and tracks the server does not have."""
     rows = [r for r in manifest() if r["title"]]
-    known = [r for r in rows if r["artist"] == "Maxstack"][:10] + [r for r in rows if r["artist"] == "Will Savino"][:2]
+    known = [r for r in rows if r["artist"] == "Maxstack"][:10] + [
+        r for r in rows if r["artist"] == "Will Savino"
+    ][:2]
     folder.mkdir()
     tracks = ["track_id,name,artist_id,album_id,duration_ms"]
     artists = ["artist_id,name", "test:artist:maxstack,Maxstack", "test:artist:savino,Will Savino"]
@@ -143,7 +164,9 @@ def write_store_files(folder: Path) -> None:
             tracks.append(f"{ids[-1]},{r['title']},{artist},{album},30000")
     for k in range(40):  # a catalogue beyond the server: 20 artists of 2 tracks each
         artists.append(f"test:artist:other{k // 2},Other Artist {k // 2}")
-        tracks.append(f"test:track:other{k},Elsewhere {k},test:artist:other{k // 2},test:album:other{k},200000")
+        tracks.append(
+            f"test:track:other{k},Elsewhere {k},test:artist:other{k // 2},test:album:other{k},200000"
+        )
     listens = ["user_id,item_id,played_at,ms_played"]
     users = ["user_id", USER] + [f"friend{u}" for u in range(12)]
     # alice played the first 4 known songs and a few others; the friends played overlapping sets.
@@ -162,7 +185,8 @@ def write_store_files(folder: Path) -> None:
     (folder / "artists.csv").write_text("\n".join(artists) + "\n")
     (folder / "tracks.csv").write_text("\n".join(tracks) + "\n")
     (folder / "albums.csv").write_text(
-        "album_id,name,artist_id\n" + "".join(f'{a},"{name}",{artist}\n' for name, (a, artist) in albums.items())
+        "album_id,name,artist_id\n"
+        + "".join(f'{a},"{name}",{artist}\n' for name, (a, artist) in albums.items())
     )
     (folder / "listens.csv").write_text("\n".join(listens) + "\n")
 
@@ -193,8 +217,21 @@ def run(store: Path, *args: str, password: str = PASSWORD):
 
 def sync(setup, week: str, *extra: str, url: str | None = None, password: str = PASSWORD):
     return run(
-        setup["store"], "sync", "subsonic", "--url", url or setup["server"].url, "--user", USER,
-        "--password-env", "DC_PASS", "--music-dir", str(setup["music"]), "--week", week, *extra, password=password,
+        setup["store"],
+        "sync",
+        "subsonic",
+        "--url",
+        url or setup["server"].url,
+        "--user",
+        USER,
+        "--password-env",
+        "DC_PASS",
+        "--music-dir",
+        str(setup["music"]),
+        "--week",
+        week,
+        *extra,
+        password=password,
     )
 
 
@@ -202,7 +239,8 @@ def stored_list(store: Path, week: str) -> list[str]:
     """The week's list as the server's song ids, in order, from what the store recorded."""
     with duckdb.connect(str(store), read_only=True) as conn:
         return [
-            r[0] for r in conn.execute(
+            r[0]
+            for r in conn.execute(
                 """
                 SELECT min(m.song_id) FROM weekly_lists w JOIN subsonic_songs m ON m.track_id = w.item_id
                 WHERE w.user_id = ? AND w.week = ? AND m.gone_at IS NULL GROUP BY w.position ORDER BY w.position
@@ -232,9 +270,11 @@ def discover_weekly(server: Supysonic, name: str = "Discover Weekly") -> tuple[s
 def played_by_alice(store: Path) -> set[str]:
     with duckdb.connect(str(store), read_only=True) as conn:
         return {
-            r[0] for r in conn.execute(
+            r[0]
+            for r in conn.execute(
                 "SELECT DISTINCT m.song_id FROM listens l JOIN subsonic_songs m ON m.track_id = l.item_id "
-                "WHERE l.user_id = ?", [USER],
+                "WHERE l.user_id = ?",
+                [USER],
             ).fetchall()
         }
 
@@ -242,9 +282,12 @@ def played_by_alice(store: Path) -> set[str]:
 def snapshot(store: Path) -> dict[str, str]:
     """A digest of every table's rows."""
     with duckdb.connect(str(store), read_only=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
-        ).fetchall()]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+            ).fetchall()
+        ]
         out = {}
         for t in sorted(tables):
             rows = sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"').fetchall()))
@@ -260,19 +303,33 @@ def test_first_sync_reads_the_library_and_writes_the_playlist(setup):
     assert result.exit_code == 0, result.output
     store = setup["store"]
     with duckdb.connect(str(store), read_only=True) as conn:
-        mapping = dict(conn.execute("SELECT matched_by, count(*) FROM subsonic_songs GROUP BY 1").fetchall())
+        mapping = dict(
+            conn.execute("SELECT matched_by, count(*) FROM subsonic_songs GROUP BY 1").fetchall()
+        )
         # every song has its file as audio, and the songs the store knew are the same tracks
         no_audio = conn.execute(
             "SELECT count(*) FROM subsonic_songs m JOIN tracks t USING (track_id) WHERE t.audio_path IS NULL"
         ).fetchall()[0][0]
-        genres = conn.execute("SELECT count(*) FROM tracks WHERE genre = 'Hyperrogue soundtrack'").fetchall()[0][0]
-        new_ids = [r[0] for r in conn.execute("SELECT track_id FROM subsonic_songs WHERE matched_by = 'new'").fetchall()]
+        genres = conn.execute(
+            "SELECT count(*) FROM tracks WHERE genre = 'Hyperrogue soundtrack'"
+        ).fetchall()[0][0]
+        new_ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT track_id FROM subsonic_songs WHERE matched_by = 'new'"
+            ).fetchall()
+        ]
     # the MusicBrainz ids are in the files' tags (supysonic does not serve them): the two songs
     # the store knows by id match by it, and new tagged songs take their recording as track id
     assert mapping == {"mbid": 2, "metadata": 10, "new": 21}, mapping
-    assert sum(t.startswith("mbid:recording:") for t in new_ids) == 19  # the 2 untagged files are not
+    assert (
+        sum(t.startswith("mbid:recording:") for t in new_ids) == 19
+    )  # the 2 untagged files are not
     assert no_audio == 0 and genres == 13  # 15 tagged, 2 of them known to the store without a genre
-    assert "33 songs" in result.output and "2 matched by MusicBrainz id, 10 by artist, title and duration, 21 new" in result.output
+    assert (
+        "33 songs" in result.output
+        and "2 matched by MusicBrainz id, 10 by artist, title and duration, 21 new" in result.output
+    )
     playlist_id, songs = discover_weekly(setup["server"])
     assert songs == stored_list(store, "2026-W49")
     # 2 per artist and 1 per album over the server's 4 artists and 5 albums (the untagged
@@ -294,14 +351,19 @@ def test_next_week_replaces_the_playlist(setup):
     result = sync(setup, "2026-W50", "--because", "1")
     assert result.exit_code == 0, result.output
     assert "33 known from earlier syncs" in result.output
-    assert sorted(playlist_names(setup["server"])) == ["Because you listened to Maxstack", "Discover Weekly"]
+    assert sorted(playlist_names(setup["server"])) == [
+        "Because you listened to Maxstack",
+        "Discover Weekly",
+    ]
     playlist_id, songs = discover_weekly(setup["server"])  # still one playlist
     assert playlist_id == WEEKS["id"][0]
     assert songs == stored_list(setup["store"], "2026-W50") and len(songs) == 5
     assert not set(songs) & set(WEEKS["2026-W49"])  # never last week's again
     after = snapshot(setup["store"])
     # the catalogue is as it was: a known library adds nothing
-    assert all(after[t] == before[t] for t in ("tracks", "artists", "albums", "listens", "item_tags"))
+    assert all(
+        after[t] == before[t] for t in ("tracks", "artists", "albums", "listens", "item_tags")
+    )
     WEEKS["2026-W50"] = songs
 
 
@@ -314,13 +376,20 @@ def test_a_song_gone_from_the_server_is_reported_and_left_out(setup):
     before = snapshot(store)
     result = sync(setup, "2026-W51")
     assert result.exit_code == 0, result.output
-    assert "no longer on the server since the last sync: " in result.output and f"({gone_song})" in result.output
+    assert (
+        "no longer on the server since the last sync: " in result.output
+        and f"({gone_song})" in result.output
+    )
     _, songs = discover_weekly(server)
     assert gone_song not in songs and songs == stored_list(store, "2026-W51") and songs
     after = snapshot(store)
-    assert all(after[t] == before[t] for t in ("tracks", "artists", "albums", "listens", "quarantine"))
+    assert all(
+        after[t] == before[t] for t in ("tracks", "artists", "albums", "listens", "quarantine")
+    )
     with duckdb.connect(str(store), read_only=True) as conn:
-        gone = conn.execute("SELECT song_id FROM subsonic_songs WHERE gone_at IS NOT NULL").fetchall()
+        gone = conn.execute(
+            "SELECT song_id FROM subsonic_songs WHERE gone_at IS NOT NULL"
+        ).fetchall()
     assert gone == [(gone_song,)]
     # no --because this time: the playlist of the earlier syncs is deleted, not left behind
     assert playlist_names(server) == ["Discover Weekly"]
@@ -349,11 +418,33 @@ def test_missing_password_variable_and_bad_url_are_clear(setup):
 
     before = snapshot(setup["store"])
     result = CliRunner().invoke(
-        main, ["--store", str(setup["store"]), "sync", "subsonic", "--url", setup["server"].url, "--user", USER,
-               "--password-env", "NO_SUCH_VARIABLE_DC"], env={"NO_SUCH_VARIABLE_DC": None},
+        main,
+        [
+            "--store",
+            str(setup["store"]),
+            "sync",
+            "subsonic",
+            "--url",
+            setup["server"].url,
+            "--user",
+            USER,
+            "--password-env",
+            "NO_SUCH_VARIABLE_DC",
+        ],
+        env={"NO_SUCH_VARIABLE_DC": None},
     )
     assert result.exit_code == 5 and "NO_SUCH_VARIABLE_DC is not set" in result.output
-    result = run(setup["store"], "sync", "subsonic", "--url", "localhost:4533", "--user", USER, "--password-env", "DC_PASS")
+    result = run(
+        setup["store"],
+        "sync",
+        "subsonic",
+        "--url",
+        "localhost:4533",
+        "--user",
+        USER,
+        "--password-env",
+        "DC_PASS",
+    )
     assert result.exit_code == 2 and "http:// or https://" in result.output
     assert snapshot(setup["store"]) == before
 
@@ -364,7 +455,9 @@ def test_a_song_that_vanishes_while_the_playlist_is_written_is_a_clear_error(set
     with SubsonicClient(setup["server"].url, USER, PASSWORD) as client:
         with pytest.raises(SubsonicError, match=r"createPlaylist.*not found.*Subsonic error 70"):
             client.write_playlist("Discover Weekly", ["00000000-0000-0000-0000-000000000000"])
-    assert discover_weekly(setup["server"])[1] == stored_list(setup["store"], "2026-W51")  # untouched
+    assert discover_weekly(setup["server"])[1] == stored_list(
+        setup["store"], "2026-W51"
+    )  # untouched
 
 
 # -- matching, on hand-built songs ------------------------------------------------------------
@@ -373,12 +466,19 @@ def test_a_song_that_vanishes_while_the_playlist_is_written_is_a_clear_error(set
 def test_matching_mbid_first_then_metadata_and_never_an_ambiguous_pair():
     with Store(":memory:", create=True) as store:
         with FileLoad(store, "native", "-") as load:
-            load.add_arrow("artists", pa.table({"artist_id": ["a:1", "a:2"], "name": ["Sigur Rós", "Twins"]}))
+            load.add_arrow(
+                "artists", pa.table({"artist_id": ["a:1", "a:2"], "name": ["Sigur Rós", "Twins"]})
+            )
             load.add_arrow(
                 "tracks",
                 pa.table(
                     {
-                        "track_id": ["mbid:recording:11111111-1111-1111-1111-111111111111", "t:hop", "t:x", "t:y"],
+                        "track_id": [
+                            "mbid:recording:11111111-1111-1111-1111-111111111111",
+                            "t:hop",
+                            "t:x",
+                            "t:y",
+                        ],
                         "name": ["Hoppípolla", "Hoppípolla!", "Same", "Same"],
                         "artist_id": ["a:1", "a:1", "a:2", "a:2"],
                         "duration_ms": [268_000, 268_000, 100_000, 101_000],
@@ -386,11 +486,27 @@ def test_matching_mbid_first_then_metadata_and_never_an_ambiguous_pair():
                 ),
             )
         songs = [
-            Song("s1", "Hoppipolla", "Sigur Ros", mbid="11111111-1111-1111-1111-111111111111", duration_s=268),
-            Song("s2", "hoppipolla", "SIGUR ROS", duration_s=269),  # the other Hoppípolla track, by name
+            Song(
+                "s1",
+                "Hoppipolla",
+                "Sigur Ros",
+                mbid="11111111-1111-1111-1111-111111111111",
+                duration_s=268,
+            ),
+            Song(
+                "s2", "hoppipolla", "SIGUR ROS", duration_s=269
+            ),  # the other Hoppípolla track, by name
             Song("s3", "Same", "Twins", duration_s=100),  # two candidate tracks: no match
             Song("s4", "Hoppípolla", "Sigur Rós", duration_s=400),  # duration too far: new
-            Song("s5", "New one", "Sigur Rós", album="Takk", album_id="al9", genre="Post-rock", duration_s=200),
+            Song(
+                "s5",
+                "New one",
+                "Sigur Rós",
+                album="Takk",
+                album_id="al9",
+                genre="Post-rock",
+                duration_s=200,
+            ),
         ]
         # "Hoppipolla!" normalises like "Hoppipolla": s1 took the MBID track, s2 gets t:hop.
         report = import_library(store, "music.example:4533", songs)

@@ -58,7 +58,9 @@ def make_store(path=":memory:") -> Store:
         for k, item in enumerate(items):
             plays.append((user, item, start + timedelta(minutes=4 * k), 200_000))
     plays.append(("u2", "t1", T0 + timedelta(minutes=20), 3_000))
-    c.executemany("INSERT INTO listens (user_id, item_id, played_at, ms_played) VALUES (?, ?, ?, ?)", plays)
+    c.executemany(
+        "INSERT INTO listens (user_id, item_id, played_at, ms_played) VALUES (?, ?, ?, ?)", plays
+    )
     return store
 
 
@@ -92,8 +94,12 @@ def test_item_documents_gather_every_kind_of_text(store):
     # Leaving one listener out removes their tags and playlists, and only theirs.
     without = dict(zip(texts.item_ids, texts.terms(exclude_user="u1"), strict=True))
     assert "weekend" not in without["t1"] and "female_vocalists" in without["t1"]
-    assert terms["t1"].count("acoustic") == without["t1"].count("acoustic") + 2  # tag + playlist name
-    assert "u1" not in dict(zip(texts.item_ids, texts.documents(exclude_user="u1"), strict=True))["t1"]
+    assert (
+        terms["t1"].count("acoustic") == without["t1"].count("acoustic") + 2
+    )  # tag + playlist name
+    assert (
+        "u1" not in dict(zip(texts.item_ids, texts.documents(exclude_user="u1"), strict=True))["t1"]
+    )
 
 
 def test_item_texts_for_given_ids_include_unknown_items(store):
@@ -215,7 +221,10 @@ def test_item_sentences_from_play_counts(tmp_path):
 def test_tfidf_search_finds_the_words(store):
     search = TextSearch("tfidf").fit(load_item_texts(store))
     hits = search.query("rainy sunday acoustic", n=3, kind="track")
-    assert [h.item_id for h in hits[:2]] == ["t1", "t2"] or [h.item_id for h in hits[:2]] == ["t2", "t1"]
+    assert [h.item_id for h in hits[:2]] == ["t1", "t2"] or [h.item_id for h in hits[:2]] == [
+        "t2",
+        "t1",
+    ]
     assert all(h.kind == "track" for h in hits)
     assert search.query("thrash", n=5, kind="track")[0].item_id == "t3"
     assert search.query("thrash", n=5, kind="artist")[0].item_id == "a2"

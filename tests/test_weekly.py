@@ -31,7 +31,9 @@ def world(tmp_path_factory):
 def weekly(store, week, **kwargs):
     monday = parse_week(week)
     inter = build_interactions(store, until=datetime.combine(monday, datetime.min.time()))
-    model = make_model("als", {"factors": 32, "iterations": 10, "random_state": 0}).fit(inter.matrix)
+    model = make_model("als", {"factors": 32, "iterations": 10, "random_state": 0}).fit(
+        inter.matrix
+    )
     return DiscoverWeekly(store, model, inter, monday, **kwargs), inter
 
 
@@ -59,7 +61,9 @@ def test_lists_keep_every_rule(world):
         assert len(items) == 30, wl.note
         assert len(set(items)) == 30
         uid = inter.users.id(wl.user)
-        assert not any(f"{uid}|{inter.items.id(i)}" in played for i in items)  # never played, skips included
+        assert not any(
+            f"{uid}|{inter.items.id(i)}" in played for i in items
+        )  # never played, skips included
         artists = cat.artist[items]
         assert np.bincount(artists[artists >= 0]).max() <= 2
         albums = cat.album[items]
@@ -96,12 +100,15 @@ def test_lists_do_not_depend_on_batching_or_threads(world):
     threaded = lists(batch_size=32, workers=2)
     assert len(one_batch) == 300 and threaded == one_batch
 
+
 def test_short_catalogue_says_why(world):
     store = world
     from deepcuts.ranking.shape import Shape
     from deepcuts.surfaces.weekly import WeeklyConfig
 
-    dw, _ = weekly(store, WEEK, config=WeeklyConfig(shape=Shape(n=30, max_per_artist=1, max_per_album=1)))
+    dw, _ = weekly(
+        store, WEEK, config=WeeklyConfig(shape=Shape(n=30, max_per_artist=1, max_per_album=1))
+    )
     dw.world.catalogue.artist[:] = 0  # pretend one artist made everything
     wl = next(dw.build(np.arange(1)))
     assert len(wl.tracks) == 1 and "only 1 tracks" in wl.note
@@ -127,7 +134,9 @@ def test_bans_of_tracks_and_artists_are_respected(world):
         assert banned_artist not in {cat.artists[cat.artist[t.item]] for t in after.tracks}
         assert len(after.tracks) == 30
     finally:
-        store.conn.execute("DELETE FROM actions WHERE acted_at = '2026-10-20' AND user_id = ?", [user])
+        store.conn.execute(
+            "DELETE FROM actions WHERE acted_at = '2026-10-20' AND user_id = ?", [user]
+        )
 
 
 def test_weekly_keeps_cf_hit_rate_with_more_variety(tmp_path):
@@ -156,8 +165,12 @@ def test_content_neighbours_bring_in_tracks_nobody_played(world):
     store = world
     monday = parse_week(WEEK)
     inter = build_interactions(store, until=datetime.combine(monday, datetime.min.time()))
-    model = make_model("als", {"factors": 32, "iterations": 10, "random_state": 0}).fit(inter.matrix)
-    dw = DiscoverWeekly(store, model, inter, monday, content_vectors=store_content_vectors(store, inter.items))
+    model = make_model("als", {"factors": 32, "iterations": 10, "random_state": 0}).fit(
+        inter.matrix
+    )
+    dw = DiscoverWeekly(
+        store, model, inter, monday, content_vectors=store_content_vectors(store, inter.items)
+    )
     lists = list(dw.build(np.arange(60)))
     unplayed = dw.world.catalogue.plays == 0
     cold = [t for wl in lists for t in wl.tracks if unplayed[t.item]]
@@ -209,9 +222,17 @@ def test_batch_shaping_picks_what_one_list_at_a_time_picks():
         for r in range(n):
             valid = np.flatnonzero(np.isfinite(relevance[r]))
             one = valid[
-                shape_list(valid, relevance[r, valid], artist[r, valid], album[r, valid], fresh[r, valid],
-                           None if vectors is None else vectors[items[r, valid]], shape, tail[r, valid],
-                           int(min_tail[r]))
+                shape_list(
+                    valid,
+                    relevance[r, valid],
+                    artist[r, valid],
+                    album[r, valid],
+                    fresh[r, valid],
+                    None if vectors is None else vectors[items[r, valid]],
+                    shape,
+                    tail[r, valid],
+                    int(min_tail[r]),
+                )
             ]
             got = batch[r][batch[r] >= 0]
             assert got.tolist() == one.tolist(), r
@@ -284,7 +305,9 @@ def test_candidate_selections_match_a_full_sort():
             assert got == [], r
             continue
         rise = rising[regions[r]]
-        order = [i for i in np.argsort(-rise, kind="stable") if rise[i] > 0 and not blocked[r, i]][:k]
+        order = [i for i in np.argsort(-rise, kind="stable") if rise[i] > 0 and not blocked[r, i]][
+            :k
+        ]
         assert got == order and np.array_equal(values[r, : len(order)], rise[order]), r
 
 
@@ -310,7 +333,9 @@ def test_selection_through_links_is_the_product_then_the_selection():
         sources[r, : len(picked)] = picked
     reasons = rng.integers(0, 3, links.nnz).astype(np.float32)  # some links no reason at all
     for weights in (None, reasons):
-        items, scores, because = top_k_through(values, links, forbidden, sources, k, reason_weights=weights)
+        items, scores, because = top_k_through(
+            values, links, forbidden, sources, k, reason_weights=weights
+        )
         want_items, want_scores = top_k_sparse(values @ links, forbidden, k)
         assert np.array_equal(items, want_items)
         assert np.array_equal(scores, want_scores)
@@ -321,9 +346,17 @@ def test_selection_through_links_is_the_product_then_the_selection():
         for r in range(n):
             for item, got in zip(items[r], because[r], strict=True):
                 # the first source with the largest positive weight to the item
-                pairs = [(why[s, item], -at, s) for at, s in enumerate(sources[r]) if s != NONE and why[s, item] > 0]
+                pairs = [
+                    (why[s, item], -at, s)
+                    for at, s in enumerate(sources[r])
+                    if s != NONE and why[s, item] > 0
+                ]
                 assert got == (max(pairs)[2] if item != NONE and pairs else NONE), (r, item)
-        assert (items != NONE).sum() > n * k // 2 and (because != NONE).any() and (because == NONE).any()
+        assert (
+            (items != NONE).sum() > n * k // 2
+            and (because != NONE).any()
+            and (because == NONE).any()
+        )
 
 
 def test_lists_over_an_allowed_set_hold_only_it_and_still_thirty(world):
@@ -401,12 +434,21 @@ def test_train_registers_every_part_and_the_batch_names_the_ids_it_used(register
     with Store(store, read_only=True) as s:
         content, record = load_content(s, "content-v1")
     assert record.params["cf_model"] == "als-v1" and content.vectors is not None
-    assert content.coef_.shape == (content.vectors_.shape[1], by_kind["cf"]["params"]["model"]["factors"])
-    assert content.cold_.any() and (np.linalg.norm(content.predicted_[content.cold_], axis=1) > 0).all()
+    assert content.coef_.shape == (
+        content.vectors_.shape[1],
+        by_kind["cf"]["params"]["model"]["factors"],
+    )
+    assert (
+        content.cold_.any()
+        and (np.linalg.norm(content.predicted_[content.cold_], axis=1) > 0).all()
+    )
     # the ranker learnt on the week before REG_WEEK: its watermark is the week's Monday
     ranker = by_kind["weekly-ranker"]
     assert ranker["data_until"].startswith(str(parse_week(REG_WEEK)))
-    assert "ranker: learned; models: cf als-v1, content content-v1, weekly-ranker weekly-ranker-v1" in batch
+    assert (
+        "ranker: learned; models: cf als-v1, content content-v1, weekly-ranker weekly-ranker-v1"
+        in batch
+    )
     text = _run(store, "models").output
     assert "als-v1" in text and "weekly-ranker" in text
     with Store(store, read_only=True) as s:
@@ -424,18 +466,26 @@ def test_one_list_is_read_from_the_batch_and_exported_in_every_format(registered
 
     store, _, _ = registered
     with Store(store, read_only=True) as s:
-        user, = s.conn.execute("SELECT min(user_id) FROM weekly_lists WHERE week = ?", [REG_WEEK]).fetchall()[0]
+        (user,) = s.conn.execute(
+            "SELECT min(user_id) FROM weekly_lists WHERE week = ?", [REG_WEEK]
+        ).fetchall()[0]
         stored = [r[0] for r in s.conn.execute(
             "SELECT coalesce(t.name, w.item_id) FROM weekly_lists w LEFT JOIN tracks t ON t.track_id = w.item_id "
             "WHERE w.user_id = ? AND w.week = ? ORDER BY w.position", [user, REG_WEEK]).fetchall()]  # fmt: skip
         models_before = s.conn.execute("SELECT count(*) FROM models").fetchall()[0][0]
     assert len(stored) == 30
-    jspf = json.loads(_run(store, "weekly", "--user", user, "--week", REG_WEEK, "--format", "jspf").output)
+    jspf = json.loads(
+        _run(store, "weekly", "--user", user, "--week", REG_WEEK, "--format", "jspf").output
+    )
     assert [t["title"] for t in jspf["playlist"]["track"]] == stored
-    xspf = ET.fromstring(_run(store, "weekly", "--user", user, "--week", REG_WEEK, "--format", "xspf").output)
+    xspf = ET.fromstring(
+        _run(store, "weekly", "--user", user, "--week", REG_WEEK, "--format", "xspf").output
+    )
     ns = {"x": "http://xspf.org/ns/0/"}
     assert [t.findtext("x:title", namespaces=ns) for t in xspf.iterfind(".//x:track", ns)] == stored
-    m3u = _run(store, "weekly", "--user", user, "--week", REG_WEEK, "--format", "m3u8").output.splitlines()
+    m3u = _run(
+        store, "weekly", "--user", user, "--week", REG_WEEK, "--format", "m3u8"
+    ).output.splitlines()
     assert m3u[0] == "#EXTM3U"
     titles = [line.split(",", 1)[1] for line in m3u if line.startswith("#EXTINF:")]
     assert [t.split(" - ", 1)[1] for t in titles] == stored
@@ -525,22 +575,30 @@ def test_no_list_repeats_the_previous_four_weeks_but_the_fifth_may(registered):
             dw, lists = build()
             save(lists, weeks[4])
             built.append(lists)
-            store.conn.execute("UPDATE weekly_lists SET week = ? WHERE week = ?", [weeks[0], weeks[4]])
+            store.conn.execute(
+                "UPDATE weekly_lists SET week = ? WHERE week = ?", [weeks[0], weeks[4]]
+            )
             for week in (weeks[3], weeks[2], weeks[1], weeks[0]):
                 dw, lists = build()
                 built.append(lists)
                 save(lists, "next")
                 if week == weeks[0]:  # the first list moves from W-1 to W-5 at the end
-                    store.conn.execute("UPDATE weekly_lists SET week = ? WHERE week = ?", [weeks[4], weeks[0]])
+                    store.conn.execute(
+                        "UPDATE weekly_lists SET week = ? WHERE week = ?", [weeks[4], weeks[0]]
+                    )
                 store.conn.execute("UPDATE weekly_lists SET week = ? WHERE week = 'next'", [week])
-            saved = dict(zip([weeks[4], weeks[3], weeks[2], weeks[1], weeks[0]], built, strict=True))
+            saved = dict(
+                zip([weeks[4], weeks[3], weeks[2], weeks[1], weeks[0]], built, strict=True)
+            )
             with_weeks = store.conn.execute(
                 "SELECT week, count(DISTINCT user_id) FROM weekly_lists WHERE week IN (SELECT unnest(?)) "
                 "GROUP BY week ORDER BY week", [weeks]).fetchall()  # fmt: skip
             assert [n for _, n in with_weeks] == [40] * 5
             dw, now = build()
         finally:
-            store.conn.execute("DELETE FROM weekly_lists WHERE week IN (SELECT unnest(?))", [[*weeks, "next"]])
+            store.conn.execute(
+                "DELETE FROM weekly_lists WHERE week IN (SELECT unnest(?))", [[*weeks, "next"]]
+            )
     back = 0
     for u in users:
         assert len(now[u]) == 30
@@ -584,7 +642,9 @@ def test_the_ranker_learns_only_from_streams_before_the_week(registered):
         # and a ranker learnt on a later week is never used for an earlier one
         earlier = monday - timedelta(weeks=1)
         found = usable_ranker(store, earlier)
-        assert found is None or found[1].data_until <= datetime.combine(earlier, datetime.min.time())
+        assert found is None or found[1].data_until <= datetime.combine(
+            earlier, datetime.min.time()
+        )
 
 
 def test_the_hybrid_beats_ease_als_and_bm25_on_hetrec(tmp_path):

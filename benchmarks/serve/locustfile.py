@@ -39,7 +39,9 @@ class Similar(FastHttpUser):
 
     @task
     def similar(self) -> None:
-        self.client.get(f"/v1/tracks/{random.choice(TRACKS)}/similar?n=10", headers=HEADERS, name="similar")
+        self.client.get(
+            f"/v1/tracks/{random.choice(TRACKS)}/similar?n=10", headers=HEADERS, name="similar"
+        )
 
 
 class Events(FastHttpUser):

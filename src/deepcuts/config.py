@@ -36,7 +36,9 @@ class Settings:
     def validated(self) -> Settings:
         level = self.log_level.upper()
         if level not in LOG_LEVELS:
-            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
+            raise ConfigError(
+                f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+            )
         if self.track_url:
             try:
                 self.track_url.format(item_id="x", key="x")
@@ -45,7 +47,9 @@ class Settings:
                     f"track_url {self.track_url!r} is not a pattern with {{item_id}} or {{key}} ({exc!r})"
                 ) from exc
             if "{item_id}" not in self.track_url and "{key}" not in self.track_url:
-                raise ConfigError(f"track_url {self.track_url!r} must contain {{item_id}} or {{key}}")
+                raise ConfigError(
+                    f"track_url {self.track_url!r} must contain {{item_id}} or {{key}}"
+                )
         return replace(self, log_level=level, store=Path(self.store))
 
 
@@ -76,7 +80,9 @@ def load_settings(**overrides: object) -> Settings:
         if "lock_wait" in values:
             values["lock_wait"] = float(values["lock_wait"])  # type: ignore[arg-type]
     except ValueError as exc:
-        raise ConfigError(f"lock_wait must be a number of seconds, not {values['lock_wait']!r}") from exc
+        raise ConfigError(
+            f"lock_wait must be a number of seconds, not {values['lock_wait']!r}"
+        ) from exc
     if float(values.get("lock_wait", 0.0)) < 0:  # type: ignore[arg-type]
         raise ConfigError(f"lock_wait must be 0 or more seconds, not {values['lock_wait']!r}")
     if "store" in values:

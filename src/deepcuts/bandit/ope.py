@@ -102,7 +102,9 @@ def replay(
                     per_shelf[k, : pc.shape[0]] = pc @ g
                 mixed = ps @ per_shelf  # (shelf positions, card positions)
                 e = np.exp(
-                    reward_model.examination.log_probability(page.shelf_position, page.card_position)
+                    reward_model.examination.log_probability(
+                        page.shelf_position, page.card_position
+                    )
                 )
                 for i, (r, s, c, j, l_pos) in enumerate(
                     zip(
@@ -297,9 +299,14 @@ def context_reward(
 
     frame = log.context[list(columns)].copy() if columns else pd.DataFrame(index=range(len(log)))
     frame = frame.reset_index(drop=True)
-    frame["__slot"] = [f"{int(j)}/{int(k)}" for j, k in zip(log.shelf_position, log.position, strict=True)]
+    frame["__slot"] = [
+        f"{int(j)}/{int(k)}" for j, k in zip(log.shelf_position, log.position, strict=True)
+    ]
     numeric = [
-        c for c in frame.columns if c != "__slot" and pd.api.types.is_numeric_dtype(frame[c])
+        c
+        for c in frame.columns
+        if c != "__slot"
+        and pd.api.types.is_numeric_dtype(frame[c])
         and not pd.api.types.is_bool_dtype(frame[c])
     ]
     categorical = [c for c in frame.columns if c not in numeric]
@@ -335,7 +342,10 @@ def context_reward(
 
 
 def cross_fitted_reward_model(
-    log: LoggedFeedback, pages: Sequence[ReplayPage], page_fold: np.ndarray, seed: int = 0,
+    log: LoggedFeedback,
+    pages: Sequence[ReplayPage],
+    page_fold: np.ndarray,
+    seed: int = 0,
     n_epochs: int = 2,
 ) -> list[RewardModel]:
     """DR's reward model on the logged context and card features (the factorization machine
@@ -345,7 +355,13 @@ def cross_fitted_reward_model(
     for f in (0, 1):
         model = RewardModel(random_state=seed + f)
         holder = make_policy("epsilon-greedy", random_state=seed + f, reward_model=model)
-        train(holder, log, [p for p, pf in zip(pages, page_fold, strict=True) if pf != f], n_epochs, seed + f)
+        train(
+            holder,
+            log,
+            [p for p, pf in zip(pages, page_fold, strict=True) if pf != f],
+            n_epochs,
+            seed + f,
+        )
         models.append(model)
     return models
 

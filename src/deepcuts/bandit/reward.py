@@ -691,7 +691,9 @@ class RewardModel:
         return model
 
 
-def write_npz(path: str | Path, meta: Mapping[str, object], arrays: Mapping[str, np.ndarray]) -> None:
+def write_npz(
+    path: str | Path, meta: Mapping[str, object], arrays: Mapping[str, np.ndarray]
+) -> None:
     """Write JSON ``meta`` and ``arrays`` as one ``.npz``, replacing ``path`` atomically (a
     reader sees the old file or the new one, never half of one)."""
     path = Path(path)

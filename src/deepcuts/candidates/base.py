@@ -65,7 +65,9 @@ class World:
         if self.listeners is None:
             return None
         on = (self.listeners.data > 0).astype(np.float32)
-        return sp.csr_matrix((on, self.listeners.indices, self.listeners.indptr), self.listeners.shape)
+        return sp.csr_matrix(
+            (on, self.listeners.indices, self.listeners.indptr), self.listeners.shape
+        )
 
     @cached_property
     def risers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,7 +79,11 @@ class World:
         rise = self.rising[rows, items]
         order = np.lexsort((items, -rise, rows))
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(self.rising)))])
-        return indptr.astype(np.int64), items[order].astype(np.int64), rise[order].astype(np.float32)
+        return (
+            indptr.astype(np.int64),
+            items[order].astype(np.int64),
+            rise[order].astype(np.float32),
+        )
 
     @cached_property
     def cluster_members(self) -> tuple[np.ndarray, np.ndarray]:
@@ -121,15 +127,25 @@ class UserBatch:
     def ranked(self) -> tuple[np.ndarray, np.ndarray]:
         """(n, 100) items and scores: each user's best allowed items by the model, best first."""
         if self._ranked is None:
-            self._ranked = self.retrieve(self.RANKED) if self.retrieve else top_k_masked(self.scores, self.RANKED)
+            self._ranked = (
+                self.retrieve(self.RANKED)
+                if self.retrieve
+                else top_k_masked(self.scores, self.RANKED)
+            )
         return self._ranked
 
     def favourites(self, k: int = 30) -> np.ndarray:
         """(n, k) int: each user's k most liked items by confidence, NONE-padded."""
         if self._favourites is None or self._favourites.shape[1] < k:
-            liked = self.history.copy() if self.played is None else self.history.multiply(self.played > 0).tocsr()
+            liked = (
+                self.history.copy()
+                if self.played is None
+                else self.history.multiply(self.played > 0).tocsr()
+            )
             liked.data = np.where(liked.data > 0, liked.data, 0).astype(np.float32)
-            self._favourites = top_k_sparse(liked, sp.csr_matrix(liked.shape, dtype=np.float32), max(k, 30))[0]
+            self._favourites = top_k_sparse(
+                liked, sp.csr_matrix(liked.shape, dtype=np.float32), max(k, 30)
+            )[0]
         return self._favourites[:, :k]
 
 
@@ -149,7 +165,9 @@ class Source(Protocol):
     def generate(self, batch: UserBatch, world: World) -> Candidates: ...
 
 
-def top_k_masked(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top_k_masked(
+    scores: np.ndarray, k: int, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of the k best entries per row, among `allowed` columns (bool, n_items).
 
     Entries of -inf are never chosen (NONE-padded instead).
@@ -163,11 +181,17 @@ def top_k_masked(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) 
     else:
         columns, sub = None, scores
     part, values = top_n(sub, k)
-    items = part.astype(np.int64) if columns is None else np.where(part >= 0, columns[np.clip(part, 0, None)], NONE)
+    items = (
+        part.astype(np.int64)
+        if columns is None
+        else np.where(part >= 0, columns[np.clip(part, 0, None)], NONE)
+    )
     return items, values
 
 
-def top_k_sparse(values: sp.csr_matrix, forbidden: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+def top_k_sparse(
+    values: sp.csr_matrix, forbidden: sp.csr_matrix, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Like `top_k_masked` for a sparse (n, n_items) matrix: only its positive entries count,
     and none that `forbidden` (same shape, nonzero where not allowed) marks."""
     v = values.tocsr().astype(np.float32)
@@ -202,14 +226,21 @@ def top_k_in_groups(
     values = np.full((n, g * k), -np.inf, np.float32)
     indptr, group_items = members
     _top_in_groups(
-        np.ascontiguousarray(scores, np.float32), indptr, group_items,
-        np.ascontiguousarray(groups, np.int64), k, items, values,
+        np.ascontiguousarray(scores, np.float32),
+        indptr,
+        group_items,
+        np.ascontiguousarray(groups, np.int64),
+        k,
+        items,
+        values,
     )
     return items, values
 
 
 @numba.njit(nogil=True, cache=True)
-def _top_in_groups(scores, indptr, group_items, groups, k, items, values):  # pragma: no cover - compiled
+def _top_in_groups(
+    scores, indptr, group_items, groups, k, items, values
+):  # pragma: no cover - compiled
     """Insertion into a sorted run of k per (row, group): a group holds a few thousand items at
     most, so one pass over them beats a selection over the whole row."""
     n, g = groups.shape
@@ -263,16 +294,41 @@ def top_k_through(
     scores = np.full((n, k), -np.inf, np.float32)
     because = np.full((n, k), NONE, np.int64)
     _top_k_through(
-        v.indptr, v.indices, v.data.astype(np.float32), links.indptr, links.indices, links.data.astype(np.float32),
-        np.asarray(reason_weights, np.float32), blocked.indptr, blocked.indices,
-        np.ascontiguousarray(sources, np.int64), links.shape[1], items, scores, because,
+        v.indptr,
+        v.indices,
+        v.data.astype(np.float32),
+        links.indptr,
+        links.indices,
+        links.data.astype(np.float32),
+        np.asarray(reason_weights, np.float32),
+        blocked.indptr,
+        blocked.indices,
+        np.ascontiguousarray(sources, np.int64),
+        links.shape[1],
+        items,
+        scores,
+        because,
     )
     return items, scores, because
 
 
 @numba.njit(nogil=True, cache=True)
-def _top_k_through(v_indptr, v_indices, v_data, l_indptr, l_indices, l_data, reason_data, f_indptr, f_indices,
-                   sources, n_cols, items, scores, because):  # pragma: no cover - compiled
+def _top_k_through(
+    v_indptr,
+    v_indices,
+    v_data,
+    l_indptr,
+    l_indices,
+    l_data,
+    reason_data,
+    f_indptr,
+    f_indices,
+    sources,
+    n_cols,
+    items,
+    scores,
+    because,
+):  # pragma: no cover - compiled
     n, k = items.shape
     # Per-column state, valid for row r where its stamp says r (no clearing between rows).
     total = np.zeros(n_cols, np.float32)
@@ -286,7 +342,9 @@ def _top_k_through(v_indptr, v_indices, v_data, l_indptr, l_indices, l_data, rea
     for r in range(n):
         for p in range(f_indptr[r], f_indptr[r + 1]):
             blocked[f_indices[p]] = r
-        for s in range(sources.shape[1] - 1, -1, -1):  # backwards: a repeated source keeps its first place
+        for s in range(
+            sources.shape[1] - 1, -1, -1
+        ):  # backwards: a repeated source keeps its first place
             if sources[r, s] >= 0:
                 source_row[sources[r, s]] = r
                 source_at[sources[r, s]] = s
@@ -307,7 +365,11 @@ def _top_k_through(v_indptr, v_indices, v_data, l_indptr, l_indices, l_data, rea
                     t += 1
                 total[j] += x * w
                 why = reason_data[q]
-                if at >= 0 and why > 0 and (why > link[j] or (why == link[j] and at < link_from[j])):
+                if (
+                    at >= 0
+                    and why > 0
+                    and (why > link[j] or (why == link[j] and at < link_from[j]))
+                ):
                     link[j] = why
                     link_from[j] = at
         filled = 0
@@ -316,12 +378,16 @@ def _top_k_through(v_indptr, v_indices, v_data, l_indptr, l_indices, l_data, rea
             value = total[j]
             if not value > 0:
                 continue
-            if filled == k and (value < scores[r, k - 1] or (value == scores[r, k - 1] and j > items[r, k - 1])):
+            if filled == k and (
+                value < scores[r, k - 1] or (value == scores[r, k - 1] and j > items[r, k - 1])
+            ):
                 continue
             if filled < k:
                 filled += 1
             c = filled - 1
-            while c > 0 and (scores[r, c - 1] < value or (scores[r, c - 1] == value and items[r, c - 1] > j)):
+            while c > 0 and (
+                scores[r, c - 1] < value or (scores[r, c - 1] == value and items[r, c - 1] > j)
+            ):
                 scores[r, c] = scores[r, c - 1]
                 items[r, c] = items[r, c - 1]
                 c -= 1
@@ -333,7 +399,10 @@ def _top_k_through(v_indptr, v_indices, v_data, l_indptr, l_indices, l_data, rea
 
 
 def first_allowed(
-    ranked: tuple[np.ndarray, np.ndarray, np.ndarray], groups: np.ndarray, forbidden: sp.csr_matrix, k: int
+    ranked: tuple[np.ndarray, np.ndarray, np.ndarray],
+    groups: np.ndarray,
+    forbidden: sp.csr_matrix,
+    k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row, the first k items of its group's ranked list (``(indptr, items, values)``,
     group g's entries ``indptr[g]:indptr[g + 1]``; `groups` -1: none) that `forbidden` does not
@@ -343,13 +412,24 @@ def first_allowed(
     values = np.full((n, k), -np.inf, np.float32)
     blocked = forbidden.tocsr()
     indptr, ranked_items, ranked_values = ranked
-    _first_allowed(indptr, ranked_items, ranked_values, np.asarray(groups, np.int64), blocked.indptr,
-                   blocked.indices, blocked.shape[1], items, values)
+    _first_allowed(
+        indptr,
+        ranked_items,
+        ranked_values,
+        np.asarray(groups, np.int64),
+        blocked.indptr,
+        blocked.indices,
+        blocked.shape[1],
+        items,
+        values,
+    )
     return items, values
 
 
 @numba.njit(nogil=True, cache=True)
-def _first_allowed(indptr, ranked_items, ranked_values, groups, f_indptr, f_indices, n_cols, items, values):  # pragma: no cover - compiled
+def _first_allowed(
+    indptr, ranked_items, ranked_values, groups, f_indptr, f_indices, n_cols, items, values
+):  # pragma: no cover - compiled
     n, k = items.shape
     blocked = np.full(n_cols, -1, np.int64)  # the last row that may not get the item
     for r in range(n):

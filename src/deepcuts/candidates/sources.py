@@ -68,7 +68,9 @@ class TasteClusterSource:
         has = np.take_along_axis(counts, top, axis=1) > 0
         clusters = np.where(has, top - 1, -1)
         if clusters.shape[1] < self.n_clusters:  # the world has fewer clusters
-            clusters = np.pad(clusters, ((0, 0), (0, self.n_clusters - clusters.shape[1])), constant_values=-1)
+            clusters = np.pad(
+                clusters, ((0, 0), (0, self.n_clusters - clusters.shape[1])), constant_values=-1
+            )
         items, scores = top_k_in_groups(batch.scores, world.cluster_members, clusters, self.k)
         # The first favourite of each cluster is the most liked one (favourites come best first).
         first_fav = np.argmax(fav_cluster[:, None, :] == clusters[:, :, None], axis=2)
@@ -149,9 +151,16 @@ class FriendsSource:
         friends = world.friends[batch.users].tocsr().astype(np.float32)
         closest = top_k_sparse(friends, sp.csr_matrix(friends.shape), self.max_friends)[0]
         degree = np.diff(friends.indptr)
-        friends.data = np.repeat(1.0 / np.maximum(degree, 1), degree).astype(np.float32)  # each friend 1/degree
+        friends.data = np.repeat(1.0 / np.maximum(degree, 1), degree).astype(
+            np.float32
+        )  # each friend 1/degree
         items, scores, because = top_k_through(
-            friends, world.streams, batch.forbidden, closest, self.k, reason_weights=world.listeners.data
+            friends,
+            world.streams,
+            batch.forbidden,
+            closest,
+            self.k,
+            reason_weights=world.listeners.data,
         )
         return Candidates(self.name, items, scores, because)
 
@@ -192,7 +201,9 @@ class NewReleaseSource:
         values = batch.scores[:, columns]
         if world.content_vectors is not None:
             profile = ContentSource().profile(batch, world)
-            values = np.where(np.isfinite(values), profile @ world.content_vectors[columns].T, -np.inf)
+            values = np.where(
+                np.isfinite(values), profile @ world.content_vectors[columns].T, -np.inf
+            )
         sub_items, scores = top_k_masked(values.astype(np.float32), self.k)
         items = np.where(sub_items != NONE, columns[np.clip(sub_items, 0, None)], NONE)
         return Candidates(self.name, items, scores, np.full_like(items, NONE))
@@ -200,5 +211,8 @@ class NewReleaseSource:
 
 def _empty(name: str, n: int, k: int) -> Candidates:
     return Candidates(
-        name, np.full((n, k), NONE, np.int64), np.full((n, k), -np.inf, np.float32), np.full((n, k), NONE, np.int64)
+        name,
+        np.full((n, k), NONE, np.int64),
+        np.full((n, k), -np.inf, np.float32),
+        np.full((n, k), NONE, np.int64),
     )

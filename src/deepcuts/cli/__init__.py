@@ -69,7 +69,31 @@ def main(ctx: click.Context, store: Path | None, log_level: str | None) -> None:
     configure_logging(ctx.obj.log_level)
 
 
-for command in (init, stats, quarantine, ingest, simulate, train, tune, models, export_events_cmd, evaluate, search, similar, audio, weekly, home, ope, simulate_home, publish, learn, keys, serve, sync, continue_):
+for command in (
+    init,
+    stats,
+    quarantine,
+    ingest,
+    simulate,
+    train,
+    tune,
+    models,
+    export_events_cmd,
+    evaluate,
+    search,
+    similar,
+    audio,
+    weekly,
+    home,
+    ope,
+    simulate_home,
+    publish,
+    learn,
+    keys,
+    serve,
+    sync,
+    continue_,
+):
     main.add_command(command)
 for command in (users, tracks):
     main.add_command(command)

@@ -27,7 +27,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # an unexpected error: a bug, please report it
 EXIT_USAGE = 2  # the command line is wrong (click's own code)
 EXIT_INPUT = 3  # an input file is not in the format it was named as, or cannot be read
-EXIT_STORE = 4  # the store is missing, locked, from a newer deepcuts, or lacks what the command needs
+EXIT_STORE = (
+    4  # the store is missing, locked, from a newer deepcuts, or lacks what the command needs
+)
 EXIT_CONFIG = 5  # a setting has an unusable value
 EXIT_NOT_FOUND = 6  # a listener, item or track id names nothing in the store, or several things
 EXIT_CODES_HELP = (

@@ -45,7 +45,16 @@ class _Bar:
 def _print_hits(hits, as_json: bool) -> None:
     if as_json:
         for h in hits:
-            click.echo(json.dumps({"item_id": h.item_id, "kind": h.kind, "name": h.name, "score": round(h.score, 4)}))
+            click.echo(
+                json.dumps(
+                    {
+                        "item_id": h.item_id,
+                        "kind": h.kind,
+                        "name": h.name,
+                        "score": round(h.score, 4),
+                    }
+                )
+            )
         return
     for rank, h in enumerate(hits, 1):
         click.echo(f"{rank:>3}  {h.score:6.3f}  {h.kind:<6}  {h.item_id:<24}  {h.name}")
@@ -53,18 +62,40 @@ def _print_hits(hits, as_json: bool) -> None:
 
 @click.command()
 @click.argument("query")
-@click.option("-n", "--count", "n", default=10, show_default=True, type=click.IntRange(1), help="How many items.")
 @click.option(
-    "--by", type=click.Choice(["tfidf", "minilm", "hybrid"]), default="hybrid", show_default=True,
+    "-n",
+    "--count",
+    "n",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How many items.",
+)
+@click.option(
+    "--by",
+    type=click.Choice(["tfidf", "minilm", "hybrid"]),
+    default="hybrid",
+    show_default=True,
     help="tfidf: matching words and tags; minilm: meaning (sentence embeddings); hybrid: both.",
 )
 @click.option("--kind", type=click.Choice(["track", "artist"]), help="Only tracks or only artists.")
-@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Where text embeddings are cached [default: STORE.cache beside the store].")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where text embeddings are cached [default: STORE.cache beside the store].",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
 @handles_errors
-def search(ctx: click.Context, query: str, n: int, by: str, kind: str | None, cache_dir: Path | None, as_json: bool) -> None:
+def search(
+    ctx: click.Context,
+    query: str,
+    n: int,
+    by: str,
+    kind: str | None,
+    cache_dir: Path | None,
+    as_json: bool,
+) -> None:
     """Items whose tags, descriptions and playlist names match a free-text QUERY.
 
     \b
@@ -91,7 +122,9 @@ def search(ctx: click.Context, query: str, n: int, by: str, kind: str | None, ca
         )
     with progress_bar() as bar:
         task = bar.add_task("encode documents", total=None)
-        index = TextSearch(by, encoder).fit(texts, lambda d, t: bar.update(task, completed=d, total=t))
+        index = TextSearch(by, encoder).fit(
+            texts, lambda d, t: bar.update(task, completed=d, total=t)
+        )
     hits = index.query(query, n=n, kind=kind)
     if not hits:
         err.print(f"no item matches {query!r}", highlight=False)
@@ -101,21 +134,49 @@ def search(ctx: click.Context, query: str, n: int, by: str, kind: str | None, ca
 @click.command()
 @click.argument("item")
 @click.option(
-    "--by", type=click.Choice(["audio", "text", "cf", "hybrid"]), default="hybrid", show_default=True,
+    "--by",
+    type=click.Choice(["audio", "text", "cf", "hybrid"]),
+    default="hybrid",
+    show_default=True,
     help="audio: sound; text: what is written about it; cf: who plays it (predicted from text "
     "and audio for items nobody has played); hybrid: all three.",
 )
-@click.option("-n", "--count", "n", default=10, show_default=True, type=click.IntRange(1), help="How many items.")
-@click.option("--any-kind", is_flag=True, help="Artists and tracks alike (default: the item's own kind).")
-@click.option("--text-by", type=click.Choice(["tfidf", "minilm", "hybrid"]), default="tfidf", show_default=True,
-              help="The text view: words and tags, sentence embeddings, or both.")
-@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Where audio features and text embeddings are cached [default: STORE.cache].")
+@click.option(
+    "-n",
+    "--count",
+    "n",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How many items.",
+)
+@click.option(
+    "--any-kind", is_flag=True, help="Artists and tracks alike (default: the item's own kind)."
+)
+@click.option(
+    "--text-by",
+    type=click.Choice(["tfidf", "minilm", "hybrid"]),
+    default="tfidf",
+    show_default=True,
+    help="The text view: words and tags, sentence embeddings, or both.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where audio features and text embeddings are cached [default: STORE.cache].",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
 @handles_errors
 def similar(
-    ctx: click.Context, item: str, by: str, n: int, any_kind: bool, text_by: str, cache_dir: Path | None, as_json: bool
+    ctx: click.Context,
+    item: str,
+    by: str,
+    n: int,
+    any_kind: bool,
+    text_by: str,
+    cache_dir: Path | None,
+    as_json: bool,
 ) -> None:
     """Items most like ITEM by audio, text, CF vectors or all three.
 
@@ -171,23 +232,47 @@ def audio() -> None:
 
 @audio.command("embed")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The Parquet file to write: one row per audio file.")
-@click.option("--model", metavar="MODEL_ID|FILE",
-              help="A trained audio CNN: a registered id (`deepcuts audio train`, `deepcuts models "
-              "--kind audio-cnn`) or its .npz file; the embedding is its predicted CF vector. Without "
-              "one, the embedding is the hand-made summary features standardised over the files given.")
-@click.option("--excerpt-s", default=30.0, show_default=True, type=click.FloatRange(min=1.0),
-              help="Seconds analysed, from the middle of each file.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 16), help="Processes.")
-@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Feature cache, by file content [default: STORE.cache/audio].")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The Parquet file to write: one row per audio file.",
+)
+@click.option(
+    "--model",
+    metavar="MODEL_ID|FILE",
+    help="A trained audio CNN: a registered id (`deepcuts audio train`, `deepcuts models "
+    "--kind audio-cnn`) or its .npz file; the embedding is its predicted CF vector. Without "
+    "one, the embedding is the hand-made summary features standardised over the files given.",
+)
+@click.option(
+    "--excerpt-s",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=1.0),
+    help="Seconds analysed, from the middle of each file.",
+)
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 16), help="Processes."
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Feature cache, by file content [default: STORE.cache/audio].",
+)
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the feature cache.")
 @click.pass_context
 @handles_errors
 def embed(
-    ctx: click.Context, paths: tuple[Path, ...], out: Path, model: str | None, excerpt_s: float,
-    workers: int, cache_dir: Path | None, no_cache: bool,
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    out: Path,
+    model: str | None,
+    excerpt_s: float,
+    workers: int,
+    cache_dir: Path | None,
+    no_cache: bool,
 ) -> None:
     """Summary features and an embedding for each audio file in PATHS (files or folders).
 
@@ -206,13 +291,20 @@ def embed(
     files = expand(paths, AUDIO_PATTERNS)
     config = AudioConfig(excerpt_s=excerpt_s)
     cache = None if no_cache else (cache_dir or _cache_dir(ctx, None) / "audio")
-    network, used = None, "hand-made summary features (no trained network: `deepcuts audio train` makes one)"
+    network, used = (
+        None,
+        "hand-made summary features (no trained network: `deepcuts audio train` makes one)",
+    )
     if model:
         network, used = _audio_network(ctx, model)
     with progress_bar() as bar:
         task = bar.add_task("audio features", total=len(files))
         result = extract(
-            files, config, cache_dir=cache, keep_log_mel=network is not None, workers=workers,
+            files,
+            config,
+            cache_dir=cache,
+            keep_log_mel=network is not None,
+            workers=workers,
             progress=lambda done, total: bar.update(task, completed=done),
         )
     table = embedding_table([str(f) for f in files], result, network)
@@ -248,19 +340,39 @@ def _audio_network(ctx: click.Context, model: str):
 
 
 @audio.command("train")
-@click.option("--music-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="The folder the tracks' audio_path values are relative to [default: the "
-              "folders the store's files were ingested from].")
-@click.option("--model", "model_id", metavar="MODEL_ID",
-              help="The CF model whose item vectors are the targets [default: the default one].")
+@click.option(
+    "--music-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The folder the tracks' audio_path values are relative to [default: the "
+    "folders the store's files were ingested from].",
+)
+@click.option(
+    "--model",
+    "model_id",
+    metavar="MODEL_ID",
+    help="The CF model whose item vectors are the targets [default: the default one].",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--set", "settings_", multiple=True, metavar="NAME=VALUE",
-              help="A network parameter (repeatable): channels, hidden, batch_size, lr, crop_frames, ...")
-@click.option("--no-default", is_flag=True, help="Register the network without making it the default.")
+@click.option(
+    "--set",
+    "settings_",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A network parameter (repeatable): channels, hidden, batch_size, lr, crop_frames, ...",
+)
+@click.option(
+    "--no-default", is_flag=True, help="Register the network without making it the default."
+)
 @click.pass_context
 @handles_errors
-def audio_train(ctx: click.Context, music_dir: Path | None, model_id: str | None, epochs: int,
-                settings_: tuple[str, ...], no_default: bool) -> None:
+def audio_train(
+    ctx: click.Context,
+    music_dir: Path | None,
+    model_id: str | None,
+    epochs: int,
+    settings_: tuple[str, ...],
+    no_default: bool,
+) -> None:
     """Train the audio network (log-mel spectrograms to CF vectors) toward the CF item vectors
     of the tracks that have plays and an audio file, and register it (kind audio-cnn).
 
@@ -283,7 +395,11 @@ def audio_train(ctx: click.Context, music_dir: Path | None, model_id: str | None
         trained = load_trained(store, model_id)
         task = bar.add_task("audio features", total=None)
         network, record, figures = train_audio(
-            store, trained, music_dir=music_dir, params=params, make_default=not no_default,
+            store,
+            trained,
+            music_dir=music_dir,
+            params=params,
+            make_default=not no_default,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     cosine = figures["validation_cosine"]
@@ -292,7 +408,8 @@ def audio_train(ctx: click.Context, music_dir: Path | None, model_id: str | None
         f"vectors, {figures['epochs']} epochs in {figures['fit_seconds']:.1f} s"
         + (f", validation cosine {cosine:.3f}" if cosine is not None else "")
         + (f"; {figures['skipped_files']} files unreadable" if figures["skipped_files"] else "")
-        + f"; saved to {record.path}" + (" (default)" if record.is_default else "")
+        + f"; saved to {record.path}"
+        + (" (default)" if record.is_default else "")
     )
 
 

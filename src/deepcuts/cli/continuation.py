@@ -21,16 +21,41 @@ FORMATS = ("table", "json", "jspf", "m3u8")
 
 
 @click.command("continue")
-@click.option("--playlist", "playlist_id", metavar="ID", help="Continue this stored playlist (its title and tracks).")
+@click.option(
+    "--playlist",
+    "playlist_id",
+    metavar="ID",
+    help="Continue this stored playlist (its title and tracks).",
+)
 @click.option("--title", metavar="TEXT", help="The playlist's title (alone, or with --track).")
-@click.option("--track", "tracks", multiple=True, metavar="ID",
-              help="A track of the playlist, in order; repeat for several. Needs --title or stands alone.")
-@click.option("--n", type=click.IntRange(min=1, max=10_000), default=500, show_default=True,
-              help="How many tracks to suggest.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="table (for people), json, jspf or m3u8 (playlists, reasons as annotations or comments).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
-@click.option("--no-minilm", is_flag=True, help="Compare titles by TF-IDF only (no sentence model).")
+@click.option(
+    "--track",
+    "tracks",
+    multiple=True,
+    metavar="ID",
+    help="A track of the playlist, in order; repeat for several. Needs --title or stands alone.",
+)
+@click.option(
+    "--n",
+    type=click.IntRange(min=1, max=10_000),
+    default=500,
+    show_default=True,
+    help="How many tracks to suggest.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="table (for people), json, jspf or m3u8 (playlists, reasons as annotations or comments).",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout."
+)
+@click.option(
+    "--no-minilm", is_flag=True, help="Compare titles by TF-IDF only (no sentence model)."
+)
 @click.pass_context
 @handles_errors
 def continue_(ctx, playlist_id, title, tracks, n, fmt, out, no_minilm) -> None:
@@ -68,7 +93,10 @@ def continue_(ctx, playlist_id, title, tracks, n, fmt, out, no_minilm) -> None:
         text = _table(suggestions)
     else:
         playlist = suggestions_playlist(
-            continuer, suggestions, title, identifier=f"urn:deepcuts:continuation:{playlist_id}" if playlist_id else None
+            continuer,
+            suggestions,
+            title,
+            identifier=f"urn:deepcuts:continuation:{playlist_id}" if playlist_id else None,
         )
         text = export(playlist, fmt)
         if fmt == "json":

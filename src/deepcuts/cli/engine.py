@@ -13,15 +13,23 @@ from deepcuts.engines import ENGINES
 def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add --engine, --master and --spark-conf to a command."""
     func = click.option(
-        "--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE",
+        "--spark-conf",
+        "spark_conf",
+        multiple=True,
+        metavar="KEY=VALUE",
         help="A Spark setting (repeatable), e.g. --spark-conf spark.executor.memory=8g.",
     )(func)
     func = click.option(
-        "--master", default=None, metavar="URL",
+        "--master",
+        default=None,
+        metavar="URL",
         help="With --engine spark: local[2] (default), spark://HOST:7077, yarn or k8s://https://HOST.",
     )(func)
     func = click.option(
-        "--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+        "--engine",
+        type=click.Choice(ENGINES),
+        default="local",
+        show_default=True,
         help="local: this process (DuckDB and NumPy); spark: Apache Spark (see docs/scale-out.md).",
     )(func)
     return func

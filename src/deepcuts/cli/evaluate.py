@@ -45,7 +45,9 @@ def parse_models(text: str | None) -> list[str]:
     known = [*MODELS, *PEERS]
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise click.BadParameter(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        raise click.BadParameter(
+            f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}"
+        )
     return names
 
 
@@ -76,7 +78,9 @@ def data_error(exc: Exception) -> None:
 def open_data(ctx: click.Context, dataset: tuple[str, str] | None, progress) -> tuple[Store, str]:
     """The data to evaluate: a dataset folder loaded into a throwaway store, or the store."""
     if dataset:
-        return dataset_store(dataset[0], [dataset[1]], progress), f"{dataset[0]} {Path(dataset[1]).name}"
+        return dataset_store(
+            dataset[0], [dataset[1]], progress
+        ), f"{dataset[0]} {Path(dataset[1]).name}"
     store = open_store(ctx, read_only=True)
     return store, str(store.path)
 
@@ -89,49 +93,117 @@ def bar_progress(bar, task):
 
 
 @click.command()
-@click.option("--dataset", nargs=2, type=(click.Choice(sorted(FORMATS)), click.Path(exists=True)),
-              metavar="FORMAT PATH",
-              help="Evaluate on a dataset folder instead of the store, e.g. "
-                   "`--dataset lastfm-hetrec ../shared/data/hetrec-lastfm-2k`.")
-@click.option("--split", "split_kind", type=click.Choice(SPLITS), default=None,
-              help="user-holdout: a random share of each user's items; time: the last "
-                   "--test-days of listening [default: user-holdout; for --surface weekly, time "
-                   "where the listens have times].")
-@click.option("--cold-items", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="FRACTION",
-              help="Hold this share of items out of all training (cold) and measure Recall@K among "
-                   "them, for the users who played them: text, audio and their hybrid against random.")
-@click.option("--cold-text", type=click.Choice(["others", "editorial"]), default="others", show_default=True,
-              help="--cold-items: a cold item's text is everyone's tags but the scored user's "
-                   "(others), or only its catalogue text (editorial), as for a new release.")
-@click.option("--surface", type=click.Choice(["models", "weekly"]), default="models", show_default=True,
-              help="models: the models side by side; weekly: Discover Weekly against plain CF top-30 "
-                   "(same model, same never-played filter).")
-@click.option("--task", type=click.Choice(["recommend", "continuation"]), default="recommend", show_default=True,
-              help="continuation: playlist continuation as in the RecSys Challenge 2018 (with "
-                   "`--dataset mpd PATH`, or the store's playlists): title only, title + first 1, "
-                   "first 5, first 25, 25 at random; R-precision, NDCG@500, clicks; peers popularity, "
-                   "implicit ALS and same-name popularity.")
-@click.option("--test-playlists", type=click.IntRange(min=5), default=500, show_default=True,
-              help="continuation: test playlists per seed (dealt evenly to the categories).")
+@click.option(
+    "--dataset",
+    nargs=2,
+    type=(click.Choice(sorted(FORMATS)), click.Path(exists=True)),
+    metavar="FORMAT PATH",
+    help="Evaluate on a dataset folder instead of the store, e.g. "
+    "`--dataset lastfm-hetrec ../shared/data/hetrec-lastfm-2k`.",
+)
+@click.option(
+    "--split",
+    "split_kind",
+    type=click.Choice(SPLITS),
+    default=None,
+    help="user-holdout: a random share of each user's items; time: the last "
+    "--test-days of listening [default: user-holdout; for --surface weekly, time "
+    "where the listens have times].",
+)
+@click.option(
+    "--cold-items",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    metavar="FRACTION",
+    help="Hold this share of items out of all training (cold) and measure Recall@K among "
+    "them, for the users who played them: text, audio and their hybrid against random.",
+)
+@click.option(
+    "--cold-text",
+    type=click.Choice(["others", "editorial"]),
+    default="others",
+    show_default=True,
+    help="--cold-items: a cold item's text is everyone's tags but the scored user's "
+    "(others), or only its catalogue text (editorial), as for a new release.",
+)
+@click.option(
+    "--surface",
+    type=click.Choice(["models", "weekly"]),
+    default="models",
+    show_default=True,
+    help="models: the models side by side; weekly: Discover Weekly against plain CF top-30 "
+    "(same model, same never-played filter).",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["recommend", "continuation"]),
+    default="recommend",
+    show_default=True,
+    help="continuation: playlist continuation as in the RecSys Challenge 2018 (with "
+    "`--dataset mpd PATH`, or the store's playlists): title only, title + first 1, "
+    "first 5, first 25, 25 at random; R-precision, NDCG@500, clicks; peers popularity, "
+    "implicit ALS and same-name popularity.",
+)
+@click.option(
+    "--test-playlists",
+    type=click.IntRange(min=5),
+    default=500,
+    show_default=True,
+    help="continuation: test playlists per seed (dealt evenly to the categories).",
+)
 @click.option("--no-minilm", is_flag=True, help="continuation: compare titles by TF-IDF only.")
-@click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.2, show_default=True, help="user-holdout: share of each user's items held out.")
-@click.option("--min-items", type=click.IntRange(min=2), default=5, show_default=True,
-              help="user-holdout: users with fewer items are not held out from.")
-@click.option("--test-days", type=click.FloatRange(min=0, min_open=True), default=7.0,
-              show_default=True, help="time: length of the test window.")
-@click.option("--seeds", default=None,
-              help="Comma-separated seeds; one split (and model seed) per seed [default: 0,1,2,3,4; "
-                   "continuation: 0,1,2].")
-@click.option("--k", type=click.IntRange(min=1), default=20, show_default=True, help="List length K.")
-@click.option("--models", "models_text", metavar="NAMES",
-              help=f"Comma-separated models [default: {','.join(STANDARD)}].")
-@click.option("--params", "params_value", metavar="FILE|JSON",
-              help="Parameters of the default model (e.g. the file `deepcuts tune --json FILE` wrote).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write every figure to this JSON file.")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a report: .md (with a PNG plot beside it) or .html.")
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="user-holdout: share of each user's items held out.",
+)
+@click.option(
+    "--min-items",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    help="user-holdout: users with fewer items are not held out from.",
+)
+@click.option(
+    "--test-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=7.0,
+    show_default=True,
+    help="time: length of the test window.",
+)
+@click.option(
+    "--seeds",
+    default=None,
+    help="Comma-separated seeds; one split (and model seed) per seed [default: 0,1,2,3,4; "
+    "continuation: 0,1,2].",
+)
+@click.option(
+    "--k", type=click.IntRange(min=1), default=20, show_default=True, help="List length K."
+)
+@click.option(
+    "--models",
+    "models_text",
+    metavar="NAMES",
+    help=f"Comma-separated models [default: {','.join(STANDARD)}].",
+)
+@click.option(
+    "--params",
+    "params_value",
+    metavar="FILE|JSON",
+    help="Parameters of the default model (e.g. the file `deepcuts tune --json FILE` wrote).",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every figure to this JSON file.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a report: .md (with a PNG plot beside it) or .html.",
+)
 @click.pass_context
 @handles_errors
 def evaluate(
@@ -167,14 +239,26 @@ def evaluate(
     on raw play counts.
     """
     if task == "continuation":
-        _evaluate_continuation(ctx, dataset, parse_seeds(seeds or "0,1,2"), test_playlists, no_minilm, json_out)
+        _evaluate_continuation(
+            ctx, dataset, parse_seeds(seeds or "0,1,2"), test_playlists, no_minilm, json_out
+        )
         return
     seed_list = parse_seeds(seeds or "0,1,2,3,4")
     if cold_items is not None:
         _evaluate_cold(ctx, dataset, cold_items, cold_text, seed_list, k, json_out)
         return
     if surface == "weekly":
-        _evaluate_weekly(ctx, dataset, split_kind, test_fraction, min_items, test_days, seed_list, params_value, json_out)
+        _evaluate_weekly(
+            ctx,
+            dataset,
+            split_kind,
+            test_fraction,
+            min_items,
+            test_days,
+            seed_list,
+            params_value,
+            json_out,
+        )
         return
     split_kind = split_kind or "user-holdout"
     names = parse_models(models_text)
@@ -191,8 +275,14 @@ def evaluate(
                 raise click.BadParameter(str(exc), param_hint="--params") from exc
             data = EvaluationData(store, name)
             result = evaluate_models(
-                data, specs, split=split_kind, seeds=seed_list, k=k,
-                test_fraction=test_fraction, min_items=min_items, test_days=test_days,
+                data,
+                specs,
+                split=split_kind,
+                seeds=seed_list,
+                k=k,
+                test_fraction=test_fraction,
+                min_items=min_items,
+                test_days=test_days,
                 progress=bar_progress(bar, task),
             )
         except SplitError as exc:
@@ -219,7 +309,11 @@ def _evaluate_cold(ctx, dataset, fraction, cold_text, seeds, k, json_out) -> Non
         task = bar.add_task("loading data", total=None)
         store, _ = open_data(ctx, dataset, bar_progress(bar, task))
     try:
-        summary = {"cold_items": run_cold_items(ctx, store, fraction, seeds=seeds, k=k, cold_text=cold_text)}
+        summary = {
+            "cold_items": run_cold_items(
+                ctx, store, fraction, seeds=seeds, k=k, cold_text=cold_text
+            )
+        }
     except SplitError as exc:
         data_error(exc)
     finally:
@@ -228,7 +322,9 @@ def _evaluate_cold(ctx, dataset, fraction, cold_text, seeds, k, json_out) -> Non
         err.print(f"wrote {write_json(summary, json_out)}", highlight=False)
 
 
-def _evaluate_weekly(ctx, dataset, split_kind, test_fraction, min_items, test_days, seeds, params_value, json_out) -> None:
+def _evaluate_weekly(
+    ctx, dataset, split_kind, test_fraction, min_items, test_days, seeds, params_value, json_out
+) -> None:
     """`evaluate --surface weekly`: Discover Weekly against plain CF top-30, per seed and mean."""
     from deepcuts.evaluation.weekly import FIGURES, evaluate_weekly
 
@@ -245,20 +341,26 @@ def _evaluate_weekly(ctx, dataset, split_kind, test_fraction, min_items, test_da
                 split_kind = "time" if timed else "user-holdout"
             data = EvaluationData(store, name)
             for seed in seeds:
-                runs.append(evaluate_weekly(
-                    data, split_kind=split_kind, seed=seed, test_fraction=test_fraction,
-                    min_items=min_items, test_days=test_days, params=params or None,
-                    confidence=conf, progress=bar_progress(bar, task),
-                ))
+                runs.append(
+                    evaluate_weekly(
+                        data,
+                        split_kind=split_kind,
+                        seed=seed,
+                        test_fraction=test_fraction,
+                        min_items=min_items,
+                        test_days=test_days,
+                        params=params or None,
+                        confidence=conf,
+                        progress=bar_progress(bar, task),
+                    )
+                )
         except SplitError as exc:
             data_error(exc)
         finally:
             store.close()
     summary: dict[str, Any] = {"protocol": {**runs[0]["protocol"], "seeds": seeds}}
     for side in ("weekly", "plain_cf"):
-        summary[side] = {
-            name: float(np.mean([r[side][name] for r in runs])) for name in FIGURES
-        }
+        summary[side] = {name: float(np.mean([r[side][name] for r in runs])) for name in FIGURES}
         summary[side]["per_seed"] = [r[side] for r in runs]
     w, p = summary["weekly"], summary["plain_cf"]
     summary["hit_rate_ratio"] = w["hit_rate"] / p["hit_rate"] if p["hit_rate"] else None
@@ -284,7 +386,10 @@ def _evaluate_continuation(ctx, dataset, seeds, n_test, no_minilm, json_out) -> 
         try:
             data = load_playlists(store)
             summary = evaluate_continuation(
-                data, seeds=seeds, n_test=n_test, model_params={"minilm_weight": 0.0} if no_minilm else None,
+                data,
+                seeds=seeds,
+                n_test=n_test,
+                model_params={"minilm_weight": 0.0} if no_minilm else None,
                 progress=bar_progress(bar, task),
             )
         except SplitError as exc:
@@ -295,10 +400,14 @@ def _evaluate_continuation(ctx, dataset, seeds, n_test, no_minilm, json_out) -> 
     click.echo(f"{'category':<24}{'model':<22}" + "".join(f"{m:>20}" for m in METRICS))
     for cat, models in summary["categories"].items():
         for model, figures in models.items():
-            cells = "".join(f"{figures[m]['mean']:>11.4f} ± {figures[m]['std']:.4f}" for m in METRICS)
+            cells = "".join(
+                f"{figures[m]['mean']:>11.4f} ± {figures[m]['std']:.4f}" for m in METRICS
+            )
             click.echo(f"{cat:<24}{model:<22}{cells}")
     for goal, verdict in summary["goals"].items():
-        ratio = f" (ratio {verdict['ratio']:.3f}, goal {verdict['goal']})" if "ratio" in verdict else ""
+        ratio = (
+            f" (ratio {verdict['ratio']:.3f}, goal {verdict['goal']})" if "ratio" in verdict else ""
+        )
         click.echo(f"{goal}: {'met' if verdict['met'] else 'NOT met'}{ratio}")
     if json_out:
         err.print(f"wrote {write_json(summary, json_out)}", highlight=False)

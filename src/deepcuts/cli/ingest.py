@@ -12,7 +12,9 @@ from deepcuts.store import IngestCounts
 @click.command()
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(sorted(FORMATS)))
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--table", help="native: the table every given file fills (default: from the file name).")
+@click.option(
+    "--table", help="native: the table every given file fills (default: from the file name)."
+)
 @click.option(
     "--user",
     help="spotify, listenbrainz: the listener of records that name none (stored as "
@@ -21,7 +23,9 @@ from deepcuts.store import IngestCounts
 )
 @click.pass_context
 @handles_errors
-def ingest(ctx: click.Context, fmt: str, paths: tuple[str, ...], table: str | None, user: str | None) -> None:
+def ingest(
+    ctx: click.Context, fmt: str, paths: tuple[str, ...], table: str | None, user: str | None
+) -> None:
     """Load listening data, catalogue, playlists or friendships into the store.
 
     \b

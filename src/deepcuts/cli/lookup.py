@@ -12,7 +12,9 @@ from deepcuts.store.ids import find_items, find_users
 
 @click.command()
 @click.option("--search", metavar="TEXT", help="Only ids containing TEXT (case-insensitive).")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Rows to show.")
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Rows to show."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON Lines: user_id, listens.")
 @click.pass_context
 @handles_errors
@@ -34,8 +36,12 @@ def users(ctx: click.Context, search: str | None, limit: int, as_json: bool) -> 
 
 @click.command()
 @click.option("--search", metavar="TEXT", help="Only items whose id, name or artist contains TEXT.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Rows to show.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON Lines: item_id, kind, name, artist.")
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Rows to show."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON Lines: item_id, kind, name, artist."
+)
 @click.pass_context
 @handles_errors
 def tracks(ctx: click.Context, search: str | None, limit: int, as_json: bool) -> None:
@@ -52,6 +58,10 @@ def tracks(ctx: click.Context, search: str | None, limit: int, as_json: bool) ->
         rows = find_items(store, search, limit)
     for item_id, kind, name, artist in rows:
         if as_json:
-            click.echo(json.dumps({"item_id": item_id, "kind": kind, "name": name, "artist": artist}))
+            click.echo(
+                json.dumps({"item_id": item_id, "kind": kind, "name": name, "artist": artist})
+            )
         else:
-            click.echo("\t".join([item_id, kind, name] + ([artist] if artist and artist != name else [])))
+            click.echo(
+                "\t".join([item_id, kind, name] + ([artist] if artist and artist != name else []))
+            )

@@ -137,7 +137,11 @@ def learn(ctx: click.Context, at: str | None, window: int, as_json: bool) -> Non
         f"{report.streamed} streamed, {report.not_streamed} not streamed; learnt from "
         f"{report.learned} impressions in {report.batches} micro-batches (reward model "
         f"v{report.reward_version})"
-        + (f"; published snapshot v{report.published_version:06d}" if report.published_version else "")
+        + (
+            f"; published snapshot v{report.published_version:06d}"
+            if report.published_version
+            else ""
+        )
     )
 
 
@@ -148,7 +152,9 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--user", "user_id", metavar="USER_ID", help="The listener the key is for.")
-@click.option("--admin", is_flag=True, help="An admin key (reads and writes every listener's data).")
+@click.option(
+    "--admin", is_flag=True, help="An admin key (reads and writes every listener's data)."
+)
 @click.pass_context
 @handles_errors
 def keys_create(ctx: click.Context, user_id: str | None, admin: bool) -> None:
@@ -161,7 +167,10 @@ def keys_create(ctx: click.Context, user_id: str | None, admin: bool) -> None:
     if admin == (user_id is not None):
         raise click.UsageError("give --user USER_ID or --admin (one of them)")
     key, record = LiveLog.for_store(settings(ctx).store).create_key(user_id, admin=admin)
-    err.print(f"key {record.key_id} for {'admin' if admin else user_id}: shown only now, keep it", highlight=False)
+    err.print(
+        f"key {record.key_id} for {'admin' if admin else user_id}: shown only now, keep it",
+        highlight=False,
+    )
     click.echo(key)
 
 
@@ -183,7 +192,9 @@ def keys_list(ctx: click.Context) -> None:
 def keys_revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke a key by its id (as `deepcuts keys list` shows it)."""
     if not LiveLog.for_store(settings(ctx).store).revoke_key(key_id):
-        raise click.BadParameter(f"no active key {key_id!r} (see `deepcuts keys list`)", param_hint="KEY_ID")
+        raise click.BadParameter(
+            f"no active key {key_id!r} (see `deepcuts keys list`)", param_hint="KEY_ID"
+        )
     click.echo(f"revoked {key_id}")
 
 
@@ -197,14 +208,20 @@ def _learn_loop(every: float, store: str, stop: threading.Event) -> None:
         if result.returncode == 0:
             log.info("learn: %s", result.stdout.strip())
         else:
-            log.warning("learn failed (the events wait in the live log): %s", result.stderr.strip()[-500:])
+            log.warning(
+                "learn failed (the events wait in the live log): %s", result.stderr.strip()[-500:]
+            )
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
-@click.option("--no-auth", is_flag=True, help="No API keys (only on 127.0.0.1: for a demo on this machine).")
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes."
+)
+@click.option(
+    "--no-auth", is_flag=True, help="No API keys (only on 127.0.0.1: for a demo on this machine)."
+)
 @click.option("--learn-every", type=click.IntRange(min=1), metavar="SECONDS",
               help="Run the learn job every SECONDS beside the server.")  # fmt: skip
 @click.option("--policy", type=PolicyChoice(), default="epsilon-greedy", show_default=True,
@@ -230,7 +247,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, no_auth: bool,
 
     if no_auth and host not in LOOPBACK:
         raise click.UsageError("--no-auth serves anyone: it is only allowed with --host 127.0.0.1")
-    config = ServeConfig(settings(ctx).store.resolve(), no_auth=no_auth, policy=policy, epsilon=epsilon)
+    config = ServeConfig(
+        settings(ctx).store.resolve(), no_auth=no_auth, policy=policy, epsilon=epsilon
+    )
     os.environ.update(config.to_env())
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="deepcuts-metrics-")
@@ -239,7 +258,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, no_auth: bool,
                   "write every listener's data[/yellow]", highlight=False)  # fmt: skip
     stop = threading.Event()
     if learn_every:
-        threading.Thread(target=_learn_loop, args=(learn_every, str(config.store), stop), daemon=True).start()
+        threading.Thread(
+            target=_learn_loop, args=(learn_every, str(config.store), stop), daemon=True
+        ).start()
     try:
         uvicorn.run("deepcuts.serving.main:create_app", factory=True, host=host, port=port,
                     workers=workers, log_level="warning")  # fmt: skip

@@ -11,9 +11,19 @@ from deepcuts.cli.common import handles_errors, progress_bar
 
 
 @click.command()
-@click.option("--users", default=1000, show_default=True, type=click.IntRange(min=2), help="Listeners.")
-@click.option("--tracks", default=2000, show_default=True, type=click.IntRange(min=10), help="Tracks in the catalogue.")
-@click.option("--weeks", default=4, show_default=True, type=click.IntRange(min=1), help="Weeks of listening.")
+@click.option(
+    "--users", default=1000, show_default=True, type=click.IntRange(min=2), help="Listeners."
+)
+@click.option(
+    "--tracks",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(min=10),
+    help="Tracks in the catalogue.",
+)
+@click.option(
+    "--weeks", default=4, show_default=True, type=click.IntRange(min=1), help="Weeks of listening."
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same world.")
 @click.option(
     "--audio-share",
@@ -37,7 +47,9 @@ from deepcuts.cli.common import handles_errors, progress_bar
     help="Folder to write the world into (created; existing files are replaced).",
 )
 @handles_errors
-def simulate(users: int, tracks: int, weeks: int, seed: int, audio_share: float, fmt: str, out: Path) -> None:
+def simulate(
+    users: int, tracks: int, weeks: int, seed: int, audio_share: float, fmt: str, out: Path
+) -> None:
     """Write a synthetic music world in the native format, with its ground truth.
 
     Users with latent tastes and home regions, artists and tracks in genres with tags,
@@ -57,7 +69,14 @@ def simulate(users: int, tracks: int, weeks: int, seed: int, audio_share: float,
             bar.update(tasks[stage], completed=done, total=total)
 
         summary = simulate_world(
-            out, users=users, tracks=tracks, weeks=weeks, seed=seed, audio_share=audio_share, fmt=fmt, progress=progress
+            out,
+            users=users,
+            tracks=tracks,
+            weeks=weeks,
+            seed=seed,
+            audio_share=audio_share,
+            fmt=fmt,
+            progress=progress,
         )
     counts = ", ".join(f"{name} {n:,}" for name, n in summary.rows.items())
     click.echo(f"wrote {out} in {time.perf_counter() - started:.1f} s: {counts}")

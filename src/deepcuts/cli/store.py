@@ -36,8 +36,16 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Rows to show, newest first.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON Lines, one rejected row per line.")
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows to show, newest first.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON Lines, one rejected row per line."
+)
 @click.pass_context
 @handles_errors
 def quarantine(ctx: click.Context, limit: int, as_json: bool) -> None:

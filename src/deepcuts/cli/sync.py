@@ -41,21 +41,45 @@ def sync() -> None:
 
 
 @sync.command()
-@click.option("--url", required=True, metavar="URL", help="The server's base URL, e.g. http://localhost:4533 (the part before /rest/).")
-@click.option("--user", required=True, metavar="NAME", help="The server account the playlist is written for.")
 @click.option(
-    "--password-env", required=True, metavar="VAR",
+    "--url",
+    required=True,
+    metavar="URL",
+    help="The server's base URL, e.g. http://localhost:4533 (the part before /rest/).",
+)
+@click.option(
+    "--user", required=True, metavar="NAME", help="The server account the playlist is written for."
+)
+@click.option(
+    "--password-env",
+    required=True,
+    metavar="VAR",
     help="The environment variable holding that account's password (never the password itself).",
 )
-@click.option("--listener", metavar="USER_ID", help="The deepcuts listener whose list it is [default: --user].")
 @click.option(
-    "--music-dir", type=click.Path(file_okay=False, path_type=Path),
+    "--listener",
+    metavar="USER_ID",
+    help="The deepcuts listener whose list it is [default: --user].",
+)
+@click.option(
+    "--music-dir",
+    type=click.Path(file_okay=False, path_type=Path),
     help="The server's music folder, where readable: songs nobody has played get audio vectors from their files.",
 )
 @click.option("--week", metavar="YYYY-Www", help="The ISO week of the list [default: this week].")
-@click.option("--ranker", type=click.Choice(RANKERS), default="auto", show_default=True, help="As for `deepcuts weekly`.")
 @click.option(
-    "--because", type=click.IntRange(0, 10), default=0, show_default=True, metavar="N",
+    "--ranker",
+    type=click.Choice(RANKERS),
+    default="auto",
+    show_default=True,
+    help="As for `deepcuts weekly`.",
+)
+@click.option(
+    "--because",
+    type=click.IntRange(0, 10),
+    default=0,
+    show_default=True,
+    metavar="N",
     help='Also write "Because you listened to <artist>" playlists for the listener\'s N most played '
     "artists (such playlists of earlier syncs not written again are deleted).",
 )
@@ -84,7 +108,8 @@ def subsonic(ctx, url, user, password_env, listener, music_dir, week, ranker, be
     if music_dir is not None and not music_dir.is_dir():
         err.print(
             f"[yellow]warning:[/yellow] --music-dir {music_dir} is not a readable folder: songs nobody "
-            "has played get no audio vectors", highlight=False,
+            "has played get no audio vectors",
+            highlight=False,
         )
         music_dir = None
     try:
@@ -97,7 +122,12 @@ def subsonic(ctx, url, user, password_env, listener, music_dir, week, ranker, be
         with client, open_store(ctx) as store, progress_bar(transient=True) as bar:
             task = bar.add_task("reading the library (albums)", total=None)
             report = sync_subsonic(
-                store, client, listener, monday, music_dir=music_dir, ranker=ranker,
+                store,
+                client,
+                listener,
+                monday,
+                music_dir=music_dir,
+                ranker=ranker,
                 step=lambda text: log.info("%s", text),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
                 because=because,
@@ -106,7 +136,10 @@ def subsonic(ctx, url, user, password_env, listener, music_dir, week, ranker, be
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise SystemExit(EXIT_SERVER_UNREACHABLE) from exc
     except SubsonicAuthError as exc:
-        err.print(f"[red]error:[/red] {exc}: check --user and the password in ${password_env}", highlight=False)
+        err.print(
+            f"[red]error:[/red] {exc}: check --user and the password in ${password_env}",
+            highlight=False,
+        )
         raise SystemExit(EXIT_SERVER_AUTH) from exc
     except SubsonicError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -117,7 +150,8 @@ def subsonic(ctx, url, user, password_env, listener, music_dir, week, ranker, be
     for gone in lib.gone:
         err.print(
             f"[yellow]warning:[/yellow] no longer on the server since the last sync: {gone} "
-            "(its track stays in the catalogue, out of the server's playlists)", highlight=False,
+            "(its track stays in the catalogue, out of the server's playlists)",
+            highlight=False,
         )
     if report.note:
         err.print(f"[yellow]note:[/yellow] {report.note}", highlight=False)

@@ -47,25 +47,59 @@ def split_confidence(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
 
 
 @click.command()
-@click.option("--model", "model_name", type=click.Choice(list(MODELS)), default=DEFAULT_MODEL,
-              show_default=True, help="The model to fit (the default is the evaluation's best).")
-@click.option("--params", "params_value", metavar="FILE|JSON",
-              help="Parameters: the file `deepcuts tune --json FILE` wrote, or a JSON object.")
-@click.option("--set", "settings_", multiple=True, metavar="NAME=VALUE",
-              help="One parameter (repeatable), e.g. --set als_factors=64 --set confidence.alpha=2.")
-@click.option("--half-life", type=click.FloatRange(min=0, min_open=True), metavar="DAYS",
-              help="Recency half-life of plays [default: 180].")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="The model file [default: models/<name>-v<version>.npz beside the store].")
-@click.option("--no-default", is_flag=True, help="Register the version without making it the default.")
-@click.option("--cf-only", is_flag=True,
-              help="Train the CF model only, not the content model and the weekly ranker.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the CF model's registry record as JSON (the other parts under \"parts\").")
+@click.option(
+    "--model",
+    "model_name",
+    type=click.Choice(list(MODELS)),
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="The model to fit (the default is the evaluation's best).",
+)
+@click.option(
+    "--params",
+    "params_value",
+    metavar="FILE|JSON",
+    help="Parameters: the file `deepcuts tune --json FILE` wrote, or a JSON object.",
+)
+@click.option(
+    "--set",
+    "settings_",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="One parameter (repeatable), e.g. --set als_factors=64 --set confidence.alpha=2.",
+)
+@click.option(
+    "--half-life",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="DAYS",
+    help="Recency half-life of plays [default: 180].",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The model file [default: models/<name>-v<version>.npz beside the store].",
+)
+@click.option(
+    "--no-default", is_flag=True, help="Register the version without making it the default."
+)
+@click.option(
+    "--cf-only",
+    is_flag=True,
+    help="Train the CF model only, not the content model and the weekly ranker.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print the CF model\'s registry record as JSON (the other parts under "parts").',
+)
 @engine_options
-@click.option("--events", metavar="PATH|URI",
-              help="With --engine spark: a folder `deepcuts export-events --out PATH` wrote (on a cluster, one "
-                   "every executor reads: hdfs://, gs://, s3a://) [default: exported to a temporary folder].")
+@click.option(
+    "--events",
+    metavar="PATH|URI",
+    help="With --engine spark: a folder `deepcuts export-events --out PATH` wrote (on a cluster, one "
+    "every executor reads: hdfs://, gs://, s3a://) [default: exported to a temporary folder].",
+)
 @publish_option
 @click.pass_context
 @handles_errors
@@ -112,7 +146,9 @@ def train(
         if ctx.get_parameter_source("model_name") == click.core.ParameterSource.DEFAULT:
             model_name = "als"
         if model_name != "als":
-            raise click.BadParameter(f"the Spark engine fits als, not {model_name}", param_hint="--model")
+            raise click.BadParameter(
+                f"the Spark engine fits als, not {model_name}", param_hint="--model"
+            )
     params, conf_values = read_params(params_value)
     extra, extra_conf = split_confidence(parse_settings(settings_))
     params.update(extra)
@@ -136,14 +172,25 @@ def train(
                 from deepcuts.engines.spark.train import train_on_spark
 
                 trained = train_on_spark(
-                    store, spark, params, confidence, events=events, out=out,
-                    make_default=not no_default, step=step,
+                    store,
+                    spark,
+                    params,
+                    confidence,
+                    events=events,
+                    out=out,
+                    make_default=not no_default,
+                    step=step,
                 )
             else:
                 from deepcuts.engines import local
 
                 trained = local.train(
-                    store, model_name, params, confidence, out=out, make_default=not no_default,
+                    store,
+                    model_name,
+                    params,
+                    confidence,
+                    out=out,
+                    make_default=not no_default,
                     step=step,
                 )
         except FileNotFoundError as exc:
@@ -164,18 +211,27 @@ def train(
                 # For the week after the data; where its last week is a stub (a few sessions
                 # past a Monday), for the week before.
                 learnt, vectors = None, content.vectors_for(trained.items)
-                for week in (next_monday(record.data_until), next_monday(record.data_until) - timedelta(weeks=1)):
+                for week in (
+                    next_monday(record.data_until),
+                    next_monday(record.data_until) - timedelta(weeks=1),
+                ):
                     bar.update(task, description=f"the weekly ranker for {week}")
                     learnt = learnt or train_ranker(store, trained, week, content_vectors=vectors)
                 if learnt is None:
-                    no_ranker = "no weekly ranker: the data's last week has no streams to learn from"
+                    no_ranker = (
+                        "no weekly ranker: the data's last week has no streams to learn from"
+                    )
                 else:
                     parts.append(learnt[1])
     if not no_default:  # serving reads the default models: keep a served store's snapshot fresh
         with open_store(ctx) as store:
             maybe_publish(ctx, store, publish_after)
     if as_json:
-        click.echo(json.dumps({**_record_dict(record), "parts": [_record_dict(r) for r in parts]}, default=str))
+        click.echo(
+            json.dumps(
+                {**_record_dict(record), "parts": [_record_dict(r) for r in parts]}, default=str
+            )
+        )
         return
     m = record.metrics
     click.echo(
@@ -191,36 +247,89 @@ def train(
 
 def _record_dict(record) -> dict[str, Any]:
     return {
-        "model_id": record.model_id, "kind": record.kind, "name": record.name,
-        "version": record.version, "path": record.path, "default": record.is_default,
-        "data_until": record.data_until, "params": record.params, "metrics": record.metrics,
+        "model_id": record.model_id,
+        "kind": record.kind,
+        "name": record.name,
+        "version": record.version,
+        "path": record.path,
+        "default": record.is_default,
+        "data_until": record.data_until,
+        "params": record.params,
+        "metrics": record.metrics,
     }
 
 
 @click.command()
-@click.option("--model", "model_name", type=click.Choice(list(MODELS)), default=DEFAULT_MODEL,
-              show_default=True, help="The model to tune.")
-@click.option("--dataset", nargs=2, type=(click.Choice(sorted(FORMATS)), click.Path(exists=True)),
-              metavar="FORMAT PATH", help="Tune on a dataset folder instead of the store.")
-@click.option("--split", "split_kind", type=click.Choice(SPLITS), default="user-holdout",
-              show_default=True, help="The evaluation split whose training part is searched.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the test split (set aside) and of the validation split.")
-@click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.2, show_default=True)
-@click.option("--validation-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.2, show_default=True, help="Share of each user's training items held out for validation.")
+@click.option(
+    "--model",
+    "model_name",
+    type=click.Choice(list(MODELS)),
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="The model to tune.",
+)
+@click.option(
+    "--dataset",
+    nargs=2,
+    type=(click.Choice(sorted(FORMATS)), click.Path(exists=True)),
+    metavar="FORMAT PATH",
+    help="Tune on a dataset folder instead of the store.",
+)
+@click.option(
+    "--split",
+    "split_kind",
+    type=click.Choice(SPLITS),
+    default="user-holdout",
+    show_default=True,
+    help="The evaluation split whose training part is searched.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the test split (set aside) and of the validation split.",
+)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+)
+@click.option(
+    "--validation-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share of each user's training items held out for validation.",
+)
 @click.option("--min-items", type=click.IntRange(min=2), default=5, show_default=True)
-@click.option("--test-days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True)
+@click.option(
+    "--test-days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True
+)
 @click.option("--k", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Passes of coordinate ascent over the parameters.")
-@click.option("--param", "space_items", multiple=True, metavar="NAME=V1,V2,...",
-              help="Candidate values of a parameter (repeatable); replaces the built-in search "
-                   "space. Confidence settings as confidence.alpha, confidence.eps, ...")
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Passes of coordinate ascent over the parameters.",
+)
+@click.option(
+    "--param",
+    "space_items",
+    multiple=True,
+    metavar="NAME=V1,V2,...",
+    help="Candidate values of a parameter (repeatable); replaces the built-in search "
+    "space. Confidence settings as confidence.alpha, confidence.eps, ...",
+)
 @click.option("--params", "params_value", metavar="FILE|JSON", help="Starting parameters.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the best parameters and every trial (readable by train --params).")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the best parameters and every trial (readable by train --params).",
+)
 @click.pass_context
 @handles_errors
 def tune(
@@ -264,10 +373,20 @@ def tune(
         try:
             data = EvaluationData(store, name)
             result = tune_model(
-                data, model_name, space=space, base_params=params, confidence=confidence,
-                split=split_kind, seed=seed, test_fraction=test_fraction,
-                validation_fraction=validation_fraction, min_items=min_items,
-                test_days=test_days, k=k, rounds=rounds, progress=bar_progress(bar, task),
+                data,
+                model_name,
+                space=space,
+                base_params=params,
+                confidence=confidence,
+                split=split_kind,
+                seed=seed,
+                test_fraction=test_fraction,
+                validation_fraction=validation_fraction,
+                min_items=min_items,
+                test_days=test_days,
+                k=k,
+                rounds=rounds,
+                progress=bar_progress(bar, task),
             )
         except SplitError as exc:
             data_error(exc)
@@ -276,16 +395,20 @@ def tune(
         finally:
             store.close()
     searched = list(space or SEARCH_SPACES.get(model_name, {}))
-    click.echo(f"best {result.metric} on validation: {result.score:.4f} ({len(result.trials)} trials)")
+    click.echo(
+        f"best {result.metric} on validation: {result.score:.4f} ({len(result.trials)} trials)"
+    )
     for key in searched:
-        value = (result.confidence.get(key.split(".", 1)[1]) if key.startswith("confidence.")
-                 else result.params.get(key))
+        value = (
+            result.confidence.get(key.split(".", 1)[1])
+            if key.startswith("confidence.")
+            else result.params.get(key)
+        )
         click.echo(f"  {key} = {value}")
     if json_out:
         result.save(json_out)
         log.info("wrote %s", json_out)
         err.print(f"wrote {json_out}", highlight=False)
-
 
 
 @click.command("models")
@@ -307,7 +430,9 @@ def models(ctx: click.Context, kind: str | None, as_json: bool) -> None:
         click.echo(json.dumps([_record_dict(r) for r in records], default=str))
         return
     if not records:
-        click.echo("no registered models" + (f" of kind {kind}" if kind else "") + ": run `deepcuts train`")
+        click.echo(
+            "no registered models" + (f" of kind {kind}" if kind else "") + ": run `deepcuts train`"
+        )
         return
     header = ("id", "kind", "default", "data until", "created", "size", "path")
     rows = [

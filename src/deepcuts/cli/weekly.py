@@ -36,19 +36,36 @@ def _week(value: str | None) -> date:
 
 
 @click.command()
-@click.option("--week", metavar="YYYY-Www", help="The ISO week (Monday start) [default: this week].")
+@click.option(
+    "--week", metavar="YYYY-Www", help="The ISO week (Monday start) [default: this week]."
+)
 @click.option(
     "--user",
     metavar="USER_ID",
     help="Print (or --out) this listener's list instead of building everyone's; a full id "
     "(spotify:user:me) or the part after its last colon (me) where unique (see `deepcuts users`).",
 )
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True, help="With --user: the playlist format.")
-@click.option("--out", metavar="PATH",
-              help="With --user: write the playlist to this file instead of printing it. Without "
-                   "--user: write every list as Parquet to this folder (weekly_lists/, "
-                   "weekly_notes/) instead of storing them; with --engine spark, any URI Spark writes.")
-@click.option("--model", "model_id", metavar="MODEL_ID", help="A registered model version [default: the default model].")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="json",
+    show_default=True,
+    help="With --user: the playlist format.",
+)
+@click.option(
+    "--out",
+    metavar="PATH",
+    help="With --user: write the playlist to this file instead of printing it. Without "
+    "--user: write every list as Parquet to this folder (weekly_lists/, "
+    "weekly_notes/) instead of storing them; with --engine spark, any URI Spark writes.",
+)
+@click.option(
+    "--model",
+    "model_id",
+    metavar="MODEL_ID",
+    help="A registered model version [default: the default model].",
+)
 @click.option(
     "--ranker",
     type=click.Choice(RANKERS),
@@ -56,10 +73,19 @@ def _week(value: str | None) -> date:
     show_default=True,
     help="learned: trained on what listeners streamed the week before; blend: hand-weighted; auto: learned where possible.",
 )
-@click.option("--ranker-model", "ranker_id", metavar="MODEL_ID", help="A registered weekly ranker [default: the newest learnt before the week].")
+@click.option(
+    "--ranker-model",
+    "ranker_id",
+    metavar="MODEL_ID",
+    help="A registered weekly ranker [default: the newest learnt before the week].",
+)
 @engine_options
-@click.option("--partitions", type=click.IntRange(min=1), metavar="N",
-              help="With --engine spark: partitions of listeners [default: Spark's parallelism].")
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --engine spark: partitions of listeners [default: Spark's parallelism].",
+)
 @publish_option
 @click.pass_context
 @handles_errors
@@ -118,7 +144,9 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, ranker_id, engine, maste
                     f"no Discover Weekly lists are stored for {name}: run `deepcuts weekly --week {name}` first"
                 )
             if not _stored(store, "week = ? AND user_id = ?", [name, user]):
-                known = store.conn.execute("SELECT count(*) FROM users WHERE user_id = ?", [user]).fetchall()[0][0]
+                known = store.conn.execute(
+                    "SELECT count(*) FROM users WHERE user_id = ?", [user]
+                ).fetchall()[0][0]
                 why = "no listener" if not known else "no list stored for listener"
                 raise click.BadParameter(f"{why} {user!r} in week {name}", param_hint="--user")
             text = export(load_playlist(store, user, monday, settings(ctx).track_url), fmt)
@@ -135,7 +163,9 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, ranker_id, engine, maste
         if out is not None:
             with progress_bar() as bar:
                 task = bar.add_task(f"Discover Weekly {dw.week}", total=n_users)
-                n_lists, rows, short = local.write_weekly(dw, out, progress=lambda n: bar.advance(task, n))
+                n_lists, rows, short = local.write_weekly(
+                    dw, out, progress=lambda n: bar.advance(task, n)
+                )
             click.echo(
                 f"{dw.week}: {n_lists} lists, {rows} tracks written to {out}"
                 + (f"; {short} lists shorter than 30 (see weekly_notes)" if short else "")
@@ -160,7 +190,11 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, ranker_id, engine, maste
 
 
 def _stored(store, where: str, args: list) -> bool:
-    return bool(store.conn.execute(f"SELECT count(*) FROM weekly_lists WHERE {where}", args).fetchall()[0][0])
+    return bool(
+        store.conn.execute(f"SELECT count(*) FROM weekly_lists WHERE {where}", args).fetchall()[0][
+            0
+        ]
+    )
 
 
 def load_playlist(store, user: str, monday: date, track_url: str = "") -> PlaylistExport:
@@ -180,7 +214,9 @@ def load_playlist(store, user: str, monday: date, track_url: str = "") -> Playli
         """,
         [user, week],
     ).fetchall()
-    note = store.conn.execute("SELECT note FROM weekly_notes WHERE user_id = ? AND week = ?", [user, week]).fetchall()
+    note = store.conn.execute(
+        "SELECT note FROM weekly_notes WHERE user_id = ? AND week = ?", [user, week]
+    ).fetchall()
     return PlaylistExport(
         title=f"Discover Weekly {week}",
         creator="deepcuts",
@@ -188,7 +224,16 @@ def load_playlist(store, user: str, monday: date, track_url: str = "") -> Playli
         annotation=note[0][0] if note else f"{len(rows)} tracks for {user}, new to them this week",
         identifier=f"urn:deepcuts:weekly:{user}:{week}",
         tracks=[
-            ExportTrack(r[0], r[1], r[2], r[3], r[4], track_location(r[0], r[5], r[6], track_url), r[7], r[8])
+            ExportTrack(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                track_location(r[0], r[5], r[6], track_url),
+                r[7],
+                r[8],
+            )
             for r in rows
         ],
     )

@@ -58,9 +58,9 @@ def event_queries(config: ConfidenceConfig) -> dict[str, str]:
         "listens": f"SELECT {listen_cols}, {_day('played_at')} FROM listens WHERE NOT {skip}",
         "skips": f"SELECT {listen_cols}, {_day('played_at')} FROM listens WHERE {skip}",
         "saves": "SELECT user_id, target_id AS item_id, action, acted_at, "
-                 f"{_day('acted_at')} FROM actions WHERE action IN ('save', 'unsave')",
+        f"{_day('acted_at')} FROM actions WHERE action IN ('save', 'unsave')",
         "bans": "SELECT user_id, target_id, action, acted_at, "
-                f"{_day('acted_at')} FROM actions WHERE action IN ('ban', 'hide')",
+        f"{_day('acted_at')} FROM actions WHERE action IN ('ban', 'hide')",
         "playlist_items": (
             "SELECT pi.playlist_id, p.owner_id, pi.item_id, pi.position, "
             "coalesce(pi.added_at, p.created_at) AS added_at, "
@@ -71,7 +71,7 @@ def event_queries(config: ConfidenceConfig) -> dict[str, str]:
             f"{_day('acted_at')} FROM actions WHERE action = 'playlist_add'"
         ),
         "follows": "SELECT user_id, target_id, replace(action, 'follow_', '') AS kind, acted_at, "
-                   f"{_day('acted_at')} FROM actions WHERE action IN ('follow_artist', 'follow_user')",
+        f"{_day('acted_at')} FROM actions WHERE action IN ('follow_artist', 'follow_user')",
     }
 
 
@@ -90,9 +90,13 @@ def export_events(
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"{out} exists and is not empty: give another folder, or overwrite")
+            raise FileExistsError(
+                f"{out} exists and is not empty: give another folder, or overwrite"
+            )
         if not (out / "manifest.json").is_file():
-            raise FileExistsError(f"{out} is not an events folder (no manifest.json): not overwriting it")
+            raise FileExistsError(
+                f"{out} is not an events folder (no manifest.json): not overwriting it"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
@@ -133,24 +137,36 @@ def write_confidence(inter: Interactions, out: Path, rows_per_file: int = 5_000_
     folder.mkdir(parents=True, exist_ok=True)
     for n, start in enumerate(range(0, max(coo.nnz, 1), rows_per_file)):
         sl = slice(start, start + rows_per_file)
-        pq.write_table(pa.table({
-            "user_idx": pa.array(coo.row[sl].astype(np.int32)),
-            "item_idx": pa.array(coo.col[sl].astype(np.int32)),
-            "confidence": pa.array(coo.data[sl].astype(np.float32)),
-        }), folder / f"part-{n:05d}.parquet")
+        pq.write_table(
+            pa.table(
+                {
+                    "user_idx": pa.array(coo.row[sl].astype(np.int32)),
+                    "item_idx": pa.array(coo.col[sl].astype(np.int32)),
+                    "confidence": pa.array(coo.data[sl].astype(np.float32)),
+                }
+            ),
+            folder / f"part-{n:05d}.parquet",
+        )
     for name, ids in (("users", inter.users), ("items", inter.items)):
         column = "user_id" if name == "users" else "item_id"
-        pq.write_table(pa.table({
-            "idx": pa.array(np.arange(len(ids), dtype=np.int32)),
-            column: pa.array(ids.ids.tolist(), pa.string()),
-        }), out / f"{name}.parquet")
+        pq.write_table(
+            pa.table(
+                {
+                    "idx": pa.array(np.arange(len(ids), dtype=np.int32)),
+                    column: pa.array(ids.ids.tolist(), pa.string()),
+                }
+            ),
+            out / f"{name}.parquet",
+        )
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The manifest of an events folder, checked to be one this deepcuts reads."""
     file = Path(path) / "manifest.json"
     if not file.is_file():
-        raise FileNotFoundError(f"{path}: no manifest.json; write the folder with `deepcuts export-events --out PATH`")
+        raise FileNotFoundError(
+            f"{path}: no manifest.json; write the folder with `deepcuts export-events --out PATH`"
+        )
     try:
         manifest = json.loads(file.read_text())
     except json.JSONDecodeError as exc:

@@ -53,7 +53,9 @@ def write_weekly(
     Spark engine's layout). Returns (lists, rows, short lists)."""
     out = Path(out)
     users = np.arange(dw.interactions.shape[0])
-    rows, notes = dw.tables(users) if progress is None else _tables_with_progress(dw, users, progress)
+    rows, notes = (
+        dw.tables(users) if progress is None else _tables_with_progress(dw, users, progress)
+    )
     for name, table in (("weekly_lists", rows), ("weekly_notes", notes)):
         folder = out / name
         if folder.exists():

@@ -18,8 +18,23 @@ from deepcuts.evaluation.metrics import (
 from deepcuts.evaluation.splits import SPLITS, Split, SplitError, holdout_pairs, time_split
 
 __all__ = [
-    "SPLITS", "STANDARD", "EvaluationData", "EvaluationResult", "ModelSpec", "Split",
-    "SplitError", "coverage", "evaluate_models", "holdout_pairs", "intra_list_diversity",
-    "model_spec", "novelty", "peer_spec", "ranking_metrics", "recommend_filtered",
-    "standard_specs", "summarise", "time_split",
+    "SPLITS",
+    "STANDARD",
+    "EvaluationData",
+    "EvaluationResult",
+    "ModelSpec",
+    "Split",
+    "SplitError",
+    "coverage",
+    "evaluate_models",
+    "holdout_pairs",
+    "intra_list_diversity",
+    "model_spec",
+    "novelty",
+    "peer_spec",
+    "ranking_metrics",
+    "recommend_filtered",
+    "standard_specs",
+    "summarise",
+    "time_split",
 ]

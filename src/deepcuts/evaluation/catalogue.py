@@ -17,7 +17,7 @@ PEERS = ("implicit-als", "implicit-bm25")
 
 DESCRIPTIONS = {
     "hybrid": "EASE with tag similarity, blended with ALS, tag neighbours, playlist "
-              "co-occurrence and friends' listening (the project's default)",
+    "co-occurrence and friends' listening (the project's default)",
     "als": "ALS (implicit's conjugate-gradient solver) on log-scaled confidence",
     "bpr": "BPR (implicit) on the positive pairs",
     "item-knn": "item kNN with BM25 weighting (implicit's all-pairs kNN) on log confidence",
@@ -83,8 +83,15 @@ def peer_spec(name: str) -> ModelSpec:
 
 
 STANDARD = (
-    "popularity", "regional-popularity", "implicit-als", "implicit-bm25", "ease",
-    "item-knn", "bpr", "als", DEFAULT_MODEL,
+    "popularity",
+    "regional-popularity",
+    "implicit-als",
+    "implicit-bm25",
+    "ease",
+    "item-knn",
+    "bpr",
+    "als",
+    DEFAULT_MODEL,
 )
 """The models of ``deepcuts evaluate`` unless --models says otherwise."""
 
@@ -107,7 +114,9 @@ def standard_specs(
         if name in PEERS:
             specs.append(peer_spec(name))
         elif name == DEFAULT_MODEL:
-            specs.append(model_spec(name, default_params, default_confidence or confidence, default=True))
+            specs.append(
+                model_spec(name, default_params, default_confidence or confidence, default=True)
+            )
         else:
             specs.append(model_spec(name, BASELINE_PARAMS.get(name), confidence, default=False))
     return specs

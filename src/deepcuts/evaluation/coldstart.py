@@ -99,13 +99,17 @@ class ColdItemsConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction < 1:
-            raise ValueError(f"the cold fraction must be between 0 and 1 (exclusive), not {self.fraction}")
+            raise ValueError(
+                f"the cold fraction must be between 0 and 1 (exclusive), not {self.fraction}"
+            )
         if self.k < 1:
             raise ValueError(f"k must be at least 1, not {self.k}")
         if not self.seeds:
             raise ValueError("give at least one seed")
         if self.cold_text not in COLD_TEXT:
-            raise ValueError(f"cold_text must be one of {', '.join(COLD_TEXT)}, not {self.cold_text!r}")
+            raise ValueError(
+                f"cold_text must be one of {', '.join(COLD_TEXT)}, not {self.cold_text!r}"
+            )
         if self.neighbours < 1:
             raise ValueError(f"neighbours must be at least 1, not {self.neighbours}")
 
@@ -138,7 +142,10 @@ class ColdItemsReport:
             "n_items": self.n_items,
             "n_cold": self.n_cold,
             "n_test_users": self.n_test_users,
-            "recall": {m: {"mean": self.mean(m), "std": self.std(m), "per_seed": v} for m, v in self.recall.items()},
+            "recall": {
+                m: {"mean": self.mean(m), "std": self.std(m), "per_seed": v}
+                for m, v in self.recall.items()
+            },
             "seconds": round(self.seconds, 1),
         }
 
@@ -211,7 +218,9 @@ def load_cold_data(
         paths = track_audio_paths(store)
         wanted = [(k, paths[i]) for k, i in enumerate(item_ids.tolist()) if i in paths]
         if wanted:
-            report = (lambda done, total: progress("audio features", done, total)) if progress else None
+            report = (
+                (lambda done, total: progress("audio features", done, total)) if progress else None
+            )
             result = extract([p for _, p in wanted], audio_config, cache_dir=audio_cache,
                              keep_log_mel=True, progress=report)  # fmt: skip
             ok = {f.path: n for n, f in enumerate(result.features)}
@@ -279,7 +288,9 @@ def recall_at_k(scores: np.ndarray, relevant: sp.csr_matrix, k: int) -> float:
 class _Seed:
     """One cold split and the scores of every model on it."""
 
-    def __init__(self, data: ColdData, config: ColdItemsConfig, seed: int, cold: np.ndarray | None = None):
+    def __init__(
+        self, data: ColdData, config: ColdItemsConfig, seed: int, cold: np.ndarray | None = None
+    ):
         self.data, self.config, self.seed = data, config, seed
         n_items = len(data.item_ids)
         if cold is None:
@@ -296,8 +307,13 @@ class _Seed:
         self.test_users = np.flatnonzero(np.diff(test_part.indptr) > 0)
         self.relevant = test_part[self.test_users]
         self.user_factors, self.item_factors = fit_item_factors(
-            self.train, config.factors, config.als_iterations, config.als_regularization,
-            config.confidence, seed, config.threads,
+            self.train,
+            config.factors,
+            config.als_iterations,
+            config.als_regularization,
+            config.confidence,
+            seed,
+            config.threads,
         )
 
     # text ----------------------------------------------------------------------------
@@ -315,7 +331,9 @@ class _Seed:
         profiles = sp.csr_matrix(train @ docs_warm)
         match = np.asarray((profiles @ docs_cold.T).todense(), np.float32)
         has_text = np.diff(docs_warm.indptr) > 0
-        ridge = ContentToCF(cfg.ridge_alpha).fit(docs_warm[np.flatnonzero(has_text)], self.item_factors[warm][has_text])
+        ridge = ContentToCF(cfg.ridge_alpha).fit(
+            docs_warm[np.flatnonzero(has_text)], self.item_factors[warm][has_text]
+        )
         knn = NeighbourToCF(cfg.neighbours).fit([docs_warm], self.item_factors[warm])
         uf = self.user_factors[self.test_users]
         to_cf = uf @ ridge.predict(docs_cold).T
@@ -338,14 +356,22 @@ class _Seed:
                     continue
                 touched = np.unique(items[on_cold])
                 local = np.searchsorted(touched, items[on_cold])
-                mine = sp.csr_matrix((values[on_cold], (local, column[terms[on_cold]])), shape=(len(touched), len(keep)))
+                mine = sp.csr_matrix(
+                    (values[on_cold], (local, column[terms[on_cold]])),
+                    shape=(len(touched), len(keep)),
+                )
                 fixed = encoder.weigh(counts[touched] - mine)
                 cols = position[touched]
                 self.text_fixes[row] = (cols, fixed)
                 match[row, cols] = np.asarray((fixed @ profiles[row].T).todense()).ravel()
                 to_cf[row, cols] = ridge.predict(fixed) @ uf[row]
                 near[row, cols] = knn.predict([fixed]) @ uf[row]
-        self.docs_warm, self.docs_cold, self.encoder, self.keep = docs_warm, docs_cold, encoder, keep
+        self.docs_warm, self.docs_cold, self.encoder, self.keep = (
+            docs_warm,
+            docs_cold,
+            encoder,
+            keep,
+        )
         return {"text-match": match, "text-cf": to_cf, "text-knn": near}
 
     # audio ---------------------------------------------------------------------------
@@ -363,7 +389,9 @@ class _Seed:
         model = AudioToCF(epochs=cfg.cnn_epochs, threads=cfg.threads, random_state=self.seed)
         model.fit([data.log_mels[rows[i]] for i in warm_audio], self.item_factors[warm_audio])
         predicted = np.zeros((len(self.cold_idx), self.item_factors.shape[1]), np.float32)
-        predicted[cold_audio] = model.predict([data.log_mels[rows[i]] for i in self.cold_idx[cold_audio]])
+        predicted[cold_audio] = model.predict(
+            [data.log_mels[rows[i]] for i in self.cold_idx[cold_audio]]
+        )
         uf = self.user_factors[self.test_users]
         to_cf = uf @ predicted.T
         self.audio_warm, self.audio_cold = item_emb[self.warm_idx], item_emb[self.cold_idx]
@@ -380,7 +408,9 @@ class _Seed:
         """hybrid-knn: neighbours by the mean of the text and audio cosines (after text_scores
         and audio_scores)."""
         uf = self.user_factors[self.test_users]
-        knn = NeighbourToCF(self.config.neighbours).fit([self.docs_warm, self.audio_warm], self.item_factors[self.warm_idx])
+        knn = NeighbourToCF(self.config.neighbours).fit(
+            [self.docs_warm, self.audio_warm], self.item_factors[self.warm_idx]
+        )
         near = uf @ knn.predict([self.docs_cold, self.audio_cold]).T
         for row, (cols, fixed) in self.text_fixes.items():
             near[row, cols] = knn.predict([fixed, self.audio_cold[cols]]) @ uf[row]
@@ -441,17 +471,30 @@ def evaluate_cold_items(
     else:
         unknown = [m for m in models if m not in ALL_MODELS]
         if unknown:
-            raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(ALL_MODELS)}")
+            raise ValueError(
+                f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(ALL_MODELS)}"
+            )
         missing = [m for m in models if m not in available]
         if missing:
-            needs = {n for m in missing for n in ("text", "audio") if m.startswith(n) or m.startswith("hybrid")}
-            lacking = [n for n, has in (("text", data.has_text), ("audio", data.has_audio)) if n in needs and not has]
+            needs = {
+                n
+                for m in missing
+                for n in ("text", "audio")
+                if m.startswith(n) or m.startswith("hybrid")
+            }
+            lacking = [
+                n
+                for n, has in (("text", data.has_text), ("audio", data.has_audio))
+                if n in needs and not has
+            ]
             raise ValueError(
                 f"cannot run {', '.join(missing)}: the items have no {' and no '.join(lacking)} "
                 "(audio needs two or more tracks with a readable audio file)"
             )
         models = ["random", *[m for m in models if m != "random"]]
-    report = ColdItemsReport(config, len(data.user_ids), len(data.item_ids), {m: [] for m in models})
+    report = ColdItemsReport(
+        config, len(data.user_ids), len(data.item_ids), {m: [] for m in models}
+    )
     for done, seed in enumerate(config.seeds):
         run = _Seed(data, config, seed)
         scores: dict[str, np.ndarray] = {}
@@ -466,12 +509,17 @@ def evaluate_cold_items(
                 scores[blend] = sum(_zscore(scores[p]) for p in parts) / len(parts)
         n_cold = len(run.cold_idx)
         for model in models:
-            value = min(config.k, n_cold) / n_cold if model == "random" else recall_at_k(scores[model], run.relevant, config.k)
+            value = (
+                min(config.k, n_cold) / n_cold
+                if model == "random"
+                else recall_at_k(scores[model], run.relevant, config.k)
+            )
             report.recall[model].append(value)
         report.n_cold.append(n_cold)
         report.n_test_users.append(len(run.test_users))
         log.info(
-            "cold items, seed %d: %s", seed,
+            "cold items, seed %d: %s",
+            seed,
             ", ".join(f"{m} {report.recall[m][-1]:.4f}" for m in models),
         )
         if progress:

@@ -57,12 +57,12 @@ DEEPCUTS = "deepcuts"
 PEERS = ("popularity", "implicit-als", "same-name-popularity")
 DESCRIPTIONS = {
     DEEPCUTS: "PlaylistContinuation: track and playlist neighbours, what follows the last tracks, "
-              "titles (TF-IDF + MiniLM), blended with weights learnt on held-out training playlists",
+    "titles (TF-IDF + MiniLM), blended with weights learnt on held-out training playlists",
     "popularity": "tracks on the most training playlists",
     "implicit-als": "implicit AlternatingLeastSquares(factors=128), defaults otherwise, on the binary "
-                    "playlist x track matrix with the test seeds",
+    "playlist x track matrix with the test seeds",
     "same-name-popularity": "tracks most often on training playlists with the same normalised name, "
-                            "then overall popularity (title only)",
+    "then overall popularity (title only)",
 }
 
 
@@ -81,7 +81,10 @@ class ContinuationSplit:
 
 
 def split_continuation(
-    data: PlaylistData, seed: int, n_test: int = 500, min_tracks: int = 40,
+    data: PlaylistData,
+    seed: int,
+    n_test: int = 500,
+    min_tracks: int = 40,
     categories: Sequence[str] = tuple(CATEGORIES),
 ) -> ContinuationSplit:
     """The test playlists of one seed, cut as `CATEGORIES` says (see the module docstring)."""
@@ -116,10 +119,15 @@ def split_continuation(
         titles.append(data.titles[p] if with_title else "")
     shape = (n_test, data.n_items)
     seeds = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape, dtype=np.float32
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=shape,
+        dtype=np.float32,
     )
     truth = sp.csr_matrix(
-        (np.ones(sum(len(c) for c in t_cols), np.float32), (np.concatenate(t_rows), np.concatenate(t_cols))),
+        (
+            np.ones(sum(len(c) for c in t_cols), np.float32),
+            (np.concatenate(t_rows), np.concatenate(t_cols)),
+        ),
         shape=shape,
     )
     return ContinuationSplit(
@@ -263,7 +271,9 @@ def evaluate_continuation(
         "test_playlists_per_seed": n_test,
         "min_tracks": min_tracks,
         "n": N,
-        "categories": {c: {"seed_tracks": k, "positions": w, "title": t} for c, (k, w, t) in CATEGORIES.items()},
+        "categories": {
+            c: {"seed_tracks": k, "positions": w, "title": t} for c, (k, w, t) in CATEGORIES.items()
+        },
         "n_playlists": len(data),
         "n_tracks": data.n_items,
         "unreachable_hidden_share": extra["unreachable_share"],
@@ -272,13 +282,18 @@ def evaluate_continuation(
 
 
 def summarise_continuation(
-    protocol: dict[str, Any], per_seed: dict[str, dict[str, dict[str, list[float]]]],
-    seconds: dict[str, list[float]], blend_weights: list[Any],
+    protocol: dict[str, Any],
+    per_seed: dict[str, dict[str, dict[str, list[float]]]],
+    seconds: dict[str, list[float]],
+    blend_weights: list[Any],
 ) -> dict[str, Any]:
     """``categories[cat][model][metric]`` = mean, std (ddof 1) and per_seed; the models'
     descriptions and seconds; the issue's goals checked on the means."""
     categories = {
-        cat: {name: {metric: _stats(values) for metric, values in figures.items()} for name, figures in models.items()}
+        cat: {
+            name: {metric: _stats(values) for metric, values in figures.items()}
+            for name, figures in models.items()
+        }
         for cat, models in per_seed.items()
     }
     models = {
@@ -296,6 +311,7 @@ def summarise_continuation(
 def continuation_goals(categories: dict[str, Any]) -> dict[str, Any]:
     """The issue's goals on the mean figures: first 25 R-precision >= 1.2x implicit ALS's;
     title only >= 2x same-name popularity's; deepcuts >= every peer on R-precision and NDCG."""
+
     def mean(cat: str, model: str, metric: str) -> float | None:
         try:
             return categories[cat][model][metric]["mean"]
@@ -303,12 +319,26 @@ def continuation_goals(categories: dict[str, Any]) -> dict[str, Any]:
             return None
 
     goals: dict[str, Any] = {}
-    mine, als = mean("first 25", DEEPCUTS, "r_precision"), mean("first 25", "implicit-als", "r_precision")
+    mine, als = (
+        mean("first 25", DEEPCUTS, "r_precision"),
+        mean("first 25", "implicit-als", "r_precision"),
+    )
     if mine is not None and als:
-        goals["first_25_r_precision_vs_als"] = {"ratio": mine / als, "goal": 1.2, "met": mine / als >= 1.2}
-    mine, same = mean("title only", DEEPCUTS, "r_precision"), mean("title only", "same-name-popularity", "r_precision")
+        goals["first_25_r_precision_vs_als"] = {
+            "ratio": mine / als,
+            "goal": 1.2,
+            "met": mine / als >= 1.2,
+        }
+    mine, same = (
+        mean("title only", DEEPCUTS, "r_precision"),
+        mean("title only", "same-name-popularity", "r_precision"),
+    )
     if mine is not None and same:
-        goals["title_only_r_precision_vs_same_name"] = {"ratio": mine / same, "goal": 2.0, "met": mine / same >= 2.0}
+        goals["title_only_r_precision_vs_same_name"] = {
+            "ratio": mine / same,
+            "goal": 2.0,
+            "met": mine / same >= 2.0,
+        }
     every = {}
     for cat, models in categories.items():
         if DEEPCUTS not in models:

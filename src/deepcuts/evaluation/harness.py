@@ -125,14 +125,21 @@ class EvaluationData:
     def side(self, split: Split | None) -> SideInfo:
         """Side information with the split's test pairs excluded (cached for the last split)."""
         if self._side is None or self._side[0] is not split:
-            self._side = (split, build_side_info(
-                self.store, self.users, self.items,
-                exclude=split.test if split else None, until=split.until if split else None,
-            ))
+            self._side = (
+                split,
+                build_side_info(
+                    self.store,
+                    self.users,
+                    self.items,
+                    exclude=split.test if split else None,
+                    until=split.until if split else None,
+                ),
+            )
         return self._side[1]
 
-    def split(self, kind: str, seed: int, test_fraction: float, min_items: int,
-              test_days: float) -> Split:
+    def split(
+        self, kind: str, seed: int, test_fraction: float, min_items: int, test_days: float
+    ) -> Split:
         if kind == "user-holdout":
             base = positive_part(self.matrix(ConfidenceConfig()), binary=True)
             return user_holdout_split(base, test_fraction, seed, min_items)
@@ -253,11 +260,21 @@ def evaluate_models(
                 mask = bucket == b
                 slot = result.buckets.setdefault(label, {"users": [], "recall": [], "ndcg": []})
                 slot["users"].append(float(mask.sum()))
-                slot["recall"].append(float(np.nanmean(per_user["recall"][mask])) if mask.any() else float("nan"))
-                slot["ndcg"].append(float(np.nanmean(per_user["ndcg"][mask])) if mask.any() else float("nan"))
+                slot["recall"].append(
+                    float(np.nanmean(per_user["recall"][mask])) if mask.any() else float("nan")
+                )
+                slot["ndcg"].append(
+                    float(np.nanmean(per_user["ndcg"][mask])) if mask.any() else float("nan")
+                )
             log.info(
                 "seed %d %s: ndcg@%d %.4f recall@%d %.4f (%.1f s)",
-                seed, spec.name, k, figures["ndcg"], k, figures["recall"], seconds,
+                seed,
+                spec.name,
+                k,
+                figures["ndcg"],
+                k,
+                figures["recall"],
+                seconds,
             )
             done += 1
             del model
@@ -298,8 +315,12 @@ def summarise(result: EvaluationResult) -> dict[str, Any]:
         entry["by_activity"] = {
             label: {
                 "users": float(np.mean(v["users"])),
-                f"recall@{k}": float(np.nanmean(v["recall"])) if not np.all(np.isnan(v["recall"])) else None,
-                f"ndcg@{k}": float(np.nanmean(v["ndcg"])) if not np.all(np.isnan(v["ndcg"])) else None,
+                f"recall@{k}": float(np.nanmean(v["recall"]))
+                if not np.all(np.isnan(v["recall"]))
+                else None,
+                f"ndcg@{k}": float(np.nanmean(v["ndcg"]))
+                if not np.all(np.isnan(v["ndcg"]))
+                else None,
             }
             for label, v in r.buckets.items()
         }

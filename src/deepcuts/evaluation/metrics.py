@@ -45,7 +45,9 @@ def hits_matrix(recommended: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
     return hits
 
 
-def ranking_metrics(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> dict[str, np.ndarray]:
+def ranking_metrics(
+    recommended: np.ndarray, relevant: sp.csr_matrix, k: int
+) -> dict[str, np.ndarray]:
     """Per-user recall, ndcg, map and hitrate at k (arrays of shape (n,)).
 
     Users with no relevant items get NaN.
@@ -66,7 +68,9 @@ def ranking_metrics(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) ->
     ideal = np.concatenate([[0.0], np.cumsum(discount)])[ideal_n]
     with np.errstate(invalid="ignore", divide="ignore"):
         recall = hits.sum(axis=1) / n_rel
-        ndcg = (hits[:, : recommended.shape[1]] * discount[: recommended.shape[1]]).sum(axis=1) / ideal
+        ndcg = (hits[:, : recommended.shape[1]] * discount[: recommended.shape[1]]).sum(
+            axis=1
+        ) / ideal
         precision_at = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
         ap = (precision_at * hits).sum(axis=1) / np.minimum(n_rel, k)
         hit = (hits.sum(axis=1) > 0).astype(np.float64)

@@ -43,8 +43,9 @@ class ImplicitPeer(Recommender):
         self._check_fitted()
         if hasattr(self.model_, "similarity"):
             return np.asarray((user_items.tocsr() @ self.model_.similarity).toarray(), np.float32)
-        return np.asarray(self.model_.user_factors[np.asarray(userids)] @ self.model_.item_factors.T,
-                          np.float32)
+        return np.asarray(
+            self.model_.user_factors[np.asarray(userids)] @ self.model_.item_factors.T, np.float32
+        )
 
     def recommend(
         self,
@@ -58,7 +59,10 @@ class ImplicitPeer(Recommender):
     ) -> tuple[np.ndarray, np.ndarray]:
         single, users, user_items = self._check_users(userids, user_items)
         ids, scores = self.model_.recommend(
-            users, user_items, N=N, filter_already_liked_items=filter_already_liked_items,
+            users,
+            user_items,
+            N=N,
+            filter_already_liked_items=filter_already_liked_items,
             filter_items=filter_items,
         )
         ids = np.asarray(ids)

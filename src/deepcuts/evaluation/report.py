@@ -39,7 +39,9 @@ def plot_png(summary: dict[str, Any]) -> bytes:
     k = _k(summary)
     models = _ordered(summary)
     names = [n for n, _ in models]
-    colours = ["#d62728" if m["default"] else ("#7f7f7f" if m["peer"] else "#1f77b4") for _, m in models]
+    colours = [
+        "#d62728" if m["default"] else ("#7f7f7f" if m["peer"] else "#1f77b4") for _, m in models
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(16, 0.45 * len(names) + 2.5))
     for ax, metric in zip(axes[:2], (f"ndcg@{k}", f"recall@{k}"), strict=True):
         means = [m[metric]["mean"] for _, m in models]
@@ -54,15 +56,28 @@ def plot_png(summary: dict[str, Any]) -> bytes:
     for name, m in models:
         buckets = m.get("by_activity", {})
         values = [
-            float("nan") if n == 0 else buckets.get(b, {}).get(f"ndcg@{k}") for b, n in counts.items()
+            float("nan") if n == 0 else buckets.get(b, {}).get(f"ndcg@{k}")
+            for b, n in counts.items()
         ]  # an empty bucket is a gap in the line, not a zero
-        ax.plot(ticks, [v if v is not None else float("nan") for v in values], marker="o",
-                label=name, linewidth=2.5 if m["default"] else 1.0)
+        ax.plot(
+            ticks,
+            [v if v is not None else float("nan") for v in values],
+            marker="o",
+            label=name,
+            linewidth=2.5 if m["default"] else 1.0,
+        )
     for x, n in enumerate(counts.values()):
         if n == 0:
             ax.axvspan(x - 0.4, x + 0.4, color="#eeeeee", zorder=0)
-            ax.annotate("no test users", (x, 0.5), xycoords=("data", "axes fraction"), ha="center",
-                        rotation=90, fontsize=8, color="#777777")
+            ax.annotate(
+                "no test users",
+                (x, 0.5),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                rotation=90,
+                fontsize=8,
+                color="#777777",
+            )
     ax.set_xlabel("training items per user (test users per seed)")
     ax.set_ylabel(f"NDCG@{k}")
     ax.set_title("by user activity")
@@ -83,17 +98,33 @@ def _cell(stats: dict[str, Any], digits: int = 4) -> str:
 
 def _rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     k = _k(summary)
-    header = ["model", f"NDCG@{k}", f"Recall@{k}", f"MAP@{k}", f"HitRate@{k}",
-              f"Coverage@{k}", f"Novelty@{k}", f"Diversity@{k}", "seconds"]
+    header = [
+        "model",
+        f"NDCG@{k}",
+        f"Recall@{k}",
+        f"MAP@{k}",
+        f"HitRate@{k}",
+        f"Coverage@{k}",
+        f"Novelty@{k}",
+        f"Diversity@{k}",
+        "seconds",
+    ]
     rows = []
     for name, m in _ordered(summary):
         label = name + (" (default)" if m["default"] else "") + (" [peer]" if m["peer"] else "")
-        rows.append([
-            label,
-            _cell(m[f"ndcg@{k}"]), _cell(m[f"recall@{k}"]), _cell(m[f"map@{k}"]),
-            _cell(m[f"hitrate@{k}"], 3), _cell(m[f"coverage@{k}"], 3),
-            _cell(m[f"novelty@{k}"], 2), _cell(m[f"diversity@{k}"], 3), f"{m['seconds']:.1f}",
-        ])
+        rows.append(
+            [
+                label,
+                _cell(m[f"ndcg@{k}"]),
+                _cell(m[f"recall@{k}"]),
+                _cell(m[f"map@{k}"]),
+                _cell(m[f"hitrate@{k}"], 3),
+                _cell(m[f"coverage@{k}"], 3),
+                _cell(m[f"novelty@{k}"], 2),
+                _cell(m[f"diversity@{k}"], 3),
+                f"{m['seconds']:.1f}",
+            ]
+        )
     return header, rows
 
 
@@ -151,13 +182,17 @@ def markdown(summary: dict[str, Any], image_name: str | None) -> str:
     out = [f"# Evaluation: {p['dataset']}", ""]
     desc = f"Split **{p['split']}**"
     if p["split"] == "user-holdout":
-        desc += (f": every user with at least {p.get('min_items')} items holds out "
-                 f"{p.get('test_fraction'):.0%} of them at random")
+        desc += (
+            f": every user with at least {p.get('min_items')} items holds out "
+            f"{p.get('test_fraction'):.0%} of them at random"
+        )
     else:
         desc += f": the last {p.get('test_days')} days of listening are the test window"
-    desc += (f"; seeds {p['seeds']}; K = {k}; {p['n_users']} users, {p['n_items']} items; "
-             f"test users per seed {p['test_users']}. Training items are excluded from the "
-             "ranking; mean ± standard deviation over seeds.")
+    desc += (
+        f"; seeds {p['seeds']}; K = {k}; {p['n_users']} users, {p['n_items']} items; "
+        f"test users per seed {p['test_users']}. Training items are excluded from the "
+        "ranking; mean ± standard deviation over seeds."
+    )
     out += [desc, ""]
     if image_name:
         out += [f"![NDCG and recall per model]({image_name})", ""]
@@ -182,7 +217,9 @@ def html_page(summary: dict[str, Any], png: bytes) -> str:
 
     def table(h: list[str], rs: list[list[str]]) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in h)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rs)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rs
+        )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     img = base64.b64encode(png).decode()

@@ -116,8 +116,9 @@ def time_split(
         raise SplitError(
             f"all listens fall within the last {test_days:g} days: nothing left to train on"
         )
-    full = build_interactions(store, RAW_COUNTS, users=users, items=items,
-                              until=None if end is None else end)
+    full = build_interactions(
+        store, RAW_COUNTS, users=users, items=items, until=None if end is None else end
+    )
     train = build_interactions(store, RAW_COUNTS, users=users, items=items, until=until)
     new_plays = positive_part(full.matrix - train.matrix)
     seen = train.seen()

@@ -57,7 +57,11 @@ SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
         "iterations": [10, 15, 30],
     },
     "ease": {"l2": [25.0, 50.0, 100.0, 200.0, 400.0, 800.0], "side_weight": [0.0, 5.0, 10.0, 20.0]},
-    "item-knn": {"neighbours": [20, 50, 100, 200, 400], "K1": [0.5, 1.2, 2.0], "B": [0.25, 0.5, 0.75, 1.0]},
+    "item-knn": {
+        "neighbours": [20, 50, 100, 200, 400],
+        "K1": [0.5, 1.2, 2.0],
+        "B": [0.25, 0.5, 0.75, 1.0],
+    },
     "bpr": {
         "factors": [32, 64, 128],
         "learning_rate": [0.005, 0.01, 0.05],
@@ -110,7 +114,9 @@ def validation_split(
     test = data.split(kind, seed, test_fraction, min_items, test_days)
     if kind == "user-holdout":
         train_pos = positive_part(data.matrix(ConfidenceConfig(), test), binary=True)
-        val = user_holdout_split(train_pos, validation_fraction, seed + VALIDATION_SEED_OFFSET, min_items)
+        val = user_holdout_split(
+            train_pos, validation_fraction, seed + VALIDATION_SEED_OFFSET, min_items
+        )
         held = (test.test + val.test).tocsr()
         held.data[:] = 1
         return Split(kind, seed, held), val.test
@@ -153,8 +159,13 @@ def tune_model(
     cls = MODELS[model]
     for name in space:
         if not name.startswith("confidence.") and name not in cls.params:
-            raise ValueError(f"{model} has no parameter {name!r}; its parameters: {', '.join(cls.params)}")
-        if name.startswith("confidence.") and name.split(".", 1)[1] not in ConfidenceConfig.__dataclass_fields__:
+            raise ValueError(
+                f"{model} has no parameter {name!r}; its parameters: {', '.join(cls.params)}"
+            )
+        if (
+            name.startswith("confidence.")
+            and name.split(".", 1)[1] not in ConfidenceConfig.__dataclass_fields__
+        ):
             raise ValueError(f"no confidence setting {name.split('.', 1)[1]!r}")
     base_conf = confidence or ConfidenceConfig()
     defaults = {p: getattr(cls(), p) for p in cls.params}
@@ -163,8 +174,13 @@ def tune_model(
         if name.startswith("confidence."):
             current[name] = getattr(base_conf, name.split(".", 1)[1])
     fit_split, relevant_all = validation_split(
-        data, split, seed, test_fraction=test_fraction,
-        validation_fraction=validation_fraction, min_items=min_items, test_days=test_days,
+        data,
+        split,
+        seed,
+        test_fraction=test_fraction,
+        validation_fraction=validation_fraction,
+        min_items=min_items,
+        test_days=test_days,
     )
     side = data.side(fit_split)
     base = positive_part(data.matrix(base_conf, fit_split), binary=True)
@@ -172,7 +188,9 @@ def tune_model(
     users = users[np.diff(base.indptr)[users] > 0]
     relevant = relevant_all[users]
     banned = data.banned(fit_split)
-    log.info("tuning %s on %d validation users, %d validation pairs", model, len(users), relevant.nnz)
+    log.info(
+        "tuning %s on %d validation users, %d validation pairs", model, len(users), relevant.nnz
+    )
 
     cache: dict[str, dict[str, float]] = {}
     trials: list[dict[str, Any]] = []
@@ -198,7 +216,9 @@ def tune_model(
                 fit_params = dict(mparams)
                 for w in ("w_ease", "w_als", "w_tags", "w_playlists", "w_friends"):
                     if w in space or fit_params.get(w, 0) > 0:
-                        fit_params[w] = max(fit_params.get(w, 0.0), 1e-3) if w in space else fit_params[w]
+                        fit_params[w] = (
+                            max(fit_params.get(w, 0.0), 1e-3) if w in space else fit_params[w]
+                        )
                 hybrid = make_model(model, fit_params).fit(train, side)
                 fitted_views[skey] = hybrid.component_scores(users, rows)
             views = fitted_views[skey]
@@ -255,11 +275,18 @@ def tune_model(
         score=best,
         trials=trials,
         protocol={
-            "dataset": data.name, "split": split, "seed": seed, "k": k,
-            "validation_users": int(len(users)), "validation_pairs": int(relevant.nnz),
-            "test_fraction": test_fraction, "validation_fraction": validation_fraction,
-            "min_items": min_items, "test_days": test_days, "rounds": rounds,
+            "dataset": data.name,
+            "split": split,
+            "seed": seed,
+            "k": k,
+            "validation_users": int(len(users)),
+            "validation_pairs": int(relevant.nnz),
+            "test_fraction": test_fraction,
+            "validation_fraction": validation_fraction,
+            "min_items": min_items,
+            "test_days": test_days,
+            "rounds": rounds,
             "note": "scored on validation pairs carved from the training data; the test "
-                    "pairs of this seed were set aside and never used",
+            "pairs of this seed were set aside and never used",
         },
     )

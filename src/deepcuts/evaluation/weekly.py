@@ -82,14 +82,23 @@ def evaluate_weekly(
         ranker = learn_ranker(
             data.store,
             fit_model,
-            lambda t: build_interactions(data.store, confidence, users=data.users, items=data.items, until=t),
+            lambda t: build_interactions(
+                data.store, confidence, users=data.users, items=data.items, until=t
+            ),
             week_start,
             seed=seed,
             content_vectors=content,
         )
     played = None if split.until is not None else _seen(train)
     dw = DiscoverWeekly(
-        data.store, model, inter, week_start, ranker=ranker, played=played, until=until, content_vectors=content
+        data.store,
+        model,
+        inter,
+        week_start,
+        ranker=ranker,
+        played=played,
+        until=until,
+        content_vectors=content,
     )
     users = split.test_users
     if max_users is not None and len(users) > max_users:
@@ -109,8 +118,12 @@ def evaluate_weekly(
     popularity = np.asarray(listeners.sum(axis=1)).ravel()
     relevant = split.test[users]
     result = {
-        "weekly": _figures(weekly_lists, relevant, dw.world.catalogue.artist, listeners, popularity),
-        "plain_cf": _figures(plain_lists, relevant, dw.world.catalogue.artist, listeners, popularity),
+        "weekly": _figures(
+            weekly_lists, relevant, dw.world.catalogue.artist, listeners, popularity
+        ),
+        "plain_cf": _figures(
+            plain_lists, relevant, dw.world.catalogue.artist, listeners, popularity
+        ),
         "protocol": {
             "split": split_kind,
             "seed": seed,
@@ -134,7 +147,13 @@ def _seen(train: sp.csr_matrix) -> sp.csr_matrix:
     return seen
 
 
-def _figures(lists: np.ndarray, relevant: sp.csr_matrix, artist_of: np.ndarray, listeners: sp.csr_matrix, popularity: np.ndarray) -> dict[str, float]:
+def _figures(
+    lists: np.ndarray,
+    relevant: sp.csr_matrix,
+    artist_of: np.ndarray,
+    listeners: sp.csr_matrix,
+    popularity: np.ndarray,
+) -> dict[str, float]:
     head = np.argsort(-popularity, kind="stable")[: int(np.ceil(0.2 * len(popularity)))]
     in_tail = np.ones(len(popularity), bool)
     in_tail[head] = False
@@ -154,4 +173,3 @@ def _figures(lists: np.ndarray, relevant: sp.csr_matrix, artist_of: np.ndarray, 
         "long_tail_share": float(np.mean(tail)),
         "mean_length": float(np.mean(lengths)),
     }
-

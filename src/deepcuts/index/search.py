@@ -35,7 +35,9 @@ class ExactIndex:
     def __init__(self, vectors: np.ndarray):
         self.vectors = np.ascontiguousarray(vectors, np.float32)
 
-    def search(self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         scores = _excluded(np.asarray(queries, np.float32) @ self.vectors.T, exclude)
         ids, top = top_n(scores, k)
         return ids.astype(np.int64), top
@@ -52,19 +54,34 @@ class VoyagerIndex:
 
     kind = "voyager"
 
-    def __init__(self, vectors: np.ndarray, *, M: int = 16, ef_construction: int = 200, query_ef: int = 200,
-                 seed: int = 0, num_threads: int = -1):
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        *,
+        M: int = 16,
+        ef_construction: int = 200,
+        query_ef: int = 200,
+        seed: int = 0,
+        num_threads: int = -1,
+    ):
         from voyager import Index, Space
 
         self.vectors = np.ascontiguousarray(vectors, np.float32)
         self.query_ef = query_ef
         self.num_threads = num_threads
-        self.index = Index(Space.InnerProduct, num_dimensions=self.vectors.shape[1], M=M,
-                           ef_construction=ef_construction, random_seed=seed)
+        self.index = Index(
+            Space.InnerProduct,
+            num_dimensions=self.vectors.shape[1],
+            M=M,
+            ef_construction=ef_construction,
+            random_seed=seed,
+        )
         order = np.argsort(-np.linalg.norm(self.vectors, axis=1), kind="stable")
         self.index.add_items(self.vectors[order], ids=order, num_threads=num_threads)
 
-    def search(self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         queries = np.asarray(queries, np.float32)
         n = len(queries)
         ids = np.full((n, k), -1, np.int64)
@@ -73,7 +90,9 @@ class VoyagerIndex:
             return ids, top
         extra = 0 if exclude is None else int(np.diff(exclude.indptr).max(initial=0))
         want = min(k + extra, len(self.vectors))
-        found, _ = self.index.query(queries, k=want, num_threads=self.num_threads, query_ef=max(self.query_ef, want))
+        found, _ = self.index.query(
+            queries, k=want, num_threads=self.num_threads, query_ef=max(self.query_ef, want)
+        )
         found = np.asarray(found, np.int64)
         scores = np.einsum("nd,nkd->nk", queries, self.vectors[found])
         if exclude is not None and exclude.nnz:
@@ -81,14 +100,19 @@ class VoyagerIndex:
             blocked = np.asarray(exclude[rows, found.ravel()]).reshape(found.shape) != 0
             scores[blocked] = -np.inf
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        found, scores = np.take_along_axis(found, order, axis=1), np.take_along_axis(scores, order, axis=1)
+        found, scores = (
+            np.take_along_axis(found, order, axis=1),
+            np.take_along_axis(scores, order, axis=1),
+        )
         width = found.shape[1]
         ids[:, :width] = np.where(np.isfinite(scores), found, -1)
         top[:, :width] = scores
         return ids, top
 
 
-def make_index(vectors: np.ndarray, *, exact_max_items: int = EXACT_MAX_ITEMS, **voyager_options) -> ExactIndex | VoyagerIndex:
+def make_index(
+    vectors: np.ndarray, *, exact_max_items: int = EXACT_MAX_ITEMS, **voyager_options
+) -> ExactIndex | VoyagerIndex:
     """Exact search for catalogues up to `exact_max_items`, Voyager HNSW above."""
     if len(vectors) <= exact_max_items:
         return ExactIndex(vectors)

@@ -36,12 +36,21 @@ def _header(path: Path, delim: str, quote: str, encoding: str) -> list[str]:
     """Column names from the first line of a delimited file."""
     with open(path, encoding=encoding.replace("-", ""), errors="replace", newline="") as handle:
         first = handle.readline()
-    reader = csv.reader([first.rstrip("\r\n")], delimiter=delim, quotechar=quote or None, quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE)
+    reader = csv.reader(
+        [first.rstrip("\r\n")],
+        delimiter=delim,
+        quotechar=quote or None,
+        quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
+    )
     names = [name.strip() for name in next(reader, [])]
     if not names or not any(names):
-        raise FormatError(f"{path}: expected a header row naming the columns; the first line is empty")
+        raise FormatError(
+            f"{path}: expected a header row naming the columns; the first line is empty"
+        )
     if "" in names or len(set(names)) != len(names):
-        raise FormatError(f"{path}: the header row has an empty or repeated column name: {first.strip()[:200]}")
+        raise FormatError(
+            f"{path}: the header row has an empty or repeated column name: {first.strip()[:200]}"
+        )
     return names
 
 
@@ -51,8 +60,14 @@ def sql_literal(text: str) -> str:
 
 
 def read_csv_sql(
-    path: Path, columns: dict[str, str], name: str, *, delim: str = ",", quote: str = '"',
-    encoding: str = "utf-8", strict: bool = True,
+    path: Path,
+    columns: dict[str, str],
+    name: str,
+    *,
+    delim: str = ",",
+    quote: str = '"',
+    encoding: str = "utf-8",
+    strict: bool = True,
 ) -> str:
     """DuckDB's `read_csv` of a file with a header, each column read as the DuckDB type
     ``columns`` gives it, lines it cannot parse (or whose values it cannot read as those types)
@@ -75,8 +90,14 @@ class DirectCsv:
     a context manager (it drops DuckDB's reject tables)."""
 
     def __init__(
-        self, conn: duckdb.DuckDBPyConnection, path: Path, types: Mapping[str, str] | None = None,
-        *, delim: str = ",", quote: str = '"', encoding: str = "utf-8",
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        path: Path,
+        types: Mapping[str, str] | None = None,
+        *,
+        delim: str = ",",
+        quote: str = '"',
+        encoding: str = "utf-8",
     ):
         self.conn = conn
         self.name = f"_csv_{next(_names)}"
@@ -122,7 +143,9 @@ def stage_csv(
         try:
             conn.execute(
                 f"CREATE OR REPLACE TEMP TABLE {table}_raw AS SELECT * FROM "
-                + read_csv_sql(path, columns, table, delim=delim, quote=quote, encoding=encoding, strict=strict)
+                + read_csv_sql(
+                    path, columns, table, delim=delim, quote=quote, encoding=encoding, strict=strict
+                )
             )
             break
         except duckdb.Error as exc:
@@ -143,7 +166,9 @@ def stage_csv(
     record = "_record"
     shifts = sorted(line - 1 - rank for rank, (line, _, _) in enumerate(rejected, start=1))
     if shifts:
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table}_shift AS SELECT unnest(?) AS s", [shifts])
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table}_shift AS SELECT unnest(?) AS s", [shifts]
+        )
         line_expr = f"{record} + 2 + (SELECT count(*) FROM {table}_shift WHERE s <= {record})"
     else:
         line_expr = f"{record} + 2"

@@ -68,7 +68,9 @@ class HetRecImporter:
                     for line, reason, raw in rejected:
                         load.reject(line, reason, raw)
                     if name == "user_taggedartists.dat":
-                        tags, tag_rejects = stage_csv(store.conn, path / "tags.dat", delim="\t", **FILES["tags.dat"][1])
+                        tags, tag_rejects = stage_csv(
+                            store.conn, path / "tags.dat", delim="\t", **FILES["tags.dat"][1]
+                        )
                         staged["tags.dat"] = tags
                         _check_header(store, path / "tags.dat", tags, FILES["tags.dat"][0])
                         for line, reason, raw in tag_rejects:

@@ -50,7 +50,9 @@ def _artist(meta: dict, info: dict) -> tuple[str | None, str | None]:
 
 def _check_first(path: Path, listen: dict) -> None:
     if "listened_at" not in listen and "track_metadata" not in listen:
-        raise FormatError(f"{path}: expected {EXPECTED}; the first record has {', '.join(sorted(listen)[:8])}")
+        raise FormatError(
+            f"{path}: expected {EXPECTED}; the first record has {', '.join(sorted(listen)[:8])}"
+        )
 
 
 class ListenBrainzImporter:

@@ -37,7 +37,9 @@ class MpdImporter:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise FormatError(f"{path}: expected {EXPECTED}; invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+            raise FormatError(
+                f"{path}: expected {EXPECTED}; invalid JSON at line {exc.lineno}: {exc.msg}"
+            ) from exc
         if not isinstance(data, dict) or not isinstance(data.get("playlists"), list):
             raise FormatError(f"{path}: expected {EXPECTED}")
         # The slices are pretty-printed: find the line each playlist's pid is on.
@@ -77,11 +79,18 @@ class MpdImporter:
         )
         tracks = playlist.get("tracks")
         if not isinstance(tracks, list):
-            load.reject(line, f"{pid}: tracks is not a list", json.dumps(tracks)[:4000], "playlist_items")
+            load.reject(
+                line, f"{pid}: tracks is not a list", json.dumps(tracks)[:4000], "playlist_items"
+            )
             return
         for index, track in enumerate(tracks):
             if not isinstance(track, dict) or not track.get("track_uri"):
-                load.reject(line, f"{pid}: track #{index} has no track_uri", json.dumps(track)[:4000], "playlist_items")
+                load.reject(
+                    line,
+                    f"{pid}: track #{index} has no track_uri",
+                    json.dumps(track)[:4000],
+                    "playlist_items",
+                )
                 continue
             uri = track["track_uri"]
             # Trimmed copies of the MPD (the shared sample) keep the artist's name but not its
@@ -89,7 +98,13 @@ class MpdImporter:
             artist = track.get("artist_uri") or (
                 f"mpd:artist:{track['artist_name']}" if track.get("artist_name") else None
             )
-            rows.add("playlist_items", line, playlist_id=pid, position=track.get("pos", index), item_id=uri)
+            rows.add(
+                "playlist_items",
+                line,
+                playlist_id=pid,
+                position=track.get("pos", index),
+                item_id=uri,
+            )
             rows.add(
                 "tracks",
                 line,

@@ -127,11 +127,18 @@ def _load_jsonl(load: FileLoad, path: Path, table: str) -> None:
             continue
         unknown = sorted(set(values) - columns)
         if unknown:
-            load.reject(record.line, f"unknown field(s) for {table}: {', '.join(unknown)}", record.raw, table)
+            load.reject(
+                record.line,
+                f"unknown field(s) for {table}: {', '.join(unknown)}",
+                record.raw,
+                table,
+            )
             continue
         nested = [k for k, v in values.items() if isinstance(v, dict | list)]
         if nested:
-            load.reject(record.line, f"field(s) {', '.join(nested)} must be plain values", record.raw, table)
+            load.reject(
+                record.line, f"field(s) {', '.join(nested)} must be plain values", record.raw, table
+            )
             continue
         rows.add(table, record.line, **values)
     rows.load(load, counted=(table,))

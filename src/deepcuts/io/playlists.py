@@ -49,7 +49,9 @@ class PlaylistExport:
 def _identifiers(track: ExportTrack) -> list[str]:
     """Track identifiers as URIs (JSPF and XSPF want URIs, not bare ids)."""
     if track.item_id.startswith("mbid:recording:"):
-        return ["https://musicbrainz.org/recording/" + track.item_id.removeprefix("mbid:recording:")]
+        return [
+            "https://musicbrainz.org/recording/" + track.item_id.removeprefix("mbid:recording:")
+        ]
     if track.item_id.startswith("spotify:track:"):
         return ["https://open.spotify.com/track/" + track.item_id.removeprefix("spotify:track:")]
     return [f"urn:deepcuts:item:{track.item_id}"]
@@ -94,7 +96,9 @@ def to_jspf(playlist: PlaylistExport) -> str:
             entry["location"] = [t.location]
         if t.reason:
             entry["annotation"] = t.reason
-        entry["extension"] = {JSPF_TRACK_EXTENSION: {"additional_metadata": {"deepcuts_item_id": t.item_id}}}
+        entry["extension"] = {
+            JSPF_TRACK_EXTENSION: {"additional_metadata": {"deepcuts_item_id": t.item_id}}
+        }
         tracks.append(entry)
     body: dict[str, object] = {
         "title": playlist.title,

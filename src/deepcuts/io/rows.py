@@ -39,7 +39,9 @@ class Rows:
             if not rows:
                 continue
             names = [c for c in TABLES[table].column_names if any(c in v for _, v in rows)]
-            columns = {c: pa.array([as_text(v.get(c)) for _, v in rows], pa.string()) for c in names}
+            columns = {
+                c: pa.array([as_text(v.get(c)) for _, v in rows], pa.string()) for c in names
+            }
             columns["_line"] = pa.array([line for line, _ in rows], pa.int64())
             load.add_arrow(table, pa.table(columns), counted=table in counted)
 
@@ -71,7 +73,9 @@ def load_listen_records(
     rows.load(load, counted=("listens",))
 
 
-def warn_user_disagrees(warned: set[tuple[str, str]], path: object, given: str, named: str, stored: str) -> None:
+def warn_user_disagrees(
+    warned: set[tuple[str, str]], path: object, given: str, named: str, stored: str
+) -> None:
     """Say, once per file and name, that the export names another listener than --user."""
     if (str(path), named) in warned:
         return
@@ -79,5 +83,8 @@ def warn_user_disagrees(warned: set[tuple[str, str]], path: object, given: str, 
     log.warning(
         "%s: the export names its listener %r, not --user %r: its listens are stored as %s "
         "(--user names only the listener of records that name none)",
-        path, named, given, stored,
+        path,
+        named,
+        given,
+        stored,
     )

@@ -122,7 +122,13 @@ class SpotifyImporter:
         if artist:
             rows.add("artists", line, artist_id=artist_id(artist), name=artist)
             if album:
-                rows.add("albums", line, album_id=album_id(artist, album), name=album, artist_id=artist_id(artist))
+                rows.add(
+                    "albums",
+                    line,
+                    album_id=album_id(artist, album),
+                    name=album,
+                    artist_id=artist_id(artist),
+                )
         return None
 
 

@@ -43,7 +43,9 @@ class SubsonicError(Exception):
     def __init__(self, server: str, method: str, code: int | None, message: str):
         self.server, self.method, self.code, self.message = server, method, code, message
         where = f"{server} ({method})"
-        super().__init__(f"{where}: {message}" + (f" [Subsonic error {code}]" if code is not None else ""))
+        super().__init__(
+            f"{where}: {message}" + (f" [Subsonic error {code}]" if code is not None else "")
+        )
 
 
 class SubsonicAuthError(SubsonicError):
@@ -138,7 +140,15 @@ class SubsonicClient:
     ...     songs = list(client.songs())
     """
 
-    def __init__(self, url: str, user: str, password: str, *, timeout: float = 30.0, http: httpx.Client | None = None):
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str,
+        *,
+        timeout: float = 30.0,
+        http: httpx.Client | None = None,
+    ):
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"--url must be an http:// or https:// address, not {url!r}")
@@ -166,24 +176,39 @@ class SubsonicClient:
             return {"u": self.user, "t": token, "s": salt}
         return {"u": self.user, "p": "enc:" + self._password.encode().hex()}
 
-    def call(self, method: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None
+    ) -> dict[str, Any]:
         """The ``subsonic-response`` object of one API call; raises on an error answer."""
         answer = self._request(method, params)
         error = answer.get("error") or {}
-        if answer.get("status") != "ok" and self._token_auth and error.get("code") in (
-            MISSING_PARAMETER, TOKEN_NOT_SUPPORTED,
+        if (
+            answer.get("status") != "ok"
+            and self._token_auth
+            and error.get("code")
+            in (
+                MISSING_PARAMETER,
+                TOKEN_NOT_SUPPORTED,
+            )
         ):
             # A server without token authentication (API before 1.13, Supysonic) asks for `p`.
-            log.debug("%s does not take token authentication: sending the password instead", self.name)
+            log.debug(
+                "%s does not take token authentication: sending the password instead", self.name
+            )
             self._token_auth = False
             answer = self._request(method, params)
             error = answer.get("error") or {}
         if answer.get("status") != "ok":
             code = _int(error.get("code"))
-            message = str(error.get("message") or "the server answered with an error and no message")
+            message = str(
+                error.get("message") or "the server answered with an error and no message"
+            )
             if code == WRONG_CREDENTIALS:
                 raise SubsonicAuthError(
-                    self.url, method, code, f"the server refused user {self.user!r} and its password ({message})"
+                    self.url,
+                    method,
+                    code,
+                    f"the server refused user {self.user!r} and its password ({message})",
                 )
             raise SubsonicError(self.url, method, code, message)
         return answer
@@ -204,7 +229,9 @@ class SubsonicClient:
                 form.setdefault(key, []).append(str(value))
             response = self._http.post(url, data=form)
         except httpx.TransportError as exc:
-            raise SubsonicUnreachable(f"cannot reach the Subsonic server at {self.url}: {exc}") from exc
+            raise SubsonicUnreachable(
+                f"cannot reach the Subsonic server at {self.url}: {exc}"
+            ) from exc
         try:
             body = response.json()
             answer = body["subsonic-response"]
@@ -214,7 +241,9 @@ class SubsonicClient:
                 "is this the server's base URL (the part before /rest/)?"
             ) from exc
         if not isinstance(answer, dict):
-            raise SubsonicUnreachable(f"{self.url} answered {method} with a malformed Subsonic response")
+            raise SubsonicUnreachable(
+                f"{self.url} answered {method} with a malformed Subsonic response"
+            )
         return answer
 
     # -- the API --------------------------------------------------------------------------
@@ -226,7 +255,9 @@ class SubsonicClient:
         """Every album (ID3 tags), page by page."""
         offset = 0
         while True:
-            page = self.call("getAlbumList2", {"type": "alphabeticalByName", "size": PAGE, "offset": offset})
+            page = self.call(
+                "getAlbumList2", {"type": "alphabeticalByName", "size": PAGE, "offset": offset}
+            )
             albums = (page.get("albumList2") or {}).get("album") or []
             yield from albums
             if len(albums) < PAGE:
@@ -253,17 +284,29 @@ class SubsonicClient:
     def playlists(self) -> list[Playlist]:
         found = (self.call("getPlaylists").get("playlists") or {}).get("playlist") or []
         return [
-            Playlist(str(p["id"]), str(p.get("name") or ""), _text(p.get("owner")), _int(p.get("songCount")))
+            Playlist(
+                str(p["id"]),
+                str(p.get("name") or ""),
+                _text(p.get("owner")),
+                _int(p.get("songCount")),
+            )
             for p in found
             if p.get("id") is not None
         ]
 
     def playlist_songs(self, playlist_id: str) -> list[str]:
-        entries = (self.call("getPlaylist", {"id": playlist_id}).get("playlist") or {}).get("entry") or []
+        entries = (self.call("getPlaylist", {"id": playlist_id}).get("playlist") or {}).get(
+            "entry"
+        ) or []
         return [str(e["id"]) for e in entries if e.get("id") is not None]
 
     def write_playlist(
-        self, name: str, song_ids: list[str], *, comment: str | None = None, playlist_id: str | None = None
+        self,
+        name: str,
+        song_ids: list[str],
+        *,
+        comment: str | None = None,
+        playlist_id: str | None = None,
     ) -> str:
         """Make the user's playlist called `name` hold exactly `song_ids`, in order; returns its id.
 
@@ -284,11 +327,19 @@ class SubsonicClient:
                 if exc.code != NOT_FOUND or any(p.id == playlist_id for p in self.playlists()):
                     raise  # a song is missing, not the playlist
                 log.info("%s: playlist %s is gone; writing %r anew", self.name, playlist_id, name)
-        mine = [p for p in self.playlists() if p.name == name and (p.owner is None or p.owner == self.user)]
+        mine = [
+            p
+            for p in self.playlists()
+            if p.name == name and (p.owner is None or p.owner == self.user)
+        ]
         if len(mine) > 1:
             log.warning(
                 "%s: user %s has %d playlists named %r; replacing the first (%s)",
-                self.name, self.user, len(mine), name, mine[0].id,
+                self.name,
+                self.user,
+                len(mine),
+                name,
+                mine[0].id,
             )
         if mine:
             playlist_id = mine[0].id
@@ -298,9 +349,15 @@ class SubsonicClient:
             made = answer.get("playlist") or {}
             playlist_id = _text(made.get("id"))
             if playlist_id is None:
-                again = [p for p in self.playlists() if p.name == name and (p.owner is None or p.owner == self.user)]
+                again = [
+                    p
+                    for p in self.playlists()
+                    if p.name == name and (p.owner is None or p.owner == self.user)
+                ]
                 if not again:
-                    raise SubsonicError(self.url, "createPlaylist", None, f"playlist {name!r} was not created")
+                    raise SubsonicError(
+                        self.url, "createPlaylist", None, f"playlist {name!r} was not created"
+                    )
                 playlist_id = again[0].id
         self._comment(playlist_id, comment)
         return playlist_id

@@ -58,13 +58,19 @@ class LibraryImport:
     by_metadata: int = 0
     new: int = 0
     with_audio: int = 0  # songs whose file is readable under the music folder
-    gone: list[str] = field(default_factory=list)  # "artist - title (song id)" no longer on the server
+    gone: list[str] = field(
+        default_factory=list
+    )  # "artist - title (song id)" no longer on the server
     counts: IngestCounts = field(default_factory=IngestCounts)
     track_of_song: dict[str, str] = field(default_factory=dict)  # songs on the server now
 
 
 def import_library(
-    store: Store, server: str, songs: Iterable[Song], *, music_dir: str | Path | None = None,
+    store: Store,
+    server: str,
+    songs: Iterable[Song],
+    *,
+    music_dir: str | Path | None = None,
     now: datetime | None = None,
 ) -> LibraryImport:
     """Match `songs` (the whole library of `server`, a `server_key`) to the catalogue, load the
@@ -74,7 +80,10 @@ def import_library(
     report = LibraryImport(server, songs=len(songs))
     folder = Path(music_dir).resolve() if music_dir is not None else None
     audio = [_audio_path(folder, s) for s in songs]
-    songs = [s if s.mbid or a is None else replace(s, mbid=file_mbid(a)) for s, a in zip(songs, audio, strict=True)]
+    songs = [
+        s if s.mbid or a is None else replace(s, mbid=file_mbid(a))
+        for s, a in zip(songs, audio, strict=True)
+    ]
     report.with_audio = sum(a is not None for a in audio)
     conn = store.conn
     table = pa.table(
@@ -99,10 +108,7 @@ def import_library(
         report.track_of_song[song_id] = track_id
         taken.add(track_id)
     with FileLoad(store, FORMAT, f"subsonic://{server}") as load:
-        new = [
-            (i, s) for i, s in enumerate(songs)
-            if s.id not in report.track_of_song
-        ]
+        new = [(i, s) for i, s in enumerate(songs) if s.id not in report.track_of_song]
         _load_new(load, server, new, audio, report, taken)
         for song_id in report.track_of_song:
             matched_by.setdefault(song_id, "new")
@@ -132,7 +138,9 @@ def file_mbid(path: str | Path) -> str | None:
 
     try:
         tags = mutagen.File(path, easy=True)
-    except Exception as exc:  # mutagen raises its own errors, and OSError; a file without tags is fine
+    except (
+        Exception
+    ) as exc:  # mutagen raises its own errors, and OSError; a file without tags is fine
         log.debug("%s: no tags read (%s)", path, exc)
         return None
     if tags is None or tags.tags is None:
@@ -163,15 +171,15 @@ def _match(store: Store, server: str) -> list[tuple[str, str, str]]:
             WHERE s.song_id NOT IN (SELECT song_id FROM known)
         ),
         catalogue AS (  -- the tracks no song has taken yet
-            SELECT t.track_id, {norm('a.name')} AS artist, {norm('t.name')} AS title, t.duration_ms
+            SELECT t.track_id, {norm("a.name")} AS artist, {norm("t.name")} AS title, t.duration_ms
             FROM tracks t JOIN artists a ON a.artist_id = t.artist_id
             WHERE t.track_id NOT IN (SELECT track_id FROM known UNION ALL SELECT track_id FROM by_mbid)
         ),
         candidates AS (
             SELECT s.song_id, c.track_id FROM _subsonic_songs s
-            JOIN catalogue c ON c.artist = {norm('s.artist')} AND c.title = {norm('s.title')}
+            JOIN catalogue c ON c.artist = {norm("s.artist")} AND c.title = {norm("s.title")}
             WHERE s.song_id NOT IN (SELECT song_id FROM known UNION ALL SELECT song_id FROM by_mbid)
-              AND {norm('s.title')} <> '' AND {norm('s.artist')} <> ''
+              AND {norm("s.title")} <> '' AND {norm("s.artist")} <> ''
               AND (s.duration_s IS NULL OR c.duration_ms IS NULL
                    OR abs(c.duration_ms / 1000.0 - s.duration_s) <= {DURATION_SLACK_S})
         ),
@@ -193,14 +201,20 @@ def _match(store: Store, server: str) -> list[tuple[str, str, str]]:
 
 
 def _load_new(
-    load: FileLoad, server: str, new: list[tuple[int, Song]], audio: list[str | None], report: LibraryImport,
+    load: FileLoad,
+    server: str,
+    new: list[tuple[int, Song]],
+    audio: list[str | None],
+    report: LibraryImport,
     taken: set[str],
 ) -> None:
     """New tracks (with their artists, albums and genres) through the store's loading path."""
     if not new:
         return
     conn = load.conn
-    names = pa.table({"name": pa.array(sorted({s.artist for _, s in new if s.artist}), pa.string())})
+    names = pa.table(
+        {"name": pa.array(sorted({s.artist for _, s in new if s.artist}), pa.string())}
+    )
     conn.register("_subsonic_artist_names", names)
     try:
         # An artist the catalogue already has under the same name (one such artist) is reused,
@@ -209,7 +223,7 @@ def _load_new(
             conn.execute(
                 f"""
                 SELECT n.name, any_value(a.artist_id) FROM _subsonic_artist_names n
-                JOIN artists a ON {normalised_sql('a.name')} = {normalised_sql('n.name')}
+                JOIN artists a ON {normalised_sql("a.name")} = {normalised_sql("n.name")}
                 GROUP BY n.name HAVING count(DISTINCT a.artist_id) = 1
                 """
             ).fetchall()
@@ -230,7 +244,7 @@ def _load_new(
             for r in conn.execute(
                 f"""
                 SELECT p.artist_id, p.name, any_value(al.album_id) FROM (SELECT DISTINCT * FROM _subsonic_album_names) p
-                JOIN albums al ON al.artist_id = p.artist_id AND {normalised_sql('al.name')} = {normalised_sql('p.name')}
+                JOIN albums al ON al.artist_id = p.artist_id AND {normalised_sql("al.name")} = {normalised_sql("p.name")}
                 GROUP BY p.artist_id, p.name HAVING count(DISTINCT al.album_id) = 1
                 """
             ).fetchall()
@@ -240,12 +254,27 @@ def _load_new(
     prefix = f"subsonic:{server}"
     artists: dict[str, tuple[str, int]] = {}
     albums: dict[str, tuple[str, str | None, int]] = {}
-    tracks: dict[str, list] = {k: [] for k in ("track_id", "name", "artist_id", "album_id", "duration_ms", "genre", "audio_path", "_line")}
+    tracks: dict[str, list] = {
+        k: []
+        for k in (
+            "track_id",
+            "name",
+            "artist_id",
+            "album_id",
+            "duration_ms",
+            "genre",
+            "audio_path",
+            "_line",
+        )
+    }
     tags: dict[str, list] = {k: [] for k in ("item_id", "tag", "_line")}
     for line, song in new:
         artist_id = None
         if song.artist:
-            artist_id = existing.get(song.artist) or f"{prefix}:artist:{song.artist_id or song.artist.lower()}"
+            artist_id = (
+                existing.get(song.artist)
+                or f"{prefix}:artist:{song.artist_id or song.artist.lower()}"
+            )
             artists.setdefault(artist_id, (song.artist, line))
         album_id = None
         if song.album:
@@ -262,7 +291,9 @@ def _load_new(
         tracks["name"].append(song.title or None)
         tracks["artist_id"].append(artist_id)
         tracks["album_id"].append(album_id)
-        tracks["duration_ms"].append(song.duration_s * 1000 if song.duration_s is not None else None)
+        tracks["duration_ms"].append(
+            song.duration_s * 1000 if song.duration_s is not None else None
+        )
         tracks["genre"].append(song.genre)
         tracks["audio_path"].append(audio[line])
         tracks["_line"].append(line)
@@ -272,7 +303,13 @@ def _load_new(
             tags["_line"].append(line)
     load.add_arrow(
         "artists",
-        pa.table({"artist_id": list(artists), "name": [a[0] for a in artists.values()], "_line": [a[1] for a in artists.values()]}),
+        pa.table(
+            {
+                "artist_id": list(artists),
+                "name": [a[0] for a in artists.values()],
+                "_line": [a[1] for a in artists.values()],
+            }
+        ),
         counted=False,
     )
     load.add_arrow(
@@ -306,19 +343,29 @@ def _load_new(
         load.add_arrow("item_tags", pa.table(tags), counted=False)
     # A track the load refused (quarantined) is no track: its song stays unmapped.
     stored = {
-        r[0] for r in conn.execute(
+        r[0]
+        for r in conn.execute(
             "SELECT track_id FROM tracks WHERE track_id IN (SELECT unnest(?))", [tracks["track_id"]]
         ).fetchall()
     }
     for _, song in new:
         if report.track_of_song.get(song.id) not in stored:
-            log.warning("song %s (%s) was not taken into the catalogue: see `deepcuts quarantine`", song.id, song.title)
+            log.warning(
+                "song %s (%s) was not taken into the catalogue: see `deepcuts quarantine`",
+                song.id,
+                song.title,
+            )
             report.track_of_song.pop(song.id, None)
 
 
 def _record(
-    load: FileLoad, server: str, songs: list[Song], audio: list[str | None], report: LibraryImport,
-    matched_by: dict[str, str], now: datetime,
+    load: FileLoad,
+    server: str,
+    songs: list[Song],
+    audio: list[str | None],
+    report: LibraryImport,
+    matched_by: dict[str, str],
+    now: datetime,
 ) -> None:
     """The mapping, songs no longer on the server marked gone, and audio for known tracks."""
     conn = load.conn
@@ -330,7 +377,9 @@ def _record(
             "track_id": pa.array([report.track_of_song[s.id] for s in present], pa.string()),
             "matched_by": pa.array([matched_by.get(s.id, "new") for s in present], pa.string()),
             "path": pa.array([s.path for s in present], pa.string()),
-            "audio_path": pa.array([audio[i] for i, s in enumerate(songs) if s.id in report.track_of_song], pa.string()),
+            "audio_path": pa.array(
+                [audio[i] for i, s in enumerate(songs) if s.id in report.track_of_song], pa.string()
+            ),
         }
     )
     conn.register("_subsonic_map", rows)

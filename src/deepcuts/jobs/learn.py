@@ -59,7 +59,9 @@ def absorb_events(store: Store, live: LiveLog) -> tuple[int, int, int]:
     with FileLoad(store, SOURCE, str(live.path)) as load:
         load.add_arrow(
             "users",
-            pa.table({"user_id": users, "source": [SOURCE] * len(users), "_line": [0] * len(users)}),
+            pa.table(
+                {"user_id": users, "source": [SOURCE] * len(users), "_line": [0] * len(users)}
+            ),
             counted=False,
         )
         if plays:
@@ -69,7 +71,9 @@ def absorb_events(store: Store, live: LiveLog) -> tuple[int, int, int]:
                     {
                         "user_id": [e.user_id for _, e in plays],
                         "item_id": [e.item_id for _, e in plays],
-                        "played_at": pa.array([e.at.replace(tzinfo=None) for _, e in plays], pa.timestamp("us")),
+                        "played_at": pa.array(
+                            [e.at.replace(tzinfo=None) for _, e in plays], pa.timestamp("us")
+                        ),
                         "ms_played": pa.array([e.ms_played for _, e in plays], pa.int64()),
                         "play_count": [1] * len(plays),
                         "skipped": [e.type == "skip" for _, e in plays],
@@ -88,7 +92,9 @@ def absorb_events(store: Store, live: LiveLog) -> tuple[int, int, int]:
                         "user_id": [e.user_id for _, e in acts],
                         "action": [e.type for _, e in acts],
                         "target_id": [e.item_id for _, e in acts],
-                        "acted_at": pa.array([e.at.replace(tzinfo=None) for _, e in acts], pa.timestamp("us")),
+                        "acted_at": pa.array(
+                            [e.at.replace(tzinfo=None) for _, e in acts], pa.timestamp("us")
+                        ),
                         "source": [SOURCE] * len(acts),
                         "_line": [seq for seq, _ in acts],
                     }

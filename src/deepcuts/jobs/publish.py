@@ -103,7 +103,9 @@ def _weekly_frames(store: Store, item_index: dict[str, int]) -> tuple[pd.DataFra
     weekly["item"] = weekly["item_id"].map(item_index)
     missing = weekly["item"].isna()
     if missing.any():  # tracks the catalogue no longer has: the list keeps the others
-        log.warning("%d weekly tracks are not in the catalogue and are left out", int(missing.sum()))
+        log.warning(
+            "%d weekly tracks are not in the catalogue and are left out", int(missing.sum())
+        )
     weekly = weekly[~missing].copy()
     weekly["item"] = weekly["item"].astype(np.int32)
     weekly = weekly.drop(columns=["item_id"])
@@ -129,7 +131,9 @@ def _text_parts(store: Store, item_ids: list[str]) -> dict[str, tuple[str, PartW
     }
 
 
-def _users_and_shelves(data, progress: Progress | None) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+def _users_and_shelves(
+    data, progress: Progress | None
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     from deepcuts.surfaces.home import candidate_shelves, user_context
 
     item_index = data.interactions.items
@@ -168,7 +172,9 @@ def _users_and_shelves(data, progress: Progress | None) -> tuple[pd.DataFrame, n
         if v is not None:
             user_vectors[u] = v
     shelves = pd.DataFrame(shelf_rows)
-    shelves = shelves.astype({"user": np.int32, "shelf": np.int16, "rank": np.int16, "item": np.int32})
+    shelves = shelves.astype(
+        {"user": np.int32, "shelf": np.int16, "rank": np.int16, "item": np.int32}
+    )
     return pd.DataFrame(rows), user_vectors, shelves
 
 
@@ -194,7 +200,10 @@ def _continuation_parts(store: Store, say: Progress) -> dict[str, tuple[str, Par
         "uri": [continuer.uris.get(str(i)) for i in data.items.ids],
     })  # fmt: skip
     return {
-        "continuation": (PART_FILES["continuation"], lambda path: continuer.model.save(path, items=data.items)),
+        "continuation": (
+            PART_FILES["continuation"],
+            lambda path: continuer.model.save(path, items=data.items),
+        ),
         "continuation_playlists": (PART_FILES["continuation_playlists"], _parquet(playlists)),
         "continuation_items": (PART_FILES["continuation_items"], _parquet(items)),
     }
@@ -222,7 +231,10 @@ def run(store: Store, *, progress: Progress | None = None) -> PublishReport:
     bandit = HomeBandit.load(store)
     parts = {
         "items": (PART_FILES["items"], _parquet(items)),
-        "item_vectors": (PART_FILES["item_vectors"], _npy(_unit_rows(data.item_vectors, len(items)))),
+        "item_vectors": (
+            PART_FILES["item_vectors"],
+            _npy(_unit_rows(data.item_vectors, len(items))),
+        ),
         "users": (PART_FILES["users"], _parquet(users)),
         "user_vectors": (PART_FILES["user_vectors"], _npy(user_vectors)),
         "shelves": (PART_FILES["shelves"], _parquet(shelves)),

@@ -129,7 +129,11 @@ class Recommender(ABC):
             rows = user_items[start : start + batch_size]
             batch = users[start : start + batch_size]
             # models without fold-in may implement score(userids, user_items) only
-            raw = self.score(batch, rows, recalculate_user=True) if recalculate_user else self.score(batch, rows)
+            raw = (
+                self.score(batch, rows, recalculate_user=True)
+                if recalculate_user
+                else self.score(batch, rows)
+            )
             scores = np.array(raw, dtype=np.float32, copy=True)
             if filter_already_liked_items:
                 coo = rows.tocoo()
@@ -144,7 +148,9 @@ class Recommender(ABC):
         ids, scores = np.vstack(all_ids), np.vstack(all_scores)
         return (ids[0], scores[0]) if single else (ids, scores)
 
-    def similar_items(self, itemids: int | np.ndarray, N: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(
+        self, itemids: int | np.ndarray, N: int = 10
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Items most like the given ones (cosine of item vectors by default).
 
         Returns (ids, scores) of shape (n, N), or (N,) for a single id; the item itself first.
@@ -255,7 +261,9 @@ class Recommender(ABC):
                 continue
             prefix = f"{key}/"
             part_arrays = {
-                name[len(prefix):]: value for name, value in arrays.items() if name.startswith(prefix)
+                name[len(prefix) :]: value
+                for name, value in arrays.items()
+                if name.startswith(prefix)
             }
             part_class = _subclass_named(part_meta["model"])
             if part_class is None:
@@ -271,7 +279,11 @@ class Recommender(ABC):
                     model,
                     name,
                     sp.csr_matrix(
-                        (arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]),
+                        (
+                            arrays[f"{name}.data"],
+                            arrays[f"{name}.indices"],
+                            arrays[f"{name}.indptr"],
+                        ),
                         shape=shape,
                     ),
                 )
@@ -283,7 +295,9 @@ class Recommender(ABC):
     def _after_load(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Rebuild what is derived from the fitted arrays (subclasses override)."""
 
-    def save(self, path: str | Path, *, users: IdMap | None = None, items: IdMap | None = None) -> None:
+    def save(
+        self, path: str | Path, *, users: IdMap | None = None, items: IdMap | None = None
+    ) -> None:
         """Write the fitted model (and, if given, its id maps) to ``path`` (.npz)."""
         self._check_fitted()
         meta, arrays = self._state()

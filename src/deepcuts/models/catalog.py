@@ -21,8 +21,20 @@ from deepcuts.signals.ids import IdMap
 
 MODEL_CLASSES: dict[str, type[Recommender]] = {
     cls.name: cls
-    for cls in (Hybrid, ALS, BPR, ItemKNN, EASE, Popularity, RegionalPopularity, ColdStartRecommender,
-                PlaylistContinuation, PlaylistCF, PlaylistSequence, PlaylistTitle)
+    for cls in (
+        Hybrid,
+        ALS,
+        BPR,
+        ItemKNN,
+        EASE,
+        Popularity,
+        RegionalPopularity,
+        ColdStartRecommender,
+        PlaylistContinuation,
+        PlaylistCF,
+        PlaylistSequence,
+        PlaylistTitle,
+    )
 }
 """Every bundled `Recommender` that can be saved and loaded, by the name saved in its file."""
 

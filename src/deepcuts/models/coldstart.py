@@ -52,14 +52,20 @@ def play_matrix(store: Store) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
     user_ids, u = np.unique(np.array(users), return_inverse=True)
     item_ids, i = np.unique(np.array(items), return_inverse=True)
     matrix = sp.csr_matrix(
-        (np.log1p(np.array(counts, np.float64)).astype(np.float32), (u, i)), shape=(len(user_ids), len(item_ids))
+        (np.log1p(np.array(counts, np.float64)).astype(np.float32), (u, i)),
+        shape=(len(user_ids), len(item_ids)),
     )
     return user_ids, item_ids, matrix
 
 
 def fit_item_factors(
-    train: sp.csr_matrix, factors: int, iterations: int, regularization: float, confidence: float,
-    seed: int, threads: int = 1,
+    train: sp.csr_matrix,
+    factors: int,
+    iterations: int,
+    regularization: float,
+    confidence: float,
+    seed: int,
+    threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """User and item vectors of the project's ALS (`deepcuts.models.cf.ALS`) fitted on
     ``train`` with ``alpha = confidence``; float32 (n_users, factors), (n_items, factors)."""
@@ -69,8 +75,12 @@ def fit_item_factors(
 
     with threadpool_limits(1):
         als = ALS(
-            factors=factors, regularization=regularization, alpha=confidence, iterations=iterations,
-            random_state=seed, num_threads=max(1, threads),
+            factors=factors,
+            regularization=regularization,
+            alpha=confidence,
+            iterations=iterations,
+            random_state=seed,
+            num_threads=max(1, threads),
         ).fit(sp.csr_matrix(train, dtype=np.float32))
     return np.asarray(als.user_factors_, np.float32), np.asarray(als.item_factors_, np.float32)
 
@@ -137,7 +147,13 @@ class NeighbourToCF:
     default): the similarity is their weighted mean. chunk : query rows per block.
     """
 
-    def __init__(self, k: int = 30, power: float = 4.0, weights: tuple[float, ...] | None = None, chunk: int = 512):
+    def __init__(
+        self,
+        k: int = 30,
+        power: float = 4.0,
+        weights: tuple[float, ...] | None = None,
+        chunk: int = 512,
+    ):
         self.k = k
         self.power = power
         self.weights = weights
@@ -153,11 +169,16 @@ class NeighbourToCF:
                 raise ValueError(f"a view has {v.shape[0]} rows for {len(targets)} targets")
         if self.k < 1:
             raise ValueError(f"k must be at least 1, not {self.k}")
-        weights = np.ones(len(views)) if self.weights is None else np.asarray(self.weights, np.float64)
+        weights = (
+            np.ones(len(views)) if self.weights is None else np.asarray(self.weights, np.float64)
+        )
         if len(weights) != len(views) or (weights < 0).any() or weights.sum() <= 0:
             raise ValueError(f"weights must be {len(views)} non-negative numbers, not all zero")
         self.weights_ = weights / weights.sum()
-        self.views_ = [sp.csr_matrix(v).T.tocsr() if sp.issparse(v) else np.asarray(v, np.float32).T for v in views]
+        self.views_ = [
+            sp.csr_matrix(v).T.tocsr() if sp.issparse(v) else np.asarray(v, np.float32).T
+            for v in views
+        ]
         self.targets_ = np.asarray(targets, np.float32)
         return self
 
@@ -170,7 +191,9 @@ class NeighbourToCF:
             if weight == 0:
                 continue
             part = query @ warm
-            part = float(weight) * np.asarray(part.todense() if sp.issparse(part) else part, np.float32)
+            part = float(weight) * np.asarray(
+                part.todense() if sp.issparse(part) else part, np.float32
+            )
             total = part if total is None else total + part
         return total
 
@@ -182,7 +205,11 @@ class NeighbourToCF:
         for start in range(0, n, self.chunk):
             block = [v[start : start + self.chunk] for v in views]
             sims = self.similarity(block)
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else np.tile(np.arange(sims.shape[1]), (len(sims), 1))
+            top = (
+                np.argpartition(-sims, k - 1, axis=1)[:, :k]
+                if k < sims.shape[1]
+                else np.tile(np.arange(sims.shape[1]), (len(sims), 1))
+            )
             weights = np.maximum(np.take_along_axis(sims, top, axis=1), 0.0) ** self.power
             total = weights.sum(axis=1, keepdims=True)
             weights = weights / np.where(total > 0, total, 1.0)
@@ -236,7 +263,9 @@ class ColdStartRecommender(Recommender):
         if item_factors.shape[0] != n_items:
             raise ValueError(f"item_factors has {item_factors.shape[0]} rows for {n_items} items")
         if not features and not predictions:
-            raise ValueError("ColdStartRecommender needs at least one modality's features or predictions")
+            raise ValueError(
+                "ColdStartRecommender needs at least one modality's features or predictions"
+            )
         warm = np.asarray((user_items != 0).sum(axis=0)).ravel() > 0
         unit = set(filter(None, self.unit_modalities.split(",")))
         warm_norm = float(np.linalg.norm(item_factors[warm], axis=1).mean()) if warm.any() else 1.0
@@ -253,7 +282,9 @@ class ColdStartRecommender(Recommender):
             present.append(has)
         views = [m for m in (features or {}).values()]
         if self.neighbours > 0 and views and warm.sum() >= 2:
-            knn = NeighbourToCF(self.neighbours).fit([_rows(v, warm) for v in views], item_factors[warm])
+            knn = NeighbourToCF(self.neighbours).fit(
+                [_rows(v, warm) for v in views], item_factors[warm]
+            )
             names.append("knn")
             stacked.append(knn.predict(views))
             present.append(np.any([_nonzero_rows(v) for v in views], axis=0))
@@ -358,7 +389,12 @@ class ItemSimilarity:
         self.factors = factors
         self.seed = seed
         self.progress = progress
-        played = [r[0] for r in store.conn.execute("SELECT DISTINCT item_id FROM listens ORDER BY 1").fetchall()]
+        played = [
+            r[0]
+            for r in store.conn.execute(
+                "SELECT DISTINCT item_id FROM listens ORDER BY 1"
+            ).fetchall()
+        ]
         self.texts = load_item_texts(store)
         known = set(self.texts.item_ids)
         extra = [i for i in played if i not in known]
@@ -373,15 +409,25 @@ class ItemSimilarity:
         """An item id from an id or an exact (case-insensitive) name."""
         if item in self.index:
             return item
-        matches = [i for i, name in zip(self.item_ids, self.texts.names, strict=True) if name.lower() == item.lower()]
+        matches = [
+            i
+            for i, name in zip(self.item_ids, self.texts.names, strict=True)
+            if name.lower() == item.lower()
+        ]
         if not matches:
-            base = [i for i, name in zip(self.item_ids, self.texts.names, strict=True) if name.split(" - ")[0].lower() == item.lower()]
+            base = [
+                i
+                for i, name in zip(self.item_ids, self.texts.names, strict=True)
+                if name.split(" - ")[0].lower() == item.lower()
+            ]
             matches = base
         if len(matches) == 1:
             return matches[0]
         if not matches:
             raise KeyError(f"no item with id or name {item!r}")
-        raise KeyError(f"{len(matches)} items are named {item!r}: {', '.join(matches[:10])}; give an id")
+        raise KeyError(
+            f"{len(matches)} items are named {item!r}: {', '.join(matches[:10])}; give an id"
+        )
 
     # views: unit rows (n_items, d), zero rows where the view has nothing -------------------
     def view(self, by: str) -> np.ndarray:
@@ -429,10 +475,14 @@ class ItemSimilarity:
             return None
         cols = np.array([self.index[i] for i in played.tolist()])
         n = len(self.item_ids)
-        user_items = sp.csr_matrix((plays.data, plays.indices, plays.indptr), shape=(len(user_ids), len(played)))
+        user_items = sp.csr_matrix(
+            (plays.data, plays.indices, plays.indptr), shape=(len(user_ids), len(played))
+        )
         user_items = sp.csr_matrix(user_items @ sp.csr_matrix(
             (np.ones(len(cols), np.float32), (np.arange(len(cols)), cols)), shape=(len(cols), n)))  # fmt: skip
-        user_factors, item_factors = fit_item_factors(user_items, self.factors, 15, 0.05, 5.0, self.seed, threads=1)
+        user_factors, item_factors = fit_item_factors(
+            user_items, self.factors, 15, 0.05, 5.0, self.seed, threads=1
+        )
         features = {"text": self.view("text")}
         audio = self.view("audio")
         if audio is not None:
@@ -444,7 +494,9 @@ class ItemSimilarity:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
-    def similar(self, item: str, by: str = "hybrid", n: int = 10, kind: str | None = "same") -> list[SimilarItem]:
+    def similar(
+        self, item: str, by: str = "hybrid", n: int = 10, kind: str | None = "same"
+    ) -> list[SimilarItem]:
         """The ``n`` items most like ``item`` (an id or a name), the item itself left out.
 
         ``kind``: "same" (the item's own kind), "track", "artist" or ``None`` (any).
@@ -464,11 +516,17 @@ class ItemSimilarity:
             present = _nonzero_rows(vectors)
             if not present[i]:
                 continue
-            sims = np.asarray((vectors @ row.T).todense()).ravel() if sp.issparse(vectors) else vectors @ row
+            sims = (
+                np.asarray((vectors @ row.T).todense()).ravel()
+                if sp.issparse(vectors)
+                else vectors @ row
+            )
             total[present] += sims[present]
             count[present] += 1
         if count.sum() == 0:
-            raise LookupError(f"{item_id} has no {by if by != 'hybrid' else 'plays, text or audio'} to compare")
+            raise LookupError(
+                f"{item_id} has no {by if by != 'hybrid' else 'plays, text or audio'} to compare"
+            )
         scores = np.where(count > 0, total / np.maximum(count, 1), -np.inf)
         scores[i] = -np.inf
         want = self.kinds[i] if kind == "same" else kind
@@ -543,21 +601,29 @@ class ContentModel:
     def __init__(self, alpha: float = 1.0):
         self.alpha = alpha
 
-    def fit(self, items: IdMap, vectors: np.ndarray | None, item_factors: np.ndarray | None) -> ContentModel:
+    def fit(
+        self, items: IdMap, vectors: np.ndarray | None, item_factors: np.ndarray | None
+    ) -> ContentModel:
         """``vectors``: (n_items, d) content vectors of ``items`` or None (no text or audio);
         ``item_factors``: the CF model's (n_items, k) item vectors, or None (a model without)."""
         n = len(items)
         self.items_ = np.asarray(items.ids).astype(np.str_)
-        self.vectors_ = np.zeros((n, 0), np.float32) if vectors is None else np.asarray(vectors, np.float32)
+        self.vectors_ = (
+            np.zeros((n, 0), np.float32) if vectors is None else np.asarray(vectors, np.float32)
+        )
         k = 0 if item_factors is None else item_factors.shape[1]
         self.coef_ = np.zeros((self.vectors_.shape[1], k), np.float32)
         self.intercept_ = np.zeros(k, np.float32)
         self.predicted_ = np.zeros((n, k), np.float32)
         has_content = _nonzero_rows(self.vectors_) if self.vectors_.shape[1] else np.zeros(n, bool)
-        warm = np.zeros(n, bool) if item_factors is None else np.linalg.norm(item_factors, axis=1) > 0
+        warm = (
+            np.zeros(n, bool) if item_factors is None else np.linalg.norm(item_factors, axis=1) > 0
+        )
         train = warm & has_content
         if train.sum() >= 2:
-            mapping = ContentToCF(self.alpha).fit(self.vectors_[train], np.asarray(item_factors)[train])
+            mapping = ContentToCF(self.alpha).fit(
+                self.vectors_[train], np.asarray(item_factors)[train]
+            )
             self.coef_, self.intercept_ = mapping.coef_, mapping.intercept_
             self.predicted_[has_content] = mapping.predict(self.vectors_[has_content])
         self.cold_ = has_content & ~warm
@@ -582,11 +648,20 @@ class ContentModel:
     def save(self, path: str | Path) -> None:
         import json
 
-        meta = {"format_version": CONTENT_FORMAT_VERSION, "model": self.name, "params": {"alpha": self.alpha}}
+        meta = {
+            "format_version": CONTENT_FORMAT_VERSION,
+            "model": self.name,
+            "params": {"alpha": self.alpha},
+        }
         with open(path, "wb") as fh:
             np.savez(
-                fh, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), items=self.items_,
-                vectors=self.vectors_, coef=self.coef_, intercept=self.intercept_, cold=self.cold_,
+                fh,
+                __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                items=self.items_,
+                vectors=self.vectors_,
+                coef=self.coef_,
+                intercept=self.intercept_,
+                cold=self.cold_,
                 predicted=self.predicted_,
             )
 
@@ -602,7 +677,10 @@ class ContentModel:
             raise ModelFormatError(f"{path}: not a deepcuts model file ({exc})") from exc
         with data:
             meta = json.loads(bytes(data["__meta__"]).decode()) if "__meta__" in data.files else {}
-            if meta.get("model") != cls.name or meta.get("format_version") != CONTENT_FORMAT_VERSION:
+            if (
+                meta.get("model") != cls.name
+                or meta.get("format_version") != CONTENT_FORMAT_VERSION
+            ):
                 raise ModelFormatError(
                     f"{path}: not a {cls.name} model of format {CONTENT_FORMAT_VERSION} "
                     f"(holds {meta.get('model')!r}, format {meta.get('format_version')!r})"

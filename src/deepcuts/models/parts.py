@@ -47,36 +47,56 @@ def _out(store: Store, name: str) -> Path:
 
 
 # -- content vectors and the cold-start mapping ------------------------------------------------
-def train_content(store: Store, trained: TrainedModel, *, alpha: float = 1.0) -> tuple[ContentModel, ModelRecord]:
+def train_content(
+    store: Store, trained: TrainedModel, *, alpha: float = 1.0
+) -> tuple[ContentModel, ModelRecord]:
     """Build the items' content vectors, fit the mapping into ``trained``'s item space, save
     and register them (the default ``content`` model)."""
     began = time.perf_counter()
     vectors = content_vectors(store, trained.items, audio_cache=audio_cache(store))
     factors = trained.model.item_vectors()
     if factors is not None and factors.shape[1] > MAX_MAPPED_DIMS:  # EASE's item columns, say
-        log.info("%s's item vectors have %d dimensions: no cold-start mapping", trained.model.name, factors.shape[1])
+        log.info(
+            "%s's item vectors have %d dimensions: no cold-start mapping",
+            trained.model.name,
+            factors.shape[1],
+        )
         factors = None
     model = ContentModel(alpha).fit(trained.items, vectors, factors)
     out = _out(store, "content")
     model.save(out)
     cf = trained.record
     record = register_model(
-        store, "content", out, params={"alpha": alpha, "cf_model": cf.model_id if cf else None},
+        store,
+        "content",
+        out,
+        params={"alpha": alpha, "cf_model": cf.model_id if cf else None},
         metrics={
-            "items": len(trained.items), "dims": int(model.vectors_.shape[1]),
-            "with_content": int((np.abs(model.vectors_).sum(axis=1) > 0).sum()) if model.vectors_.size else 0,
+            "items": len(trained.items),
+            "dims": int(model.vectors_.shape[1]),
+            "with_content": int((np.abs(model.vectors_).sum(axis=1) > 0).sum())
+            if model.vectors_.size
+            else 0,
             "mapped_dims": int(model.coef_.shape[1]),
-            "cold_predicted": int(model.cold_.sum()), "seconds": round(time.perf_counter() - began, 3),
+            "cold_predicted": int(model.cold_.sum()),
+            "seconds": round(time.perf_counter() - began, 3),
         },
-        kind="content", data_until=cf.data_until if cf else None,
+        kind="content",
+        data_until=cf.data_until if cf else None,
     )
     log.info("registered %s (%s)", record.model_id, out)
     return model, record
 
 
-def load_content(store: Store, model_id: str | None = None) -> tuple[ContentModel, ModelRecord] | None:
+def load_content(
+    store: Store, model_id: str | None = None
+) -> tuple[ContentModel, ModelRecord] | None:
     """The registered content model (the default one unless ``model_id``); None if none."""
-    record = get_model_of_kind(store, model_id, "content") if model_id else default_model(store, "content")
+    record = (
+        get_model_of_kind(store, model_id, "content")
+        if model_id
+        else default_model(store, "content")
+    )
     if record is None:
         return None
     return ContentModel.load(record.path), record
@@ -101,7 +121,9 @@ def train_audio(
 
     vectors = trained.model.item_vectors()
     if vectors is None:
-        raise StoreError(f"{trained.model.name} has no item vectors to train the audio network toward")
+        raise StoreError(
+            f"{trained.model.name} has no item vectors to train the audio network toward"
+        )
     plays = np.asarray((trained.interactions(store).positives()).sum(axis=0)).ravel()
     paths = track_audio_paths(store, music_dir)
     wanted = [
@@ -114,17 +136,25 @@ def train_audio(
             f"{len(wanted)} tracks have both plays and an audio file{where}: the audio network "
             "needs at least 2 (give --music-dir where the tracks' audio_path files are)"
         )
-    result = extract([p for _, p in wanted], cache_dir=audio_cache(store), keep_log_mel=True, progress=progress)
+    result = extract(
+        [p for _, p in wanted], cache_dir=audio_cache(store), keep_log_mel=True, progress=progress
+    )
     row_of = {f.path: f for f in result.features}
     kept = [(i, row_of[p]) for i, p in wanted if p in row_of]
     if len(kept) < 2:
-        raise StoreError(f"only {len(kept)} of {len(wanted)} audio files could be read: see the log")
+        raise StoreError(
+            f"only {len(kept)} of {len(wanted)} audio files could be read: see the log"
+        )
     began = time.perf_counter()
-    network = AudioToCF(**(params or {})).fit([f.log_mel for _, f in kept], vectors[[i for i, _ in kept]])
+    network = AudioToCF(**(params or {})).fit(
+        [f.log_mel for _, f in kept], vectors[[i for i, _ in kept]]
+    )
     history = network.history_
     val = [h[2] for h in history if not np.isnan(h[2])]
     figures = {
-        "tracks": len(kept), "skipped_files": len(result.failures), "epochs": len(history),
+        "tracks": len(kept),
+        "skipped_files": len(result.failures),
+        "epochs": len(history),
         "validation_cosine": round(max(val), 4) if val else None,
         "fit_seconds": round(time.perf_counter() - began, 3),
     }
@@ -148,7 +178,11 @@ def load_audio(store: Store, model_id: str | None = None):
     None where none is registered."""
     from deepcuts.models.audio import AudioToCF
 
-    record = get_model_of_kind(store, model_id, "audio-cnn") if model_id else default_model(store, "audio-cnn")
+    record = (
+        get_model_of_kind(store, model_id, "audio-cnn")
+        if model_id
+        else default_model(store, "audio-cnn")
+    )
     if record is None:
         return None
     return AudioToCF.load(record.path), record

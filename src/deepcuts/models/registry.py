@@ -61,12 +61,23 @@ def register_model(
         version = next_version(store, name)
         model_id = f"{name}-v{version}"
         if make_default:
-            conn.execute("UPDATE models SET is_default = false WHERE is_default AND kind = ?", [kind])
+            conn.execute(
+                "UPDATE models SET is_default = false WHERE is_default AND kind = ?", [kind]
+            )
         conn.execute(
             "INSERT INTO models (model_id, name, version, params, metrics, path, is_default, kind, "
             "data_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [model_id, name, version, json.dumps(params, default=str),
-             json.dumps(metrics or {}, default=str), str(path), make_default, kind, data_until],
+            [
+                model_id,
+                name,
+                version,
+                json.dumps(params, default=str),
+                json.dumps(metrics or {}, default=str),
+                str(path),
+                make_default,
+                kind,
+                data_until,
+            ],
         )
         conn.execute("COMMIT")
     except Exception:
@@ -78,9 +89,11 @@ def register_model(
 def next_version(store: Store, name: str) -> int:
     """The version the next registered model called ``name`` will get."""
     _require_registry(store)
-    return int(store.conn.execute(
-        "SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = ?", [name]
-    ).fetchall()[0][0])
+    return int(
+        store.conn.execute(
+            "SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = ?", [name]
+        ).fetchall()[0][0]
+    )
 
 
 def _require_registry(store: Store) -> None:
@@ -97,17 +110,29 @@ def _require_registry(store: Store) -> None:
 def _record(row: tuple) -> ModelRecord:
     model_id, name, version, params, metrics, path, created_at, is_default, kind, data_until = row
     return ModelRecord(
-        model_id, name, int(version), json.loads(params or "{}"), json.loads(metrics or "{}"),
-        path, created_at, bool(is_default), kind or "cf", data_until,
+        model_id,
+        name,
+        int(version),
+        json.loads(params or "{}"),
+        json.loads(metrics or "{}"),
+        path,
+        created_at,
+        bool(is_default),
+        kind or "cf",
+        data_until,
     )
 
 
-_COLUMNS = "model_id, name, version, params, metrics, path, created_at, is_default, kind, data_until"
+_COLUMNS = (
+    "model_id, name, version, params, metrics, path, created_at, is_default, kind, data_until"
+)
 
 
 def get_model(store: Store, model_id: str) -> ModelRecord:
     _require_registry(store)
-    rows = store.conn.execute(f"SELECT {_COLUMNS} FROM models WHERE model_id = ?", [model_id]).fetchall()
+    rows = store.conn.execute(
+        f"SELECT {_COLUMNS} FROM models WHERE model_id = ?", [model_id]
+    ).fetchall()
     if not rows:
         raise StoreError(f"no model {model_id!r} in the registry")
     return _record(rows[0])
@@ -147,7 +172,9 @@ def set_default(store: Store, model_id: str) -> ModelRecord:
     kind = get_model(store, model_id).kind
     store.conn.execute("BEGIN TRANSACTION")
     try:
-        store.conn.execute("UPDATE models SET is_default = (model_id = ?) WHERE kind = ?", [model_id, kind])
+        store.conn.execute(
+            "UPDATE models SET is_default = (model_id = ?) WHERE kind = ?", [model_id, kind]
+        )
         store.conn.execute("COMMIT")
     except Exception:
         store.conn.execute("ROLLBACK")

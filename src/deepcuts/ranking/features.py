@@ -18,7 +18,14 @@ import scipy.sparse as sp
 from deepcuts.candidates.base import NONE, Candidates, UserBatch, World
 from deepcuts.candidates.sources import EPOCH_ORDINAL
 
-ITEM_FEATURES = ("preference", "log_popularity", "novelty", "artist_familiarity", "log_age_days", "fresh")
+ITEM_FEATURES = (
+    "preference",
+    "log_popularity",
+    "novelty",
+    "artist_familiarity",
+    "log_age_days",
+    "fresh",
+)
 
 
 @dataclass
@@ -45,7 +52,9 @@ class Pool:
         return self.features[:, self.names.index(name)]
 
 
-def merge(batch: UserBatch, world: World, proposals: list[Candidates], fresh_days: int = 28) -> Pool:
+def merge(
+    batch: UserBatch, world: World, proposals: list[Candidates], fresh_days: int = 28
+) -> Pool:
     """Merge every source's proposals for a batch and compute the features."""
     n_items = world.catalogue.n_items
     n = len(batch.users)
@@ -57,7 +66,9 @@ def merge(batch: UserBatch, world: World, proposals: list[Candidates], fresh_day
     items = np.hstack([c.items for c in proposals] + [nothing])
     because_of = np.hstack([c.because for c in proposals] + [nothing])
     column_source = np.repeat(np.arange(len(proposals)), widths)
-    column_score = np.concatenate([1.0 - np.arange(w) / w for w in widths] + [np.zeros(0)]).astype(np.float32)
+    column_score = np.concatenate([1.0 - np.arange(w) / w for w in widths] + [np.zeros(0)]).astype(
+        np.float32
+    )
     row, item, at = _distinct_per_row(np.ascontiguousarray(items, np.int64), n_items)
     source_scores = np.zeros((len(row), len(proposals)), np.float32)
     because = np.full((len(row), len(proposals)), NONE, np.int64)
@@ -75,7 +86,9 @@ def merge(batch: UserBatch, world: World, proposals: list[Candidates], fresh_day
     )
 
 
-def _item_features(batch: UserBatch, world: World, row: np.ndarray, item: np.ndarray, fresh_days: int) -> np.ndarray:
+def _item_features(
+    batch: UserBatch, world: World, row: np.ndarray, item: np.ndarray, fresh_days: int
+) -> np.ndarray:
     cat = world.catalogue
     raw = batch.scores[row, item].astype(np.float64)
     finite = np.isfinite(raw)
@@ -96,10 +109,14 @@ def _item_features(batch: UserBatch, world: World, row: np.ndarray, item: np.nda
     known = day > np.iinfo(np.int32).min
     age = np.where(known, np.clip(today - day, 0, None), 3650)
     fresh = ((age < fresh_days) & known) | (plays == 0)
-    return np.column_stack([preference, log_pop, novelty, familiarity, np.log1p(age), fresh]).astype(np.float32)
+    return np.column_stack(
+        [preference, log_pop, novelty, familiarity, np.log1p(age), fresh]
+    ).astype(np.float32)
 
 
-def _artist_familiarity(batch: UserBatch, artist_of: np.ndarray, row: np.ndarray, item: np.ndarray) -> np.ndarray:
+def _artist_familiarity(
+    batch: UserBatch, artist_of: np.ndarray, row: np.ndarray, item: np.ndarray
+) -> np.ndarray:
     """Share of the user's positive history (by confidence) that is by the candidate's artist."""
     liked = batch.history.copy()
     liked.data = np.clip(liked.data, 0, None)
@@ -122,7 +139,9 @@ def _artist_familiarity(batch: UserBatch, artist_of: np.ndarray, row: np.ndarray
 
 
 @numba.njit(nogil=True, cache=True)
-def _distinct_per_row(items: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+def _distinct_per_row(
+    items: np.ndarray, n_items: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """Each row's distinct items (NONE skipped), ascending, rows in order: (row, item) of
     each, and for every entry of `items` its place in that list (-1 for NONE)."""
     n, w = items.shape

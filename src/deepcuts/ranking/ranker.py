@@ -61,7 +61,9 @@ class LearnedRanker:
         from sklearn.linear_model import LogisticRegression
 
         if labels.sum() == 0 or labels.sum() == len(labels):
-            raise ValueError("the ranker needs both streamed and not-streamed candidates to learn from")
+            raise ValueError(
+                "the ranker needs both streamed and not-streamed candidates to learn from"
+            )
         self.names = list(pool.names)
         x = pool.features.astype(np.float64)
         self.mean_ = x.mean(axis=0)
@@ -118,7 +120,9 @@ def load_ranker(store, model_id: str | None = None):
     from deepcuts.models.registry import default_model, get_model_of_kind
 
     record = (
-        get_model_of_kind(store, model_id, "weekly-ranker") if model_id else default_model(store, "weekly-ranker")
+        get_model_of_kind(store, model_id, "weekly-ranker")
+        if model_id
+        else default_model(store, "weekly-ranker")
     )
     if record is None:
         return None

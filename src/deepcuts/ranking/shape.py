@@ -74,7 +74,10 @@ def shape_list(
         open_[best] = False
         fresh_needed -= int(fresh[best])
         tail_needed -= int(tail[best])
-        for key, counts, cap in ((artist[best], artist_count, shape.max_per_artist), (album[best], album_count, shape.max_per_album)):
+        for key, counts, cap in (
+            (artist[best], artist_count, shape.max_per_artist),
+            (album[best], album_count, shape.max_per_album),
+        ):
             if key >= 0:
                 counts[key] = counts.get(key, 0) + 1
                 if counts[key] >= cap:
@@ -113,7 +116,11 @@ def shape_lists(
     picked = np.full((n, shape.n), -1, np.int64)
     if m == 0 or n == 0:
         return picked
-    vectors = np.zeros((0, 0), np.float32) if item_vectors is None else np.ascontiguousarray(item_vectors, np.float32)
+    vectors = (
+        np.zeros((0, 0), np.float32)
+        if item_vectors is None
+        else np.ascontiguousarray(item_vectors, np.float32)
+    )
     _shape_rows(
         np.ascontiguousarray(items, np.int64),
         np.ascontiguousarray(relevance, np.float64),
@@ -135,8 +142,23 @@ def shape_lists(
 
 
 @numba.njit(nogil=True, cache=True)
-def _shape_rows(items, relevance, artist, album, fresh, tail, min_tail, vectors, use_vectors,
-                max_artist, max_album, lam, similarity, fresh_share, picked):  # pragma: no cover - compiled
+def _shape_rows(
+    items,
+    relevance,
+    artist,
+    album,
+    fresh,
+    tail,
+    min_tail,
+    vectors,
+    use_vectors,
+    max_artist,
+    max_album,
+    lam,
+    similarity,
+    fresh_share,
+    picked,
+):  # pragma: no cover - compiled
     """The greedy MMR of `shape_list`, one row after another, written into `picked`: the same
     steps, float32 like the NumPy batch code it replaced, ties to the lower position (as
     `np.argmax`). Compiled and free of the GIL, so the weekly run's threads shape in parallel."""
@@ -145,7 +167,9 @@ def _shape_rows(items, relevance, artist, album, fresh, tail, min_tail, vectors,
     base = np.empty(m, np.float32)
     max_sim = np.empty(m, np.float32)
     open_ = np.empty(m, np.bool_)
-    row_vectors = np.empty((m, vectors.shape[1]), np.float32)  # the row's candidates' vectors, close
+    row_vectors = np.empty(
+        (m, vectors.shape[1]), np.float32
+    )  # the row's candidates' vectors, close
     for r in range(n):
         count = 0
         for j in range(m):
@@ -186,7 +210,11 @@ def _shape_rows(items, relevance, artist, album, fresh, tail, min_tail, vectors,
                         break
             best, best_gain = -1, np.float32(-np.inf)
             for j in range(m):
-                if not open_[j] or (only_fresh and not fresh[r, j]) or (only_tail and not tail[r, j]):
+                if (
+                    not open_[j]
+                    or (only_fresh and not fresh[r, j])
+                    or (only_tail and not tail[r, j])
+                ):
                     continue
                 gain = base[j] - similarity * max_sim[j]
                 if best < 0 or gain > best_gain:

@@ -63,7 +63,8 @@ def get_caller(request: Request) -> Caller:
     header = request.headers.get("authorization")
     if not header:
         raise HTTPException(
-            401, "no API key: send `Authorization: Bearer <key>` (make one with `deepcuts keys create`)",
+            401,
+            "no API key: send `Authorization: Bearer <key>` (make one with `deepcuts keys create`)",
             headers={"WWW-Authenticate": "Bearer"},
         )
     scheme, _, key = header.partition(" ")
@@ -73,7 +74,9 @@ def get_caller(request: Request) -> Caller:
     live: LiveLog = request.app.state.live
     found = live.check_key(key.strip())
     if found is None:
-        raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
+        )
     return Caller(found)
 
 

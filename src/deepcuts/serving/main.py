@@ -59,11 +59,15 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     @app.exception_handler(BanditInputError)
     async def bad_input(_request: Request, exc: BanditInputError) -> JSONResponse:
-        return JSONResponse({"detail": [{"type": "value_error", "loc": [], "msg": str(exc)}]}, status_code=422)
+        return JSONResponse(
+            {"detail": [{"type": "value_error", "loc": [], "msg": str(exc)}]}, status_code=422
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
 
     try:
         version = app.state.snapshots.current().version

@@ -30,7 +30,9 @@ class _Waiting:
 
     def collect(self):
         counts = self.live.count_waiting()
-        family = GaugeMetricFamily("deepcuts_waiting", "Waiting to be absorbed by the learn job", labels=["kind"])
+        family = GaugeMetricFamily(
+            "deepcuts_waiting", "Waiting to be absorbed by the learn job", labels=["kind"]
+        )
         for kind, n in counts.items():
             family.add_metric([kind], n)
         yield family

@@ -72,7 +72,9 @@ def home_context(
         hour=at.hour if hour is None else hour,
         weekday=at.weekday() if weekday is None else weekday,
         device=(device or str(row["device"])).lower(),
-        country=(country or str(row["country"])).upper() if (country or row["country"] != "unknown") else "unknown",
+        country=(country or str(row["country"])).upper()
+        if (country or row["country"] != "unknown")
+        else "unknown",
         user_vector=published.user_vector(user),
         features=features,
     )
@@ -100,10 +102,14 @@ def home_page(
     user = user_index(published, user_id)
     when = at or datetime.now(UTC)
     when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    context = home_context(published, user, at=when, hour=hour, weekday=weekday, device=device, country=country)
+    context = home_context(
+        published, user, at=when, hour=hour, weekday=weekday, device=device, country=country
+    )
     shelves = published.shelves(user)
     if not shelves:
-        raise NotFound("home shelves for listener", user_id, "no shelf source had anything for them")
+        raise NotFound(
+            "home shelves for listener", user_id, "no shelf source had anything for them"
+        )
     # The published models: epsilon-greedy and greedy rank by the shared reward model;
     # Thompson sampling and LinUCB by their own (a fresh one until the learn job has made it).
     chooser = published.bandit.policy(policy, epsilon)
@@ -154,10 +160,15 @@ def page_dict(published: Published, home: HomePage) -> dict[str, object]:
         "served_at": page.impressions[0].served_at.isoformat() if page.impressions else None,
         "policy": home.policy.describe(),
         "snapshot_version": published.version,
-        "context": {"hour": c.hour, "weekday": c.weekday, "device": c.device, "country": c.country,
-                    "has_user_vector": c.user_vector is not None,
-                    "session_genre": c.features.get("session_genre"),
-                    "session_plays": c.features.get("session_plays")},  # fmt: skip
+        "context": {
+            "hour": c.hour,
+            "weekday": c.weekday,
+            "device": c.device,
+            "country": c.country,
+            "has_user_vector": c.user_vector is not None,
+            "session_genre": c.features.get("session_genre"),
+            "session_plays": c.features.get("session_plays"),
+        },  # fmt: skip
         "candidate_shelves": home.n_candidates,
         "shelves": shelves,
     }
@@ -169,7 +180,9 @@ def weekly_playlist(published: Published, user_id: str, week: str | None = None)
     if week is None:
         week = published.latest_week(user_id)
         if week is None:
-            raise NotFound("Discover Weekly for listener", user_id, "run `deepcuts weekly` and publish")
+            raise NotFound(
+                "Discover Weekly for listener", user_id, "run `deepcuts weekly` and publish"
+            )
     monday = parse_week(week)
     rows = published.weekly_list(user_id, week)
     if rows is None:
@@ -182,10 +195,16 @@ def weekly_playlist(published: Published, user_id: str, week: str | None = None)
             ExportTrack(
                 str(r["item_id"]),
                 str(r["name"]),
-                None if r["artist_name"] is None or r["artist_name"] != r["artist_name"] else str(r["artist_name"]),
+                None
+                if r["artist_name"] is None or r["artist_name"] != r["artist_name"]
+                else str(r["artist_name"]),
                 None if r["album"] is None or r["album"] != r["album"] else str(r["album"]),
-                None if r["duration_ms"] is None or r["duration_ms"] != r["duration_ms"] else int(r["duration_ms"]),
-                None if r["location"] is None or r["location"] != r["location"] else str(r["location"]),
+                None
+                if r["duration_ms"] is None or r["duration_ms"] != r["duration_ms"]
+                else int(r["duration_ms"]),
+                None
+                if r["location"] is None or r["location"] != r["location"]
+                else str(r["location"]),
                 None if reason is None else str(reason),
                 None if score is None else float(score),
             )
@@ -205,7 +224,9 @@ def similar_items(published: Published, item_id: str, n: int) -> list[tuple[int,
     """The ``n`` items whose vectors are nearest ``item_id``'s, with their cosine."""
     i = item_index(published, item_id)
     if not published.has_vector(i):
-        raise NotFound("vector for item", item_id, "nobody has played it and it has no audio or text vector")
+        raise NotFound(
+            "vector for item", item_id, "nobody has played it and it has no audio or text vector"
+        )
     found = published.similar(np.array([i]), n)
     sims = published.item_vectors[found] @ published.item_vectors[i]
     return [(int(j), float(s)) for j, s in zip(found, sims, strict=True)]
@@ -215,7 +236,7 @@ def radio(
     published: Published, *, track: str | None = None, artist: str | None = None, n: int = 25,
     per_artist: int = 2,
 ) -> tuple[str, list[tuple[int, float]]]:  # fmt: skip
-    """"Keep the vibe going" from a track or an artist: tracks nearest the seed's vector, at
+    """ "Keep the vibe going" from a track or an artist: tracks nearest the seed's vector, at
     most ``per_artist`` by any one artist and none by the seed artist; returns (title, items)."""
     if (track is None) == (artist is None):
         raise ValueError("give exactly one of track or artist")
@@ -238,7 +259,9 @@ def radio(
     if len(seeds) == 0:
         raise NotFound("vector for", track or str(artist), "nothing to start a radio from")
     exclude = published.artist_tracks.get(seed_artist) if seed_artist else None
-    found = published.similar(seeds, n * 4, exclude=None if exclude is None else np.asarray(exclude))
+    found = published.similar(
+        seeds, n * 4, exclude=None if exclude is None else np.asarray(exclude)
+    )
     profile = published.item_vectors[seeds].mean(axis=0)
     profile /= max(float(np.linalg.norm(profile)), 1e-12)
     out, per = [], {}

@@ -66,7 +66,10 @@ class Catalogue:
         """Each item's artist's name; an item without an artist (an artist itself) its own."""
         names = self.names.tolist()
         artist_names = self.artist_names.tolist()
-        return [str(artist_names[a]) if a >= 0 else str(names[i]) for i, a in enumerate(self.artist.tolist())]
+        return [
+            str(artist_names[a]) if a >= 0 else str(names[i])
+            for i, a in enumerate(self.artist.tolist())
+        ]
 
     @cached_property
     def display_names(self) -> list[str]:
@@ -84,7 +87,10 @@ class Catalogue:
 def load_catalogue(store: Store, items: IdMap) -> Catalogue:
     """The catalogue's facts about `items` (tracks, or artists where items are artists)."""
     conn = store.conn
-    conn.register("_catalogue_items", pa.table({"item_id": pa.array(items.ids, pa.string()), "idx": np.arange(len(items))}))
+    conn.register(
+        "_catalogue_items",
+        pa.table({"item_id": pa.array(items.ids, pa.string()), "idx": np.arange(len(items))}),
+    )
     try:
         rows = conn.sql(
             """
@@ -113,8 +119,12 @@ def load_catalogue(store: Store, items: IdMap) -> Catalogue:
     album_ids = rows["album_id"].to_numpy(zero_copy_only=False)
     artists, artist = _codes(artist_ids)
     albums, album = _codes(album_ids)
-    artist_name_of = dict(zip(artist_ids, rows["artist_name"].to_numpy(zero_copy_only=False), strict=True))
-    album_name_of = dict(zip(album_ids, rows["album_name"].to_numpy(zero_copy_only=False), strict=True))
+    artist_name_of = dict(
+        zip(artist_ids, rows["artist_name"].to_numpy(zero_copy_only=False), strict=True)
+    )
+    album_name_of = dict(
+        zip(album_ids, rows["album_name"].to_numpy(zero_copy_only=False), strict=True)
+    )
     release = rows["release_date"].cast(pa.int32()).fill_null(NO_DATE).to_numpy()
     duration = rows["duration_ms"].cast(pa.float64()).to_numpy(zero_copy_only=False)
     return Catalogue(

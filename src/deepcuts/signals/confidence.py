@@ -82,7 +82,14 @@ class ConfidenceConfig:
     def __post_init__(self) -> None:
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, not {self.scaling!r}")
-        for name in ("alpha", "eps", "skip_weight", "save_weight", "playlist_weight", "follow_weight"):
+        for name in (
+            "alpha",
+            "eps",
+            "skip_weight",
+            "save_weight",
+            "playlist_weight",
+            "follow_weight",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
@@ -110,8 +117,15 @@ class ConfidenceConfig:
         return cls(**values)
 
 
-RAW_COUNTS = ConfidenceConfig(scaling="linear", alpha=1.0, skip_weight=0.0, save_weight=0.0,
-                              playlist_weight=0.0, follow_weight=0.0, half_life_days=None)
+RAW_COUNTS = ConfidenceConfig(
+    scaling="linear",
+    alpha=1.0,
+    skip_weight=0.0,
+    save_weight=0.0,
+    playlist_weight=0.0,
+    follow_weight=0.0,
+    half_life_days=None,
+)
 """Plays as raw counts and nothing else: what a bare implicit model is usually fed."""
 
 
@@ -234,8 +248,12 @@ def store_id_maps(store: Store) -> tuple[IdMap, IdMap]:
 
 
 def _register_ids(store: Store, name: str, ids: IdMap, column: str) -> None:
-    table = pa.table({column: pa.array(ids.ids.tolist(), pa.string()),
-                      "idx": pa.array(np.arange(len(ids), dtype=np.int32))})
+    table = pa.table(
+        {
+            column: pa.array(ids.ids.tolist(), pa.string()),
+            "idx": pa.array(np.arange(len(ids), dtype=np.int32)),
+        }
+    )
     store.conn.register(name, table)
 
 
@@ -310,7 +328,8 @@ def gather_evidence(
         duration = f"coalesce(t.duration_ms, {DEFAULT_TRACK_MS})"
     minutes = (
         "sum(CASE WHEN is_skip THEN 0 ELSE ms * w END)::DOUBLE / 60000"
-        if config.use_time else "0.0::DOUBLE"
+        if config.use_time
+        else "0.0::DOUBLE"
     )
     act_window = "AND (acted_at IS NULL OR acted_at < $until)" if until is not None else ""
     pl_window = "AND coalesce(t, TIMESTAMP '1970-01-01') < $until" if until is not None else ""
@@ -379,10 +398,13 @@ def gather_evidence(
     """
     if not _has_rows(store, "actions") and not _has_rows(store, "playlist_items"):
         # plays only (HetRec, most listening histories): no pairs to merge
-        sql = sql[: sql.index("), a AS (")] + """)
+        sql = (
+            sql[: sql.index("), a AS (")]
+            + """)
         SELECT p.*, false AS saved, false AS banned, 0.0::DOUBLE AS adds, false AS followed
         FROM p
     """
+        )
     try:
         rows = _run(store, sql, params)
     finally:
@@ -406,7 +428,10 @@ def gather_evidence(
     )
     log.debug(
         "gathered evidence for %d pairs (%d users x %d items) in %.2f s",
-        len(evidence.user), len(users), len(items), time.perf_counter() - began,
+        len(evidence.user),
+        len(users),
+        len(items),
+        time.perf_counter() - began,
     )
     return evidence
 
@@ -457,8 +482,10 @@ def weigh(evidence: PairEvidence, config: ConfidenceConfig) -> sp.csr_matrix:
     )
     if len(evidence.banned_user):
         banned = sp.csr_matrix(
-            (np.ones(len(evidence.banned_user), np.float32),
-             (evidence.banned_user, evidence.banned_item)),
+            (
+                np.ones(len(evidence.banned_user), np.float32),
+                (evidence.banned_user, evidence.banned_item),
+            ),
             shape=(n_users, n_items),
         )
         matrix = remove_pairs(matrix, banned)
@@ -469,8 +496,10 @@ def weigh(evidence: PairEvidence, config: ConfidenceConfig) -> sp.csr_matrix:
 def banned_matrix(evidence: PairEvidence) -> sp.csr_matrix:
     n_users, n_items = len(evidence.users), len(evidence.items)
     m = sp.csr_matrix(
-        (np.ones(len(evidence.banned_user), dtype=bool),
-         (evidence.banned_user, evidence.banned_item)),
+        (
+            np.ones(len(evidence.banned_user), dtype=bool),
+            (evidence.banned_user, evidence.banned_item),
+        ),
         shape=(n_users, n_items),
         dtype=bool,
     )

@@ -88,14 +88,17 @@ class ListenerHistory:
         if self._country is not None:
             return self._country.get(user_id)
         conn = self.store.conn
-        row = conn.execute(
-            "SELECT country FROM users WHERE user_id = ? AND country IS NOT NULL AND country <> ''",
-            [user_id],
-        ).fetchall() or conn.execute(
-            "SELECT country FROM listens WHERE user_id = ? AND country IS NOT NULL AND country <> '' "
-            "GROUP BY country ORDER BY count(*) DESC, country LIMIT 1",
-            [user_id],
-        ).fetchall()
+        row = (
+            conn.execute(
+                "SELECT country FROM users WHERE user_id = ? AND country IS NOT NULL AND country <> ''",
+                [user_id],
+            ).fetchall()
+            or conn.execute(
+                "SELECT country FROM listens WHERE user_id = ? AND country IS NOT NULL AND country <> '' "
+                "GROUP BY country ORDER BY count(*) DESC, country LIMIT 1",
+                [user_id],
+            ).fetchall()
+        )
         return row[0][0] if row else None
 
     # -- everyone at once -------------------------------------------------------------------

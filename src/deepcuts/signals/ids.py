@@ -37,7 +37,9 @@ class IdMap:
         self._index = {key: i for i, key in enumerate(self._ids.tolist())}
         if len(self._index) != len(self._ids):
             raise ValueError("ids must be distinct")
-        self._arrow: pa.Array | None = None  # the ids as Arrow, for `indices`, built when first asked
+        self._arrow: pa.Array | None = (
+            None  # the ids as Arrow, for `indices`, built when first asked
+        )
 
     @property
     def ids(self) -> np.ndarray:
@@ -75,7 +77,9 @@ class IdMap:
         if len(keys) == 0:
             return np.zeros(0, np.int64)
         if not isinstance(keys, (pa.Array, pa.ChunkedArray)):
-            keys = pa.array(keys.tolist() if isinstance(keys, np.ndarray) else list(keys), pa.string())
+            keys = pa.array(
+                keys.tolist() if isinstance(keys, np.ndarray) else list(keys), pa.string()
+            )
         elif keys.type != pa.string():
             keys = keys.cast(pa.string())
         if self._arrow is None:

@@ -76,7 +76,9 @@ class PlaylistData:
     def artist_codes(self) -> np.ndarray:
         """int64 (n_items,): a number per distinct artist name, -1 where unknown."""
         codes: dict[str, int] = {}
-        return np.array([codes.setdefault(a, len(codes)) if a else -1 for a in self.item_artists], np.int64)
+        return np.array(
+            [codes.setdefault(a, len(codes)) if a else -1 for a in self.item_artists], np.int64
+        )
 
     def label(self, item: int) -> str:
         """``Title - Artist`` of a track, for reasons and tables."""

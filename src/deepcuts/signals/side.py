@@ -66,8 +66,12 @@ def _pairs_table(exclude: sp.csr_matrix | None) -> pa.Table:
 
 
 def _ids_table(ids: IdMap, column: str) -> pa.Table:
-    return pa.table({column: pa.array(ids.ids.tolist(), pa.string()),
-                     "idx": pa.array(np.arange(len(ids), dtype=np.int32))})
+    return pa.table(
+        {
+            column: pa.array(ids.ids.tolist(), pa.string()),
+            "idx": pa.array(np.arange(len(ids), dtype=np.int32)),
+        }
+    )
 
 
 def build_side_info(
@@ -100,7 +104,9 @@ def _params(until: datetime | None) -> dict[str, Any]:
     return {"until": until} if until is not None else {}
 
 
-def _item_tags(store: Store, n_items: int, until: datetime | None) -> tuple[sp.csr_matrix | None, list[str] | None]:
+def _item_tags(
+    store: Store, n_items: int, until: datetime | None
+) -> tuple[sp.csr_matrix | None, list[str] | None]:
     window = "AND (tagged_at IS NULL OR tagged_at < $until)" if until is not None else ""
     rows = store.conn.execute(
         f"""
@@ -159,7 +165,10 @@ def _friends(store: Store, n_users: int, until: datetime | None) -> sp.csr_matri
     if not len(rows["u"]):
         return None
     m = sp.csr_matrix(
-        (np.ones(len(rows["u"]), np.float32), (rows["u"].astype(np.int32), rows["f"].astype(np.int32))),
+        (
+            np.ones(len(rows["u"]), np.float32),
+            (rows["u"].astype(np.int32), rows["f"].astype(np.int32)),
+        ),
         shape=(n_users, n_users),
     )
     m.sort_indices()
@@ -191,7 +200,8 @@ def _regions(store: Store, n_users: int) -> tuple[np.ndarray | None, list[str] |
 def _cooccurrence(store: Store, n_items: int, until: datetime | None) -> sp.csr_matrix | None:
     window = (
         "AND coalesce(pi.added_at, p.created_at, TIMESTAMP '1970-01-01') < $until"
-        if until is not None else ""
+        if until is not None
+        else ""
     )
     rows = store.conn.execute(
         f"""
@@ -212,7 +222,10 @@ def _cooccurrence(store: Store, n_items: int, until: datetime | None) -> sp.csr_
         return None
     n_pl = int(rows["p"].max()) + 1
     P = sp.csr_matrix(
-        (np.ones(len(rows["p"]), np.float32), (rows["p"].astype(np.int64), rows["i"].astype(np.int32))),
+        (
+            np.ones(len(rows["p"]), np.float32),
+            (rows["p"].astype(np.int64), rows["i"].astype(np.int32)),
+        ),
         shape=(n_pl, n_items),
     )
     C = (P.T @ P).tocsr()

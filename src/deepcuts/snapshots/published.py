@@ -272,7 +272,10 @@ class Published:
                 from deepcuts.signals.playlists import PlaylistData
                 from deepcuts.surfaces.continuation import Continuer
 
-                lists, items = self.parts["continuation_playlists"], self.parts["continuation_items"]
+                lists, items = (
+                    self.parts["continuation_playlists"],
+                    self.parts["continuation_items"],
+                )
                 data = PlaylistData(
                     playlists=IdMap(lists["playlist_id"].tolist()),
                     titles=lists["title"].tolist(),
@@ -281,7 +284,11 @@ class Published:
                     item_names=items["name"].tolist(),
                     item_artists=items["artist"].tolist(),
                 )
-                uris = {i: u for i, u in zip(items["item_id"], items["uri"], strict=True) if isinstance(u, str)}
+                uris = {
+                    i: u
+                    for i, u in zip(items["item_id"], items["uri"], strict=True)
+                    if isinstance(u, str)
+                }
                 self._continuer = Continuer(data, self.parts["continuation"], uris)
             return self._continuer
 
@@ -293,7 +300,9 @@ def _missing(value: object) -> bool:
     return value is None or value != value  # None or NaN
 
 
-def _by_user(shelves: pd.DataFrame, n_users: int) -> list[list[tuple[str, str, str, list[int]]] | None]:
+def _by_user(
+    shelves: pd.DataFrame, n_users: int
+) -> list[list[tuple[str, str, str, list[int]]] | None]:
     """Shelf rows grouped per user: [(shelf_id, shelf_type, title, [items])] in offer order."""
     out: list[list[tuple[str, str, str, list[int]]] | None] = [None] * n_users
     if shelves.empty:

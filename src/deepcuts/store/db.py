@@ -94,7 +94,9 @@ class Store:
         ).fetchall()[0][0]
         if not exists:
             return 0
-        return self.conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
+        return self.conn.execute(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations"
+        ).fetchall()[0][0]
 
     def migrate(self) -> list[int]:
         """Apply the migrations this store has not had yet; return their versions."""

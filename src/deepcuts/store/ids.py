@@ -33,7 +33,9 @@ class IdNotFound(IdLookupError):
     """No stored id matches; the message names the command that lists them."""
 
     def __str__(self) -> str:
-        lister = "`deepcuts users`" if self.kind == "listener" else "`deepcuts tracks --search TEXT`"
+        lister = (
+            "`deepcuts users`" if self.kind == "listener" else "`deepcuts tracks --search TEXT`"
+        )
         return f"no {self.kind} {self.typed!r} in the store (list them with {lister})"
 
 
@@ -59,7 +61,11 @@ class _Source:
 
 
 _USERS = (_Source("users", "user_id"), _Source("listens", "user_id"))
-_ITEMS = (_Source("tracks", "track_id"), _Source("artists", "artist_id"), _Source("listens", "item_id"))
+_ITEMS = (
+    _Source("tracks", "track_id"),
+    _Source("artists", "artist_id"),
+    _Source("listens", "item_id"),
+)
 
 
 def _matches(store: Store, sources: Sequence[_Source], typed: str) -> list[str]:
@@ -165,7 +171,9 @@ def find_users(store: Store, search: str | None = None, limit: int = 50) -> list
     ]
 
 
-def find_items(store: Store, search: str | None = None, limit: int = 50) -> list[tuple[str, str, str, str]]:
+def find_items(
+    store: Store, search: str | None = None, limit: int = 50
+) -> list[tuple[str, str, str, str]]:
     """Items as ``(id, kind, name, artist name)``, kind ``track`` or ``artist`` (the items of
     artist-level data such as HetRec); with `search`, those whose id, name or artist's name
     contains it (case-insensitive), tracks first."""

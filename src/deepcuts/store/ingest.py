@@ -60,7 +60,11 @@ def reader_types(table: Table) -> dict[str, str]:
     timestamps through TIMESTAMPTZ so an offset is honoured. Text columns are left out: the
     load trims them. A value such a reader refuses is not lost, the caller reads the file
     again as text (see ``io/files.py:DirectCsv``)."""
-    return {c.name: "TIMESTAMPTZ" if c.type == "TIMESTAMP" else c.type for c in table.columns if c.type != "VARCHAR"}
+    return {
+        c.name: "TIMESTAMPTZ" if c.type == "TIMESTAMP" else c.type
+        for c in table.columns
+        if c.type != "VARCHAR"
+    }
 
 
 def _cast(table: Table, staged_types: dict[str, str], fmt: str) -> tuple[list[str], list[str]]:
@@ -131,7 +135,11 @@ class FileLoad:
         self.fmt = fmt
         # The absolute path, so that the same file named two ways is still the same file.
         # A URL (a music server read over its API) is kept as it is.
-        self.source_file = source_file if source_file == "-" or "://" in source_file else str(Path(source_file).resolve())
+        self.source_file = (
+            source_file
+            if source_file == "-" or "://" in source_file
+            else str(Path(source_file).resolve())
+        )
         self.counts = IngestCounts()
         self._rejects: list[tuple[int | None, str | None, str, str | None]] = []
         self._started = datetime.now(UTC).replace(tzinfo=None)
@@ -167,7 +175,9 @@ class FileLoad:
             raise
 
     # -- rows the importer could not even parse -------------------------------------------
-    def reject(self, line: int | None, reason: str, raw: str | None = None, table: str | None = None) -> None:
+    def reject(
+        self, line: int | None, reason: str, raw: str | None = None, table: str | None = None
+    ) -> None:
         """Quarantine a record the importer could not turn into a row (counted as read)."""
         self._rejects.append((line, table, reason, None if raw is None else raw[:4000]))
         self.counts.rows_read += 1
@@ -185,7 +195,9 @@ class FileLoad:
                 "raw": pa.array(raws, pa.string()),
             }
         )
-        self._insert_quarantine("SELECT line, table_name, reason, raw FROM _rejects", _rejects=batch)
+        self._insert_quarantine(
+            "SELECT line, table_name, reason, raw FROM _rejects", _rejects=batch
+        )
 
     def _insert_quarantine(self, select_sql: str, **frames: pa.Table) -> int:
         """Insert (line, table_name, reason, raw) rows into quarantine unless already there."""
@@ -223,7 +235,12 @@ class FileLoad:
             self.conn.unregister(name)
 
     def add_sql(
-        self, table: str, select_sql: str, *, counted: bool = True, only_if_clean: Callable[[], bool] | None = None
+        self,
+        table: str,
+        select_sql: str,
+        *,
+        counted: bool = True,
+        only_if_clean: Callable[[], bool] | None = None,
     ) -> IngestCounts | None:
         """Load the rows of a SQL query (store columns of `table` plus ``_line``).
 
@@ -257,7 +274,9 @@ class FileLoad:
                 f"CASE WHEN NOT coalesce({expr}, true) THEN '{why}' END"
                 for expr, why in target.checks
                 # a check on a column the input lacks holds: the column will be NULL
-                if all(c.name in loaded for c in target.columns if re.search(rf"\b{c.name}\b", expr))
+                if all(
+                    c.name in loaded for c in target.columns if re.search(rf"\b{c.name}\b", expr)
+                )
             ]
             line = LINE if LINE in staged_types else "NULL::BIGINT"
 
@@ -265,13 +284,13 @@ class FileLoad:
                 """Each row cast, with why it is rejected (NULL if it is not)."""
                 return f"""
                     SELECT * EXCLUDE (_cast_reason),
-                           NULLIF(concat_ws('; ', _cast_reason, {', '.join(checks) or 'NULL'}), '')
+                           NULLIF(concat_ws('; ', _cast_reason, {", ".join(checks) or "NULL"}), '')
                            AS _reason
                     FROM (
-                        SELECT {', '.join(values)}, {line} AS {LINE},
-                               NULLIF(concat_ws('; ', {', '.join(reasons) or 'NULL'}), '')
+                        SELECT {", ".join(values)}, {line} AS {LINE},
+                               NULLIF(concat_ws('; ', {", ".join(reasons) or "NULL"}), '')
                                AS _cast_reason
-                               {', left(to_json(_src)::VARCHAR, 4000) AS _raw' if raw else ''}
+                               {", left(to_json(_src)::VARCHAR, 4000) AS _raw" if raw else ""}
                         FROM {stage} _src
                     )"""
 
@@ -280,7 +299,9 @@ class FileLoad:
             # none of them has no valid row).
             key = ", ".join(k for k in target.key if k in columns)
             if only_if_clean is not None and self._is_empty(target.name):
-                inserted = self._insert_into_empty(target, checked_rows(raw=False), columns, key, only_if_clean)
+                inserted = self._insert_into_empty(
+                    target, checked_rows(raw=False), columns, key, only_if_clean
+                )
                 if inserted == "not clean":
                     return None
                 if inserted != "keys repeat":
@@ -294,7 +315,9 @@ class FileLoad:
                 if only_if_clean is None:
                     raise
                 return None
-            distinct_keys = f"count(DISTINCT ({key})) FILTER (WHERE _reason IS NULL)" if key else "0"
+            distinct_keys = (
+                f"count(DISTINCT ({key})) FILTER (WHERE _reason IS NULL)" if key else "0"
+            )
             n_rows, n_bad, n_keys = self.conn.execute(
                 f"SELECT count(*), count(_reason), {distinct_keys} FROM {checked}"
             ).fetchall()[0]
@@ -318,10 +341,17 @@ class FileLoad:
         return counts
 
     def _is_empty(self, table: str) -> bool:
-        return not self.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)").fetchall()[0][0]
+        return not self.conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)"
+        ).fetchall()[0][0]
 
     def _insert_into_empty(
-        self, target: Table, checked_sql: str, columns: list[str], key: str, only_if_clean: Callable[[], bool]
+        self,
+        target: Table,
+        checked_sql: str,
+        columns: list[str],
+        key: str,
+        only_if_clean: Callable[[], bool],
     ) -> int | Literal["not clean", "keys repeat"]:
         """Insert a clean input into an empty table in one pass, with no checked copy first
         (a first bulk load, a fifth faster). Begins the file's transaction; returns the rows
@@ -338,9 +368,13 @@ class FileLoad:
                 "WHERE CASE WHEN _reason IS NULL THEN true ELSE error('a row is invalid') END"
             ).fetchall()[0][0]
             clean = only_if_clean()
-            repeats = clean and bool(key) and self.conn.execute(
-                f"SELECT count(*) > count(DISTINCT ({key})) FROM {target.name}"
-            ).fetchall()[0][0]
+            repeats = (
+                clean
+                and bool(key)
+                and self.conn.execute(
+                    f"SELECT count(*) > count(DISTINCT ({key})) FROM {target.name}"
+                ).fetchall()[0][0]
+            )
         except duckdb.Error:
             clean = repeats = False
         if not clean or repeats:
@@ -351,7 +385,9 @@ class FileLoad:
             return "not clean"
         return "keys repeat" if repeats else inserted
 
-    def _insert_new(self, target: Table, checked: str, columns: list[str], key: str, n_valid: int, n_keys: int) -> int:
+    def _insert_new(
+        self, target: Table, checked: str, columns: list[str], key: str, n_valid: int, n_keys: int
+    ) -> int:
         """Insert the valid rows whose key is new; return how many were inserted.
 
         ``columns`` are the columns the input has (key columns it lacks are NULL in every row);
@@ -369,7 +405,8 @@ class FileLoad:
             )
         if not self._is_empty(target.name):
             same_key = " AND ".join(
-                f"t.{k} IS NOT DISTINCT FROM v.{k}" if k in columns else f"t.{k} IS NULL" for k in target.key
+                f"t.{k} IS NOT DISTINCT FROM v.{k}" if k in columns else f"t.{k} IS NULL"
+                for k in target.key
             )
             valid = f"SELECT * FROM ({valid}) v WHERE NOT EXISTS (SELECT 1 FROM {target.name} t WHERE {same_key})"
         # Row order in the table carries no meaning: let DuckDB insert in parallel.

@@ -180,7 +180,16 @@ class LiveLog:
         (user, event id) is already logged is a duplicate and is not written again."""
         now = _iso(datetime.now(UTC))
         rows = [
-            (e.user_id, e.event_id, e.type, e.item_id, _iso(e.at), e.ms_played, e.impression_id, now)
+            (
+                e.user_id,
+                e.event_id,
+                e.type,
+                e.item_id,
+                _iso(e.at),
+                e.ms_played,
+                e.impression_id,
+                now,
+            )
             for e in events
         ]
         conn = self._conn()

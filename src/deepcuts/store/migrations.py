@@ -126,7 +126,9 @@ def _v6(conn: duckdb.DuckDBPyConnection) -> None:
     # part, a default per kind, the watermark of its training data), and each weekly batch
     # records the model versions it used. Do not edit. See deepcuts.models.registry.
     # Stores made by a development build that skipped version 2 get the registry here.
-    if not conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'models'").fetchall()[0][0]:
+    if not conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'models'"
+    ).fetchall()[0][0]:
         _v2(conn)
     conn.execute(
         """
@@ -145,7 +147,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "model registry: trained model versions, params, metrics, default", _v2),
     Migration(3, "impressions: home pages served, with propensities and rewards", _v3),
     Migration(4, "weekly_lists: Discover Weekly lists by user and ISO week, with reasons", _v4),
-    Migration(5, "subsonic_songs, subsonic_playlists: Subsonic songs matched to tracks, playlists written", _v5),
+    Migration(
+        5,
+        "subsonic_songs, subsonic_playlists: Subsonic songs matched to tracks, playlists written",
+        _v5,
+    ),
     Migration(6, "model kinds with a default each, training-data watermarks, weekly_runs", _v6),
 )
 

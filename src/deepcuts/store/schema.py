@@ -102,7 +102,11 @@ TRACKS = Table(
         C("duration_ms", "BIGINT"),
         C("genre", "VARCHAR", doc="primary genre, if known"),
         C("description", "VARCHAR", doc="free text about the track"),
-        C("audio_path", "VARCHAR", doc="path of an audio file, relative paths resolved against the ingested file's folder"),
+        C(
+            "audio_path",
+            "VARCHAR",
+            doc="path of an audio file, relative paths resolved against the ingested file's folder",
+        ),
         C("uri", "VARCHAR", doc="a playable URI, e.g. spotify:track:..."),
         C("source", "VARCHAR"),
     ),
@@ -130,8 +134,17 @@ LISTENS = Table(
     "listens",
     (
         C("user_id", "VARCHAR", True),
-        C("item_id", "VARCHAR", True, "a track id, or an artist id where the source only knows artists"),
-        C("played_at", "TIMESTAMP", doc="when the stream ended (UTC); empty for count-only sources"),
+        C(
+            "item_id",
+            "VARCHAR",
+            True,
+            "a track id, or an artist id where the source only knows artists",
+        ),
+        C(
+            "played_at",
+            "TIMESTAMP",
+            doc="when the stream ended (UTC); empty for count-only sources",
+        ),
         C("ms_played", "BIGINT", doc="how long it played"),
         C("play_count", "BIGINT", doc="how many plays the row stands for; 1 for a single stream"),
         C("reason_start", "VARCHAR"),
@@ -246,14 +259,27 @@ TABLES: dict[str, Table] = {
 SUBSONIC_SONGS = Table(
     "subsonic_songs",
     (
-        C("server", "VARCHAR", True, "the server: host, port and path of its URL (io.subsonic.server_key)"),
+        C(
+            "server",
+            "VARCHAR",
+            True,
+            "the server: host, port and path of its URL (io.subsonic.server_key)",
+        ),
         C("song_id", "VARCHAR", True, "the server's id of the song"),
         C("track_id", "VARCHAR", True, "the catalogue track the song is"),
         C("matched_by", "VARCHAR", doc="mbid, metadata (artist, title and duration) or new"),
-        C("path", "VARCHAR", doc="the song's file, relative to the server's music folder, if the server says"),
+        C(
+            "path",
+            "VARCHAR",
+            doc="the song's file, relative to the server's music folder, if the server says",
+        ),
         C("first_seen", "TIMESTAMP", doc="the first sync that found the song"),
         C("last_seen", "TIMESTAMP", doc="the latest sync that found the song"),
-        C("gone_at", "TIMESTAMP", doc="the first sync that no longer found it (NULL while it is there)"),
+        C(
+            "gone_at",
+            "TIMESTAMP",
+            doc="the first sync that no longer found it (NULL while it is there)",
+        ),
     ),
     key=("server", "song_id"),
     doc="Songs of Subsonic servers and the catalogue tracks they are (`deepcuts sync subsonic --url URL --user U --password-env VAR`).",

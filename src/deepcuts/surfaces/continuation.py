@@ -88,8 +88,12 @@ def prepare_continuation(
     say("reading playlists")
     data = load_playlists(store)
     if not len(data) or not any(len(s) for s in data.sequences):
-        raise ContinuationError(f"store {store.path} has no playlists with tracks: ingest some first")
-    uris = dict(store.conn.execute("SELECT track_id, uri FROM tracks WHERE uri IS NOT NULL").fetchall())
+        raise ContinuationError(
+            f"store {store.path} has no playlists with tracks: ingest some first"
+        )
+    uris = dict(
+        store.conn.execute("SELECT track_id, uri FROM tracks WHERE uri IS NOT NULL").fetchall()
+    )
     saved = _saved_path(store, minilm, content, validation, random_state)
     if saved is not None and saved.is_file():
         try:
@@ -111,7 +115,9 @@ def prepare_continuation(
     model = PlaylistContinuation(
         validation=validation, minilm_weight=0.5 if minilm else 0.0, random_state=random_state
     )
-    model.fit(matrix, titles=data.titles, content=vectors, artists=data.artist_codes(), progress=say)
+    model.fit(
+        matrix, titles=data.titles, content=vectors, artists=data.artist_codes(), progress=say
+    )
     if saved is not None:
         try:
             tmp = saved.with_suffix(".tmp")
@@ -125,7 +131,9 @@ def prepare_continuation(
     return Continuer(data, model, uris)
 
 
-def _saved_path(store: Store, minilm: bool, content: bool, validation: int, random_state: int) -> Path | None:
+def _saved_path(
+    store: Store, minilm: bool, content: bool, validation: int, random_state: int
+) -> Path | None:
     """Where the model fitted on this store's current playlists is kept: beside the store, named
     by a fingerprint of the playlists, the catalogue and the settings (None for in-memory
     stores). Any change to them gives another name, so a stale model is never used."""
@@ -133,9 +141,13 @@ def _saved_path(store: Store, minilm: bool, content: bool, validation: int, rand
         return None
     conn = store.conn
     parts = [
-        conn.execute("SELECT count(*), sum(hash(playlist_id, position, item_id)) FROM playlist_items").fetchall()[0],
+        conn.execute(
+            "SELECT count(*), sum(hash(playlist_id, position, item_id)) FROM playlist_items"
+        ).fetchall()[0],
         conn.execute("SELECT count(*), sum(hash(playlist_id, name)) FROM playlists").fetchall()[0],
-        conn.execute("SELECT count(*), sum(hash(track_id, name, artist_id, description, audio_path)) FROM tracks").fetchall()[0],
+        conn.execute(
+            "SELECT count(*), sum(hash(track_id, name, artist_id, description, audio_path)) FROM tracks"
+        ).fetchall()[0],
         conn.execute("SELECT count(*), sum(hash(item_id, tag)) FROM item_tags").fetchall()[0],
         (minilm, content, validation, random_state, FORMAT_VERSION),
     ]
@@ -182,7 +194,9 @@ def continue_playlist(
     idx = np.array([data.items.get(t) for t in tracks], np.int64)  # a dict lookup: few ids
     missing = [t for t, i in zip(tracks, idx, strict=True) if i < 0]
     if missing and unknown == "error":
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
         raise ContinuationError(f"not in the catalogue: {shown}")
     idx = idx[idx >= 0]
     title = (title or "").strip()
@@ -231,25 +245,40 @@ class _Reasons:
         data, model = self.continuer.data, self.continuer.model
         if source in ("item", "playlist") and len(self.seeds):
             together = self._once("co", lambda: model.item_.cooccurrence(self.seeds, self.chosen))
-            return f"often in playlists with {data.label(int(self.seeds[np.argmax(together[:, j])]))}"
+            return (
+                f"often in playlists with {data.label(int(self.seeds[np.argmax(together[:, j])]))}"
+            )
         if source == "sequence" and len(self.seeds):
             last = self.seeds[-model.sequence_.last :]
-            follows = self._once("seq", lambda: np.asarray(model.sequence_.follows_[last][:, self.chosen].todense()))
+            follows = self._once(
+                "seq", lambda: np.asarray(model.sequence_.follows_[last][:, self.chosen].todense())
+            )
             return f"often follows {data.label(int(last[np.argmax(follows[:, j])]))} in playlists"
         if source == "title" and model.title_ is not None:
             minilm = len(self.seeds) < MINILM_BELOW
             name = self._once("name", lambda: model.title_.closest_name(self.title, minilm))
-            return f'playlists named like this one ("{name}")' if name else "playlists named like this one"
+            return (
+                f'playlists named like this one ("{name}")'
+                if name
+                else "playlists named like this one"
+            )
         if source == "artist":
             artist = data.item_artists[int(self.chosen[j])]
-            return f"more from {artist}, who is on this playlist" if artist else "more from an artist on this playlist"
+            return (
+                f"more from {artist}, who is on this playlist"
+                if artist
+                else "more from an artist on this playlist"
+            )
         if source == "cold":
             return "sounds like the tracks in this playlist"
         return "popular on playlists"
 
 
 def suggestions_playlist(
-    continuer: Continuer, suggestions: Sequence[Suggestion], title: str | None, identifier: str | None = None
+    continuer: Continuer,
+    suggestions: Sequence[Suggestion],
+    title: str | None,
+    identifier: str | None = None,
 ) -> PlaylistExport:
     """Suggestions as a playlist to export (JSPF, M3U8, ...), reasons as annotations."""
     label = title or "your playlist"
@@ -261,10 +290,13 @@ def suggestions_playlist(
         identifier=identifier,
         tracks=[
             ExportTrack(
-                s.item_id, s.title, s.artist or None, location=continuer.uris.get(s.item_id, s.item_id),
-                reason=s.reason, score=round(s.score, 6),
+                s.item_id,
+                s.title,
+                s.artist or None,
+                location=continuer.uris.get(s.item_id, s.item_id),
+                reason=s.reason,
+                score=round(s.score, 6),
             )
             for s in suggestions
         ],
     )
-

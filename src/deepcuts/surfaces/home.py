@@ -511,7 +511,9 @@ class HomeBandit:
                 policy = make_policy(name)
                 if store is not None and (data is not None or vectors is not None):
                     look_up = vectors or _vectors(data)  # type: ignore[arg-type]
-                    history = _rewarded(store, look_up, rewarded_after=datetime(1970, 1, 1, tzinfo=UTC))
+                    history = _rewarded(
+                        store, look_up, rewarded_after=datetime(1970, 1, 1, tzinfo=UTC)
+                    )
                     for start in range(0, len(history), 256):
                         policy.update_params(history[start : start + 256])
                 self.learners[name] = policy
@@ -590,7 +592,11 @@ def _rewarded(
 ) -> list[Impression]:
     """`rewarded_impressions` with the given vector look-ups."""
     return rewarded_impressions(
-        store, ids=ids, rewarded_after=rewarded_after, user_vector=vectors[0], card_vector=vectors[1]
+        store,
+        ids=ids,
+        rewarded_after=rewarded_after,
+        user_vector=vectors[0],
+        card_vector=vectors[1],
     )
 
 

@@ -120,7 +120,9 @@ def sync_subsonic(
     report = SyncReport(library, listener, week_name(week_start))
     on_server = set(library.track_of_song.values())
     if not on_server:
-        raise ListenerError(f"{client.url} has no songs in its library: nothing to make a playlist from")
+        raise ListenerError(
+            f"{client.url} has no songs in its library: nothing to make a playlist from"
+        )
     if not model_covers(store, on_server):
         report_step("training a model that knows the server's songs")
         train_from_store(store)
@@ -141,14 +143,24 @@ def sync_subsonic(
     if weekly.note:
         comment += f" ({weekly.note})"
     report_step(f"writing the playlist {PLAYLIST_NAME!r} ({len(report.song_ids)} songs)")
-    report.playlist_id = _write(store, client, PLAYLIST_NAME, report.song_ids, comment, listener, report.week)
+    report.playlist_id = _write(
+        store, client, PLAYLIST_NAME, report.song_ids, comment, listener, report.week
+    )
     save_lists(store, [weekly], users, items)
     written = {PLAYLIST_NAME}
     for artist, picked in because_lists(dw, index, because):
         name = BECAUSE_PREFIX + artist
         songs_of = [song_of_track[items.id(i)] for i in picked]
         report_step(f"writing the playlist {name!r} ({len(songs_of)} songs)")
-        _write(store, client, name, songs_of, f"deepcuts, {report.week}: songs like {artist}'s", listener, report.week)
+        _write(
+            store,
+            client,
+            name,
+            songs_of,
+            f"deepcuts, {report.week}: songs like {artist}'s",
+            listener,
+            report.week,
+        )
         report.because[name] = songs_of
         written.add(name)
     stale = store.conn.execute(
@@ -168,13 +180,23 @@ def sync_subsonic(
     return report
 
 
-def _write(store: Store, client: SubsonicClient, name: str, song_ids: list[str], comment: str, listener: str, week: str) -> str:
+def _write(
+    store: Store,
+    client: SubsonicClient,
+    name: str,
+    song_ids: list[str],
+    comment: str,
+    listener: str,
+    week: str,
+) -> str:
     """Write one playlist (replacing the one written last time) and record its id."""
     last = store.conn.execute(
         "SELECT playlist_id FROM subsonic_playlists WHERE server = ? AND server_user = ? AND name = ?",
         [client.name, client.user, name],
     ).fetchall()
-    playlist_id = client.write_playlist(name, song_ids, comment=comment, playlist_id=last[0][0] if last else None)
+    playlist_id = client.write_playlist(
+        name, song_ids, comment=comment, playlist_id=last[0][0] if last else None
+    )
     store.conn.execute(
         """
         INSERT INTO subsonic_playlists VALUES (?, ?, ?, ?, ?, ?, current_timestamp)
@@ -186,7 +208,9 @@ def _write(store: Store, client: SubsonicClient, name: str, song_ids: list[str],
     return playlist_id
 
 
-def because_lists(dw: DiscoverWeekly, user: int, n_artists: int, size: int = BECAUSE_SIZE) -> list[tuple[str, list[int]]]:
+def because_lists(
+    dw: DiscoverWeekly, user: int, n_artists: int, size: int = BECAUSE_SIZE
+) -> list[tuple[str, list[int]]]:
     """(artist name, items) for the `n_artists` artists `user` likes most: the allowed items the
     listener may get (never played, not banned; the same rules as the weekly list, which the
     batch's -inf scores carry), by other artists, most like the listener's favourites by that

@@ -166,7 +166,9 @@ class DiscoverWeekly:
         if allowed is not None:
             allowed = np.asarray(allowed, bool)
             if allowed.shape != (len(interactions.items),):
-                raise ValueError(f"allowed must be one flag per item ({len(interactions.items)}), not {allowed.shape}")
+                raise ValueError(
+                    f"allowed must be one flag per item ({len(interactions.items)}), not {allowed.shape}"
+                )
         self.allowed = allowed
         self.store = store
         self.until = until or datetime.combine(week_start, datetime.min.time())
@@ -182,8 +184,12 @@ class DiscoverWeekly:
         with ThreadPoolExecutor(1) as reader:
             cursor = store.conn.cursor() if played is None else None
             try:
-                reading = None if cursor is None else reader.submit(
-                    _played, cursor, interactions.users, interactions.items, self.until
+                reading = (
+                    None
+                    if cursor is None
+                    else reader.submit(
+                        _played, cursor, interactions.users, interactions.items, self.until
+                    )
                 )
                 self.world = self._world(content_vectors)
                 if reading is not None:
@@ -236,15 +242,23 @@ class DiscoverWeekly:
             cooccurrence=_strongest_per_row(side.item_cooccurrence, 50),
         )
         if side.user_region is not None:
-            world.rising = _rising(self.store, inter, side.user_region, len(side.regions), self.until)
+            world.rising = _rising(
+                self.store, inter, side.user_region, len(side.regions), self.until
+            )
         if vectors is not None:
-            world.clusters = _taste_clusters(vectors, catalogue.plays, self.config.n_clusters, self.config.seed)
+            world.clusters = _taste_clusters(
+                vectors, catalogue.plays, self.config.n_clusters, self.config.seed
+            )
         return world
 
     def _forbidden(self, played: sp.csr_matrix) -> sp.csr_matrix:
         """Users x items: everything never to put on this week's lists."""
         inter, until = self.interactions, self.until
-        parts = [inter.seen(), played, _banned_artists(self.store, inter, self.world.catalogue, until)]
+        parts = [
+            inter.seen(),
+            played,
+            _banned_artists(self.store, inter, self.world.catalogue, until),
+        ]
         parts.append(_previous_lists(self.store, inter.users, inter.items, self.week_start))
         out = parts[0]
         for p in parts[1:]:
@@ -285,7 +299,11 @@ class DiscoverWeekly:
             scores[:, outside] = -np.inf
             n = len(users)
             rest = sp.csr_matrix(
-                (np.ones(n * len(outside), np.float32), np.tile(outside, n), np.arange(n + 1) * len(outside)),
+                (
+                    np.ones(n * len(outside), np.float32),
+                    np.tile(outside, n),
+                    np.arange(n + 1) * len(outside),
+                ),
                 shape=forbidden.shape,
             )
             forbidden = (forbidden + rest).tocsr()
@@ -301,7 +319,11 @@ class DiscoverWeekly:
                 return self.index.search(vectors, k, exclude=forbidden)
 
         return UserBatch(
-            users=users, history=rows, forbidden=forbidden, scores=scores, retrieve=retrieve,
+            users=users,
+            history=rows,
+            forbidden=forbidden,
+            scores=scores,
+            retrieve=retrieve,
             played=self.played[users],
         )
 
@@ -312,7 +334,9 @@ class DiscoverWeekly:
             shape = (len(users), len(self.model.item_factors_))
             buffer = getattr(self._buffers, "scores", None)
             if buffer is None or buffer.shape[0] < shape[0] or buffer.shape[1] != shape[1]:
-                buffer = self._buffers.scores = np.empty((max(shape[0], self.config.batch_size), shape[1]), np.float32)
+                buffer = self._buffers.scores = np.empty(
+                    (max(shape[0], self.config.batch_size), shape[1]), np.float32
+                )
             out = buffer[: shape[0]]
             np.matmul(self.model.user_vectors(users, rows), self.model.item_factors_.T, out=out)
             return out
@@ -325,7 +349,9 @@ class DiscoverWeekly:
         proposals: list[Candidates] = [s.generate(batch, self.world) for s in self.sources]
         return merge(batch, self.world, proposals)
 
-    def build(self, users: np.ndarray | None = None, progress: Callable[[int], None] | None = None) -> Iterator[WeeklyList]:
+    def build(
+        self, users: np.ndarray | None = None, progress: Callable[[int], None] | None = None
+    ) -> Iterator[WeeklyList]:
         """The lists of `users` (row indices; default all), batch by batch."""
         if users is None:
             users = np.arange(self.interactions.shape[0])
@@ -356,7 +382,9 @@ class DiscoverWeekly:
             while pending:
                 yield pending.popleft().result()
 
-    def tables(self, users: np.ndarray, created_at: datetime | None = None) -> tuple[pa.Table, pa.Table]:
+    def tables(
+        self, users: np.ndarray, created_at: datetime | None = None
+    ) -> tuple[pa.Table, pa.Table]:
         """The `weekly_lists` and `weekly_notes` rows of these users' lists (row indices),
         built batch by batch as `build` does: what an engine writes out."""
         lists = list(self.build(np.asarray(users)))
@@ -388,8 +416,15 @@ class DiscoverWeekly:
         min_tail = plain_tail + int(np.ceil(shape.extra_tail_share * shape.n))
         fresh = np.where(valid, pool.column("fresh")[np.clip(at, 0, None)] > 0, False)
         picked = shape_lists(
-            items, rel, cat.artist[items], cat.album[items], fresh, long_tail[items] & valid, min_tail,
-            self.world.item_vectors, shape,
+            items,
+            rel,
+            cat.artist[items],
+            cat.album[items],
+            fresh,
+            long_tail[items] & valid,
+            min_tail,
+            self.world.item_vectors,
+            shape,
         )
         favourites = batch.favourites(30)
         chosen = np.where(picked >= 0, np.take_along_axis(at, np.clip(picked, 0, None), axis=1), -1)
@@ -398,8 +433,13 @@ class DiscoverWeekly:
         at_chosen = np.clip(chosen, 0, None)
         names = pool.sources
         rows = zip(
-            batch.users.tolist(), (chosen >= 0).tolist(), pool.item[at_chosen].tolist(),
-            relevance[at_chosen].tolist(), source.tolist(), because.tolist(), strict=True,
+            batch.users.tolist(),
+            (chosen >= 0).tolist(),
+            pool.item[at_chosen].tolist(),
+            relevance[at_chosen].tolist(),
+            source.tolist(),
+            because.tolist(),
+            strict=True,
         )
         for r, (user, *row) in enumerate(rows):
             tracks = [
@@ -411,7 +451,11 @@ class DiscoverWeekly:
                 tracks += self._fill(batch, r, [t.item for t in tracks], favourites[r])
             note = ""
             if len(tracks) < shape.n:
-                where = "the catalogue has" if self.allowed is None else f"the {int(self.allowed.sum())} tracks allowed have"
+                where = (
+                    "the catalogue has"
+                    if self.allowed is None
+                    else f"the {int(self.allowed.sum())} tracks allowed have"
+                )
                 note = (
                     f"only {len(tracks)} tracks: {where} too few tracks this listener has "
                     f"not played (within {shape.max_per_artist} per artist and "
@@ -420,7 +464,9 @@ class DiscoverWeekly:
                 )
             yield WeeklyList(user, self.week, tracks, note)
 
-    def _fill(self, batch: UserBatch, r: int, chosen: list[int], favourites: np.ndarray) -> list[WeeklyTrack]:
+    def _fill(
+        self, batch: UserBatch, r: int, chosen: list[int], favourites: np.ndarray
+    ) -> list[WeeklyTrack]:
         """Where the candidates ran out under the caps, the model's next best allowed items."""
         cat, shape = self.world.catalogue, self.config.shape
         scores = batch.scores[r]
@@ -437,16 +483,28 @@ class DiscoverWeekly:
             if len(chosen) + len(extra) >= shape.n:
                 break
             a, al = int(cat.artist[item]), int(cat.album[item])
-            if item in taken or (a >= 0 and artists.get(a, 0) >= shape.max_per_artist) or (
-                al >= 0 and albums.get(al, 0) >= shape.max_per_album
+            if (
+                item in taken
+                or (a >= 0 and artists.get(a, 0) >= shape.max_per_artist)
+                or (al >= 0 and albums.get(al, 0) >= shape.max_per_album)
             ):
                 continue
             artists[a] = artists.get(a, 0) + 1
             albums[al] = albums.get(al, 0) + 1
             mine = favourites[favourites != NONE]
             vectors = self.world.item_vectors
-            because = NONE if len(mine) == 0 else int(mine[np.argmax(vectors[mine] @ vectors[item])]) if vectors is not None else int(mine[0])
-            extra.append(WeeklyTrack(int(item), float(scores[item]), "cf", self._reason("cf", int(item), because)))
+            because = (
+                NONE
+                if len(mine) == 0
+                else int(mine[np.argmax(vectors[mine] @ vectors[item])])
+                if vectors is not None
+                else int(mine[0])
+            )
+            extra.append(
+                WeeklyTrack(
+                    int(item), float(scores[item]), "cf", self._reason("cf", int(item), because)
+                )
+            )
         return extra
 
     def _jitter(self, users: np.ndarray, row: np.ndarray, item: np.ndarray) -> np.ndarray:
@@ -458,13 +516,17 @@ class DiscoverWeekly:
         year, week, _ = self.week_start.isocalendar()
         ids = self.interactions.users
         keys = np.array([zlib.crc32(ids.id(int(u)).encode()) for u in users], np.uint64)
-        week_key = _mix(np.uint64(self.config.seed) * np.uint64(1_000_003) + np.uint64(year * 100 + week))
+        week_key = _mix(
+            np.uint64(self.config.seed) * np.uint64(1_000_003) + np.uint64(year * 100 + week)
+        )
         per_user = _mix(keys ^ week_key)
         bits = _mix(per_user[row] ^ _mix(item.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)))
         uniform = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53  # in (0, 1)
         return self.config.jitter * ndtri(uniform)
 
-    def _reasons_for(self, pool: Pool, chosen: np.ndarray, favourites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _reasons_for(
+        self, pool: Pool, chosen: np.ndarray, favourites: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """For each chosen candidate (n, N pool positions, -1 none): the source that ranked it
         highest (its weighted score) and what it is because of; where the source names nothing
         (the model's own top items), the listener's favourite most like it."""
@@ -474,7 +536,11 @@ class DiscoverWeekly:
         source = best[safe]
         because = pool.because[safe, source]
         items = pool.item[safe]
-        vectors = self.world.item_vectors if self.world.item_vectors is not None else self.world.content_vectors
+        vectors = (
+            self.world.item_vectors
+            if self.world.item_vectors is not None
+            else self.world.content_vectors
+        )
         if vectors is not None:
             # A stacked matmul (BLAS), six times faster than the same einsum here.
             sims = vectors[items] @ vectors[np.clip(favourites, 0, None)].transpose(0, 2, 1)
@@ -556,7 +622,9 @@ def _unit(vectors: np.ndarray | None) -> np.ndarray | None:
     return vectors / norms
 
 
-def _taste_clusters(vectors: np.ndarray, plays: np.ndarray, n_clusters: int | None, seed: int) -> np.ndarray:
+def _taste_clusters(
+    vectors: np.ndarray, plays: np.ndarray, n_clusters: int | None, seed: int
+) -> np.ndarray:
     """A taste cluster per item: k-means on the item vectors of items with plays."""
     from sklearn.cluster import MiniBatchKMeans
 
@@ -571,15 +639,21 @@ def _taste_clusters(vectors: np.ndarray, plays: np.ndarray, n_clusters: int | No
     return labels
 
 
-def _pairs(conn: duckdb.DuckDBPyConnection, users: IdMap, items: IdMap, sql: str, params: list) -> sp.csr_matrix:
+def _pairs(
+    conn: duckdb.DuckDBPyConnection, users: IdMap, items: IdMap, sql: str, params: list
+) -> sp.csr_matrix:
     """Users x items binary matrix of the (user_id, item_id) rows `sql` returns."""
     rows = conn.sql(sql, params=params).to_arrow_table()
     u, i = users.indices(rows.column(0)), items.indices(rows.column(1))
     ok = (u >= 0) & (i >= 0)
-    return sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (u[ok], i[ok])), shape=(len(users), len(items)))
+    return sp.csr_matrix(
+        (np.ones(int(ok.sum()), np.float32), (u[ok], i[ok])), shape=(len(users), len(items))
+    )
 
 
-def _played(conn: duckdb.DuckDBPyConnection, users: IdMap, items: IdMap, until: datetime) -> sp.csr_matrix:
+def _played(
+    conn: duckdb.DuckDBPyConnection, users: IdMap, items: IdMap, until: datetime
+) -> sp.csr_matrix:
     """Every (user, item) with any listen before `until`, skips and private sessions included."""
     return _pairs(
         conn,
@@ -623,11 +697,15 @@ def _previous_lists(store: Store, users: IdMap, items: IdMap, week_start: date) 
     )
 
 
-def _rising(store: Store, inter: Interactions, user_region: np.ndarray, n_regions: int, start: datetime) -> np.ndarray | None:
+def _rising(
+    store: Store, inter: Interactions, user_region: np.ndarray, n_regions: int, start: datetime
+) -> np.ndarray | None:
     """Regions x items: share of the region's streams in the week before `start` minus their
     share in the 3 weeks before that."""
     known = np.flatnonzero(user_region >= 0)
-    regions = pa.table({"user_id": inter.users.ids[known], "region": user_region[known].astype(np.int32)})
+    regions = pa.table(
+        {"user_id": inter.users.ids[known], "region": user_region[known].astype(np.int32)}
+    )
     store.conn.register("_user_regions", regions)
     try:
         rows = store.conn.sql(  # counted per region in the database: a row per (region, item)
@@ -653,7 +731,9 @@ def _rising(store: Store, inter: Interactions, user_region: np.ndarray, n_region
 
     def per_region(column: str) -> np.ndarray:
         counts = rows.column(column).to_numpy()[ok]
-        return np.bincount(cell, weights=counts, minlength=n_regions * n_items).reshape(n_regions, n_items)
+        return np.bincount(cell, weights=counts, minlength=n_regions * n_items).reshape(
+            n_regions, n_items
+        )
 
     recent, before = per_region("recent"), per_region("before")
     recent_share = recent / np.maximum(recent.sum(axis=1, keepdims=True), 1)
@@ -661,20 +741,33 @@ def _rising(store: Store, inter: Interactions, user_region: np.ndarray, n_region
     return np.clip(recent_share - before_share, 0, None).astype(np.float32)
 
 
-WEEKLY_LISTS_SCHEMA = pa.schema([
-    ("user_id", pa.string()), ("week", pa.string()), ("position", pa.int32()),
-    ("item_id", pa.string()), ("score", pa.float64()), ("source", pa.string()),
-    ("reason", pa.string()), ("created_at", pa.timestamp("us")),
-])
+WEEKLY_LISTS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("week", pa.string()),
+        ("position", pa.int32()),
+        ("item_id", pa.string()),
+        ("score", pa.float64()),
+        ("source", pa.string()),
+        ("reason", pa.string()),
+        ("created_at", pa.timestamp("us")),
+    ]
+)
 """The columns of the store's `weekly_lists` table, as Arrow types (what engines write)."""
 
-WEEKLY_NOTES_SCHEMA = pa.schema([("user_id", pa.string()), ("week", pa.string()), ("note", pa.string())])
+WEEKLY_NOTES_SCHEMA = pa.schema(
+    [("user_id", pa.string()), ("week", pa.string()), ("note", pa.string())]
+)
 """The columns of the store's `weekly_notes` table."""
 
 
-def lists_table(lists: list[WeeklyList], users: IdMap, items: IdMap, created_at: datetime | None = None) -> pa.Table:
+def lists_table(
+    lists: list[WeeklyList], users: IdMap, items: IdMap, created_at: datetime | None = None
+) -> pa.Table:
     """The rows of `weekly_lists` for these lists (``created_at``: now, unless given)."""
-    rows: dict[str, list] = {k: [] for k in ("user_id", "week", "position", "item_id", "score", "source", "reason")}
+    rows: dict[str, list] = {
+        k: [] for k in ("user_id", "week", "position", "item_id", "score", "source", "reason")
+    }
     for wl in lists:
         for pos, t in enumerate(wl.tracks):
             rows["user_id"].append(users.id(wl.user))
@@ -710,7 +803,9 @@ def save_lists(store: Store, lists: list[WeeklyList], users: IdMap, items: IdMap
     if not lists:
         return 0
     table, notes = weekly_tables(lists, users, items)
-    keys = pa.table({"user_id": [users.id(wl.user) for wl in lists], "week": [wl.week for wl in lists]})
+    keys = pa.table(
+        {"user_id": [users.id(wl.user) for wl in lists], "week": [wl.week for wl in lists]}
+    )
     return store_weekly_tables(store, table, notes, keys)
 
 
@@ -776,8 +871,11 @@ def load_weekly_lists(store: Store, path: str | Path) -> int:
             raise WeeklyFilesError(f"{lists_dir}: {nulls} row(s) without a {column}")
     notes_dir = root / "weekly_notes"
     note_files = sorted(str(f) for f in notes_dir.rglob("*.parquet")) if notes_dir.is_dir() else []
-    notes = (ds.dataset(note_files, format="parquet").to_table() if note_files
-             else WEEKLY_NOTES_SCHEMA.empty_table())
+    notes = (
+        ds.dataset(note_files, format="parquet").to_table()
+        if note_files
+        else WEEKLY_NOTES_SCHEMA.empty_table()
+    )
     missing = [c for c in WEEKLY_NOTES_SCHEMA.names if c not in notes.column_names]
     if missing:
         raise WeeklyFilesError(f"{notes_dir}: missing column(s) {', '.join(missing)}")
@@ -789,7 +887,9 @@ def load_weekly_lists(store: Store, path: str | Path) -> int:
     return loaded
 
 
-def streamed_pairs(store: Store, users: IdMap, items: IdMap, start: datetime, end: datetime) -> sp.csr_matrix:
+def streamed_pairs(
+    store: Store, users: IdMap, items: IdMap, start: datetime, end: datetime
+) -> sp.csr_matrix:
     """Users x items: streams of 30 s or more in [start, end)."""
     return _pairs(
         store.conn,
@@ -824,11 +924,15 @@ def learn_ranker(
     labels = streamed_pairs(store, inter.users, inter.items, start, end)
     active = np.flatnonzero(np.asarray(labels.sum(axis=1)).ravel() > 0)
     if len(active) < 10 or inter.matrix.nnz == 0:
-        log.info("no streams in the week before %s to learn a ranker from: using the blend", week_start)
+        log.info(
+            "no streams in the week before %s to learn a ranker from: using the blend", week_start
+        )
         return None
     rng = np.random.default_rng(seed)
     users = np.sort(rng.choice(active, size=min(sample_users, len(active)), replace=False))
-    earlier = DiscoverWeekly(store, fit_model(inter, start), inter, label_start, content_vectors=content_vectors)
+    earlier = DiscoverWeekly(
+        store, fit_model(inter, start), inter, label_start, content_vectors=content_vectors
+    )
     pools, ys = [], []
     for begin in range(0, len(users), earlier.config.batch_size):
         batch = earlier.batch(users[begin : begin + earlier.config.batch_size])
@@ -851,7 +955,9 @@ def learn_ranker(
     ranker.fit_figures["listeners"] = len(users)
     log.info(
         "ranker learnt on %d candidates of %d listeners (%.1f%% streamed)",
-        len(y), len(users), 100 * y.mean(),
+        len(y),
+        len(users),
+        100 * y.mean(),
     )
     return ranker
 
@@ -885,7 +991,9 @@ def train_ranker(
     from deepcuts.models.registry import next_version, register_model
     from deepcuts.signals import build_interactions
 
-    params = trained.record.params.get("model", {}) if trained.record else trained.model.get_params()
+    params = (
+        trained.record.params.get("model", {}) if trained.record else trained.model.get_params()
+    )
     name = trained.record.name if trained.record else trained.model.name
 
     def fit_model(earlier: Interactions, earlier_until: datetime) -> Recommender:
@@ -894,8 +1002,13 @@ def train_ranker(
 
     began = datetime.now()
     ranker = learn_ranker(
-        store, fit_model, lambda t: build_interactions(store, trained.confidence, until=t), week_start,
-        sample_users=sample_users, seed=seed, content_vectors=content_vectors,
+        store,
+        fit_model,
+        lambda t: build_interactions(store, trained.confidence, until=t),
+        week_start,
+        sample_users=sample_users,
+        seed=seed,
+        content_vectors=content_vectors,
     )
     if ranker is None:
         return None
@@ -935,7 +1048,11 @@ def usable_ranker(store: Store, week_start: date, model_id: str | None = None):
         return LearnedRanker.load(record.path), record
     record = default_model(store, "weekly-ranker")
     if record is None or record.data_until is None or record.data_until > start:
-        older = [r for r in list_models(store, "weekly-ranker") if r.data_until is not None and r.data_until <= start]
+        older = [
+            r
+            for r in list_models(store, "weekly-ranker")
+            if r.data_until is not None and r.data_until <= start
+        ]
         record = max(older, key=lambda r: (r.data_until, r.version)) if older else None
     return None if record is None else (LearnedRanker.load(record.path), record)
 
@@ -974,7 +1091,9 @@ def prepare_weekly(
     if content_vectors is None:
         loaded = load_content(store, content_id)
         if loaded is None and fit_missing:
-            log.info("no content model registered: learning one (run `deepcuts train` to do it ahead)")
+            log.info(
+                "no content model registered: learning one (run `deepcuts train` to do it ahead)"
+            )
             loaded = train_content(store, trained)
         if loaded is not None:
             content_vectors = loaded[0].vectors_for(trained.items)
@@ -985,24 +1104,36 @@ def prepare_weekly(
     if ranker != "blend":
         found = usable_ranker(store, week_start, ranker_id)
         if found is None and fit_missing:
-            log.info("no weekly ranker learnt before %s registered: learning one", week_name(week_start))
+            log.info(
+                "no weekly ranker learnt before %s registered: learning one", week_name(week_start)
+            )
             from deepcuts.models.registry import default_model
 
             current = default_model(store, "weekly-ranker")
             newest = current is None or (current.data_until or datetime.min) <= until
-            found = train_ranker(store, trained, week_start, content_vectors=content_vectors, make_default=newest)
+            found = train_ranker(
+                store, trained, week_start, content_vectors=content_vectors, make_default=newest
+            )
         if found is not None:
             learned, record = found
             ids["weekly-ranker"] = record.model_id
         elif ranker == "learned":
-            raise ValueError("no streams in the week before to learn a ranker from: use --ranker blend")
+            raise ValueError(
+                "no streams in the week before to learn a ranker from: use --ranker blend"
+            )
     allowed = None
     if allowed_items is not None:
         allowed = np.zeros(len(inter.items), bool)
         at = inter.items.indices(list(allowed_items))
         allowed[at[at >= 0]] = True
     dw = DiscoverWeekly(
-        store, trained.model, inter, week_start, content_vectors=content_vectors, ranker=learned, config=config,
+        store,
+        trained.model,
+        inter,
+        week_start,
+        content_vectors=content_vectors,
+        ranker=learned,
+        config=config,
         allowed=allowed,
     )
     dw.model_ids = ids
@@ -1015,7 +1146,8 @@ def save_run(store: Store, week: str, model_ids: dict[str, str], lists: int) -> 
 
     store.conn.execute("DELETE FROM weekly_runs WHERE week = ?", [week])
     store.conn.execute(
-        "INSERT INTO weekly_runs (week, models, lists) VALUES (?, ?, ?)", [week, json.dumps(model_ids), lists]
+        "INSERT INTO weekly_runs (week, models, lists) VALUES (?, ?, ?)",
+        [week, json.dumps(model_ids), lists],
     )
 
 
@@ -1023,7 +1155,9 @@ def stored_run(store: Store, week: str) -> dict | None:
     """What the batch of a week recorded: {"models": {kind: id}, "lists": n, "built_at": t}."""
     import json
 
-    rows = store.conn.execute("SELECT models, lists, built_at FROM weekly_runs WHERE week = ?", [week]).fetchall()
+    rows = store.conn.execute(
+        "SELECT models, lists, built_at FROM weekly_runs WHERE week = ?", [week]
+    ).fetchall()
     if not rows:
         return None
     return {"models": json.loads(rows[0][0]), "lists": rows[0][1], "built_at": rows[0][2]}

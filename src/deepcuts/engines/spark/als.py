@@ -31,14 +31,17 @@ from deepcuts.signals.side import SideInfo
 
 log = logging.getLogger(__name__)
 
+
 def ratings_frame(spark, matrix: sp.csr_matrix, alpha: float = 1.0):
     """A Spark DataFrame (user int, item int, rating float) from a confidence matrix."""
     coo = matrix.tocoo()
-    frame = pd.DataFrame({
-        "user": coo.row.astype(np.int32),
-        "item": coo.col.astype(np.int32),
-        "rating": spark_ratings(coo.data, alpha),
-    })
+    frame = pd.DataFrame(
+        {
+            "user": coo.row.astype(np.int32),
+            "item": coo.col.astype(np.int32),
+            "rating": spark_ratings(coo.data, alpha),
+        }
+    )
     return spark.createDataFrame(frame, schema="user int, item int, rating float")
 
 
@@ -61,15 +64,30 @@ def fit_factors(
     spark = ratings.sparkSession
     n_blocks = blocks or max(2, spark.sparkContext.defaultParallelism)
     estimator = SparkALSEstimator(
-        rank=factors, maxIter=iterations, regParam=regularization, implicitPrefs=True, alpha=1.0,
-        userCol="user", itemCol="item", ratingCol="rating", nonnegative=False,
-        seed=0 if seed is None else int(seed), numUserBlocks=n_blocks, numItemBlocks=n_blocks,
+        rank=factors,
+        maxIter=iterations,
+        regParam=regularization,
+        implicitPrefs=True,
+        alpha=1.0,
+        userCol="user",
+        itemCol="item",
+        ratingCol="rating",
+        nonnegative=False,
+        seed=0 if seed is None else int(seed),
+        numUserBlocks=n_blocks,
+        numItemBlocks=n_blocks,
     )
     model = estimator.fit(ratings)
     users = _collect(model.userFactors, n_users, factors)
     items = _collect(model.itemFactors, n_items, factors)
-    log.info("Spark ALS: %d users x %d items, %d factors, %d iterations in %.1f s",
-             n_users, n_items, factors, iterations, time.perf_counter() - began)
+    log.info(
+        "Spark ALS: %d users x %d items, %d factors, %d iterations in %.1f s",
+        n_users,
+        n_items,
+        factors,
+        iterations,
+        time.perf_counter() - began,
+    )
     return users, items
 
 
@@ -104,9 +122,14 @@ class SparkALS(ALS):
         matrix = user_items.tocsr()
         ratings = ratings_frame(self.spark, matrix, self.alpha)
         self.user_factors_, self.item_factors_ = fit_factors(
-            ratings, matrix.shape[0], matrix.shape[1], factors=self.factors,
-            regularization=self.regularization, iterations=self.iterations,
-            seed=self.random_state, blocks=self.blocks,
+            ratings,
+            matrix.shape[0],
+            matrix.shape[1],
+            factors=self.factors,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            seed=self.random_state,
+            blocks=self.blocks,
         )
         self.n_users_, self.n_items_ = matrix.shape
         self._yty = None

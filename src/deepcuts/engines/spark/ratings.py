@@ -17,7 +17,9 @@ def spark_ratings(confidence: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     least `MIN_RATING`), ``r = -(c - 1)`` for negatives (at most 0), ``c = alpha * |v|``."""
     v = np.asarray(confidence, np.float64)
     excess = alpha * np.abs(v) - 1.0
-    return np.where(v > 0, np.maximum(excess, MIN_RATING), -np.maximum(excess, 0.0)).astype(np.float32)
+    return np.where(v > 0, np.maximum(excess, MIN_RATING), -np.maximum(excess, 0.0)).astype(
+        np.float32
+    )
 
 
 def confidence_to_ratings(confidence_df, alpha: float = 1.0):
@@ -26,10 +28,12 @@ def confidence_to_ratings(confidence_df, alpha: float = 1.0):
 
     def convert(batches):
         for b in batches:
-            yield pd.DataFrame({
-                "user": b["user_idx"].astype(np.int32),
-                "item": b["item_idx"].astype(np.int32),
-                "rating": spark_ratings(b["confidence"].to_numpy(), alpha),
-            })
+            yield pd.DataFrame(
+                {
+                    "user": b["user_idx"].astype(np.int32),
+                    "item": b["item_idx"].astype(np.int32),
+                    "rating": spark_ratings(b["confidence"].to_numpy(), alpha),
+                }
+            )
 
     return confidence_df.mapInPandas(convert, schema="user int, item int, rating float")

@@ -29,15 +29,21 @@ class SparkUnavailable(RuntimeError):
     """pyspark or Java is missing."""
 
 
-def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None = None, app_name: str = "deepcuts"):
+def spark_session(
+    master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None = None, app_name: str = "deepcuts"
+):
     """A SparkSession on ``master`` with ``conf`` over deepcuts' defaults (the running one if a
     session already exists in this process: Spark allows one)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - pyspark is a dependency
-        raise SparkUnavailable("pyspark is not installed: pip install -c constraints.txt pyspark") from exc
+        raise SparkUnavailable(
+            "pyspark is not installed: pip install -c constraints.txt pyspark"
+        ) from exc
     if not os.environ.get("JAVA_HOME") and not _which("java"):
-        raise SparkUnavailable("Spark needs Java 17: install it (Debian: openjdk-17-jre-headless) or set JAVA_HOME")
+        raise SparkUnavailable(
+            "Spark needs Java 17: install it (Debian: openjdk-17-jre-headless) or set JAVA_HOME"
+        )
     settings = dict(BASE_CONF)
     if master.startswith("local"):
         settings.update(LOCAL_CONF)

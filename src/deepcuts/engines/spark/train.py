@@ -40,7 +40,7 @@ def is_local(uri: str) -> bool:
 
 
 def _local(uri: str) -> Path:
-    return Path(uri[len("file://"):] if uri.startswith("file://") else uri.removeprefix("file:"))
+    return Path(uri[len("file://") :] if uri.startswith("file://") else uri.removeprefix("file:"))
 
 
 def read_events_manifest(spark, events: str) -> dict[str, Any]:
@@ -48,9 +48,16 @@ def read_events_manifest(spark, events: str) -> dict[str, Any]:
     if is_local(events):
         return read_manifest(_local(events))
     try:
-        text = "".join(r.value for r in spark.read.text(f"{events.rstrip('/')}/manifest.json", wholetext=True).collect())
+        text = "".join(
+            r.value
+            for r in spark.read.text(
+                f"{events.rstrip('/')}/manifest.json", wholetext=True
+            ).collect()
+        )
     except Exception as exc:  # Spark's AnalysisException: the path does not exist
-        raise FileNotFoundError(f"{events}: no manifest.json; write it with `deepcuts export-events --out PATH`") from exc
+        raise FileNotFoundError(
+            f"{events}: no manifest.json; write it with `deepcuts export-events --out PATH`"
+        ) from exc
     manifest = json.loads(text)
     if manifest.get("layout") != LAYOUT or manifest.get("version") != LAYOUT_VERSION:
         raise ValueError(f"{events}: not a {LAYOUT} folder of version {LAYOUT_VERSION}")
@@ -121,9 +128,14 @@ def train_on_spark(
         report(f"fitting ALS on Spark ({spark.sparkContext.master})")
         ratings = confidence_to_ratings(spark.read.parquet(f"{root}/confidence"), model.alpha)
         model.user_factors_, model.item_factors_ = fit_factors(
-            ratings, len(users), len(items), factors=model.factors,
-            regularization=model.regularization, iterations=model.iterations,
-            seed=model.random_state, blocks=blocks,
+            ratings,
+            len(users),
+            len(items),
+            factors=model.factors,
+            regularization=model.regularization,
+            iterations=model.iterations,
+            seed=model.random_state,
+            blocks=blocks,
         )
         fitted = time.perf_counter()
     model.n_users_, model.n_items_ = len(users), len(items)
@@ -145,9 +157,12 @@ def train_on_spark(
         "master": spark.sparkContext.master,
     }
     record = register_model(
-        store, "als", out,
+        store,
+        "als",
+        out,
         params={"model": model.get_params(), "confidence": confidence.to_dict()},
-        metrics=metrics, make_default=make_default,
+        metrics=metrics,
+        make_default=make_default,
     )
     log.info("registered %s (%s), fitted on Spark", record.model_id, out)
     return TrainedModel(model, users, items, confidence, record)

@@ -53,7 +53,9 @@ class SparkWeeklyResult:
     build_seconds: float
 
 
-def weekly_frame(spark, dw: DiscoverWeekly, partitions: int | None = None, created_at: datetime | None = None):
+def weekly_frame(
+    spark, dw: DiscoverWeekly, partitions: int | None = None, created_at: datetime | None = None
+):
     """A DataFrame of every listener's list rows and notes (``OUTPUT_SCHEMA``), built by
     `DiscoverWeekly.tables` in each partition from a broadcast copy of ``dw``."""
     n_users = dw.interactions.shape[0]
@@ -127,11 +129,24 @@ def run_weekly(
         state.unpersist()
     built = time.perf_counter()
     result = SparkWeeklyResult(
-        week=dw.week, lists=int(counts["lists"]), rows=int(counts["rows"]), short=int(counts["short"]),
-        ranker=dw.ranker.kind, path=out, prepare_seconds=prepared - began, build_seconds=built - prepared,
+        week=dw.week,
+        lists=int(counts["lists"]),
+        rows=int(counts["rows"]),
+        short=int(counts["short"]),
+        ranker=dw.ranker.kind,
+        path=out,
+        prepare_seconds=prepared - began,
+        build_seconds=built - prepared,
     )
-    log.info("%s: %d lists, %d rows written to %s (prepared in %.1f s, built in %.1f s)",
-             result.week, result.lists, result.rows, out, result.prepare_seconds, result.build_seconds)
+    log.info(
+        "%s: %d lists, %d rows written to %s (prepared in %.1f s, built in %.1f s)",
+        result.week,
+        result.lists,
+        result.rows,
+        out,
+        result.prepare_seconds,
+        result.build_seconds,
+    )
     return result
 
 

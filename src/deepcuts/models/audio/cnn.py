@@ -46,16 +46,28 @@ def build_network(n_mels: int, n_out: int, channels: int, hidden: int, dropout: 
             super().__init__()
             c = channels
             self.convs = nn.Sequential(
-                nn.Conv1d(n_mels, c, 4, padding=2), nn.BatchNorm1d(c), nn.ReLU(), nn.MaxPool1d(4),
-                nn.Conv1d(c, c, 4, padding=2), nn.BatchNorm1d(c), nn.ReLU(), nn.MaxPool1d(2),
-                nn.Conv1d(c, 2 * c, 4, padding=2), nn.BatchNorm1d(2 * c), nn.ReLU(),
+                nn.Conv1d(n_mels, c, 4, padding=2),
+                nn.BatchNorm1d(c),
+                nn.ReLU(),
+                nn.MaxPool1d(4),
+                nn.Conv1d(c, c, 4, padding=2),
+                nn.BatchNorm1d(c),
+                nn.ReLU(),
+                nn.MaxPool1d(2),
+                nn.Conv1d(c, 2 * c, 4, padding=2),
+                nn.BatchNorm1d(2 * c),
+                nn.ReLU(),
             )
-            self.hidden = nn.Sequential(nn.Linear(3 * 2 * c, hidden), nn.ReLU(), nn.Dropout(dropout))
+            self.hidden = nn.Sequential(
+                nn.Linear(3 * 2 * c, hidden), nn.ReLU(), nn.Dropout(dropout)
+            )
             self.out = nn.Linear(hidden, n_out)
 
         def pooled(self, x):
             h = self.convs(x)
-            return torch.cat([h.mean(dim=2), h.amax(dim=2), h.pow(2).mean(dim=2).add(1e-8).sqrt()], dim=1)
+            return torch.cat(
+                [h.mean(dim=2), h.amax(dim=2), h.pow(2).mean(dim=2).add(1e-8).sqrt()], dim=1
+            )
 
         def embed(self, x):
             return self.hidden(self.pooled(x))
@@ -188,7 +200,9 @@ class AudioToCF:
                         continue  # batch norm needs two
                     x = self._batch([log_mels[i] for i in idx], self.crop_frames, rng)
                     pred = net(x)
-                    loss = (1 - torch.nn.functional.cosine_similarity(pred, y_all[idx], dim=1)).mean()
+                    loss = (
+                        1 - torch.nn.functional.cosine_similarity(pred, y_all[idx], dim=1)
+                    ).mean()
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -202,7 +216,12 @@ class AudioToCF:
                         best = score
                         best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
                 self.history_.append((epoch, total / max(seen, 1), score))
-                log.debug("audio cnn epoch %d: loss %.4f, validation cosine %.4f", epoch, total / max(seen, 1), score)
+                log.debug(
+                    "audio cnn epoch %d: loss %.4f, validation cosine %.4f",
+                    epoch,
+                    total / max(seen, 1),
+                    score,
+                )
             if best_state is not None:
                 net.load_state_dict(best_state)
         net.eval()
@@ -266,8 +285,11 @@ class AudioToCF:
             "n_out": int(self.n_out_),
         }
         np.savez(
-            Path(path), __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-            band_mean=self.band_mean_, band_std=self.band_std_, **arrays,
+            Path(path),
+            __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+            band_mean=self.band_mean_,
+            band_std=self.band_std_,
+            **arrays,
         )
 
     @classmethod
@@ -287,8 +309,12 @@ class AudioToCF:
             model = cls(**meta["params"])
             model.n_mels_, model.n_out_ = meta["n_mels"], meta["n_out"]
             model.band_mean_, model.band_std_ = data["band_mean"], data["band_std"]
-            state = {k[2:]: torch.from_numpy(np.array(data[k])) for k in data.files if k.startswith("w:")}
-        net = build_network(model.n_mels_, model.n_out_, model.channels, model.hidden, model.dropout)
+            state = {
+                k[2:]: torch.from_numpy(np.array(data[k])) for k in data.files if k.startswith("w:")
+            }
+        net = build_network(
+            model.n_mels_, model.n_out_, model.channels, model.hidden, model.dropout
+        )
         net.load_state_dict(state)
         net.eval()
         model.network_ = net

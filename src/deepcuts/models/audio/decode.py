@@ -57,7 +57,10 @@ class Excerpt:
 
 
 def decode(
-    path: str | Path, sample_rate: int = 22050, excerpt_s: float | None = 30.0, silence_db: float = -70.0
+    path: str | Path,
+    sample_rate: int = 22050,
+    excerpt_s: float | None = 30.0,
+    silence_db: float = -70.0,
 ) -> Excerpt:
     """Decode up to ``excerpt_s`` seconds from the middle of an audio file.
 
@@ -89,32 +92,51 @@ def decode(
     except (sf.LibsndfileError, RuntimeError) as exc:
         text = str(exc)
         if "malformed" in text:
-            raise AudioError(CORRUPT, f"{info_format(path)} header found but the file is malformed") from exc
+            raise AudioError(
+                CORRUPT, f"{info_format(path)} header found but the file is malformed"
+            ) from exc
         return _fallback(path, sample_rate, excerpt_s, silence_db, text)
     except OSError as exc:  # permission denied and the like
         raise AudioError(UNREADABLE, str(exc)) from exc
     if info.frames <= 0:
         raise AudioError(EMPTY, f"{info.format} file holds no audio samples")
-    want = info.frames if excerpt_s is None else min(info.frames, int(round(excerpt_s * info.samplerate)))
+    want = (
+        info.frames
+        if excerpt_s is None
+        else min(info.frames, int(round(excerpt_s * info.samplerate)))
+    )
     start = (info.frames - want) // 2
     try:
-        data, file_rate = sf.read(str(path), start=start, frames=want, dtype="float32", always_2d=True)
+        data, file_rate = sf.read(
+            str(path), start=start, frames=want, dtype="float32", always_2d=True
+        )
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioError(CORRUPT, f"{info.format}/{info.subtype} data does not decode ({exc})") from exc
+        raise AudioError(
+            CORRUPT, f"{info.format}/{info.subtype} data does not decode ({exc})"
+        ) from exc
     if len(data) < TRUNCATED_SHARE * want:
         raise AudioError(
             CORRUPT,
             f"truncated: the header promises {info.frames / info.samplerate:.1f} s but the excerpt "
             f"from {start / info.samplerate:.1f} s decodes to {len(data) / info.samplerate:.1f} s",
         )
-    return _finish(data, file_rate, sample_rate, info.frames / info.samplerate, start / info.samplerate, silence_db)
+    return _finish(
+        data,
+        file_rate,
+        sample_rate,
+        info.frames / info.samplerate,
+        start / info.samplerate,
+        silence_db,
+    )
 
 
 def info_format(path: Path) -> str:
     return path.suffix.lstrip(".").upper() or "audio"
 
 
-def _fallback(path: Path, sample_rate: int, excerpt_s: float | None, silence_db: float, why: str) -> Excerpt:
+def _fallback(
+    path: Path, sample_rate: int, excerpt_s: float | None, silence_db: float, why: str
+) -> Excerpt:
     """librosa/audioread for what libsndfile cannot open (e.g. MP3 on an old libsndfile)."""
     import warnings
 
@@ -125,7 +147,9 @@ def _fallback(path: Path, sample_rate: int, excerpt_s: float | None, silence_db:
             warnings.simplefilter("ignore")
             duration = librosa.get_duration(path=str(path))
             offset = 0.0 if excerpt_s is None else max(0.0, (duration - excerpt_s) / 2)
-            data, rate = librosa.load(str(path), sr=None, mono=False, offset=offset, duration=excerpt_s)
+            data, rate = librosa.load(
+                str(path), sr=None, mono=False, offset=offset, duration=excerpt_s
+            )
     except Exception as exc:  # audioread raises many types; every one means "cannot decode"
         raise AudioError(UNREADABLE, f"not a format any decoder recognises ({why})") from exc
     data = np.atleast_2d(np.asarray(data, np.float32)).T  # (frames, channels)
@@ -135,7 +159,12 @@ def _fallback(path: Path, sample_rate: int, excerpt_s: float | None, silence_db:
 
 
 def _finish(
-    data: np.ndarray, file_rate: int, sample_rate: int, duration_s: float, offset_s: float, silence_db: float
+    data: np.ndarray,
+    file_rate: int,
+    sample_rate: int,
+    duration_s: float,
+    offset_s: float,
+    silence_db: float,
 ) -> Excerpt:
     if not np.isfinite(data).all():
         raise AudioError(CORRUPT, "the decoded samples contain NaN or infinity")

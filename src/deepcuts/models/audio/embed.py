@@ -20,7 +20,9 @@ from deepcuts.models.audio.extract import Extraction
 from deepcuts.models.audio.features import summary_blocks, summary_embedding
 
 
-def embedding_table(paths: list[str], result: Extraction, network: AudioToCF | None = None) -> pa.Table:
+def embedding_table(
+    paths: list[str], result: Extraction, network: AudioToCF | None = None
+) -> pa.Table:
     """The table for ``paths`` (in their order) from an extraction over them.
 
     The embedding is the network's predicted CF vector when ``network`` is given (the
@@ -30,11 +32,15 @@ def embedding_table(paths: list[str], result: Extraction, network: AudioToCF | N
     ok = {f.path: f for f in result.features}
     failed = {f.path: f for f in result.failures}
     if network is not None:
-        embeddings = network.predict([f.log_mel for f in result.features]) if result.features else None
+        embeddings = (
+            network.predict([f.log_mel for f in result.features]) if result.features else None
+        )
     else:
         embeddings = summary_embedding(result.summaries) if result.features else None
     row_of = {f.path: n for n, f in enumerate(result.features)}
-    columns: dict[str, list] = {k: [] for k in ("path", "sha256", "status", "error", "duration_s", "offset_s", "excerpt_s")}
+    columns: dict[str, list] = {
+        k: [] for k in ("path", "sha256", "status", "error", "duration_s", "offset_s", "excerpt_s")
+    }
     blocks = summary_blocks(result.config)
     for block in blocks:
         columns[block] = []
@@ -59,7 +65,9 @@ def embedding_table(paths: list[str], result: Extraction, network: AudioToCF | N
         start = 0
         for block, size in blocks.items():
             values = f.summary[start : start + size]
-            columns[block].append(float(values[0]) if size == 1 else values.astype(np.float32).tolist())
+            columns[block].append(
+                float(values[0]) if size == 1 else values.astype(np.float32).tolist()
+            )
             start += size
         columns["embedding"].append(embeddings[row_of[path]].astype(np.float32).tolist())
     types = {

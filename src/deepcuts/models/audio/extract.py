@@ -136,8 +136,14 @@ def _one(path: str, config: AudioConfig, cache_dir: str | None, keep_log_mel: bo
     if hit is not None and (not keep_log_mel or "log_mel" in hit):
         meta = hit["meta"]
         return AudioFeatures(
-            path, sha, float(meta[0]), float(meta[1]), float(meta[2]), hit["summary"].astype(np.float32),
-            hit["log_mel"].astype(np.float32) if keep_log_mel else None, cached=True,
+            path,
+            sha,
+            float(meta[0]),
+            float(meta[1]),
+            float(meta[2]),
+            hit["summary"].astype(np.float32),
+            hit["log_mel"].astype(np.float32) if keep_log_mel else None,
+            cached=True,
         ), seconds
     began = time.perf_counter()
     try:
@@ -152,7 +158,12 @@ def _one(path: str, config: AudioConfig, cache_dir: str | None, keep_log_mel: bo
     if cache:
         cache.put(sha, summary=summary, log_mel=log_mel.astype(np.float16), meta=meta)
     return AudioFeatures(
-        path, sha, excerpt.duration_s, excerpt.offset_s, excerpt.excerpt_s, summary,
+        path,
+        sha,
+        excerpt.duration_s,
+        excerpt.offset_s,
+        excerpt.excerpt_s,
+        summary,
         log_mel if keep_log_mel else None,
     ), seconds
 
@@ -193,7 +204,11 @@ def extract(
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             outputs = pool.map(
-                _one, paths, [config] * len(paths), [cache] * len(paths), [keep_log_mel] * len(paths),
+                _one,
+                paths,
+                [config] * len(paths),
+                [cache] * len(paths),
+                [keep_log_mel] * len(paths),
                 chunksize=max(1, min(16, len(paths) // (4 * workers))),
             )
             _collect(result, outputs, len(paths), progress)
@@ -233,7 +248,9 @@ def track_audio_paths(store, base_dir: str | Path | None = None) -> dict[str, st
             "SELECT DISTINCT source_file FROM ingest_log ORDER BY source_file"
         ).fetchall()
         # not "-" (standard input) nor a URL (a music server read over its API)
-        folders = list(dict.fromkeys(Path(s[0]).parent for s in sources if s[0] != "-" and "://" not in s[0])) or [Path.cwd()]
+        folders = list(
+            dict.fromkeys(Path(s[0]).parent for s in sources if s[0] != "-" and "://" not in s[0])
+        ) or [Path.cwd()]
     out = {}
     for track_id, raw in rows:
         path = Path(raw)

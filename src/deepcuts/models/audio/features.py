@@ -41,7 +41,9 @@ class AudioConfig:
         if self.excerpt_s <= 0:
             raise ValueError(f"AudioConfig.excerpt_s must be positive, not {self.excerpt_s}")
         if self.n_mfcc > self.n_mels:
-            raise ValueError(f"AudioConfig.n_mfcc ({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})")
+            raise ValueError(
+                f"AudioConfig.n_mfcc ({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})"
+            )
 
     def digest(self) -> str:
         text = json.dumps({**dataclasses.asdict(self), "version": FEATURE_VERSION}, sort_keys=True)
@@ -87,7 +89,9 @@ def summary_names(config: AudioConfig) -> list[str]:
 def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float) -> np.ndarray:
     import librosa
 
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin).astype(np.float32)
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin).astype(
+        np.float32
+    )
 
 
 @lru_cache(maxsize=8)
@@ -106,7 +110,9 @@ def magnitude(samples: np.ndarray, config: AudioConfig) -> np.ndarray:
     return np.abs(librosa.stft(samples, n_fft=config.n_fft, hop_length=config.hop_length))
 
 
-def log_mel(samples: np.ndarray, config: AudioConfig, spectrum: np.ndarray | None = None) -> np.ndarray:
+def log_mel(
+    samples: np.ndarray, config: AudioConfig, spectrum: np.ndarray | None = None
+) -> np.ndarray:
     """Log-mel spectrogram in dB (absolute: full scale is about 0 dB), float32 (n_mels, frames)."""
     S = magnitude(samples, config) if spectrum is None else spectrum
     mel = _mel_basis(config.sample_rate, config.n_fft, config.n_mels, config.fmin) @ (S * S)
@@ -142,7 +148,9 @@ def summarise(S: np.ndarray, lm: np.ndarray, config: AudioConfig) -> np.ndarray:
     else:
         tempo = 0.0
     # Frame energy from the spectrum (Parseval, Hann window), in dB full scale.
-    energy = (P[0] + 2 * P[1:].sum(axis=0)) / (config.n_fft * np.sum(np.hanning(config.n_fft + 1)[:-1] ** 2))
+    energy = (P[0] + 2 * P[1:].sum(axis=0)) / (
+        config.n_fft * np.sum(np.hanning(config.n_fft + 1)[:-1] ** 2)
+    )
     frame_db = 10 * np.log10(np.maximum(energy, AMIN))
     freqs = np.linspace(0, sr / 2, S.shape[0])
     total = np.maximum(S.sum(axis=0), AMIN)

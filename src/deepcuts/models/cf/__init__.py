@@ -36,6 +36,14 @@ def make_model(name: str, params: dict | None = None) -> Recommender:
 
 
 __all__ = [
-    "ALS", "BPR", "DEFAULT_MODEL", "EASE", "MODELS", "Hybrid", "ItemKNN", "Popularity",
-    "RegionalPopularity", "make_model",
+    "ALS",
+    "BPR",
+    "DEFAULT_MODEL",
+    "EASE",
+    "MODELS",
+    "Hybrid",
+    "ItemKNN",
+    "Popularity",
+    "RegionalPopularity",
+    "make_model",
 ]

@@ -11,7 +11,9 @@ from deepcuts.models.base import top_n
 def check_matrix(user_items: sp.spmatrix) -> sp.csr_matrix:
     """The training matrix as CSR float32, or a clear error."""
     if not sp.issparse(user_items):
-        raise TypeError(f"user_items must be a SciPy sparse matrix, not {type(user_items).__name__}")
+        raise TypeError(
+            f"user_items must be a SciPy sparse matrix, not {type(user_items).__name__}"
+        )
     m = user_items.tocsr()
     if m.dtype != np.float32:
         m = m.astype(np.float32)
@@ -30,7 +32,9 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None
 
 
 def check_int(name: str, value: int, minimum: int = 1) -> None:
-    if not (isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= minimum):
+    if not (
+        isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= minimum
+    ):
         raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
 
 
@@ -96,7 +100,9 @@ def top_k_sparse(dense_rows: np.ndarray, k: int, row_offset: int = 0) -> sp.coo_
     part, vals = top_n(dense_rows, k)
     keep = vals > 0
     rows = np.repeat(np.arange(n), k).reshape(n, k)[keep] + row_offset
-    return sp.coo_matrix((vals[keep].astype(np.float32), (rows, part[keep])), shape=(n + row_offset, m))
+    return sp.coo_matrix(
+        (vals[keep].astype(np.float32), (rows, part[keep])), shape=(n + row_offset, m)
+    )
 
 
 def cosine_top_k(features: sp.csr_matrix, k: int, block: int = 1024) -> sp.csr_matrix:
@@ -116,8 +122,13 @@ def cosine_top_k(features: sp.csr_matrix, k: int, block: int = 1024) -> sp.csr_m
         cols.append(coo.col)
         vals.append(coo.data)
     out = sp.csr_matrix(
-        (np.concatenate(vals) if vals else np.zeros(0, np.float32),
-         (np.concatenate(rows) if rows else np.zeros(0, int), np.concatenate(cols) if cols else np.zeros(0, int))),
+        (
+            np.concatenate(vals) if vals else np.zeros(0, np.float32),
+            (
+                np.concatenate(rows) if rows else np.zeros(0, int),
+                np.concatenate(cols) if cols else np.zeros(0, int),
+            ),
+        ),
         shape=(n, n),
         dtype=np.float32,
     )

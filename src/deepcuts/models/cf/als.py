@@ -54,8 +54,16 @@ class ALS(Recommender):
     """
 
     name = "als"
-    params = ("factors", "regularization", "alpha", "iterations", "cg_steps", "use_cg",
-              "random_state", "num_threads")
+    params = (
+        "factors",
+        "regularization",
+        "alpha",
+        "iterations",
+        "cg_steps",
+        "use_cg",
+        "random_state",
+        "num_threads",
+    )
     fitted = ("user_factors_", "item_factors_")
 
     def __init__(
@@ -132,8 +140,11 @@ class ALS(Recommender):
                 y = self.item_factors_.astype(np.float64)
                 self._yty = y.T @ y
             out[redo] = fold_in(
-                self.item_factors_, user_items.tocsr()[np.flatnonzero(redo)],
-                self.regularization, self.alpha, self._yty,
+                self.item_factors_,
+                user_items.tocsr()[np.flatnonzero(redo)],
+                self.regularization,
+                self.alpha,
+                self._yty,
             )
         return out
 

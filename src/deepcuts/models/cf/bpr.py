@@ -32,8 +32,14 @@ class BPR(Recommender):
     """
 
     name = "bpr"
-    params = ("factors", "learning_rate", "regularization", "iterations", "random_state",
-              "num_threads")
+    params = (
+        "factors",
+        "learning_rate",
+        "regularization",
+        "iterations",
+        "random_state",
+        "num_threads",
+    )
     fitted = ("user_factors_", "item_factors_")
 
     def __init__(

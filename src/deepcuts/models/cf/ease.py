@@ -77,10 +77,16 @@ class EASE(Recommender):
         check_int("min_users", self.min_users)
         check_int("max_items", self.max_items)
         check_positive("side_weight", self.side_weight, allow_zero=True)
-        if not isinstance(self.neighbours, int) or isinstance(self.neighbours, bool) or self.neighbours < 0:
+        if (
+            not isinstance(self.neighbours, int)
+            or isinstance(self.neighbours, bool)
+            or self.neighbours < 0
+        ):
             raise ValueError(f"neighbours must be a non-negative integer, not {self.neighbours!r}")
         if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, not {self.weighting!r}")
+            raise ValueError(
+                f"weighting must be one of {', '.join(WEIGHTINGS)}, not {self.weighting!r}"
+            )
         matrix = check_matrix(user_items)
         X = self._weigh(matrix)
         users_per_item = np.bincount(X.indices, minlength=X.shape[1])
@@ -115,7 +121,7 @@ class EASE(Recommender):
         """Each item's column of weights (how it is rebuilt from the others), zero outside."""
         self._check_fitted()
         out = np.zeros((self.n_items_, len(self.items_)), dtype=np.float32)
-        out[self.items_] = (self.B_.T.toarray() if sp.issparse(self.B_) else self.B_.T)
+        out[self.items_] = self.B_.T.toarray() if sp.issparse(self.B_) else self.B_.T
         return out
 
 
@@ -144,6 +150,8 @@ def _prune_columns(B: np.ndarray, n: int) -> sp.csr_matrix:
     rows = np.argpartition(-np.abs(B), n - 1, axis=0)[:n]  # (n, k): each column's kept rows
     cols = np.broadcast_to(np.arange(k), rows.shape)
     values = B[rows, cols]
-    out = sp.csr_matrix((values.ravel(), (rows.ravel(), cols.ravel())), shape=B.shape, dtype=np.float32)
+    out = sp.csr_matrix(
+        (values.ravel(), (rows.ravel(), cols.ravel())), shape=B.shape, dtype=np.float32
+    )
     out.sort_indices()
     return out

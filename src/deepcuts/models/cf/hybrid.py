@@ -55,11 +55,24 @@ class Hybrid(Recommender):
 
     name = "hybrid"
     params = (
-        "ease_l2", "ease_side_weight", "ease_min_users", "ease_max_items", "ease_neighbours",
-        "als_factors", "als_regularization", "als_alpha", "als_iterations",
-        "tag_neighbours", "playlist_neighbours",
-        "w_ease", "w_als", "w_tags", "w_playlists", "w_friends",
-        "random_state", "num_threads",
+        "ease_l2",
+        "ease_side_weight",
+        "ease_min_users",
+        "ease_max_items",
+        "ease_neighbours",
+        "als_factors",
+        "als_regularization",
+        "als_alpha",
+        "als_iterations",
+        "tag_neighbours",
+        "playlist_neighbours",
+        "w_ease",
+        "w_als",
+        "w_tags",
+        "w_playlists",
+        "w_friends",
+        "random_state",
+        "num_threads",
     )
     fitted = ("tag_similarity_", "playlist_similarity_", "friend_items_")
     components = ("ease_", "als_")
@@ -115,19 +128,29 @@ class Hybrid(Recommender):
         self.tag_similarity_ = self.playlist_similarity_ = self.friend_items_ = None
         if self.w_ease > 0:
             self.ease_ = EASE(
-                l2=self.ease_l2, weighting="binary", min_users=self.ease_min_users,
-                max_items=self.ease_max_items, side_weight=self.ease_side_weight,
+                l2=self.ease_l2,
+                weighting="binary",
+                min_users=self.ease_min_users,
+                max_items=self.ease_max_items,
+                side_weight=self.ease_side_weight,
                 neighbours=self.ease_neighbours,
             ).fit(matrix, side)
         if self.w_als > 0:
             self.als_ = ALS(
-                factors=self.als_factors, regularization=self.als_regularization,
-                alpha=self.als_alpha, iterations=self.als_iterations,
-                random_state=self.random_state, num_threads=self.num_threads,
+                factors=self.als_factors,
+                regularization=self.als_regularization,
+                alpha=self.als_alpha,
+                iterations=self.als_iterations,
+                random_state=self.random_state,
+                num_threads=self.num_threads,
             ).fit(matrix)
         if self.w_tags > 0 and side.item_tags is not None and side.item_tags.nnz:
             self.tag_similarity_ = cosine_top_k(tfidf(side.item_tags), self.tag_neighbours)
-        if self.w_playlists > 0 and side.item_cooccurrence is not None and side.item_cooccurrence.nnz:
+        if (
+            self.w_playlists > 0
+            and side.item_cooccurrence is not None
+            and side.item_cooccurrence.nnz
+        ):
             self.playlist_similarity_ = _cooccurrence_similarity(
                 side.item_cooccurrence, self.playlist_neighbours
             )
@@ -152,7 +175,9 @@ class Hybrid(Recommender):
         if self.tag_similarity_ is not None:
             out["tags"] = np.asarray((binary @ self.tag_similarity_).toarray(), np.float32)
         if self.playlist_similarity_ is not None:
-            out["playlists"] = np.asarray((binary @ self.playlist_similarity_).toarray(), np.float32)
+            out["playlists"] = np.asarray(
+                (binary @ self.playlist_similarity_).toarray(), np.float32
+            )
         if self.friend_items_ is not None:
             friends = np.zeros((len(userids), self.n_items_), np.float32)
             known = self.known_users(userids)
@@ -195,7 +220,8 @@ def _cooccurrence_similarity(cooc: sp.csr_matrix, k: int) -> sp.csr_matrix:
         vals.append(scaled.data[top])
     out = sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=scaled.shape, dtype=np.float32,
+        shape=scaled.shape,
+        dtype=np.float32,
     )
     out.sort_indices()
     return out

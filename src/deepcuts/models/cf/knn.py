@@ -52,7 +52,9 @@ class ItemKNN(Recommender):
         check_positive("K1", self.K1, allow_zero=True)
         check_positive("B", self.B, allow_zero=True)
         if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, not {self.weighting!r}")
+            raise ValueError(
+                f"weighting must be one of {', '.join(WEIGHTINGS)}, not {self.weighting!r}"
+            )
         matrix = positives(check_matrix(user_items), binary=self.binary)
         item_users = matrix.T.tocsr()
         if self.weighting == "bm25":
@@ -64,10 +66,16 @@ class ItemKNN(Recommender):
         else:
             weighted = item_users
         # all_pairs_knn takes users x items and compares the columns
-        sim = all_pairs_knn(
-            weighted.T.astype(np.float64).tocsr(), self.neighbours, show_progress=False,
-            num_threads=self.num_threads,
-        ).tocsr().astype(np.float32)
+        sim = (
+            all_pairs_knn(
+                weighted.T.astype(np.float64).tocsr(),
+                self.neighbours,
+                show_progress=False,
+                num_threads=self.num_threads,
+            )
+            .tocsr()
+            .astype(np.float32)
+        )
         sim.sort_indices()
         self.similarity_ = sim
         self.n_users_, self.n_items_ = matrix.shape
@@ -80,7 +88,9 @@ class ItemKNN(Recommender):
         rows = positives(user_items, binary=self.binary)
         return np.asarray((rows @ self.similarity_).toarray(), dtype=np.float32)
 
-    def similar_items(self, itemids: int | np.ndarray, N: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(
+        self, itemids: int | np.ndarray, N: int = 10
+    ) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
         single = np.isscalar(itemids)
         items = np.atleast_1d(np.asarray(itemids))

@@ -59,9 +59,14 @@ class TrainedModel:
         """The store's signals in this model's index space, for serving: the trained users
         first, then every listener who arrived since (the model folds them in)."""
         known = set(self.users.ids.tolist())
-        everyone = [u for (u,) in store.conn.execute("SELECT user_id FROM users ORDER BY user_id").fetchall()]
+        everyone = [
+            u
+            for (u,) in store.conn.execute("SELECT user_id FROM users ORDER BY user_id").fetchall()
+        ]
         users = self.users.extended(u for u in everyone if u not in known)
-        return build_interactions(store, self.confidence, users=users, items=self.items, until=until)
+        return build_interactions(
+            store, self.confidence, users=users, items=self.items, until=until
+        )
 
 
 def model_dir(store: Store) -> Path:
@@ -124,11 +129,18 @@ def train_from_store(
     record = None
     if register:
         record = register_model(
-            store, model_name, out,
+            store,
+            model_name,
+            out,
             params={"model": model.get_params(), "confidence": confidence.to_dict()},
-            metrics=metrics, kind="cf", data_until=inter.now, make_default=make_default,
+            metrics=metrics,
+            kind="cf",
+            data_until=inter.now,
+            make_default=make_default,
         )
-        log.info("registered %s (%s)%s", record.model_id, out, " as the default" if make_default else "")
+        log.info(
+            "registered %s (%s)%s", record.model_id, out, " as the default" if make_default else ""
+        )
     return TrainedModel(model, inter.users, inter.items, confidence, record)
 
 
@@ -191,7 +203,11 @@ def train_or_load(store: Store) -> TrainedModel:  # pragma: no cover - convenien
 
 
 __all__ = [
-    "TrainedModel", "load_trained", "model_dir", "recommend_for_users", "rows_for_users",
-    "train_from_store", "train_or_load",
+    "TrainedModel",
+    "load_trained",
+    "model_dir",
+    "recommend_for_users",
+    "rows_for_users",
+    "train_from_store",
+    "train_or_load",
 ]
-

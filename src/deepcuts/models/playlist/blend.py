@@ -49,8 +49,13 @@ PARTS = ("item", "playlist", "sequence", "title", "artist", "popularity")
 BUCKETS = ("0 tracks", "1 track", "2-9 tracks", "10+ tracks")
 GRID = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
 SCENARIOS = (  # (seed tracks, where, with title): the challenge's ways of cutting a playlist
-    (0, "first", True), (1, "first", True), (5, "first", False), (5, "first", True),
-    (10, "first", True), (25, "first", True), (25, "random", True),
+    (0, "first", True),
+    (1, "first", True),
+    (5, "first", False),
+    (5, "first", True),
+    (10, "first", True),
+    (25, "first", True),
+    (25, "random", True),
 )
 MINILM_BELOW = 10  # playlists with this many seed tracks compare titles by TF-IDF alone
 MIN_BUCKET = 30  # held-out playlists a bucket needs to learn its own weights
@@ -72,7 +77,9 @@ class HeldOut:
     truth: list[np.ndarray]
 
 
-def cut_playlist(seq: np.ndarray, n_seeds: int, where: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def cut_playlist(
+    seq: np.ndarray, n_seeds: int, where: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(seed positions, hidden tracks) of a playlist: its first ``n_seeds`` tracks or
     ``n_seeds`` at random positions (where a track repeats among them, its first position
     only); the hidden tracks are the distinct others."""
@@ -110,7 +117,14 @@ class PlaylistContinuation(Recommender):
     """
 
     name = "playlist-continuation"
-    params = ("validation", "min_length", "cold_weight", "cold_neighbours", "minilm_weight", "random_state")
+    params = (
+        "validation",
+        "min_length",
+        "cold_weight",
+        "cold_neighbours",
+        "minilm_weight",
+        "random_state",
+    )
     fitted = ("weights_", "popularity_", "artists_", "cold_map_", "validation_ndcg_")
     components = ("item_", "playlist_", "sequence_", "title_")
 
@@ -175,7 +189,9 @@ class PlaylistContinuation(Recommender):
         self.playlist_ = PlaylistCF("playlist").fit(matrix)
         self.sequence_ = PlaylistSequence().fit(matrix)
         if any(t.strip() for t in titles):
-            self.title_ = PlaylistTitle(minilm_weight=self.minilm_weight).fit(matrix, titles=titles, embed=embed)
+            self.title_ = PlaylistTitle(minilm_weight=self.minilm_weight).fit(
+                matrix, titles=titles, embed=embed
+            )
         else:
             self.title_ = None
         counts = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float32)
@@ -194,12 +210,16 @@ class PlaylistContinuation(Recommender):
             weight = np.log1p(self.popularity_).astype(np.float32)
             self._artist_map = (member, sp.csr_matrix(member.T @ sp.diags(weight)))
 
-    def _held_out(self, matrix: sp.csr_matrix, titles: list[str]) -> tuple[np.ndarray, HeldOut] | None:
+    def _held_out(
+        self, matrix: sp.csr_matrix, titles: list[str]
+    ) -> tuple[np.ndarray, HeldOut] | None:
         lengths = np.diff(matrix.indptr)
         eligible = np.flatnonzero(lengths >= self.min_length)
         n_val = min(self.validation, len(eligible) // 2)
         if n_val < len(SCENARIOS):
-            log.info("too few long playlists (%d) to learn the blend: default weights", len(eligible))
+            log.info(
+                "too few long playlists (%d) to learn the blend: default weights", len(eligible)
+            )
             return None
         rng = np.random.default_rng(self.random_state)
         chosen = np.sort(rng.choice(eligible, n_val, replace=False))
@@ -218,11 +238,14 @@ class PlaylistContinuation(Recommender):
             truth.append(hidden)
         seeds = sp.csr_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n_val, matrix.shape[1]), dtype=np.float32,
+            shape=(n_val, matrix.shape[1]),
+            dtype=np.float32,
         )
         return keep, HeldOut(seeds, val_titles, truth)
 
-    def _learn_weights(self, val: HeldOut, n: int = 500, per_part: int = 1000, chunk: int = 64) -> None:
+    def _learn_weights(
+        self, val: HeldOut, n: int = 500, per_part: int = 1000, chunk: int = 64
+    ) -> None:
         """Coordinate ascent over `GRID` per bucket, on each held-out playlist's candidates
         (the union of every part's best ``per_part``)."""
         feats, hits, sizes = [], [], []
@@ -246,13 +269,17 @@ class PlaylistContinuation(Recommender):
             total = 0.0
             for i in members:
                 order = np.argsort(-(feats[i] @ weights), kind="stable")[:n]
-                total += float(discount[: len(order)][hits[i][order]].sum()) / ideal[min(sizes[i], n)]
+                total += (
+                    float(discount[: len(order)][hits[i][order]].sum()) / ideal[min(sizes[i], n)]
+                )
             return total / max(len(members), 1)
 
         for b in range(len(BUCKETS)):
             members = np.flatnonzero((buckets == b) & (np.array(sizes) > 0))
             if len(members) < MIN_BUCKET:  # too few to learn from without fitting noise
-                log.info("blend for %s: %d held-out playlists, default weights", BUCKETS[b], len(members))
+                log.info(
+                    "blend for %s: %d held-out playlists, default weights", BUCKETS[b], len(members)
+                )
                 continue
             weights = self.weights_[b].astype(np.float64).copy()
             best = ndcg(weights, members)
@@ -271,13 +298,20 @@ class PlaylistContinuation(Recommender):
                     break
             self.weights_[b] = weights
             self.validation_ndcg_[b] = best
-            log.info("blend for %s: %s (held-out NDCG@%d %.4f)", BUCKETS[b],
-                     dict(zip(PARTS, weights.round(3).tolist(), strict=True)), n, best)
+            log.info(
+                "blend for %s: %s (held-out NDCG@%d %.4f)",
+                BUCKETS[b],
+                dict(zip(PARTS, weights.round(3).tolist(), strict=True)),
+                n,
+                best,
+            )
 
     def _cold_map(self, content: np.ndarray) -> sp.csr_matrix | None:
         content = np.asarray(content, np.float32)
         if content.shape[0] != self.popularity_.shape[0]:
-            raise ValueError(f"content has {content.shape[0]} rows for {self.popularity_.shape[0]} tracks")
+            raise ValueError(
+                f"content has {content.shape[0]} rows for {self.popularity_.shape[0]} tracks"
+            )
         has = np.abs(content).sum(axis=1) > 0
         warm = np.flatnonzero((self.popularity_ > 0) & has)
         cold = np.flatnonzero((self.popularity_ == 0) & has)
@@ -293,7 +327,8 @@ class PlaylistContinuation(Recommender):
         rows = np.repeat(cold, k)
         n_items = len(self.popularity_)
         return sp.csr_matrix(
-            (weights.ravel().astype(np.float32), (rows, warm[ids.ravel()])), shape=(n_items, n_items)
+            (weights.ravel().astype(np.float32), (rows, warm[ids.ravel()])),
+            shape=(n_items, n_items),
         )
 
     # -- scoring ---------------------------------------------------------------------------
@@ -310,7 +345,11 @@ class PlaylistContinuation(Recommender):
                 s = np.zeros((n, rows.shape[1]), np.float32)
                 if self._artist_map is not None:
                     member, spread = self._artist_map
-                    share = sp.csr_matrix(sp.diags(1.0 / np.maximum(np.diff(rows.indptr), 1)) @ positives(rows) @ member)
+                    share = sp.csr_matrix(
+                        sp.diags(1.0 / np.maximum(np.diff(rows.indptr), 1))
+                        @ positives(rows)
+                        @ member
+                    )
                     s = np.asarray((share @ spread).todense(), np.float32)
             elif name == "title":
                 if self.title_ is None:
@@ -321,7 +360,9 @@ class PlaylistContinuation(Recommender):
                 part = getattr(self, name + "_")
                 s = np.zeros((n, rows.shape[1]), np.float32)
                 if (~empty).any():
-                    s[~empty] = part.score(np.full((~empty).sum(), -1), rows[np.flatnonzero(~empty)])
+                    s[~empty] = part.score(
+                        np.full((~empty).sum(), -1), rows[np.flatnonzero(~empty)]
+                    )
             top = s.max(axis=1, keepdims=True)
             out.append(np.divide(s, top, out=np.zeros_like(s), where=top > 0))
         return out

@@ -55,7 +55,9 @@ class PlaylistCF(Recommender):
     params = ("kind", "alpha", "neighbours", "power")
     fitted = ("rows_", "item_counts_", "lengths_")
 
-    def __init__(self, kind: str = "item", alpha: float = 0.5, neighbours: int = 100, power: float = 2.0):
+    def __init__(
+        self, kind: str = "item", alpha: float = 0.5, neighbours: int = 100, power: float = 2.0
+    ):
         self.kind = kind
         self.alpha = alpha
         self.neighbours = neighbours
@@ -69,7 +71,9 @@ class PlaylistCF(Recommender):
         check_int("neighbours", self.neighbours)
         binary = positives(check_matrix(user_items))
         self.lengths_ = np.diff(binary.indptr).astype(np.float32)
-        self.item_counts_ = np.bincount(binary.indices, minlength=binary.shape[1]).astype(np.float32)
+        self.item_counts_ = np.bincount(binary.indices, minlength=binary.shape[1]).astype(
+            np.float32
+        )
         if self.kind == "item":
             weights = 1.0 / np.log2(1.0 + np.maximum(self.lengths_, 1.0))
             self.rows_ = sp.csr_matrix(sp.diags(weights.astype(np.float32)) @ binary)
@@ -81,7 +85,11 @@ class PlaylistCF(Recommender):
 
     def _after_load(self) -> None:
         self._columns = self.rows_.T.tocsr()  # tracks x playlists: the first product's right side
-        shrink = np.power(np.maximum(self.item_counts_, 1.0), -self.alpha) if self.kind == "item" else None
+        shrink = (
+            np.power(np.maximum(self.item_counts_, 1.0), -self.alpha)
+            if self.kind == "item"
+            else None
+        )
         self._shrink = None if shrink is None else shrink.astype(np.float32)
 
     def score(

@@ -68,7 +68,8 @@ class PlaylistSequence(Recommender):
                 val.append(np.full(len(seq) - d, 1.0 / d, np.float32))
         if src:
             follows = sp.csr_matrix(
-                (np.concatenate(val), (np.concatenate(src), np.concatenate(dst))), shape=(n_items, n_items)
+                (np.concatenate(val), (np.concatenate(src), np.concatenate(dst))),
+                shape=(n_items, n_items),
             )
             follows.sum_duplicates()
         else:
@@ -91,7 +92,9 @@ class PlaylistSequence(Recommender):
         if not r_idx:
             return sp.csr_matrix(rows.shape, dtype=np.float32)
         return sp.csr_matrix(
-            (np.concatenate(w), (np.concatenate(r_idx), np.concatenate(c_idx))), shape=rows.shape, dtype=np.float32
+            (np.concatenate(w), (np.concatenate(r_idx), np.concatenate(c_idx))),
+            shape=rows.shape,
+            dtype=np.float32,
         )
 
     def score(

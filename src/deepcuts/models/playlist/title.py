@@ -74,7 +74,13 @@ class PlaylistTitle(Recommender):
     params = ("neighbours", "power", "beta", "minilm_weight")
     fitted = ("names_", "name_items_", "playlist_name_", "terms_", "idf_", "name_vectors_")
 
-    def __init__(self, neighbours: int = 50, power: float = 2.0, beta: float = 0.5, minilm_weight: float = 0.5):
+    def __init__(
+        self,
+        neighbours: int = 50,
+        power: float = 2.0,
+        beta: float = 0.5,
+        minilm_weight: float = 0.5,
+    ):
         self.neighbours = neighbours
         self.power = power
         self.beta = beta
@@ -110,11 +116,14 @@ class PlaylistTitle(Recommender):
         self.playlist_name_ = np.array([index.get(t, -1) for t in normal], np.int64)
         has = np.flatnonzero(self.playlist_name_ >= 0)
         group = sp.csr_matrix(
-            (np.ones(len(has), np.float32), (self.playlist_name_[has], has)), shape=(len(names), matrix.shape[0])
+            (np.ones(len(has), np.float32), (self.playlist_name_[has], has)),
+            shape=(len(names), matrix.shape[0]),
         )
         counts = sp.csr_matrix(group @ matrix)
         sizes = np.asarray(group.sum(axis=1)).ravel()
-        self.name_items_ = sp.csr_matrix(sp.diags(np.power(sizes, -self.beta).astype(np.float32)) @ counts)
+        self.name_items_ = sp.csr_matrix(
+            sp.diags(np.power(sizes, -self.beta).astype(np.float32)) @ counts
+        )
         self.names_ = np.array(names, dtype=np.str_)
         encoder = TfidfEncoder(sublinear_tf=True).fit([title_terms(t) for t in names])
         self.terms_ = np.array(encoder.vocabulary_.terms, dtype=np.str_)
@@ -130,7 +139,9 @@ class PlaylistTitle(Recommender):
         self._tfidf.vocabulary_ = Vocabulary(self.terms_.tolist())
         self._tfidf.idf_ = self.idf_
         self._tfidf.components_ = None
-        self._name_tfidf = self._tfidf.transform([title_terms(t) for t in self.names_.tolist()]).T.tocsr()
+        self._name_tfidf = self._tfidf.transform(
+            [title_terms(t) for t in self.names_.tolist()]
+        ).T.tocsr()
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         if self.embed is None:
@@ -146,13 +157,18 @@ class PlaylistTitle(Recommender):
         titles without it are compared by TF-IDF alone."""
         self._check_fitted()
         normal = [normalize_title(t) for t in titles]
-        sims = np.asarray((self._tfidf.transform([title_terms(t) for t in normal]) @ self._name_tfidf).todense(), np.float32)
+        sims = np.asarray(
+            (self._tfidf.transform([title_terms(t) for t in normal]) @ self._name_tfidf).todense(),
+            np.float32,
+        )
         if self.name_vectors_ is not None and self.minilm_weight > 0:
             use = np.ones(len(normal), bool) if minilm is None else np.asarray(minilm, bool)
             wanted = [i for i, t in enumerate(normal) if t and use[i]]
             if wanted:
                 vectors = self._embed([normal[i] for i in wanted])
-                sims[wanted] = (1 - self.minilm_weight) * sims[wanted] + self.minilm_weight * (vectors @ self.name_vectors_.T)
+                sims[wanted] = (1 - self.minilm_weight) * sims[wanted] + self.minilm_weight * (
+                    vectors @ self.name_vectors_.T
+                )
         sims[[i for i, t in enumerate(normal) if not t]] = 0
         return np.maximum(sims, 0)
 
@@ -164,12 +180,15 @@ class PlaylistTitle(Recommender):
         keep = (ids >= 0) & (vals > 0)
         rows = np.repeat(np.arange(len(titles)), k).reshape(len(titles), k)[keep]
         return sp.csr_matrix(
-            (np.power(vals[keep], self.power).astype(np.float32), (rows, ids[keep])), shape=sims.shape
+            (np.power(vals[keep], self.power).astype(np.float32), (rows, ids[keep])),
+            shape=sims.shape,
         )
 
     def score_titles(self, titles: Sequence[str], minilm: np.ndarray | None = None) -> np.ndarray:
         """(len(titles), n_items) float32 (``minilm``: see `similarity`)."""
-        return np.asarray((self.name_votes(titles, minilm) @ self.name_items_).todense(), np.float32)
+        return np.asarray(
+            (self.name_votes(titles, minilm) @ self.name_items_).todense(), np.float32
+        )
 
     def score(
         self, userids: np.ndarray, user_items: sp.csr_matrix, recalculate_user: bool = False

@@ -80,7 +80,9 @@ class ItemTexts:
         for i, tag, user in zip(self.tag_item, self.tag_text, self.tag_user, strict=True):
             if exclude_user is None or user != exclude_user:
                 docs[i].extend(tag_terms(tag))
-        for i, text, owner in zip(self.playlist_item, self.playlist_text, self.playlist_owner, strict=True):
+        for i, text, owner in zip(
+            self.playlist_item, self.playlist_text, self.playlist_owner, strict=True
+        ):
             if exclude_user is None or owner != exclude_user:
                 docs[i].extend(words(text))
         return docs
@@ -94,12 +96,16 @@ class ItemTexts:
         items = list(range(len(self.item_ids)))
         users: list[str | None] = [None] * len(self.item_ids)
         weights = [1.0] * len(self.item_ids)
-        for i, tag, user, weight in zip(self.tag_item, self.tag_text, self.tag_user, self.tag_weight, strict=True):
+        for i, tag, user, weight in zip(
+            self.tag_item, self.tag_text, self.tag_user, self.tag_weight, strict=True
+        ):
             terms.append(tag_terms(tag))
             items.append(int(i))
             users.append(user)
             weights.append(float(weight) if weight == weight else 1.0)
-        for i, text, owner in zip(self.playlist_item, self.playlist_text, self.playlist_owner, strict=True):
+        for i, text, owner in zip(
+            self.playlist_item, self.playlist_text, self.playlist_owner, strict=True
+        ):
             terms.append(words(text))
             items.append(int(i))
             users.append(owner)
@@ -110,12 +116,18 @@ class ItemTexts:
         """Each item's text as prose for a sentence encoder: catalogue text, then its most used
         tags (most first, at most ``max_tags``), then its most frequent playlist names."""
         tag_counts: list[dict[str, float]] = [{} for _ in self.item_ids]
-        for i, tag, user, weight in zip(self.tag_item, self.tag_text, self.tag_user, self.tag_weight, strict=True):
+        for i, tag, user, weight in zip(
+            self.tag_item, self.tag_text, self.tag_user, self.tag_weight, strict=True
+        ):
             if exclude_user is None or user != exclude_user:
                 key = tag.strip().lower()
-                tag_counts[i][key] = tag_counts[i].get(key, 0.0) + (weight if weight == weight else 1.0)
+                tag_counts[i][key] = tag_counts[i].get(key, 0.0) + (
+                    weight if weight == weight else 1.0
+                )
         lists: list[dict[str, int]] = [{} for _ in self.item_ids]
-        for i, text, owner in zip(self.playlist_item, self.playlist_text, self.playlist_owner, strict=True):
+        for i, text, owner in zip(
+            self.playlist_item, self.playlist_text, self.playlist_owner, strict=True
+        ):
             if exclude_user is None or owner != exclude_user:
                 lists[i][text] = lists[i].get(text, 0) + 1
         out = []
@@ -167,7 +179,11 @@ def load_item_texts(store: Store, items: Sequence[str] | None = None) -> ItemTex
     rows = [(index[r[0]], r[1], r[2], r[3]) for r in tag_rows if r[0] in index]
     if rows:
         item, tag, user, weight = zip(*rows, strict=True)
-        texts.tag_item, texts.tag_text, texts.tag_user = np.array(item, np.int64), list(tag), list(user)
+        texts.tag_item, texts.tag_text, texts.tag_user = (
+            np.array(item, np.int64),
+            list(tag),
+            list(user),
+        )
         texts.tag_weight = np.array(weight, np.float64)
     playlist_rows = conn.execute(
         """
@@ -179,7 +195,11 @@ def load_item_texts(store: Store, items: Sequence[str] | None = None) -> ItemTex
     rows = [(index[r[0]], r[2], r[3]) for r in playlist_rows if r[0] in index and r[2]]
     if rows:
         item, text, owner = zip(*rows, strict=True)
-        texts.playlist_item, texts.playlist_text, texts.playlist_owner = np.array(item, np.int64), list(text), list(owner)
+        texts.playlist_item, texts.playlist_text, texts.playlist_owner = (
+            np.array(item, np.int64),
+            list(text),
+            list(owner),
+        )
     return texts
 
 
@@ -193,7 +213,9 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.terms)
 
-    def counts(self, docs: Sequence[Sequence[str]], weights: Sequence[float] | None = None) -> sp.csr_matrix:
+    def counts(
+        self, docs: Sequence[Sequence[str]], weights: Sequence[float] | None = None
+    ) -> sp.csr_matrix:
         """(len(docs), len(self)) term counts; unknown terms are ignored."""
         rows, cols, vals = [], [], []
         for r, doc in enumerate(docs):

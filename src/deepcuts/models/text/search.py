@@ -48,7 +48,9 @@ class TextSearch:
         self.by = by
         self.encoder = encoder
 
-    def fit(self, texts: ItemTexts, progress: Callable[[int, int], None] | None = None) -> TextSearch:
+    def fit(
+        self, texts: ItemTexts, progress: Callable[[int, int], None] | None = None
+    ) -> TextSearch:
         if self.by not in TEXT_VIEWS:
             raise ValueError(f"by must be one of {', '.join(TEXT_VIEWS)}, not {self.by!r}")
         if len(texts) == 0:
@@ -74,7 +76,9 @@ class TextSearch:
             parts.append(embeddings @ self.embeddings_.T)
         return np.mean(parts, axis=0)
 
-    def _hits(self, scores: np.ndarray, n: int, kind: str | None, skip: int | None = None) -> list[Hit]:
+    def _hits(
+        self, scores: np.ndarray, n: int, kind: str | None, skip: int | None = None
+    ) -> list[Hit]:
         scores = scores.copy()
         if kind is not None:
             scores[self.kinds_ != kind] = -np.inf

@@ -97,8 +97,11 @@ class SentenceEncoder:
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             out[chunk] = self.model.encode(
-                [texts[i] for i in chunk], batch_size=self.batch_size, convert_to_numpy=True,
-                normalize_embeddings=True, show_progress_bar=False,
+                [texts[i] for i in chunk],
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
             )
             if progress:
                 progress(min(start + self.batch_size, len(todo)), len(todo))
@@ -116,7 +119,9 @@ class EmbeddingCache:
         self.path = Path(path)
         self.encoder = encoder or SentenceEncoder()
 
-    def encode(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
         keys = [_key(t) for t in texts]
         known: dict[str, np.ndarray] = {}
         if self.path.is_file():
@@ -133,7 +138,11 @@ class EmbeddingCache:
             known.update(zip((keys[i] for i in idx), vectors, strict=True))
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp.npz")
-            np.savez(tmp, keys=np.array(list(known), np.str_), vectors=np.array(list(known.values()), np.float32))
+            np.savez(
+                tmp,
+                keys=np.array(list(known), np.str_),
+                vectors=np.array(list(known.values()), np.float32),
+            )
             os.replace(tmp, self.path)
         self.last_encoded = len(firsts)
         return np.array([known[k] for k in keys], np.float32).reshape(len(keys), DIMENSION)

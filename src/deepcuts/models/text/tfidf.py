@@ -94,7 +94,9 @@ class TfidfEncoder:
             keep[order] = True
         cols = np.flatnonzero(keep)
         if len(cols) == 0:
-            raise ValueError("no term is left to weigh: the documents are empty or min_df/max_df exclude all")
+            raise ValueError(
+                "no term is left to weigh: the documents are empty or min_df/max_df exclude all"
+            )
         self.vocabulary_ = Vocabulary(vocabulary.terms[c] for c in cols)
         self.idf_ = np.log((1.0 + n_docs) / (1.0 + df[cols])) + 1.0
         self.components_ = None
@@ -135,7 +137,9 @@ class TfidfEncoder:
         norms = np.linalg.norm(z, axis=1, keepdims=True)
         return z / np.where(norms > 0, norms, 1.0)
 
-    def transform(self, docs: Sequence[str] | Sequence[Sequence[str]]) -> sp.csr_matrix | np.ndarray:
+    def transform(
+        self, docs: Sequence[str] | Sequence[Sequence[str]]
+    ) -> sp.csr_matrix | np.ndarray:
         """Unit rows, (n_docs, n_terms) sparse or (n_docs, n_components) dense."""
         return self.weigh(self.counts(docs))
 

@@ -23,7 +23,9 @@ FORMAT_VERSION = 1
 MIN_STREAM_MS = 30_000  # a stream shorter than this is a skip, not a play
 
 
-def item_sentences(store: Store, session_gap_s: int = 1800, max_length: int = 200) -> list[list[str]]:
+def item_sentences(
+    store: Store, session_gap_s: int = 1800, max_length: int = 200
+) -> list[list[str]]:
     """Playlists and listening sessions as lists of item ids (only sentences of 2 or more)."""
     conn = store.conn
     sentences: list[list[str]] = []
@@ -87,7 +89,16 @@ class Item2Vec:
     """
 
     name = "item2vec"
-    params = ("vector_size", "window", "min_count", "negative", "epochs", "sample", "workers", "random_state")
+    params = (
+        "vector_size",
+        "window",
+        "min_count",
+        "negative",
+        "epochs",
+        "sample",
+        "workers",
+        "random_state",
+    )
 
     def __init__(
         self,
@@ -116,9 +127,17 @@ class Item2Vec:
         if not sentences:
             raise ValueError("Item2Vec needs at least one sentence of two or more items")
         model = Word2Vec(
-            sentences, vector_size=self.vector_size, window=self.window, min_count=self.min_count,
-            sg=1, negative=self.negative, epochs=self.epochs, sample=self.sample,
-            workers=self.workers, seed=self.random_state, hashfxn=_stable_hash,
+            sentences,
+            vector_size=self.vector_size,
+            window=self.window,
+            min_count=self.min_count,
+            sg=1,
+            negative=self.negative,
+            epochs=self.epochs,
+            sample=self.sample,
+            workers=self.workers,
+            seed=self.random_state,
+            hashfxn=_stable_hash,
         )
         self.keys_ = np.array(model.wv.index_to_key, dtype=np.str_)
         self.vectors_ = np.asarray(model.wv.vectors, np.float32)
@@ -147,7 +166,9 @@ class Item2Vec:
             except KeyError as exc:
                 raise ModelFormatError(f"{path}: not a deepcuts model file") from exc
             if meta.get("model") != cls.name or meta.get("format_version") != FORMAT_VERSION:
-                raise ModelFormatError(f"{path}: not an {cls.name} model of format {FORMAT_VERSION}")
+                raise ModelFormatError(
+                    f"{path}: not an {cls.name} model of format {FORMAT_VERSION}"
+                )
             model = cls(**meta["params"])
             model.keys_, model.vectors_ = data["keys"], data["vectors"]
         return model

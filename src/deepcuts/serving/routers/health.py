@@ -23,7 +23,11 @@ def healthz(request: Request) -> dict[str, object]:
             "events_waiting": waiting}  # fmt: skip
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def get_metrics(request: Request) -> Response:
     """Prometheus text: requests and latency per route, the snapshot version, events waiting."""
     return Response(metrics.render(request.app.state.live), media_type="text/plain; version=0.0.4")

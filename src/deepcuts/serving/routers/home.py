@@ -22,10 +22,26 @@ def get_home(
     live: LiveDep,
     caller: CallerDep,
     config: ConfigDep,
-    hour: Annotated[int | None, Query(ge=0, le=23, description="Local hour 0-23 [default: now, UTC].")] = None,
-    weekday: Annotated[int | None, Query(ge=0, le=6, description="0 = Monday [default: today].")] = None,
-    device: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="android, ios, desktop, web, ... [default: the listener's usual one].")] = None,
-    country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2 [default: the listener's home country].")] = None,
+    hour: Annotated[
+        int | None, Query(ge=0, le=23, description="Local hour 0-23 [default: now, UTC].")
+    ] = None,
+    weekday: Annotated[
+        int | None, Query(ge=0, le=6, description="0 = Monday [default: today].")
+    ] = None,
+    device: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9_.-]{1,32}$",
+            description="android, ios, desktop, web, ... [default: the listener's usual one].",
+        ),
+    ] = None,
+    country: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z]{2}$",
+            description="ISO 3166-1 alpha-2 [default: the listener's home country].",
+        ),
+    ] = None,
 ) -> dict[str, object]:
     """Shelves in order, each titled with its explanation; every card carries the impression id
     to send back with the events that answer it, and the propensity it was shown with. The

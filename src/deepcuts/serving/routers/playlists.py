@@ -20,7 +20,9 @@ def _continue(published, title: str | None, tracks: list[str], n: int) -> dict[s
     continuer = published.continuer
     unknown = [t for t in tracks if continuer.data.items.get(t) < 0]
     if unknown:
-        raise NotFound("track", unknown[0], f"not in the published catalogue ({len(unknown)} unknown)")
+        raise NotFound(
+            "track", unknown[0], f"not in the published catalogue ({len(unknown)} unknown)"
+        )
     if not tracks and not (title or "").strip():
         raise invalid(("body", "title"), "give a title, some tracks, or both")
     found = continue_playlist(continuer, title=title, tracks=tracks, n=n)
@@ -51,6 +53,8 @@ def get_continuation(
 
 
 @router.post("/continuation", response_model=ContinuationOut, responses=ERRORS)
-def post_continuation(draft: PlaylistDraft, published: SnapshotDep, caller: CallerDep) -> dict[str, object]:
+def post_continuation(
+    draft: PlaylistDraft, published: SnapshotDep, caller: CallerDep
+) -> dict[str, object]:
     """Songs for a playlist being edited (not stored): from its title alone, its tracks, or both."""
     return _continue(published, draft.title, draft.tracks or [], draft.n)

@@ -22,7 +22,10 @@ def _items(published: Published, found: list[tuple[int, float]]) -> list[dict[st
 
 @router.get("/tracks/{track}/similar", response_model=ItemsOut, responses=ERRORS)
 def get_similar(
-    track: Annotated[str, Path(min_length=1, max_length=256)], published: SnapshotDep, caller: CallerDep, n: N = 10
+    track: Annotated[str, Path(min_length=1, max_length=256)],
+    published: SnapshotDep,
+    caller: CallerDep,
+    n: N = 10,
 ) -> dict[str, object]:
     """The items nearest the track in the published vector space."""
     found = similar_items(published, track, n)
@@ -38,7 +41,7 @@ def get_radio(
     artist: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     n: N = 25,
 ) -> dict[str, object]:
-    """"Keep the vibe going": tracks like a seed track or artist, at most 2 per artist."""
+    """ "Keep the vibe going": tracks like a seed track or artist, at most 2 per artist."""
     if (track is None) == (artist is None):
         raise invalid(("query", "track"), "give exactly one of `track` or `artist`")
     title, found = radio(published, track=track, artist=artist, n=n)
@@ -49,7 +52,9 @@ def get_radio(
 def get_search(
     published: SnapshotDep,
     caller: CallerDep,
-    q: Annotated[str, Query(min_length=1, max_length=500, description="Free text: \"rainy sunday acoustic\".")],
+    q: Annotated[
+        str, Query(min_length=1, max_length=500, description='Free text: "rainy sunday acoustic".')
+    ],
     kind: Annotated[Literal["track", "artist"] | None, Query()] = None,
     n: N = 10,
 ) -> dict[str, object]:

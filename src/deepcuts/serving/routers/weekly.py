@@ -52,8 +52,17 @@ def get_weekly(
     user: Annotated[str, Path(min_length=1, max_length=256)],
     published: SnapshotDep,
     caller: CallerDep,
-    week: Annotated[str | None, Query(pattern=r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$", description="ISO week, YYYY-Www [default: the latest list].")] = None,
-    format: Annotated[Literal["json", "jspf", "xspf", "m3u8"] | None, Query(description="Playlist format [default: from Accept, else json].")] = None,
+    week: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$",
+            description="ISO week, YYYY-Www [default: the latest list].",
+        ),
+    ] = None,
+    format: Annotated[
+        Literal["json", "jspf", "xspf", "m3u8"] | None,
+        Query(description="Playlist format [default: from Accept, else json]."),
+    ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ):
     """The 30 tracks, each with the reason it is there."""

@@ -13,11 +13,21 @@ MAX_EVENTS = 1000  # events per batch; a larger batch is refused with 413
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    event_id: str = Field(min_length=1, max_length=128, description="The client's id for this event; a repeated id is counted once.")
+    event_id: str = Field(
+        min_length=1,
+        max_length=128,
+        description="The client's id for this event; a repeated id is counted once.",
+    )
     user_id: str = Field(min_length=1, max_length=256)
-    item_id: str = Field(min_length=1, max_length=256, description="The track (or artist) acted on.")
-    at: datetime | None = Field(None, description="When it happened (ISO 8601; UTC if no offset) [default: when received].")
-    impression_id: str | None = Field(None, min_length=1, max_length=64, description="The home card this answers, if any.")
+    item_id: str = Field(
+        min_length=1, max_length=256, description="The track (or artist) acted on."
+    )
+    at: datetime | None = Field(
+        None, description="When it happened (ISO 8601; UTC if no offset) [default: when received]."
+    )
+    impression_id: str | None = Field(
+        None, min_length=1, max_length=64, description="The home card this answers, if any."
+    )
     ms_played: int | None = Field(None, ge=0, le=86_400_000, description="Milliseconds played.")
 
 
@@ -54,12 +64,17 @@ class PlaylistDraft(BaseModel):
 
     # A title, some tracks, or both: said in the schema so that clients (and schemathesis) see it.
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"anyOf": [{"required": ["title"]}, {"required": ["tracks"]}]}
+        extra="forbid",
+        json_schema_extra={"anyOf": [{"required": ["title"]}, {"required": ["tracks"]}]},
     )
 
     # Absent, never null: the schema says "a title, some tracks, or both" by `required`.
-    title: str = Field(None, max_length=500, pattern=r"\S", description="The playlist's name (\"rainy sunday\").")  # type: ignore[assignment]
-    tracks: list[str] = Field(None, min_length=1, max_length=1000, description="Its track ids, in order.")  # type: ignore[assignment]
+    title: str = Field(
+        None, max_length=500, pattern=r"\S", description='The playlist\'s name ("rainy sunday").'
+    )  # type: ignore[assignment]
+    tracks: list[str] = Field(
+        None, min_length=1, max_length=1000, description="Its track ids, in order."
+    )  # type: ignore[assignment]
     n: int = Field(500, ge=1, le=500, description="How many suggestions.")
 
     @model_validator(mode="after")

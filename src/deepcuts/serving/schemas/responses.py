@@ -17,7 +17,9 @@ class CardOut(BaseModel):
     name: str
     artist_id: str | None
     artist: str | None
-    propensity: float = Field(description="P(this card of this shelf in this slot) under the policy.")
+    propensity: float = Field(
+        description="P(this card of this shelf in this slot) under the policy."
+    )
     card_propensity: float
 
 
@@ -36,7 +38,9 @@ class ContextOut(BaseModel):
     device: str
     country: str
     has_user_vector: bool
-    session_genre: str | None = Field(None, description="What the listener's current session plays most.")
+    session_genre: str | None = Field(
+        None, description="What the listener's current session plays most."
+    )
     session_plays: int | None = None
 
 
@@ -124,7 +128,7 @@ class SuggestionOut(BaseModel):
     name: str
     artist: str | None
     score: float
-    reason: str = Field(description="Why it fits (\"often follows X in playlists\", ...).")
+    reason: str = Field(description='Why it fits ("often follows X in playlists", ...).')
     source: str
 
 
