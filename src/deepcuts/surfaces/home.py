@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from deepcuts.bandit.impressions import (
     join_rewards,
-    log_impressions,
     pending_impressions,
     rewarded_impressions,
 )
@@ -35,8 +33,6 @@ from deepcuts.bandit.types import (
     Card,
     Context,
     Impression,
-    Page,
-    PageLayout,
     Shelf,
 )
 from deepcuts.candidates.shelves import SHELF_KINDS, ShelfKind
@@ -643,162 +639,3 @@ def _load_learner(name: str, meta: dict, arrays: dict[str, np.ndarray]) -> Polic
         raise BanditInputError(f"learners: {name!r} is not a policy that keeps its own model")
     policy.n_updates_ = int(meta["n_updates"])
     return policy
-
-
-@dataclass
-class ServedHome:
-    """A served home page and what was done around it."""
-
-    page: Page
-    policy: Policy
-    layout: PageLayout
-    feedback: Feedback
-    n_candidates: int
-    logged: int
-    model_path: Path
-    names: dict[str, tuple[str, str | None]]  # item id -> (name, artist)
-
-    def to_dict(self) -> dict[str, object]:
-        """The page as JSON values: page id, policy, context, and shelves with their cards,
-        positions and propensities."""
-        c = self.page.context
-        shelves = []
-        by_slot = {(im.shelf_position, im.card_position): im for im in self.page.impressions}
-        for j, (shelf, order) in enumerate(zip(self.page.shelves, self.page.cards, strict=True)):
-            cards = []
-            for pos, i in enumerate(order):
-                im = by_slot[(j, pos)]
-                card = shelf.cards[i]
-                name, artist = self.names.get(card.item_id, (card.item_id, None))
-                cards.append(
-                    {
-                        "position": pos,
-                        "item_id": card.item_id,
-                        "kind": card.kind,
-                        "name": name,
-                        "artist": artist,
-                        "card_propensity": round(float(im.card_propensity), 6),
-                        "propensity": round(float(im.propensity), 8),
-                        "impression_id": im.impression_id,
-                    }
-                )
-            shelves.append(
-                {
-                    "position": j,
-                    "shelf_id": shelf.shelf_id,
-                    "shelf_type": shelf.shelf_type,
-                    "title": shelf.title,
-                    "shelf_propensity": round(float(by_slot[(j, 0)].shelf_propensity), 6),
-                    "cards": cards,
-                }
-            )
-        return {
-            "page_id": self.page.page_id,
-            "user_id": c.user_id,
-            "served_at": self.page.impressions[0].served_at.isoformat()
-            if self.page.impressions
-            else None,
-            "policy": self.policy.describe(),
-            "layout": {"shelves": self.layout.n_shelves, "cards": self.layout.n_cards},
-            "context": {
-                "hour": c.hour,
-                "weekday": c.weekday,
-                "device": c.device,
-                "country": c.country,
-                "has_user_vector": c.user_vector is not None,
-                **{k: v for k, v in c.features.items()},
-            },
-            "candidate_shelves": self.n_candidates,
-            "shelves": shelves,
-            "feedback": asdict(self.feedback),
-            "logged": self.logged,
-            "model": str(self.model_path),
-        }
-
-
-def item_names(store: Store, item_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
-    """(name, artist name) of each item: a track's title and artist, or an artist's name."""
-    if not item_ids:
-        return {}
-    store.conn.register("_items", pd.DataFrame({"item_id": pd.Series(list(item_ids), dtype=str)}))
-    try:
-        rows = store.conn.execute(
-            """
-            SELECT i.item_id, coalesce(t.name, a2.name, i.item_id), coalesce(a.name, a2.name)
-            FROM _items i
-            LEFT JOIN tracks t ON t.track_id = i.item_id
-            LEFT JOIN artists a ON a.artist_id = t.artist_id
-            LEFT JOIN artists a2 ON a2.artist_id = i.item_id
-            """
-        ).fetchall()
-    finally:
-        store.conn.unregister("_items")
-    return {r[0]: (r[1], r[2]) for r in rows}
-
-
-def serve_home(
-    store: Store,
-    user_id: str,
-    *,
-    data: HomeData | None = None,
-    policy: str = "epsilon-greedy",
-    epsilon: float = 0.1,
-    layout: PageLayout | None = None,
-    at: datetime | None = None,
-    hour: int | None = None,
-    weekday: int | None = None,
-    device: str | None = None,
-    country: str | None = None,
-    log_page: bool = True,
-    candidates_per_shelf: int = 20,
-    random_state: int | None = 0,
-    step: Callable[[str], None] | None = None,
-) -> ServedHome:
-    """Serve ``user_id`` a home page, as BaRT does, and keep the loop going:
-
-    1. load the home reward model (``models/home-bandit.npz``; a new one the first time);
-    2. feedback: join plays since the last page to logged impressions as rewards and update
-       the model with them in micro-batches (`HomeBandit.learn`);
-    3. build the context (`user_context`) and gather every shelf source's candidate shelves;
-    4. let the policy (epsilon-greedy by default) choose and order shelves and cards;
-    5. log every shown card to the store's ``impressions`` table with its propensities (unless
-       ``log_page`` is false) and save the model.
-
-    ``at`` is the time of the visit (default now, UTC for naive values): it is when the page
-    is served and up to when plays are joined. ``data`` (`HomeData.load(store)` by default)
-    may be passed to serve many pages from one load. An unknown listener is an
-    `UnknownListener`; a store without a trained model a StoreError telling to run
-    `deepcuts train`.
-    """
-    say = step or (lambda _msg: None)
-    when = at or datetime.now(UTC)
-    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    if data is None:
-        say("loading the model and the listening data")
-        data = HomeData.load(store)
-    if data.interactions.users.get(user_id) < 0:  # before anything is written
-        raise UnknownListener(user_id)
-    bandit = HomeBandit.load(store, random_state)
-    say("joining plays to impressions and learning from them")
-    feedback = bandit.learn(store, data, now=when)
-    say("gathering shelves")
-    context = user_context(
-        data,
-        user_id,
-        at=(at or datetime.now()),
-        hour=hour,
-        weekday=weekday,
-        device=device,
-        country=country,
-    )
-    shelves = candidate_shelves(data, context, candidates_per_shelf)
-    if not shelves:
-        raise BanditInputError(f"user: no shelf source has anything for {user_id!r}")
-    say("choosing shelves and cards")
-    chooser = bandit.policy(policy, epsilon, store=store, data=data)
-    layout = layout or PageLayout()
-    page = chooser.select_page(context, shelves, layout, served_at=when)
-    logged = log_impressions(store, page.impressions) if log_page else 0
-    bandit.save()
-    names = item_names(store, [im.card.item_id for im in page.impressions])
-    return ServedHome(page, chooser, layout, feedback, len(shelves), logged, bandit.path, names)
