@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from datetime import date
 from typing import Any, TypeVar
 
 import click
@@ -155,3 +156,16 @@ class PolicyChoice(click.Choice):
     @choices.setter
     def choices(self, value: object) -> None:
         pass
+
+
+def week_monday(value: str | None) -> date:
+    """The Monday of the ISO week a ``--week YYYY-Www`` option names (this week's without one)."""
+    from deepcuts.surfaces.weekly import WeekError, parse_week
+
+    if value is None:
+        today = date.today()
+        return date.fromisocalendar(*today.isocalendar()[:2], 1)
+    try:
+        return parse_week(value)
+    except WeekError as exc:
+        raise click.BadParameter(str(exc), param_hint="--week") from exc

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
 from pathlib import Path
 
 import click
 
-from deepcuts.cli.common import err, handles_errors, log, open_store, progress_bar
+from deepcuts.cli.common import err, handles_errors, log, open_store, progress_bar, week_monday
 from deepcuts.config import secret_from_env
 from deepcuts.io.subsonic import (
     SubsonicAuthError,
@@ -17,22 +16,12 @@ from deepcuts.io.subsonic import (
     SubsonicUnreachable,
 )
 from deepcuts.surfaces.subsonic import PLAYLIST_NAME, ListenerError, sync_subsonic
-from deepcuts.surfaces.weekly import RANKERS, WeekError, parse_week
+from deepcuts.surfaces.weekly import RANKERS
 
 # Exit codes of the music server (the others are in cli.common).
 EXIT_SERVER_UNREACHABLE = 7  # nothing (or no Subsonic server) answered at --url
 EXIT_SERVER_AUTH = 8  # the server refused the user name and password
 EXIT_SERVER_ERROR = 9  # the server answered a request with an error
-
-
-def _week(value: str | None) -> date:
-    if value is None:
-        today = date.today()
-        return date.fromisocalendar(*today.isocalendar()[:2], 1)
-    try:
-        return parse_week(value)
-    except WeekError as exc:
-        raise click.BadParameter(str(exc), param_hint="--week") from exc
 
 
 @click.group()
@@ -102,7 +91,7 @@ def subsonic(ctx, url, user, password_env, listener, music_dir, week, ranker, be
     or password (with 7 and 8 the store is unchanged: both are found before anything is
     written); 9 it answered a request with an error (the week's list is then not stored).
     """
-    monday = _week(week)
+    monday = week_monday(week)
     listener = listener or user
     password = secret_from_env(password_env, "--password-env")
     if music_dir is not None and not music_dir.is_dir():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from deepcuts.cli.common import handles_errors, log, open_store, progress_bar, settings
+from deepcuts.cli.common import handles_errors, log, open_store, progress_bar, settings, week_monday
 from deepcuts.cli.engine import check_engine, engine_options, start_spark
 from deepcuts.cli.serve import maybe_publish, publish_option
 from deepcuts.engines import local
@@ -16,23 +16,11 @@ from deepcuts.store import StoreError
 from deepcuts.store.ids import resolve_user
 from deepcuts.surfaces.weekly import (
     RANKERS,
-    WeekError,
-    parse_week,
     save_lists,
     save_run,
     stored_run,
     week_name,
 )
-
-
-def _week(value: str | None) -> date:
-    if value is None:
-        today = date.today()
-        return date.fromisocalendar(*today.isocalendar()[:2], 1)
-    try:
-        return parse_week(value)
-    except WeekError as exc:
-        raise click.BadParameter(str(exc), param_hint="--week") from exc
 
 
 @click.command()
@@ -112,7 +100,7 @@ def weekly(ctx, week, user, fmt, out, model_id, ranker, ranker_id, engine, maste
     builds every list on Spark with the same code, per partition, and writes them as Parquet
     with the columns of the store's weekly_lists and weekly_notes tables.
     """
-    monday = _week(week)
+    monday = week_monday(week)
     check_engine(engine, master, spark_conf)
     if user is None and fmt != "json":
         raise click.UsageError("--format exports one list: give --user too")
