@@ -59,20 +59,26 @@ def _unit_rows(vectors: np.ndarray | None, n: int) -> np.ndarray:
     return np.where(norms > 0, vectors / np.where(norms > 0, norms, 1), 0).astype(np.float32)
 
 
+def _names_at(names: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``names[index]`` as objects, None where the index is -1 (none; ``names`` may be empty)."""
+    out = np.full(len(index), None, dtype=object)
+    known = index >= 0
+    out[known] = names[index[known]]
+    return out
+
+
 def _items_frame(store: Store, data) -> pd.DataFrame:  # data: HomeData
     cat = data.catalogue
     ids = [str(i) for i in data.interactions.items.ids]
     tracks = {r[0] for r in store.conn.execute("SELECT track_id FROM tracks").fetchall()}
     artists = {r[0] for r in store.conn.execute("SELECT artist_id FROM artists").fetchall()}
-    has_artist = cat.artist >= 0
-    artist_ids = np.where(has_artist, cat.artists[np.maximum(cat.artist, 0)], None)
-    artist_names = np.where(has_artist, cat.artist_names[np.maximum(cat.artist, 0)], None)
+    artist_ids = _names_at(cat.artists, cat.artist)
+    artist_names = _names_at(cat.artist_names, cat.artist)
     kinds = ["artist" if (i not in tracks and i in artists) else "track" for i in ids]
     # An artist item (HetRec) is its own artist, so "Best of" and radio by artist find it.
     for n, kind in enumerate(kinds):
         if kind == "artist" and artist_ids[n] is None:
             artist_ids[n], artist_names[n] = ids[n], cat.names[n]
-    has_album = cat.album >= 0
     return pd.DataFrame(
         {
             "item_id": ids,
@@ -80,9 +86,7 @@ def _items_frame(store: Store, data) -> pd.DataFrame:  # data: HomeData
             "name": [str(x) for x in cat.names],
             "artist_id": pd.Series(artist_ids, dtype=object),
             "artist_name": pd.Series(artist_names, dtype=object),
-            "album": pd.Series(
-                np.where(has_album, cat.album_names[np.maximum(cat.album, 0)], None), dtype=object
-            ),
+            "album": pd.Series(_names_at(cat.album_names, cat.album), dtype=object),
             "duration_ms": pd.array(
                 np.where(np.isfinite(cat.duration_ms), cat.duration_ms, np.nan)
             ).astype("Int64"),

@@ -70,7 +70,10 @@ class PlaylistDraft(BaseModel):
 
     # Absent, never null: the schema says "a title, some tracks, or both" by `required`.
     title: str = Field(
-        None, max_length=500, pattern=r"\S", description='The playlist\'s name ("rainy sunday").'
+        None,
+        max_length=500,
+        pattern=r"^\s*\S",
+        description='The playlist\'s name ("rainy sunday").',
     )  # type: ignore[assignment]
     tracks: list[str] = Field(
         None, min_length=1, max_length=1000, description="Its track ids, in order."
