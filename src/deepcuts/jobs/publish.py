@@ -99,6 +99,32 @@ def _items_frame(store: Store, data) -> pd.DataFrame:  # data: HomeData
     )
 
 
+def _with_cold_vectors(store: Store, item_ids: list[str], vectors: np.ndarray) -> np.ndarray:
+    """Unit CF vectors, where an item has none (nobody played it) the one the registered content
+    model predicts from its text and audio, when that model maps into the default CF model's
+    space: so "similar", radio and the bandit's cards reach tracks nobody has played yet."""
+    from deepcuts.models.parts import load_content
+    from deepcuts.models.registry import default_model
+    from deepcuts.signals.ids import IdMap
+
+    found, cf = load_content(store), default_model(store)
+    if found is None or cf is None or found[1].params.get("cf_model") != cf.model_id:
+        return vectors
+    content = found[0]
+    if content.predicted_.shape[1] != vectors.shape[1]:
+        return vectors
+    rows = IdMap(content.items_).indices(item_ids)
+    missing = ~np.any(vectors != 0, axis=1) & (rows >= 0)
+    predicted = content.predicted_[rows[missing]]
+    vectors = vectors.copy()
+    vectors[missing] = _unit_rows(predicted, len(predicted))
+    log.info(
+        "%d items nobody played get their CF vector predicted from content",
+        int(np.any(predicted != 0, axis=1).sum()),
+    )
+    return vectors
+
+
 def _weekly_frames(store: Store, item_index: dict[str, int]) -> tuple[pd.DataFrame, pd.DataFrame]:
     weekly = store.conn.execute(
         "SELECT user_id, week, position, item_id, reason, score, source FROM weekly_lists "
@@ -237,7 +263,11 @@ def run(store: Store, *, progress: Progress | None = None) -> PublishReport:
         "items": (PART_FILES["items"], _parquet(items)),
         "item_vectors": (
             PART_FILES["item_vectors"],
-            _npy(_unit_rows(data.item_vectors, len(items))),
+            _npy(
+                _with_cold_vectors(
+                    store, list(items["item_id"]), _unit_rows(data.item_vectors, len(items))
+                )
+            ),
         ),
         "users": (PART_FILES["users"], _parquet(users)),
         "user_vectors": (PART_FILES["user_vectors"], _npy(user_vectors)),
