@@ -24,8 +24,8 @@ install: $(VENV)/.installed
 
 # The main job: a simulated world (Monday 2026-10-05 to 2026-11-01), ingested, a model
 # trained, every listener's Discover Weekly for the week after, one list with its reasons,
-# and one listener's home screen of shelves chosen by the bandit; then the snapshot that
-# `deepcuts serve` serves is published.
+# the snapshot that `deepcuts serve` serves published, and one listener's home screen of
+# shelves chosen by the bandit from it.
 demo: install
 	$(DEEPCUTS) simulate --users 2000 --tracks 4000 --weeks 4 --seed 7 --out $(DEMO)/world
 	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb ingest native $(DEMO)/world
@@ -33,8 +33,8 @@ demo: install
 	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb train
 	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb weekly --week 2026-W45
 	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb weekly --week 2026-W45 --user u00001 --format m3u8
-	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb home --user u00001
 	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb publish
+	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb home --user u00001
 	@echo
 	@echo "Serve it:  $(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb serve --no-auth"
 	@echo "then open  http://127.0.0.1:8000/docs  (or curl http://127.0.0.1:8000/v1/users/u00001/home)"
