@@ -338,3 +338,23 @@ def test_tracks_nobody_played_are_served_through_their_predicted_vectors(store):
         similar = api.get(f"/v1/tracks/{track}/similar", params={"n": 5})
         assert similar.status_code == 200 and len(similar.json()["items"]) == 5, similar.text
         assert api.get("/v1/radio", params={"track": track, "n": 5}).status_code == 200
+
+
+def test_concurrent_pages_with_unseen_contexts_all_succeed(store):
+    """Threads serving pages at once, with devices and countries the models never saw."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    users = listeners(store, 3)
+    api = client(store, no_auth=True)
+
+    def visit(k: int) -> int:
+        params = {
+            "device": f"device{k % 7}",
+            "country": ["SE", "BR", "JP", "NG"][k % 4],
+            "hour": k % 24,
+        }
+        return api.get(f"/v1/users/{users[k % 3]}/home", params=params).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(visit, range(80)))
+    assert statuses == [200] * 80

@@ -112,9 +112,12 @@ def home_page(
         )
     # The published models: epsilon-greedy and greedy rank by the shared reward model;
     # Thompson sampling and LinUCB by their own (a fresh one until the learn job has made it).
-    chooser = published.bandit.policy(policy, epsilon)
     layout = layout or PageLayout()
-    page = chooser.select_page(context, shelves, layout, served_at=when)
+    # Scoring may grow the models' feature space (a device or card never seen): one thread at
+    # a time per published version.
+    with published.models_lock:
+        chooser = published.bandit.policy(policy, epsilon)
+        page = chooser.select_page(context, shelves, layout, served_at=when)
     return HomePage(page, chooser, layout, len(shelves), impression_records(page.impressions))
 
 

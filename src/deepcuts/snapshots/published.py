@@ -124,6 +124,9 @@ class Published:
         self._cards: dict[int, Card] = {}
         self._cards_lock = threading.Lock()
         self._continuer = None
+        # Scoring with the home models may grow their feature space (a value never seen before),
+        # which is not safe to do from two threads at once.
+        self.models_lock = threading.Lock()
         self._shelf_rows = _by_user(parts["shelves"], len(users))
         weekly: pd.DataFrame = parts["weekly"]
         self.weekly = weekly.sort_values(["user_id", "week", "position"]).reset_index(drop=True)
