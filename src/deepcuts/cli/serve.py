@@ -38,7 +38,7 @@ def _when(value: str | None, option: str) -> datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def publish_snapshot(ctx: click.Context, store) -> str:
+def publish_snapshot(store) -> str:
     """Publish from an open store with a progress bar; returns what was published, in words."""
     from deepcuts.jobs import publish
 
@@ -72,7 +72,7 @@ def maybe_publish(ctx: click.Context, store, choice: bool | None) -> None:
     if choice is None:
         choice = current_version(snapshot_root(store.path)) is not None
     if choice:  # on stderr: the job's own output (JSON, a playlist) stays clean on stdout
-        log.info("%s", publish_snapshot(ctx, store))
+        log.info("%s", publish_snapshot(store))
 
 
 @click.command()
@@ -103,7 +103,7 @@ def publish(ctx: click.Context, from_path: Path | None) -> None:
             except WeeklyFilesError as exc:
                 raise click.BadParameter(str(exc), param_hint="--from") from exc
             log.info("loaded %d weekly list rows from %s", rows, from_path)
-        click.echo(publish_snapshot(ctx, store))
+        click.echo(publish_snapshot(store))
 
 
 @click.command()

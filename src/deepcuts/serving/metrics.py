@@ -9,7 +9,14 @@ from __future__ import annotations
 import os
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -39,23 +46,16 @@ class _Waiting:
 
 
 def render(live) -> bytes:
-    registry = CollectorRegistry()
+    """The request metrics (every worker's, from the multiprocess files where there are
+    several; else this process's), then the live log's waiting counts, read now."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        MultiProcessCollector(registry)
+        requests = CollectorRegistry()
+        MultiProcessCollector(requests)
     else:
-        from prometheus_client import REGISTRY
-
-        registry = REGISTRY
-        text = generate_latest(registry)
-        return text + generate_latest(_single(live))
-    registry.register(_Waiting(live))
-    return generate_latest(registry)
-
-
-def _single(live) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    registry.register(_Waiting(live))
-    return registry
+        requests = REGISTRY
+    waiting = CollectorRegistry()
+    waiting.register(_Waiting(live))
+    return generate_latest(requests) + generate_latest(waiting)
 
 
 class Timer:

@@ -221,9 +221,6 @@ class Published:
             out.append(Shelf(shelf_id, shelf_type, title, tuple(self.card(i) for i in items)))
         return out
 
-    def weeks(self, user_id: str) -> list[str]:
-        return sorted({w for (u, w) in self._weekly_groups if u == user_id})
-
     def latest_week(self, user_id: str) -> str | None:
         return self._latest_week.get(user_id)
 
