@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 ACCURACY = ("recall", "ndcg", "map", "hitrate")
 BEYOND = ("coverage", "novelty", "diversity")
@@ -108,6 +107,8 @@ def intra_list_diversity(
     recs = np.asarray(recommended)
     if len(recs) > max_users:
         recs = recs[np.random.default_rng(seed).choice(len(recs), max_users, replace=False)]
+    from sklearn.preprocessing import normalize  # scikit-learn takes ~1 s to import
+
     unit = normalize(item_features.tocsr().astype(np.float32), norm="l2", axis=1)
     values = []
     for row in recs:

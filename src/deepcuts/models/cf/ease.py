@@ -7,7 +7,6 @@ import logging
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 from deepcuts.models.base import Recommender
 from deepcuts.models.cf._util import check_int, check_matrix, check_positive, positives, tfidf
@@ -98,6 +97,8 @@ class EASE(Recommender):
         Xk = X[:, items]
         G = np.asarray((Xk.T @ Xk).toarray(), dtype=np.float32)
         if self.side_weight > 0 and side is not None and side.item_tags is not None:
+            from sklearn.preprocessing import normalize  # scikit-learn takes ~1 s to import
+
             T = normalize(tfidf(side.item_tags[items]), norm="l2", axis=1)
             G += self.side_weight * np.asarray((T @ T.T).toarray(), dtype=np.float32)
         self.items_ = items.astype(np.int32)

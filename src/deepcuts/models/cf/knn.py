@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from implicit.nearest_neighbours import all_pairs_knn, bm25_weight, tfidf_weight
-from sklearn.preprocessing import normalize
 
 from deepcuts.models.base import Recommender, top_n
 from deepcuts.models.cf._util import check_int, check_matrix, check_positive, positives
@@ -62,6 +61,8 @@ class ItemKNN(Recommender):
         elif self.weighting == "tfidf":
             weighted = tfidf_weight(item_users).tocsr()
         elif self.weighting == "cosine":
+            from sklearn.preprocessing import normalize  # scikit-learn takes ~1 s to import
+
             weighted = normalize(item_users, norm="l2", axis=1)
         else:
             weighted = item_users
