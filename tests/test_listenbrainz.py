@@ -268,3 +268,30 @@ def test_wrong_token_and_other_listeners_data(world):
     bad = httpx.post(f"{url}/1/feedback/recording-feedback", json={"recording_mbid": UNKNOWN_MBID, "score": 2},
                      headers={"Authorization": f"Token {world['keys'][bob]}"})  # fmt: skip
     assert bad.status_code == 400 and "Score can have a value of 1, 0 or -1" in bad.json()["error"]
+
+
+def test_scrobbles_are_taken_before_anything_is_published(tmp_path):
+    """A server set up from nothing (step 2 of docs/self-hosted.md before the first list):
+    Navidrome's scrobbles are kept, and read back, though nothing is published yet."""
+    store = tmp_path / "fresh.duckdb"
+    cli(store, "init")
+    out = cli(store, "keys", "create", "--user", "alice").output
+    key = next(line for line in out.splitlines() if line.startswith("dc_"))
+    server = Server(store).start()
+    try:
+        client = ListenBrainz(api_base_url=server.url)
+        client.set_auth_token(key)
+        at = int(time.time()) - 60
+        client.submit_single_listen(Listen("Deep Water Song", "Nobody Yet", listened_at=at,
+                                           additional_info={"duration_ms": 215_000}))  # fmt: skip
+        [back] = client.get_listens("alice")
+        assert (back.listened_at, back.track_name, back.artist_name) == (
+            at,
+            "Deep Water Song",
+            "Nobody Yet",
+        )
+        r = httpx.get(f"{server.url}/1/user/alice/playlists/createdfor",
+                      headers={"Authorization": f"Token {key}"})  # fmt: skip
+        assert r.status_code == 503 and "publish" in r.json()["error"]
+    finally:
+        server.stop()

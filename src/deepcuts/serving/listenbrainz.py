@@ -192,8 +192,8 @@ def check_listen(listen: Any, listen_type: str, n: int = 0) -> dict[str, Any]:
 
 # -- listens to items and events ----------------------------------------------------------
 class _Names:
-    """A published catalogue's tracks by normalised (artist, title), and by msid; made once
-    per snapshot version."""
+    """Look-ups over one published snapshot, made once per version: its tracks by normalised
+    (artist, title) and by msid, which it may recommend, its weekly lists by playlist MBID."""
 
     def __init__(self, published: Published):
         items = published.items
@@ -210,6 +210,9 @@ class _Names:
         self._by_msid: dict[str, int] | None = None
         self._item_ids = items["item_id"].tolist()
         self._lock = threading.Lock()
+        self.recommendable = (
+            np.any(published.item_vectors != 0, axis=1) & (items["kind"] == "track").to_numpy()
+        )
         pairs = published.weekly[["user_id", "week"]].drop_duplicates()
         self.weekly = {
             playlist_mbid(str(u), str(w)): (str(u), str(w))
@@ -235,17 +238,19 @@ def _names(published: Published) -> _Names:
         return found
 
 
-def listen_item(published: Published, listen: dict[str, Any]) -> str:
-    """The deepcuts item a (checked) listen is of; see the module's docstring."""
+def listen_item(published: Published | None, listen: dict[str, Any]) -> str:
+    """The deepcuts item a (checked) listen is of; see the module's docstring. Without a
+    published catalogue (nothing published yet), by the listen's own ids only."""
     meta = listen["track_metadata"]
     info = meta.get("additional_info") or {}
     mbid = (meta.get("mbid_mapping") or {}).get("recording_mbid") or info.get("recording_mbid")
-    if mbid and f"mbid:recording:{mbid}" in published.item_index:
-        return f"mbid:recording:{mbid}"
     key = (normalize_title(meta["artist_name"]), normalize_title(meta["track_name"]))
-    found = _names(published).by_name.get(key)
-    if found is not None:
-        return published.item_id(found)
+    if published is not None:
+        if mbid and f"mbid:recording:{mbid}" in published.item_index:
+            return f"mbid:recording:{mbid}"
+        found = _names(published).by_name.get(key)
+        if found is not None:
+            return published.item_id(found)
     named = recording_item_id(listen, meta, info)
     if named:
         return named
@@ -253,7 +258,7 @@ def listen_item(published: Published, listen: dict[str, Any]) -> str:
 
 
 def listen_events(
-    published: Published, user_id: str, listens: Sequence[dict[str, Any]]
+    published: Published | None, user_id: str, listens: Sequence[dict[str, Any]]
 ) -> tuple[list[Event], list[TrackMeta]]:
     """The events (plays) and the track descriptions of checked listens. ms played: the
     listen's duration where it gives one, else the track's published length, else unknown
@@ -263,7 +268,7 @@ def listen_events(
         item = listen_item(published, listen)
         meta = listen["track_metadata"]
         ms = duration_ms(meta.get("additional_info") or {})
-        if ms is None and item in published.item_index:
+        if ms is None and published is not None and item in published.item_index:
             length = published.items["duration_ms"].iat[published.item_index[item]]
             ms = None if length is None or length != length else int(length)
         at = datetime.fromtimestamp(listen["listened_at"], UTC)
@@ -280,7 +285,9 @@ def playing_now_until(listen: dict[str, Any], now: datetime) -> datetime:
 
 
 # -- answers ------------------------------------------------------------------------------
-def track_metadata(published: Published, item_id: str, kept: TrackMeta | None) -> dict[str, Any]:
+def track_metadata(
+    published: Published | None, item_id: str, kept: TrackMeta | None
+) -> dict[str, Any]:
     """A track's ListenBrainz ``track_metadata``: as the client described it, else from the
     published catalogue (name, artist, album, duration and the MBID where the id is one)."""
     if kept is not None:
@@ -288,8 +295,8 @@ def track_metadata(published: Published, item_id: str, kept: TrackMeta | None) -
     info: dict[str, Any] = {"deepcuts_item_id": item_id}
     if item_id.startswith("mbid:recording:"):
         info["recording_mbid"] = item_id.removeprefix("mbid:recording:")
-    i = published.item_index.get(item_id)
-    if i is None:
+    i = None if published is None else published.item_index.get(item_id)
+    if published is None or i is None:
         return {"track_name": item_id, "artist_name": "", "additional_info": info}
     row = published.items.iloc[i]
     meta: dict[str, Any] = {
@@ -309,7 +316,7 @@ def _text(value: object) -> str | None:
 
 
 def render_listens(
-    published: Published, live: LiveLog, user_id: str, events: Sequence[Event]
+    published: Published | None, live: LiveLog, user_id: str, events: Sequence[Event]
 ) -> list[dict[str, Any]]:
     kept = live.tracks(e.item_id for e in events)
     return [
@@ -373,8 +380,7 @@ def recommendations(published: Published, live: LiveLog, user_id: str) -> list[t
     if vector is None:
         return []
     scores = published.item_vectors @ vector
-    usable = np.array([published.has_vector(i) for i in range(len(scores))], bool)
-    usable &= (published.items["kind"] == "track").to_numpy()
+    usable = _names(published).recommendable.copy()
     seen = {e.item_id for e in live.user_events(user_id, None)}
     for item in seen:
         i = published.item_index.get(item)

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from deepcuts.serving import listenbrainz as lb
-from deepcuts.serving.deps import Caller, CallerDep, LiveDep, SnapshotDep
+from deepcuts.serving.deps import Caller, CallerDep, LiveDep, SnapshotDep, get_published
 from deepcuts.serving.pages import NotFound
 from deepcuts.serving.schemas.listenbrainz import (
     FeedbackOut,
@@ -35,6 +35,7 @@ from deepcuts.serving.schemas.listenbrainz import (
     StatusOut,
     TokenOut,
 )
+from deepcuts.snapshots.published import Published
 from deepcuts.snapshots.versions import SnapshotError
 from deepcuts.store.live import Event
 
@@ -95,6 +96,18 @@ async def json_body(request: Request) -> tuple[Any, int]:
 BodyDep = Annotated[tuple[Any, int], Depends(json_body)]
 
 
+def maybe_published(request: Request) -> Published | None:
+    """The published snapshot, or None before the first `deepcuts publish` (scrobbles are
+    taken all the same)."""
+    try:
+        return get_published(request)
+    except SnapshotError:
+        return None
+
+
+MaybePublished = Annotated[Published | None, Depends(maybe_published)]
+
+
 def listener(caller: Caller) -> str:
     """Whose listens a key submits: the listener the key is for."""
     if caller.key is None or caller.key.user_id is None:
@@ -115,7 +128,10 @@ def _object(data: Any) -> dict[str, Any]:
 # -- scrobbles in -------------------------------------------------------------------------
 @router.post("/submit-listens", response_model=StatusOut)
 def submit_listens(
-    body: BodyDep, published: SnapshotDep, live: LiveDep, caller: CallerDep
+    body: BodyDep,
+    published: MaybePublished,
+    live: LiveDep,
+    caller: CallerDep,
 ) -> dict[str, str]:
     """Listens (``single`` or ``import``) become plays through the same durable path as
     ``POST /v1/events``; ``playing_now`` is kept as the listener's current track (not a
@@ -175,7 +191,7 @@ def delete_listen(body: BodyDep, live: LiveDep, caller: CallerDep) -> dict[str, 
 @router.get("/user/{user}/listens", response_model=ListensOut, response_model_exclude_none=True)
 def get_listens(
     user: UserPath,
-    published: SnapshotDep,
+    published: MaybePublished,
     live: LiveDep,
     caller: CallerDep,
     count: Count = DEFAULT_COUNT,
