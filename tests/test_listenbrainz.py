@@ -3,6 +3,7 @@ for the created-for playlists, plain HTTP as Explo and naviList read them."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -295,3 +296,35 @@ def test_scrobbles_are_taken_before_anything_is_published(tmp_path):
         assert r.status_code == 503 and "publish" in r.json()["error"]
     finally:
         server.stop()
+
+
+def test_requests_as_navidrome_sends_them(world):
+    """Navidrome's ListenBrainz agent: a GET validate-token with a `{}` body, then playing_now
+    and single listens with `tracknumber`, `track_mbid` and `artist_mbids` in additional_info,
+    to `ListenBrainz.BaseURL` + the endpoint."""
+    bob, key = world["bob"], world["keys"][world["bob"]]
+    base = world["server"].url + "/1/"
+    headers = {"Authorization": f"Token {key}"}
+    with httpx.Client(timeout=10) as http:
+        r = http.request("GET", base + "validate-token", content=b"{}", headers=headers)
+        assert r.json() == {"code": 200, "message": "Token valid.", "valid": True, "user_name": bob}
+        _, name, artist, _ = world["known"][3]
+        info = {"tracknumber": 3, "track_mbid": str(uuid.uuid4()), "artist_mbids": [""]}
+        meta = {
+            "artist_name": artist,
+            "track_name": name,
+            "release_name": "X",
+            "additional_info": info,
+        }
+        for listen_type, listen in (
+            ("playing_now", {"track_metadata": meta}),
+            ("single", {"listened_at": int(time.time()) - 5, "track_metadata": meta}),
+        ):
+            r = http.post(base + "submit-listens", headers=headers,
+                          content=json.dumps({"listen_type": listen_type, "payload": [listen]}))  # fmt: skip
+            assert r.status_code == 200 and r.json() == {"status": "ok"}, r.text
+        listens = http.get(base + f"user/{bob}/listens", headers=headers).json()["payload"]
+        assert (
+            listens["count"] == 1 and listens["listens"][0]["track_metadata"]["track_name"] == name
+        )
+        assert "artist_mbids" not in listens["listens"][0]["track_metadata"]["additional_info"]
