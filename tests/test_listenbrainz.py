@@ -103,9 +103,15 @@ def test_scrobbles_listens_feedback_and_recommendations_through_liblistenbrainz(
     assert plays[f"mbid:recording:{UNKNOWN_MBID}"]["ms_played"] == 215_000
     assert plays[k1]["event_id"] == f"lb:{now - 900}:{msid(k1)}"
 
-    # Love a track (by its deepcuts id, as recommendations give it), hate the new one (by MBID).
+    # Love a track (by its deepcuts id, as recommendations give it), hate the new one (by the
+    # msid its listen was read back with).
     client.submit_user_feedback(1, k2)
-    client.submit_user_feedback(-1, UNKNOWN_MBID)
+    r = httpx.post(
+        f"{world['server'].url}/1/feedback/recording-feedback",
+        json={"recording_msid": listens[1].recording_msid, "score": -1},
+        headers={"Authorization": f"Token {world['keys'][alice]}"},
+    )  # by its msid
+    assert r.json() == {"status": "ok"}
     feedback = client.get_user_feedback(alice, score=None, metadata=True)
     assert feedback["total_count"] == 2
     assert {(f["recording_mbid"], f["score"]) for f in feedback["feedback"]} == {

@@ -342,8 +342,8 @@ def feedback_item(published: Published, live: LiveLog, data: dict[str, Any]) -> 
     recommendations give it) or by ``recording_msid``."""
     mbid = data.get("recording_mbid")
     if isinstance(mbid, str) and mbid:
-        if mbid in published.item_index:
-            return mbid
+        if mbid in published.item_index or live.tracks([mbid]):
+            return mbid  # a deepcuts id (published, or a track a listen described)
         if is_uuid(mbid):
             return f"mbid:recording:{mbid}"
         raise LBError(400, f"recording_mbid: {mbid!r} is neither an MBID nor a deepcuts track id")
