@@ -134,7 +134,13 @@ def learn(ctx: click.Context, at: str | None, window: int, as_json: bool) -> Non
         return
     click.echo(
         f"absorbed {report.events_absorbed} events and {report.impressions_absorbed} impressions; "
-        f"{report.streamed} streamed, {report.not_streamed} not streamed; learnt from "
+        + (
+            f"{report.tracks_described} tracks described by ListenBrainz listens, "
+            f"{report.listens_deleted} listens deleted; "
+            if report.tracks_described or report.listens_deleted
+            else ""
+        )
+        + f"{report.streamed} streamed, {report.not_streamed} not streamed; learnt from "
         f"{report.learned} impressions in {report.batches} micro-batches (reward model "
         f"v{report.reward_version})"
         + (

@@ -25,7 +25,9 @@ from deepcuts.store import FileLoad, IngestCounts, Store
 EXPECTED = "a ListenBrainz listens export (listens with listened_at and track_metadata)"
 
 
-def _item_id(listen: dict, meta: dict, info: dict) -> str | None:
+def recording_item_id(listen: dict, meta: dict, info: dict) -> str | None:
+    """A listen's item: its MusicBrainz recording, else its Spotify track, else ListenBrainz's
+    message id; None where the listen carries none of them."""
     mapping = meta.get("mbid_mapping") or {}
     mbid = mapping.get("recording_mbid") or info.get("recording_mbid")
     if mbid:
@@ -35,6 +37,51 @@ def _item_id(listen: dict, meta: dict, info: dict) -> str | None:
         return "spotify:track:" + spotify.rsplit("/track/", 1)[1].split("?")[0]
     msid = listen.get("recording_msid") or info.get("recording_msid")
     return f"listenbrainz:msid:{msid}" if msid else None
+
+
+def duration_ms(info: dict) -> int | None:
+    """The track's length from ``additional_info`` (``duration_ms``, or ``duration`` in
+    seconds), None where neither is a positive number."""
+    for key, scale in (("duration_ms", 1), ("duration", 1000)):
+        value = info.get(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        try:
+            ms = int(float(value) * scale)
+        except (TypeError, ValueError):
+            continue
+        if ms > 0:
+            return ms
+    return None
+
+
+def add_track_rows(rows: Rows, line: int | None, item: str, meta: dict, info: dict) -> None:
+    """The catalogue rows a listen's ``track_metadata`` gives for its item: the track (name,
+    artist, release, duration), its artist and, where the listen names a release, its album
+    (``mbid:release:<mbid>`` where known, else by artist and release name)."""
+    artist_id, artist_name = _artist(meta, info)
+    release = meta.get("release_name")
+    album_id = None
+    if isinstance(release, str) and release.strip():
+        release_mbid = (meta.get("mbid_mapping") or {}).get("release_mbid") or info.get(
+            "release_mbid"
+        )
+        if isinstance(release_mbid, str) and release_mbid:
+            album_id = f"mbid:release:{release_mbid}"
+        else:
+            album_id = f"listenbrainz:release:{artist_name or ''}/{release.strip()}".lower()
+        rows.add("albums", line, album_id=album_id, name=release.strip(), artist_id=artist_id)
+    rows.add(
+        "tracks",
+        line,
+        track_id=item,
+        name=meta.get("track_name"),
+        artist_id=artist_id,
+        album_id=album_id,
+        duration_ms=duration_ms(info),
+    )
+    if artist_id:
+        rows.add("artists", line, artist_id=artist_id, name=artist_name)
 
 
 def _artist(meta: dict, info: dict) -> tuple[str | None, str | None]:
@@ -93,7 +140,7 @@ class ListenBrainzImporter:
             return "no user: the listen has no user_name; give the listener's id with --user"
         if named is not None and self.given is not None and named != self.given:
             warn_user_disagrees(self._warned, self._path, self.given, named, user_name)
-        item = _item_id(listen, meta, info)
+        item = recording_item_id(listen, meta, info)
         if item is None:
             return "no recording id (no recording_mbid, spotify_id or recording_msid)"
         stamp = listen.get("listened_at")
@@ -106,7 +153,6 @@ class ListenBrainzImporter:
                 return f"listened_at {stamp!r} is out of range"
         else:
             return f"listened_at {stamp!r} is not a Unix time in seconds"
-        artist_id, artist_name = _artist(meta, info)
         rows.add(
             "listens",
             line,
@@ -118,14 +164,5 @@ class ListenBrainzImporter:
             context_type=info.get("music_service_name") or info.get("music_service"),
         )
         rows.add("users", line, user_id=user_name)
-        rows.add(
-            "tracks",
-            line,
-            track_id=item,
-            name=meta.get("track_name"),
-            artist_id=artist_id,
-            duration_ms=info.get("duration_ms"),
-        )
-        if artist_id:
-            rows.add("artists", line, artist_id=artist_id, name=artist_name)
+        add_track_rows(rows, line, item, meta, info)
         return None

@@ -84,6 +84,11 @@ def track_location(
 
 def to_jspf(playlist: PlaylistExport) -> str:
     """JSPF, with the MusicBrainz playlist extension ListenBrainz uses."""
+    return json.dumps({"playlist": jspf_dict(playlist)}, indent=2, ensure_ascii=False)
+
+
+def jspf_dict(playlist: PlaylistExport) -> dict[str, object]:
+    """The JSPF ``playlist`` object of `to_jspf`, as a dict."""
     tracks = []
     for t in playlist.tracks:
         entry: dict[str, object] = {"identifier": _identifiers(t)}
@@ -110,7 +115,7 @@ def to_jspf(playlist: PlaylistExport) -> str:
     }
     if playlist.identifier:
         body["identifier"] = playlist.identifier
-    return json.dumps({"playlist": body}, indent=2, ensure_ascii=False)
+    return body
 
 
 def to_xspf(playlist: PlaylistExport) -> str:

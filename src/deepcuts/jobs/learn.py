@@ -1,8 +1,11 @@
 """The learn job: close BaRT's loop outside the request path.
 
 1. absorb the live log: accepted events into ``listens`` (plays and skips) and ``actions``
-   (saves, bans), through the store's normal load (deduplicated, quarantined if bad), and the
-   pages served into ``impressions``;
+   (saves, unsaves, bans), through the store's normal load (deduplicated, quarantined if bad);
+   the tracks the catalogue did not know, which ListenBrainz clients described when they sent
+   their listens, into ``tracks``, ``artists`` and ``albums`` (a known track is left as it is);
+   listens deleted after an earlier absorb out of ``listens``; and the pages served into
+   ``impressions``;
 2. join plays to the impressions they answer (a stream of 30 s or more is a success) and update
    the home reward model with the newly rewarded impressions, in micro-batches;
 3. publish the new weights as a new snapshot version (the other parts are carried over), so the
@@ -21,6 +24,8 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 
 from deepcuts.bandit.impressions import insert_impression_frame, records_frame
+from deepcuts.io.listenbrainz import add_track_rows
+from deepcuts.io.rows import Rows
 from deepcuts.jobs.publish import bandit_part
 from deepcuts.snapshots.published import Published
 from deepcuts.snapshots.versions import SnapshotError, current_version, publish, snapshot_root
@@ -36,6 +41,8 @@ HOME_MODEL_NAME = "home-bandit"
 @dataclass
 class LearnReport:
     events_absorbed: int = 0
+    tracks_described: int = 0  # tracks ListenBrainz clients described (new ones become entries)
+    listens_deleted: int = 0
     listens: int = 0
     actions: int = 0
     impressions_absorbed: int = 0
@@ -48,13 +55,49 @@ class LearnReport:
     published_version: int | None = None
 
 
+def absorb_tracks(store: Store, live: LiveLog) -> int:
+    """Make the tracks that ListenBrainz clients described (and the catalogue did not know)
+    catalogue entries: track, artist and album from the listen's metadata. A track the store
+    has already is a duplicate and stays as it was. Returns how many descriptions were read."""
+    waiting = live.waiting_tracks()
+    if not waiting:
+        return 0
+    rows = Rows()
+    for seq, track in waiting:
+        info = track.meta.get("additional_info")
+        add_track_rows(rows, seq, track.item_id, track.meta, info if isinstance(info, dict) else {})
+    with FileLoad(store, SOURCE, str(live.path)) as load:
+        rows.load(load, counted=("tracks",))
+    live.mark_absorbed("listen_tracks", [seq for seq, _ in waiting])
+    counts = load.counts
+    log.info("tracks described by listens: %d new, %d known, %d quarantined",
+             counts.accepted, counts.duplicates, counts.quarantined)  # fmt: skip
+    return len(waiting)
+
+
+def absorb_deletions(store: Store, live: LiveLog) -> int:
+    """Remove from the store the listens deleted after they were absorbed; returns how many."""
+    waiting = live.waiting_deletions()
+    if not waiting:
+        return 0
+    store.conn.executemany(
+        "DELETE FROM listens WHERE user_id = ? AND item_id = ? AND played_at = ? AND source = ?",
+        [
+            [user_id, item_id, at.replace(tzinfo=None), SOURCE]
+            for _, user_id, item_id, at in waiting
+        ],
+    )
+    live.mark_absorbed("deleted_listens", [seq for seq, _, _, _ in waiting])
+    return len(waiting)
+
+
 def absorb_events(store: Store, live: LiveLog) -> tuple[int, int, int]:
     """Move waiting events into the store; returns (events, listens accepted, actions accepted)."""
     waiting = live.waiting_events()
     if not waiting:
         return 0, 0, 0
     plays = [(seq, e) for seq, e in waiting if e.type in ("play", "skip")]
-    acts = [(seq, e) for seq, e in waiting if e.type in ("save", "ban")]
+    acts = [(seq, e) for seq, e in waiting if e.type in ("save", "unsave", "ban")]
     users = sorted({e.user_id for _, e in waiting})
     with FileLoad(store, SOURCE, str(live.path)) as load:
         load.add_arrow(
@@ -147,7 +190,9 @@ def run(
     from deepcuts.surfaces.home import OWN_STATE, HomeBandit
 
     report = LearnReport()
+    report.tracks_described = absorb_tracks(store, live)
     report.events_absorbed, report.listens, report.actions = absorb_events(store, live)
+    report.listens_deleted = absorb_deletions(store, live)
     report.impressions_absorbed, served_by = absorb_impressions(store, live)
     root = snapshot_root(store.path)
     if current_version(root) is None:

@@ -17,7 +17,7 @@ from deepcuts.bandit.types import BanditInputError
 from deepcuts.serving import metrics
 from deepcuts.serving.config import ServeConfig
 from deepcuts.serving.pages import NotFound
-from deepcuts.serving.routers import events, health, home, playlists, tracks, weekly
+from deepcuts.serving.routers import events, health, home, listenbrainz, playlists, tracks, weekly
 from deepcuts.snapshots.published import SnapshotReader
 from deepcuts.snapshots.versions import SnapshotError, snapshot_root
 from deepcuts.store.live import LiveLog
@@ -37,7 +37,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     app.state.config = config
     app.state.live = LiveLog.for_store(config.store)
     app.state.snapshots = SnapshotReader(snapshot_root(config.store))
-    for module in (home, weekly, tracks, playlists, events):
+    for module in (home, weekly, tracks, playlists, events, listenbrainz):
         app.include_router(module.router)
     app.include_router(health.router)
 

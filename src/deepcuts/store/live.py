@@ -13,6 +13,12 @@ processes may read and append to:
 - ``impressions``: every card a served page showed, with its propensities (the store's
   ``impressions`` row as JSON), absorbed into the store by ``deepcuts learn``.
 - ``api_keys``: only the SHA-256 of each key, with whom it is for.
+- ``listen_tracks``: what a client said about a track it sent a listen of (its ListenBrainz
+  ``track_metadata`` as JSON, by the item id the listen was given); ``deepcuts learn`` makes the
+  tracks the catalogue does not know into catalogue entries from it.
+- ``deleted_listens``: listens deleted after the store absorbed them, removed from the store's
+  ``listens`` by the next ``deepcuts learn``.
+- ``playing_now``: each listener's latest "playing now" notice (not a listen).
 
 Absorbing is idempotent: the store's loads deduplicate by key, so a learn job killed between
 the store's commit and the log's mark loses nothing and doubles nothing.
@@ -29,8 +35,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-EVENT_TYPES = ("play", "skip", "save", "ban", "click")
+EVENT_TYPES = ("play", "skip", "save", "unsave", "ban", "click")
 KEY_PREFIX = "dc_"
 
 _SCHEMA = """
@@ -58,6 +65,26 @@ CREATE TABLE IF NOT EXISTS impressions (
     absorbed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS impressions_waiting ON impressions (absorbed, seq);
+CREATE TABLE IF NOT EXISTS listen_tracks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL UNIQUE,
+    msid TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    absorbed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS listen_tracks_by_msid ON listen_tracks (msid);
+CREATE TABLE IF NOT EXISTS deleted_listens (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    absorbed INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS playing_now (
+    user_id TEXT PRIMARY KEY,
+    listen TEXT NOT NULL,
+    until TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY,
     key_hash TEXT NOT NULL UNIQUE,
@@ -120,6 +147,17 @@ class Event:
 
 
 @dataclass(frozen=True)
+class TrackMeta:
+    """What a client said about a track it played: its ListenBrainz ``track_metadata``
+    (artist_name, track_name, release_name, additional_info with MBIDs and duration), kept
+    under the item id the listen was given and that item's ListenBrainz-style msid."""
+
+    item_id: str
+    msid: str
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ApiKey:
     key_id: str
     user_id: str | None
@@ -175,9 +213,12 @@ class LiveLog:
                 setattr(self._local, name, None)
 
     # -- events ---------------------------------------------------------------------------
-    def append_events(self, events: Sequence[Event]) -> tuple[int, int]:
+    def append_events(
+        self, events: Sequence[Event], tracks: Sequence[TrackMeta] = ()
+    ) -> tuple[int, int]:
         """Write a batch durably, in one transaction; returns (new, duplicates). An event whose
-        (user, event id) is already logged is a duplicate and is not written again."""
+        (user, event id) is already logged is a duplicate and is not written again. ``tracks``:
+        what the client said about the tracks played, kept once per item (the first word)."""
         now = _iso(datetime.now(UTC))
         rows = [
             (
@@ -202,6 +243,10 @@ class LiveLog:
                 rows,
             )
             new = conn.total_changes - before
+            conn.executemany(
+                "INSERT OR IGNORE INTO listen_tracks (item_id, msid, meta) VALUES (?, ?, ?)",
+                [(t.item_id, t.msid, json.dumps(t.meta, ensure_ascii=False)) for t in tracks],
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -209,17 +254,48 @@ class LiveLog:
         return new, len(rows) - new
 
     def user_events(
-        self, user_id: str, limit: int = 50, before: datetime | None = None
+        self,
+        user_id: str,
+        limit: int | None = 50,
+        before: datetime | None = None,
+        *,
+        after: datetime | None = None,
+        types: Sequence[str] | None = None,
+        oldest_first: bool = False,
     ) -> list[Event]:
-        """A listener's accepted events, newest first (by event time, then arrival)."""
+        """A listener's accepted events, newest first (by event time, then arrival), or the
+        oldest first; only those strictly between ``after`` and ``before`` and of ``types``
+        where given."""
         sql = "SELECT * FROM events WHERE user_id = ?"
         params: list[object] = [user_id]
         if before is not None:
             sql += " AND at < ?"
             params.append(_iso(before))
-        sql += " ORDER BY at DESC, seq DESC LIMIT ?"
-        params.append(int(limit))
+        if after is not None:
+            sql += " AND at > ?"
+            params.append(_iso(after))
+        if types is not None:
+            sql += f" AND type IN ({','.join('?' * len(types))})"
+            params.extend(types)
+        order = "ASC" if oldest_first else "DESC"
+        sql += f" ORDER BY at {order}, seq {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
         return [_event(r) for r in self._query(sql, params)]
+
+    def event_range(self, user_id: str, types: Sequence[str]) -> tuple[datetime, datetime] | None:
+        """The first and the last time of a listener's events of ``types``, or None."""
+        row = (
+            self._conn()
+            .execute(
+                f"SELECT min(at), max(at) FROM events WHERE user_id = ? "
+                f"AND type IN ({','.join('?' * len(types))})",
+                [user_id, *types],
+            )
+            .fetchone()
+        )
+        return None if row[0] is None else (parse_iso(row[0]), parse_iso(row[1]))
 
     def waiting_events(self, limit: int | None = None) -> list[tuple[int, Event]]:
         """Events not yet absorbed into the store, oldest first, with their sequence numbers."""
@@ -238,7 +314,7 @@ class LiveLog:
         return {"events": int(events), "impressions": int(impressions)}
 
     def mark_absorbed(self, table: str, seqs: Iterable[int]) -> None:
-        if table not in ("events", "impressions"):
+        if table not in ("events", "impressions", "listen_tracks", "deleted_listens"):
             raise LiveLogError(f"no table {table!r} in the live log")
         seqs = list(seqs)
         conn = self._conn()
@@ -256,11 +332,78 @@ class LiveLog:
             raise
 
     def delete_event(self, user_id: str, event_id: str) -> bool:
+        """Forget an event. One the store has absorbed already is also listed in
+        ``deleted_listens``, for the next learn job to remove from the store."""
         conn = self._conn()
-        cur = conn.execute(
-            "DELETE FROM events WHERE user_id = ? AND event_id = ?", [user_id, event_id]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT item_id, at, absorbed FROM events WHERE user_id = ? AND event_id = ?",
+                [user_id, event_id],
+            ).fetchone()
+            if row is not None:
+                conn.execute(
+                    "DELETE FROM events WHERE user_id = ? AND event_id = ?", [user_id, event_id]
+                )
+                if row[2]:
+                    conn.execute(
+                        "INSERT INTO deleted_listens (user_id, item_id, at) VALUES (?, ?, ?)",
+                        [user_id, row[0], row[1]],
+                    )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return row is not None
+
+    # -- what clients said about tracks, deletions, playing now ---------------------------
+    def waiting_tracks(self) -> list[tuple[int, TrackMeta]]:
+        """Track metadata not yet absorbed into the store, oldest first."""
+        rows = self._query(
+            "SELECT seq, item_id, msid, meta FROM listen_tracks WHERE absorbed = 0 ORDER BY seq", []
         )
-        return cur.rowcount > 0
+        return [(r["seq"], TrackMeta(r["item_id"], r["msid"], json.loads(r["meta"]))) for r in rows]
+
+    def tracks(self, item_ids: Iterable[str] = (), msid: str | None = None) -> dict[str, TrackMeta]:
+        """The kept metadata of the given items, or of the item with that ``msid``, by item id."""
+        ids = list(dict.fromkeys(item_ids))
+        found: dict[str, TrackMeta] = {}
+        if msid is not None:
+            rows = self._query(
+                "SELECT item_id, msid, meta FROM listen_tracks WHERE msid = ?", [msid]
+            )
+        else:
+            rows = []
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows += self._query(
+                    "SELECT item_id, msid, meta FROM listen_tracks "
+                    f"WHERE item_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+        for r in rows:
+            found[r["item_id"]] = TrackMeta(r["item_id"], r["msid"], json.loads(r["meta"]))
+        return found
+
+    def waiting_deletions(self) -> list[tuple[int, str, str, datetime]]:
+        """Absorbed listens deleted since: (seq, user, item, time)."""
+        rows = self._query("SELECT * FROM deleted_listens WHERE absorbed = 0 ORDER BY seq", [])
+        return [(r["seq"], r["user_id"], r["item_id"], parse_iso(r["at"])) for r in rows]
+
+    def set_playing_now(self, user_id: str, listen: dict[str, object], until: datetime) -> None:
+        """Keep a listener's "playing now" notice until ``until`` (the next one replaces it)."""
+        self._conn("NORMAL").execute(
+            "INSERT OR REPLACE INTO playing_now (user_id, listen, until) VALUES (?, ?, ?)",
+            [user_id, json.dumps(listen, ensure_ascii=False), _iso(until)],
+        )
+
+    def playing_now(self, user_id: str, now: datetime | None = None) -> dict[str, object] | None:
+        """A listener's "playing now" notice while it lasts, else None."""
+        rows = self._query(
+            "SELECT listen FROM playing_now WHERE user_id = ? AND until > ?",
+            [user_id, _iso(now or datetime.now(UTC))],
+        )
+        return json.loads(rows[0]["listen"]) if rows else None
 
     # -- impressions ----------------------------------------------------------------------
     def append_impressions(self, rows: Sequence[dict[str, object]]) -> int:
