@@ -187,12 +187,12 @@ def weekly_playlist(published: Published, user_id: str, week: str | None = None)
                 "Discover Weekly for listener", user_id, "run `deepcuts weekly` and publish"
             )
     monday = parse_week(week)
-    rows = published.weekly_list(user_id, week)
+    rows = published.weekly_entries(user_id, week)
     if rows is None:
         raise NotFound(f"Discover Weekly for {user_id!r} in week", week)
     fields = published.track_fields
     tracks = []
-    for item, reason, score in zip(rows["item"], rows["reason"], rows["score"], strict=True):
+    for item, reason, score in rows:
         item_id, name, artist, album, duration_ms, location = fields(int(item))
         tracks.append(
             ExportTrack(

@@ -140,6 +140,9 @@ class Published:
         weekly: pd.DataFrame = parts["weekly"]
         self.weekly = weekly.sort_values(["user_id", "week", "position"]).reset_index(drop=True)
         self._weekly_groups = self.weekly.groupby(["user_id", "week"]).indices
+        self._weekly_columns = tuple(
+            self.weekly[c].to_numpy(dtype=object) for c in ("item", "reason", "score")
+        )
         self._latest_week: dict[str, str] = (
             self.weekly.groupby("user_id")["week"].max().to_dict() if len(self.weekly) else {}
         )
@@ -271,6 +274,16 @@ class Published:
     def weekly_list(self, user_id: str, week: str) -> pd.DataFrame | None:
         rows = self._weekly_groups.get((user_id, week))
         return None if rows is None else self.weekly.iloc[rows]
+
+    def weekly_entries(self, user_id: str, week: str) -> list[tuple[int, Any, Any]] | None:
+        """`weekly_list`'s (item, reason, score) in order, without making a frame."""
+        rows = self._weekly_groups.get((user_id, week))
+        if rows is None:
+            return None
+        items, reasons, scores = self._weekly_columns
+        return list(
+            zip(items[rows].tolist(), reasons[rows].tolist(), scores[rows].tolist(), strict=True)
+        )
 
     def weekly_note(self, user_id: str, week: str) -> str | None:
         return self._notes.get((user_id, week))
