@@ -358,3 +358,39 @@ def test_concurrent_pages_with_unseen_contexts_all_succeed(store):
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(visit, range(80)))
     assert statuses == [200] * 80
+
+
+def test_bodies_written_once_are_exactly_their_response_models(store):
+    """Home and weekly write their JSON once instead of having FastAPI validate and convert it
+    again: the body must be what the response model would have made of it, the page's logged
+    propensities must be the ones it shows, and a rendered weekly list (kept per version) is
+    kept per listener and never skips the key check."""
+    from deepcuts.serving.schemas.responses import HomeOut, WeeklyOut
+
+    user = listeners(store, 1)[0]
+    api = client(store, no_auth=True)
+    r = api.get(f"/v1/users/{user}/home", params={"device": "web"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    page = r.json()
+    assert HomeOut.model_validate(page).model_dump(mode="json") == page
+    logged = {
+        row["impression_id"]: row for _, row in LiveLog(live_log_path(store)).waiting_impressions()
+    }
+    for shelf in page["shelves"]:
+        for card in shelf["cards"]:
+            row = logged[card["impression_id"]]
+            assert (row["propensity"], row["card_propensity"], row["shelf_propensity"]) == (
+                card["propensity"], card["card_propensity"], shelf["shelf_propensity"])  # fmt: skip
+    first = api.get(f"/v1/users/{user}/weekly")
+    assert first.headers["content-type"] == "application/json"
+    weekly = first.json()
+    assert WeeklyOut.model_validate(weekly).model_dump(mode="json") == weekly
+    assert api.get(f"/v1/users/{user}/weekly").content == first.content
+    other = listeners(store, 2)[1]
+    assert api.get(f"/v1/users/{other}/weekly").json()["user_id"] == other  # keyed per listener
+    # another caller's key is refused even where the list is already rendered
+    auth = key_for(store, "--user", other)
+    keyed = client(store)
+    assert keyed.get(f"/v1/users/{user}/weekly", headers=auth).status_code == 403
+    assert keyed.get(f"/v1/users/{other}/weekly", headers=auth).json() == api.get(
+        f"/v1/users/{other}/weekly").json()  # fmt: skip

@@ -56,6 +56,70 @@ class FeatureRows:
         return FeatureRows(idx, val)
 
 
+@dataclass(frozen=True)
+class PageBlocks:
+    """The slot-free rows of every card of a page, split into the blocks they are made of.
+
+    Row ``r`` (card ``items[r]`` of shelf ``shelf_of[r]``) of `Featurizer.rows` is the
+    context's features, then its shelf's, then its card's, then the CF column: here the
+    context block is stored once, each shelf's block once, each card's features stay in the
+    featurizer's per-card cache (`card_rows` lays them out) and only the CF column is made per
+    row. A factorization machine is additive over disjoint blocks of features
+    (`FactorizationMachine.page_logits`), so a page is scored without building the
+    (rows x features) matrix, and a card's own terms can be kept between pages.
+    """
+
+    context: FeatureRows  # (1, F_context)
+    shelves: FeatureRows  # (n_shelves, F_shelf)
+    shelf_of: np.ndarray  # (n,) the shelf of each row
+    items: tuple[str, ...]  # (n,) the card of each row (its item id)
+    encoded: tuple[tuple[np.ndarray, np.ndarray], ...]  # (n,) each card's (indices, values)
+    cf: FeatureRows  # (n, 1): the CF column (index 0 on shelves without one)
+    offsets: np.ndarray  # (n_shelves + 1,) each shelf's first row
+
+    def __len__(self) -> int:
+        return len(self.shelf_of)
+
+    def card_rows(self, rows: np.ndarray | None = None) -> FeatureRows:
+        """The card features of every row (or of ``rows``), zero-padded: (n, F_card)."""
+        picked = self.encoded if rows is None else [self.encoded[r] for r in rows]
+        return _padded(picked)
+
+    def max_index(self, card_max: int | None = None) -> int:
+        """The largest feature index of any row (``card_max``, where known, for the cards)."""
+        if card_max is None:
+            card_max = max((int(i.max(initial=0)) for i, _ in self.encoded), default=0)
+        return max(
+            card_max,
+            *(int(b.indices.max(initial=0)) for b in (self.context, self.shelves, self.cf)),
+        )
+
+    def rows(self) -> FeatureRows:
+        """The same rows as one (n, F) matrix: the context, shelf, card and CF blocks side by
+        side (as `Featurizer.rows`, with a padding column on shelves without a CF column)."""
+        n = len(self)
+        ctx = np.broadcast_to(self.context.indices, (n, self.context.indices.shape[1]))
+        ctx_v = np.broadcast_to(self.context.values, ctx.shape)
+        cards = self.card_rows()
+        return FeatureRows(
+            np.hstack([ctx, self.shelves.indices[self.shelf_of], cards.indices, self.cf.indices]),
+            np.hstack([ctx_v, self.shelves.values[self.shelf_of], cards.values, self.cf.values]),
+        )
+
+
+def _padded(encoded: Sequence[tuple[np.ndarray, np.ndarray]]) -> FeatureRows:
+    """Variable-length (indices, values) rows as one zero-padded `FeatureRows`."""
+    lengths = np.fromiter((len(i) for i, _ in encoded), dtype=np.int64, count=len(encoded))
+    width = int(lengths.max(initial=0))
+    idx = np.zeros((len(encoded), width), dtype=np.int64)
+    val = np.zeros((len(encoded), width))
+    if len(encoded):
+        fill = np.arange(width)[None, :] < lengths[:, None]
+        idx[fill] = np.concatenate([i for i, _ in encoded])
+        val[fill] = np.concatenate([v for _, v in encoded])
+    return FeatureRows(idx, val)
+
+
 class FeatureSpace:
     """Names to indices, growing as new names appear. Index 0 is padding."""
 
@@ -63,6 +127,7 @@ class FeatureSpace:
         self.names: list[str] = [PAD]
         self.linear_only: list[bool] = [True]
         self._index: dict[str, int] = {PAD: 0}
+        self._linear_only_mask = np.ones(1, dtype=bool)
         for name, lin in zip(names, linear_only, strict=True):
             if name != PAD:
                 self.index(name, lin)
@@ -81,6 +146,15 @@ class FeatureSpace:
 
     def get(self, name: str) -> int | None:
         return self._index.get(name)
+
+    def linear_only_mask(self) -> np.ndarray:
+        """``linear_only`` as a bool array (extended, not rebuilt, as the space grows)."""
+        have = len(self._linear_only_mask)
+        if have < len(self.linear_only):
+            self._linear_only_mask = np.concatenate(
+                [self._linear_only_mask, np.asarray(self.linear_only[have:], dtype=bool)]
+            )
+        return self._linear_only_mask
 
     def encode(
         self, items: Sequence[tuple[str, float]], linear_only: bool = False
@@ -232,6 +306,52 @@ class Featurizer:
                 ]
                 val[r, col : col + 2] = 1.0
         return FeatureRows(idx, val)
+
+    def page_blocks(self, context: Context, shelves: Sequence[Shelf]) -> PageBlocks:
+        """The slot-free rows of every card of every shelf, as blocks (see `PageBlocks`): the
+        same features, the same values and the same new names in the same order as calling
+        `rows` for each shelf in turn (so the feature space grows the same way)."""
+        ci, cv = self.encode_context(context)
+        shelf_rows, items, encoded, cf_i, cf_v = [], [], [], [], []
+        uv = context.user_vector if self.vectors else None
+        known = self._card_cache
+        for shelf in shelves:
+            shelf_rows.append(self.space.encode(self.shelf_items(shelf)))
+            cards = shelf.cards
+            for c in cards:
+                items.append(c.item_id)
+                encoded.append(known.get(c.item_id) or self.encode_card(c))
+            n = len(cards)
+            if uv is None:
+                has = None
+            else:
+                d = len(uv)
+                has = [c.vector is not None and len(c.vector) == d for c in cards]
+            if has is not None and any(has):  # as in `rows`: a CF column only where a card has one
+                cf_i.append(
+                    np.where(has, self.space.index("cf_score"), self.space.index("cf_missing"))
+                )
+                col = np.ones(n)
+                col[np.asarray(has)] = (
+                    np.stack([c.vector for c, h in zip(cards, has, strict=True) if h]) @ uv
+                )  # type: ignore[misc]
+                cf_v.append(col)
+            else:
+                cf_i.append(np.zeros(n, dtype=np.int64))
+                cf_v.append(np.zeros(n))
+        sizes = np.array([len(s.cards) for s in shelves], dtype=np.int64)
+        return PageBlocks(
+            context=FeatureRows(ci[None, :], cv[None, :]),
+            shelves=_padded(shelf_rows),
+            shelf_of=np.repeat(np.arange(len(shelves)), sizes),
+            items=tuple(items),
+            encoded=tuple(encoded),
+            cf=FeatureRows(
+                np.concatenate(cf_i)[:, None] if cf_i else np.zeros((0, 1), dtype=np.int64),
+                np.concatenate(cf_v)[:, None] if cf_v else np.zeros((0, 1)),
+            ),
+            offsets=np.concatenate([[0], np.cumsum(sizes)]),
+        )
 
     def slot_rows(self, slots: Sequence[tuple[int, int]]) -> FeatureRows:
         """Only the slot features of each (shelf position, card position), shape (n, 2)."""

@@ -72,12 +72,16 @@ def impression_records(impressions: Iterable[Impression]) -> list[dict[str, obje
     """Impressions as rows of the ``impressions`` table, one dict each (JSON values: times as
     ISO text in UTC), e.g. for the live log."""
     rows = []
+    contexts: dict[int, tuple[object, str]] = {}  # a page's impressions share one context
     for im in impressions:
         c = im.context
+        seen = contexts.get(id(c))
+        if seen is None or seen[0] is not c:
+            seen = contexts[id(c)] = (c, _json(c.features))
         served, rewarded = _utc(im.served_at), _utc(im.reward_at)
         values = (
             im.impression_id, im.page_id, c.user_id, None if served is None else served.isoformat(),
-            int(c.hour), int(c.weekday), c.device, c.country, _json(c.features), im.shelf.shelf_id,
+            int(c.hour), int(c.weekday), c.device, c.country, seen[1], im.shelf.shelf_id,
             im.shelf.shelf_type, im.shelf.title, im.card.item_id, im.card.kind, im.card.content_type,
             _json(im.card.features), int(im.shelf_position), int(im.card_position),
             im.n_shelf_candidates, im.n_card_candidates, im.policy_id, im.policy_version,

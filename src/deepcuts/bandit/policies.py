@@ -395,9 +395,10 @@ class ThompsonSampling(Policy):
         ]
 
     def card_scores(self, context: Context, shelves: Sequence[Shelf]) -> list[Scores]:
-        rows, offsets = self.members[0].page_rows(context, shelves)
-        z = np.stack([m.logits_from_rows(rows) for m in self.members])  # (M, N)
-        return [z[:, offsets[i] : offsets[i + 1]] for i in range(len(shelves))]
+        blocks = self.members[0].page_blocks(context, shelves)
+        z = np.stack([m.logits_from_blocks(blocks) for m in self.members])  # (M, N)
+        o = blocks.offsets
+        return [z[:, o[i] : o[i + 1]] for i in range(len(shelves))]
 
     def marginals(self, scores: Scores, n_positions: int) -> np.ndarray:
         return ranking.ensemble_marginals(scores, n_positions)

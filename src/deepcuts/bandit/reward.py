@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepcuts.bandit.features import FeatureRows, FeatureSpace, Featurizer
+from deepcuts.bandit.features import FeatureRows, FeatureSpace, Featurizer, PageBlocks
 from deepcuts.bandit.types import BanditInputError, Card, Context, Impression, Shelf
 
 FORMAT_VERSION = 1
@@ -158,6 +158,7 @@ class FactorizationMachine:
         self._gw = np.zeros(0)
         self._gV = np.zeros((0, self.n_factors))
         self.n_updates_ = 0
+        self.generation_ = 0  # bumped whenever an existing feature's w or V changes
 
     def _grow(self, n: int, linear_only: np.ndarray | None) -> None:
         if not hasattr(self, "w0_"):
@@ -178,8 +179,10 @@ class FactorizationMachine:
         if linear_only is not None and len(linear_only):
             m = min(len(linear_only), len(self.linear_only_))
             newly = linear_only[:m] & ~self.linear_only_[:m]
-            self.linear_only_[:m] |= linear_only[:m]
-            self.V_[:m][newly] = 0.0
+            if newly.any():
+                self.linear_only_[:m] |= linear_only[:m]
+                self.V_[:m][newly] = 0.0
+                self.generation_ = getattr(self, "generation_", 0) + 1
 
     @property
     def n_features_(self) -> int:
@@ -200,6 +203,43 @@ class FactorizationMachine:
         """The logit of each row, shape (B,)."""
         self._grow(int(X.indices.max(initial=0)) + 1, linear_only)
         return self._forward(X)[0]
+
+    def block_terms(self, X: FeatureRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row's share of the logit, for rows that are one block of wider rows: its linear
+        term ``sum_i w_i x_i`` (B,), ``sum_i v_i x_i`` (B, k) and ``sum_i |v_i x_i|^2`` (B,)
+        (see `page_logits`). The model must already cover the rows' features (`_grow`)."""
+        Vx = self.V_[X.indices] * X.values[..., None]  # (B, F, k)
+        lin = (self.w_[X.indices] * X.values).sum(axis=1)
+        return lin, Vx.sum(axis=1), (Vx * Vx).sum(axis=(1, 2))
+
+    def page_logits(
+        self,
+        blocks: PageBlocks,
+        linear_only: np.ndarray | None = None,
+        card_terms: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None,
+    ) -> np.ndarray:
+        """The logit of each row of ``blocks`` (``decision_function(blocks.rows())``, computed
+        block by block), shape (n,).
+
+        The blocks hold disjoint features, so with ``s_b = sum_{i in b} v_i x_i``,
+        ``q_b = sum_{i in b} |v_i x_i|^2`` and ``l_b = sum_{i in b} w_i x_i`` the logit is
+        ``w0 + sum_b l_b + (|sum_b s_b|^2 - sum_b q_b) / 2``: the context's terms are computed
+        once per page and each shelf's once, not once per card. ``card_terms`` (the card
+        block's `block_terms` and its largest feature index), where given, are used instead
+        of computing the card block's."""
+        if card_terms is None:
+            self._grow(blocks.max_index() + 1, linear_only)
+            l_k, s_k, q_k = self.block_terms(blocks.card_rows())
+        else:
+            l_k, s_k, q_k, card_max = card_terms
+            self._grow(blocks.max_index(card_max) + 1, linear_only)
+        l_c, s_c, q_c = self.block_terms(blocks.context)
+        l_s, s_s, q_s = self.block_terms(blocks.shelves)
+        l_f, s_f, q_f = self.block_terms(blocks.cf)
+        of = blocks.shelf_of
+        s = s_c + s_s[of] + s_k + s_f
+        inter = 0.5 * ((s * s).sum(axis=1) - (q_c + q_s[of] + q_k + q_f))
+        return self.w0_ + l_c + l_s[of] + l_k + l_f + inter
 
     def predict_proba(self, X: FeatureRows, linear_only: np.ndarray | None = None) -> np.ndarray:
         """P(success) of each row, shape (B,)."""
@@ -252,6 +292,7 @@ class FactorizationMachine:
 
     def _apply(self, X: FeatureRows, g: np.ndarray, s: np.ndarray, Vx: np.ndarray) -> None:
         """The AdaGrad update for dL/dz = ``g`` (B,), given the forward pass's s and Vx."""
+        self.generation_ = getattr(self, "generation_", 0) + 1
         idx, val = X.indices, X.values
         lr = self.learning_rate
         # bias
@@ -444,6 +485,31 @@ class TrainingRows:
     card_position: np.ndarray
 
 
+class _CardTerms:
+    """Cards' `FactorizationMachine.block_terms` for one model state: a row per card."""
+
+    def __init__(self, fm: FactorizationMachine, generation: int, k: int):
+        self.fm, self.generation = fm, generation
+        self.row: dict[str, int] = {}
+        self.lin, self.s, self.q = np.zeros(0), np.zeros((0, k)), np.zeros(0)
+        self.max = np.zeros(0, dtype=np.int64)
+
+    def add(
+        self, items: list[str], rows: FeatureRows, lin: np.ndarray, s: np.ndarray, q: np.ndarray
+    ) -> None:
+        n = len(self.row)
+        if n + len(items) > len(self.lin):  # grow by doubling
+            cap = max(2 * len(self.lin), n + len(items), 256)
+            self.lin = np.resize(self.lin, cap)
+            self.s = np.resize(self.s, (cap, self.s.shape[1]))
+            self.q = np.resize(self.q, cap)
+            self.max = np.resize(self.max, cap)
+        end = n + len(items)
+        self.lin[n:end], self.s[n:end], self.q[n:end] = lin, s, q
+        self.max[n:end] = rows.indices.max(axis=1, initial=0)
+        self.row.update(zip(items, range(n, end), strict=True))
+
+
 class RewardModel:
     """P(stream) of a card of a shelf in a slot for a context: BaRT's reward model.
 
@@ -485,13 +551,14 @@ class RewardModel:
         self.fm._init()
         self.examination = Examination(examination_rate)
         self.extra: dict[str, object] = {}  # metadata saved with the model (see `save`)
+        self._terms: dict | None = None  # cards' logit terms kept between pages (`_card_terms`)
 
     @property
     def space(self) -> FeatureSpace:
         return self.featurizer.space
 
     def _linear_only(self) -> np.ndarray:
-        return np.asarray(self.space.linear_only, dtype=bool)
+        return self.space.linear_only_mask()
 
     # -- scoring --------------------------------------------------------------------------
     def page_rows(
@@ -505,11 +572,46 @@ class RewardModel:
     def logits_from_rows(self, rows: FeatureRows) -> np.ndarray:
         return self.fm.decision_function(rows, self._linear_only())
 
+    def page_blocks(self, context: Context, shelves: Sequence[Shelf]) -> PageBlocks:
+        """`page_rows` as blocks (context and shelves once each), for `logits_from_blocks`."""
+        return self.featurizer.page_blocks(context, shelves)
+
+    def logits_from_blocks(self, blocks: PageBlocks) -> np.ndarray:
+        return self.fm.page_logits(blocks, self._linear_only(), self._card_terms(blocks))
+
+    def _card_terms(self, blocks: PageBlocks) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The card block's `FactorizationMachine.block_terms` and its largest feature index,
+        kept per card between pages for as long as the model's weights do not change (a
+        served snapshot's model changes only by growing; a learning step drops what was kept)."""
+        fm, lin = self.fm, self._linear_only()
+        kept = self._terms
+        if kept is None or kept.fm is not fm or kept.generation != fm.generation_:
+            kept = self._terms = _CardTerms(fm, fm.generation_, fm.n_factors)
+        at = np.fromiter((kept.row.get(i, -1) for i in blocks.items), np.int64, len(blocks))
+        new: dict[str, int] = {}
+        for r in np.flatnonzero(at < 0):  # each new card once, where it first appears
+            new.setdefault(blocks.items[r], int(r))
+        new_rows = blocks.card_rows(np.fromiter(new.values(), np.int64, len(new))) if new else None
+        card_max = int(kept.max[at[at >= 0]].max(initial=0))
+        if new_rows is not None:
+            card_max = max(card_max, int(new_rows.indices.max(initial=0)))
+        fm._grow(blocks.max_index(card_max) + 1, lin)
+        if kept.generation != fm.generation_:  # growing changed weights: start again
+            self._terms = None
+            return self._card_terms(blocks)
+        if new_rows is not None:
+            kept.add(list(new), new_rows, *fm.block_terms(new_rows))
+            at = np.fromiter((kept.row[i] for i in blocks.items), np.int64, len(blocks))
+        return kept.lin[at], kept.s[at], kept.q[at], card_max
+
     def card_logits(self, context: Context, shelves: Sequence[Shelf]) -> list[np.ndarray]:
-        """Slot-free logits of each shelf's cards (one array per shelf): the ranking score."""
-        rows, offsets = self.page_rows(context, shelves)
-        z = self.logits_from_rows(rows)
-        return [z[offsets[i] : offsets[i + 1]] for i in range(len(shelves))]
+        """Slot-free logits of each shelf's cards (one array per shelf): the ranking score.
+        The same as `logits_from_rows` of `page_rows`, computed block by block (one pass
+        over the page, the context's and each shelf's terms once)."""
+        blocks = self.page_blocks(context, shelves)
+        z = self.logits_from_blocks(blocks)
+        o = blocks.offsets
+        return [z[o[i] : o[i + 1]] for i in range(len(shelves))]
 
     def at_slot(self, logits: np.ndarray, shelf_position: int, card_position: int) -> np.ndarray:
         """P(stream) of cards with these slot-free ``logits`` shown at one slot."""

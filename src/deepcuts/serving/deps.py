@@ -41,11 +41,15 @@ def invalid(loc: tuple[str | int, ...], message: str) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message}])
 
 
-def get_config(request: Request) -> ServeConfig:
+# The two look-ups that only read app state are coroutines, so FastAPI runs them on the event
+# loop instead of handing each to a worker thread and back (two thread hops a request fewer);
+# the snapshot (which may load a new version) and the key check (a read of the live log) stay
+# in threads.
+async def get_config(request: Request) -> ServeConfig:
     return request.app.state.config
 
 
-def get_live(request: Request) -> LiveLog:
+async def get_live(request: Request) -> LiveLog:
     return request.app.state.live
 
 

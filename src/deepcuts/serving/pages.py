@@ -187,27 +187,21 @@ def weekly_playlist(published: Published, user_id: str, week: str | None = None)
                 "Discover Weekly for listener", user_id, "run `deepcuts weekly` and publish"
             )
     monday = parse_week(week)
-    rows = published.weekly_list(user_id, week)
+    rows = published.weekly_entries(user_id, week)
     if rows is None:
         raise NotFound(f"Discover Weekly for {user_id!r} in week", week)
-    items = published.items
+    fields = published.track_fields
     tracks = []
-    for item, reason, score in zip(rows["item"], rows["reason"], rows["score"], strict=True):
-        r = items.iloc[int(item)]
+    for item, reason, score in rows:
+        item_id, name, artist, album, duration_ms, location = fields(int(item))
         tracks.append(
             ExportTrack(
-                str(r["item_id"]),
-                str(r["name"]),
-                None
-                if r["artist_name"] is None or r["artist_name"] != r["artist_name"]
-                else str(r["artist_name"]),
-                None if r["album"] is None or r["album"] != r["album"] else str(r["album"]),
-                None
-                if r["duration_ms"] is None or r["duration_ms"] != r["duration_ms"]
-                else int(r["duration_ms"]),
-                None
-                if r["location"] is None or r["location"] != r["location"]
-                else str(r["location"]),
+                item_id,
+                name,
+                artist,
+                album,
+                duration_ms,
+                location,
                 None if reason is None else str(reason),
                 None if score is None else float(score),
             )

@@ -34,6 +34,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +120,18 @@ class Published:
         self._artist_ids = items["artist_id"].to_numpy(dtype=object)
         self._kinds = items["kind"].to_numpy(dtype=object)
         self._genres = items["genre"].to_numpy(dtype=object)
+        self._albums = items["album"].to_numpy(dtype=object)
+        durations = items["duration_ms"]
+        self._durations = durations.astype(object).where(durations.notna(), None).to_numpy()
+        self._locations = items["location"].to_numpy(dtype=object)
         self._popularity = items["log_popularity"].to_numpy(dtype=np.float64)
         self._has_vector = np.any(self.item_vectors != 0, axis=1)
         self._profiles = users.to_dict("records")
         self._cards: dict[int, Card] = {}
         self._cards_lock = threading.Lock()
+        self._shelves: dict[int, list[Shelf]] = {}  # each listener's candidate shelves, once made
+        self._answers: OrderedDict[tuple, Any] = OrderedDict()  # `memo`
+        self._answers_lock = threading.Lock()
         self._continuer = None
         # Scoring with the home models may grow their feature space (a value never seen before),
         # which is not safe to do from two threads at once.
@@ -131,6 +140,9 @@ class Published:
         weekly: pd.DataFrame = parts["weekly"]
         self.weekly = weekly.sort_values(["user_id", "week", "position"]).reset_index(drop=True)
         self._weekly_groups = self.weekly.groupby(["user_id", "week"]).indices
+        self._weekly_columns = tuple(
+            self.weekly[c].to_numpy(dtype=object) for c in ("item", "reason", "score")
+        )
         self._latest_week: dict[str, str] = (
             self.weekly.groupby("user_id")["week"].max().to_dict() if len(self.weekly) else {}
         )
@@ -186,6 +198,21 @@ class Published:
             "artist": None if _missing(artist) else str(artist),
         }
 
+    def track_fields(
+        self, item: int
+    ) -> tuple[str, str, str | None, str | None, int | None, str | None]:
+        """An item as a playlist entry: (item_id, name, artist, album, duration_ms, location),
+        None where the catalogue has nothing."""
+        duration = self._durations[item]
+        return (
+            str(self._item_ids[item]),
+            str(self._names[item]),
+            None if _missing(self._artist_names[item]) else str(self._artist_names[item]),
+            None if _missing(self._albums[item]) else str(self._albums[item]),
+            None if _missing(duration) else int(duration),
+            None if _missing(self._locations[item]) else str(self._locations[item]),
+        )
+
     def user_profile(self, user: int) -> dict[str, Any]:
         """The listener's published usual context: user_id, device, country, session."""
         return self._profiles[user]
@@ -212,14 +239,34 @@ class Published:
         return vector if np.any(vector) else None
 
     def shelves(self, user: int) -> list[Shelf]:
-        """The listener's candidate shelves, in the order the sources offered them."""
+        """The listener's candidate shelves, in the order the sources offered them (made once
+        per listener and version: shelves are immutable)."""
+        made = self._shelves.get(user)
+        if made is not None:
+            return list(made)
         rows = self._shelf_rows[user]
         if rows is None:
             return []
         out = []
         for shelf_id, shelf_type, title, items in rows:
             out.append(Shelf(shelf_id, shelf_type, title, tuple(self.card(i) for i in items)))
-        return out
+        self._shelves[user] = out
+        return list(out)
+
+    def memo(self, key: tuple, make: Callable[[], Any], size: int = 4096) -> Any:
+        """``make()``, kept for this version under ``key`` (the ``size`` most recently used):
+        for answers that depend only on the snapshot, such as a rendered Discover Weekly. An
+        exception from ``make`` is raised and nothing is kept."""
+        with self._answers_lock:
+            if key in self._answers:
+                self._answers.move_to_end(key)
+                return self._answers[key]
+        value = make()
+        with self._answers_lock:
+            self._answers[key] = value
+            if len(self._answers) > size:
+                self._answers.popitem(last=False)
+        return value
 
     def latest_week(self, user_id: str) -> str | None:
         return self._latest_week.get(user_id)
@@ -227,6 +274,16 @@ class Published:
     def weekly_list(self, user_id: str, week: str) -> pd.DataFrame | None:
         rows = self._weekly_groups.get((user_id, week))
         return None if rows is None else self.weekly.iloc[rows]
+
+    def weekly_entries(self, user_id: str, week: str) -> list[tuple[int, Any, Any]] | None:
+        """`weekly_list`'s (item, reason, score) in order, without making a frame."""
+        rows = self._weekly_groups.get((user_id, week))
+        if rows is None:
+            return None
+        items, reasons, scores = self._weekly_columns
+        return list(
+            zip(items[rows].tolist(), reasons[rows].tolist(), scores[rows].tolist(), strict=True)
+        )
 
     def weekly_note(self, user_id: str, week: str) -> str | None:
         return self._notes.get((user_id, week))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from deepcuts.bandit.types import PageLayout
 from deepcuts.serving.deps import ERRORS, CallerDep, ConfigDep, LiveDep, SnapshotDep
 from deepcuts.serving.pages import home_page, page_dict
-from deepcuts.serving.schemas.responses import HomeOut
+from deepcuts.serving.schemas.responses import HomeOut, json_response
 
 router = APIRouter(prefix="/v1", tags=["home"])
 
@@ -42,7 +42,7 @@ def get_home(
             description="ISO 3166-1 alpha-2 [default: the listener's home country].",
         ),
     ] = None,
-) -> dict[str, object]:
+) -> Response:
     """Shelves in order, each titled with its explanation; every card carries the impression id
     to send back with the events that answer it, and the propensity it was shown with. The
     page is logged (with its propensities) before it is returned."""
@@ -53,4 +53,8 @@ def get_home(
         hour=hour, weekday=weekday, device=device, country=country,
     )  # fmt: skip
     live.append_impressions(served.records)
-    return page_dict(published, served)
+    page = page_dict(published, served)
+    policy: dict = page["policy"]  # type: ignore[assignment]
+    # exactly HomeOut's fields (PolicyOut's), so the body needs no second validation
+    page["policy"] = {k: policy.get(k) for k in ("policy_id", "version", "epsilon")}
+    return json_response(page)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from deepcuts.io.playlists import export
 from deepcuts.serving.deps import ERRORS, CallerDep, SnapshotDep
 from deepcuts.serving.pages import NotFound, weekly_playlist
-from deepcuts.serving.schemas.responses import WeeklyOut
+from deepcuts.serving.schemas.responses import WeeklyOut, json_response
 from deepcuts.surfaces.weekly import WeekError, parse_week, week_name
 
 router = APIRouter(prefix="/v1", tags=["weekly"])
@@ -72,19 +72,27 @@ def get_weekly(
             week = week_name(parse_week(week))
         except WeekError as exc:
             raise NotFound("week", week, str(exc)) from exc  # e.g. W53 of a year without one
-    playlist = weekly_playlist(published, user, week)
     fmt = _format(format, accept)
-    if fmt != "json":
-        return Response(export(playlist, fmt), media_type=MEDIA_TYPES[fmt])
-    name = playlist.title.removeprefix("Discover Weekly ")
-    return {
-        "user_id": user,
-        "week": name,
-        "title": playlist.title,
-        "annotation": playlist.annotation,
-        "tracks": [
-            {"position": n, "item_id": t.item_id, "name": t.title, "artist": t.artist,
-             "album": t.album, "duration_ms": t.duration_ms, "reason": t.reason, "score": t.score}
-            for n, t in enumerate(playlist.tracks)
-        ],
-    }  # fmt: skip
+
+    def render() -> tuple[bytes, str]:
+        playlist = weekly_playlist(published, user, week)
+        if fmt != "json":
+            return export(playlist, fmt).encode("utf-8"), MEDIA_TYPES[fmt]
+        name = playlist.title.removeprefix("Discover Weekly ")
+        body = {
+            "user_id": user,
+            "week": name,
+            "title": playlist.title,
+            "annotation": playlist.annotation,
+            "tracks": [
+                {"position": n, "item_id": t.item_id, "name": t.title, "artist": t.artist,
+                 "album": t.album, "duration_ms": t.duration_ms, "reason": t.reason, "score": t.score}
+                for n, t in enumerate(playlist.tracks)
+            ],
+        }  # fmt: skip
+        response = json_response(body)  # exactly WeeklyOut's fields
+        return response.body, response.media_type  # type: ignore[return-value]
+
+    # A list is fixed for a published version: render it once per (listener, week, format).
+    body, media_type = published.memo(("weekly", user, week, fmt), render)
+    return Response(body, media_type=media_type)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from fastapi import Response
 from pydantic import BaseModel, Field
 
 
@@ -135,3 +138,11 @@ class SuggestionOut(BaseModel):
 class ContinuationOut(BaseModel):
     title: str
     suggestions: list[SuggestionOut]
+
+
+def json_response(content: object, media_type: str = "application/json") -> Response:
+    """A JSON body serialised once, as FastAPI's own JSONResponse writes it, for routes that
+    build exactly their ``response_model``'s fields (so FastAPI need not validate and convert
+    a large answer a second time; tests check the body against the model)."""
+    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(body.encode("utf-8"), media_type=media_type)
