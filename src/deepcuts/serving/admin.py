@@ -387,7 +387,7 @@ def plots(report: AdminReport, now: datetime) -> dict[str, str]:
         ax.errorbar(rates, y, xerr=[rates - np.array(lows), np.array(highs) - rates], fmt="none",
                     ecolor="#333", capsize=3, lw=1)  # fmt: skip
     for yy, (r, n) in enumerate(zip(rates, report.per_kind["decided"], strict=True)):
-        ax.text(1.01, yy, f"{r:.0%} of {int(n)}", va="center", fontsize=7,
+        ax.text(1.01, yy, f"{r:.0%} of {int(n)}" if n else "none decided", va="center", fontsize=7,
                 transform=ax.get_yaxis_transform())  # fmt: skip
     ax.set_yticks(y, kinds)
     ax.invert_yaxis()

@@ -17,6 +17,7 @@
   };
   let user = null;
   let week = null;
+  let homeStatus = "";
 
   function headers(extra = {}) {
     const h = { ...extra };
@@ -113,7 +114,8 @@
       section.append(h2, kind, row);
       root.append(section);
     }
-    status(`${page.shelves.length} rows for ${user}, ordered by ${page.policy.policy_id} (snapshot v${page.snapshot_version}).`);
+    homeStatus = `${page.shelves.length} rows for ${user}, ordered by ${page.policy.policy_id} (snapshot v${page.snapshot_version}).`;
+    status(homeStatus);
   }
 
   async function loadWeekly() {
@@ -172,6 +174,7 @@
     for (const tab of document.querySelectorAll(".tab")) tab.setAttribute("aria-pressed", String(tab.dataset.view === view));
     for (const v of ["home", "weekly", "results"]) $(`#view-${v}`).hidden = v !== view;
     if (view === "weekly") loadWeekly();
+    else if (view === "home") status(homeStatus);
   }
 
   async function enter(who) {
