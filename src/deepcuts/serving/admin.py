@@ -28,6 +28,7 @@ import io
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +38,7 @@ import pandas as pd
 from deepcuts.bandit.feedback import feedback_from_frame
 from deepcuts.bandit.impressions import records_frame
 from deepcuts.bandit.ope import evaluate
+from deepcuts.bandit.policies import PageProbabilities
 from deepcuts.bandit.reward import SuccessRule
 from deepcuts.bandit.types import BanditInputError, Context, PageLayout
 from deepcuts.snapshots.published import Published
@@ -46,7 +48,7 @@ from deepcuts.store.live import LiveLog
 log = logging.getLogger(__name__)
 
 TARGETS = ("greedy", "epsilon-greedy", "uniform")
-MAX_OPE_PAGES = 2000  # the latest pages are evaluated; older ones are left out (said on the page)
+MAX_OPE_PAGES = 1000  # the latest pages are evaluated; older ones are left out (said on the page)
 
 
 @dataclass
@@ -137,47 +139,72 @@ def logged_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def target_probabilities(
-    published: Published, frame: pd.DataFrame, policy: str, epsilon: float, layout: PageLayout
-) -> np.ndarray:
-    """The target policy's probability of each logged card at its logged slot, on each page's
-    candidates as the published snapshot has them (0 where the card is no longer a candidate)."""
-    t = np.zeros(len(frame))
-    if policy == "uniform":
-        return 1.0 / (
+    published: Published,
+    frame: pd.DataFrame,
+    policies: Sequence[str],
+    epsilon: float,
+    layout: PageLayout,
+) -> dict[str, np.ndarray]:
+    """Each target policy's probability of each logged card at its logged slot, on each page's
+    candidates as the published snapshot has them (0 where the card is no longer a candidate).
+
+    Greedy and epsilon-greedy rank by the same published reward model, so each page's card
+    scores are computed once and each policy turns them into position probabilities."""
+    out = {p: np.zeros(len(frame)) for p in policies}
+    if "uniform" in out:
+        out["uniform"] = 1.0 / (
             frame["n_shelf_candidates"].astype(float).to_numpy()
             * frame["n_card_candidates"].astype(float).to_numpy()
         )
+    ranked = [p for p in policies if p != "uniform"]
+    if not ranked:
+        return out
+    cols = {
+        name: frame[name].tolist()
+        for name in ("user_id", "hour", "weekday", "device", "country", "context", "shelf_id",
+                     "item_id", "shelf_position", "card_position")
+    }  # fmt: skip
     with published.models_lock:
-        chooser = published.bandit.policy(policy, epsilon)
+        choosers = {p: published.bandit.policy(p, epsilon) for p in ranked}
+        scorer = next(iter(choosers.values()))
         for rows in frame.groupby("page_id", sort=False).indices.values():
-            first = frame.iloc[rows[0]]
-            u = published.user_index.get(str(first["user_id"]))
-            if u is None:
-                continue
-            shelves = published.shelves(u)
+            r0 = rows[0]
+            user = str(cols["user_id"][r0])
+            u = published.user_index.get(user)
+            shelves = published.shelves(u) if u is not None else []
             if not shelves:
                 continue
             context = Context(
-                user_id=str(first["user_id"]),
-                hour=int(first["hour"]),
-                weekday=int(first["weekday"]),
-                device=str(first["device"]),
-                country=str(first["country"]),
+                user_id=user,
+                hour=int(cols["hour"][r0]),
+                weekday=int(cols["weekday"][r0]),
+                device=str(cols["device"][r0]),
+                country=str(cols["country"][r0]),
                 user_vector=published.user_vector(u),
-                features=json.loads(first["context"] or "{}"),
+                features=json.loads(cols["context"][r0] or "{}"),
             )
-            probs = chooser.page_probabilities(context, shelves, layout)
+            scores = scorer.card_scores(context, shelves)  # as `Policy.page_probabilities`
+            k_s = min(layout.n_shelves, len(shelves))
+            probs = {
+                p: PageProbabilities(
+                    c.marginals(c.shelf_scores(scores, layout.n_cards), k_s),
+                    tuple(c.marginals(s, min(layout.n_cards, s.shape[-1])) for s in scores),
+                )
+                for p, c in choosers.items()
+            }
             shelf_at = {s.shelf_id: k for k, s in enumerate(shelves)}
             for r in rows:
-                row = frame.iloc[r]
-                s = shelf_at.get(str(row["shelf_id"]))
-                if s is None:
+                k = shelf_at.get(str(cols["shelf_id"][r]))
+                if k is None:
                     continue
-                cards = {c.item_id: k for k, c in enumerate(shelves[s].cards)}
-                c = cards.get(str(row["item_id"]))
-                if c is not None:
-                    t[r] = probs.slot(s, c, int(row["shelf_position"]), int(row["card_position"]))
-    return t
+                c = next((n for n, card in enumerate(shelves[k].cards)
+                          if card.item_id == cols["item_id"][r]), None)  # fmt: skip
+                if c is None:
+                    continue
+                j, pos = int(cols["shelf_position"][r]), int(cols["card_position"][r])
+                for p in ranked:
+                    out[p][r] = probs[p].slot(k, c, j, pos)
+    return out
 
 
 def estimate(
@@ -193,11 +220,11 @@ def estimate(
         fb = feedback_from_frame(table, source="live log")
     except Exception as exc:  # a log the estimators refuse is shown, not raised
         return [Estimate(p, error=str(exc)) for p in TARGETS], len(pages)
+    targets = target_probabilities(published, decided, TARGETS, epsilon, layout)
     out = []
     for policy in TARGETS:
         try:
-            t = target_probabilities(published, decided, policy, epsilon, layout)
-            report = evaluate(fb, target=t, target_name=policy, seed=0)
+            report = evaluate(fb, target=targets[policy], target_name=policy, seed=0)
             out.append(
                 Estimate(
                     policy,
@@ -384,7 +411,7 @@ def plots(report: AdminReport, now: datetime) -> dict[str, str]:
     ) if kinds else ((), ())  # fmt: skip
     ax.barh(y, rates, color=[colour[k] for k in kinds], height=0.6)
     if kinds:
-        ax.errorbar(rates, y, xerr=[rates - np.array(lows), np.array(highs) - rates], fmt="none",
+        ax.errorbar(rates, y, xerr=[np.maximum(rates - np.array(lows), 0), np.maximum(np.array(highs) - rates, 0)], fmt="none",
                     ecolor="#333", capsize=3, lw=1)  # fmt: skip
     for yy, (r, n) in enumerate(zip(rates, report.per_kind["decided"], strict=True)):
         ax.text(1.01, yy, f"{r:.0%} of {int(n)}" if n else "none decided", va="center", fontsize=7,
