@@ -324,6 +324,9 @@ def test_a_keyboard_alone_signs_in_and_plays_a_card(world, browser):
     browser.get(server.url + "/")
     browser.execute_script("sessionStorage.clear(); localStorage.clear();")
     browser.get(server.url + "/")
+    # Signed out: only the sign-in form (no search box, no sign-out button to reach)
+    assert not browser.find_element(By.ID, "search-q").is_displayed()
+    assert not browser.find_element(By.ID, "sign-out").is_displayed()
     body = browser.find_element(By.TAG_NAME, "body")
     body.send_keys(Keys.TAB)
 
