@@ -194,6 +194,10 @@ def test_a_listener_plays_a_shelf_and_after_learning_it_moves_up(world, browser,
         cards += len(browser.find_elements(By.CSS_SELECTOR, "#shelves .card"))
     assert sum(after) < sum(before), (target, before, after)
 
+    report = server.url + "/admin/report"
+    assert httpx.get(report).status_code == 401
+    listener = {"Authorization": f"Bearer {world['key']}"}
+    assert httpx.get(report, headers=listener).status_code == 403  # a listener's key is not enough
     # As of the learn job's time: every card's hour has passed, so every reward is decided.
     browser.get(server.url + "/admin?at=" + later.replace("+", "%2B"))
     browser.find_element(By.ID, "api-key").send_keys(world["admin"])
