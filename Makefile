@@ -37,7 +37,8 @@ demo: install
 	$(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb home --user u00001
 	@echo
 	@echo "Serve it:  $(DEEPCUTS) --store $(DEMO)/deepcuts.duckdb serve --no-auth"
-	@echo "then open  http://127.0.0.1:8000/docs  (or curl http://127.0.0.1:8000/v1/users/u00001/home)"
+	@echo "then open  http://127.0.0.1:8000/  (the listener page: pick u00001),"
+	@echo "           http://127.0.0.1:8000/admin  (the operator page) and http://127.0.0.1:8000/docs (the API)"
 
 test: install
 	$(VENV)/bin/pytest -q

@@ -17,7 +17,16 @@ from deepcuts.bandit.types import BanditInputError
 from deepcuts.serving import metrics
 from deepcuts.serving.config import ServeConfig
 from deepcuts.serving.pages import NotFound
-from deepcuts.serving.routers import events, health, home, listenbrainz, playlists, tracks, weekly
+from deepcuts.serving.routers import (
+    events,
+    health,
+    home,
+    listenbrainz,
+    playlists,
+    tracks,
+    web,
+    weekly,
+)
 from deepcuts.snapshots.published import SnapshotReader
 from deepcuts.snapshots.versions import SnapshotError, snapshot_root
 from deepcuts.store.live import LiveLog
@@ -40,6 +49,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     for module in (home, weekly, tracks, playlists, events, listenbrainz):
         app.include_router(module.router)
     app.include_router(health.router)
+    app.include_router(web.router)
 
     @app.middleware("http")
     async def measure(request: Request, call_next):

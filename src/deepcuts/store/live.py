@@ -431,6 +431,23 @@ class LiveLog:
         rows = self._query("SELECT seq, row FROM impressions WHERE absorbed = 0 ORDER BY seq", [])
         return [(r["seq"], json.loads(r["row"])) for r in rows]
 
+    def impressions_since(self, since: datetime) -> list[dict[str, object]]:
+        """Every impression served at or after ``since`` (absorbed or not), oldest first."""
+        rows = self._query(
+            "SELECT row FROM impressions WHERE served_at >= ? ORDER BY seq",
+            [_iso(since).replace("Z", "")],
+        )
+        return [json.loads(r["row"]) for r in rows]
+
+    def events_since(self, since: datetime, types: Sequence[str] = EVENT_TYPES) -> list[Event]:
+        """Every event (absorbed or not) at or after ``since`` of the given types, oldest first."""
+        marks = ",".join("?" * len(types))
+        rows = self._query(
+            f"SELECT * FROM events WHERE at >= ? AND type IN ({marks}) ORDER BY at, seq",
+            [_iso(since), *types],
+        )
+        return [_event(r) for r in rows]
+
     def impression(self, impression_id: str) -> dict[str, object] | None:
         rows = self._query("SELECT row FROM impressions WHERE impression_id = ?", [impression_id])
         return json.loads(rows[0]["row"]) if rows else None
