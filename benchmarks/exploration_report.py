@@ -239,7 +239,15 @@ def plots(
 def cmd_report(args: argparse.Namespace) -> None:
     out = Path(args.out)
     steady, shelf, drift = _load(out, "steady"), _load(out, "new-shelf"), _load(out, "drift")
+    # Section 3 comes from `ope` (on logs saved by `run --no-ope`) or from the steady run itself.
     ope = _load(out, "ope")
+    done = {o["seed"] for o in ope}
+    ope += [
+        {"seed": s["seed"], "ope": s["ope"]}
+        for s in steady
+        if s.get("ope") and s["seed"] not in done
+    ]
+    ope.sort(key=lambda o: o["seed"])
     print("## Section 1\n")
     print(steady_table(steady))
     print("## Section 2\n")
