@@ -173,9 +173,14 @@ def test_scrobbles_listens_feedback_and_recommendations_through_liblistenbrainz(
 
 
 def test_created_for_playlists_as_explo_reads_them(world):
+    """With no token, as those tools send none: created-for playlists are public, as on
+    ListenBrainz (a key that is sent still has to be valid and may reach only its listener)."""
     alice, url = world["alice"], world["server"].url
-    headers = {"Authorization": f"Token {world['keys'][alice]}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=10) as http:
+    bad = httpx.get(f"{url}/1/user/{alice}/playlists/createdfor",
+                    headers={"Authorization": "Token not-a-key"})  # fmt: skip
+    assert bad.status_code == 401 and bad.json()["code"] == 401
+    assert httpx.get(f"{url}/1/user/{alice}/listens").status_code == 401  # listens stay private
+    with httpx.Client(base_url=url, timeout=10) as http:
         r = http.get(f"/1/user/{alice}/playlists/createdfor")
         assert r.status_code == 200
         listed = r.json()["playlists"]

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from deepcuts.serving import listenbrainz as lb
-from deepcuts.serving.deps import Caller, CallerDep, LiveDep, SnapshotDep, get_published
+from deepcuts.serving.deps import Caller, CallerDep, LiveDep, SnapshotDep, get_caller, get_published
 from deepcuts.serving.pages import NotFound
 from deepcuts.serving.schemas.listenbrainz import (
     FeedbackOut,
@@ -322,11 +322,23 @@ def get_recommendations(
     }
 
 
+def public_caller(request: Request) -> Caller:
+    """Who reads a created-for playlist: anyone without an Authorization header, as on
+    ListenBrainz, where these playlists are public and the tools that mirror them (Explo,
+    naviList, Navidrome's plugins) send no token; a key that is sent is checked as anywhere."""
+    if request.headers.get("authorization") is None:
+        return Caller(None, open_access=True)
+    return get_caller(request)
+
+
+PublicCallerDep = Annotated[Caller, Depends(public_caller)]
+
+
 @router.get("/user/{user}/playlists/createdfor", response_model=PlaylistsOut)
 def get_created_for(
     user: UserPath,
     published: SnapshotDep,
-    caller: CallerDep,
+    caller: PublicCallerDep,
     count: Count = DEFAULT_COUNT,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -341,7 +353,9 @@ def get_created_for(
 
 
 @router.get("/playlist/{playlist_mbid}", response_model=PlaylistOut)
-def get_playlist(playlist_mbid: str, published: SnapshotDep, caller: CallerDep) -> dict[str, Any]:
+def get_playlist(
+    playlist_mbid: str, published: SnapshotDep, caller: PublicCallerDep
+) -> dict[str, Any]:
     """A whole playlist as JSPF: its tracks with ``identifier`` (recording URLs), ``title``,
     ``creator``, ``album``, ``duration``. Another listener's is not found, as ListenBrainz
     answers for a private playlist."""
