@@ -85,7 +85,9 @@ def admin_report(
     days: Annotated[int, Query(ge=1, le=90)] = 7,
     at: Annotated[
         datetime | None,
-        Query(description="As of this time (ISO 8601), as `deepcuts learn --at` [default: now]."),
+        Query(
+            description="As of this time (ISO 8601), like `deepcuts learn --at TIME` [default: now]."
+        ),
     ] = None,
 ) -> HTMLResponse:
     """The operator's figures as an HTML fragment (plots as inline SVG): admin keys only."""
