@@ -213,15 +213,19 @@ def test_top_n_breaks_ties_by_index_whatever_n():
     """Ties go to the lower index, at the cut too: the best n are the first n of the best
     n + 1, so a list cannot change with the batch it was computed in."""
     rng = np.random.default_rng(0)
-    scores = rng.integers(0, 4, (6, 300)).astype(np.float32)  # many ties
-    scores[rng.random(scores.shape) < 0.2] = -np.inf
-    for n in (1, 7, 50, 299, 310):
-        ids, _ = top_n(scores, n)
-        for r, row in enumerate(scores):
-            expected = [i for i in np.lexsort((np.arange(len(row)), -row)) if np.isfinite(row[i])][
-                :n
-            ]
-            assert [i for i in ids[r] if i >= 0] == expected, (n, r)
+    for width, dtype in ((300, np.float32), (300, np.float64), (5_000, np.float32)):
+        # Many ties, and on the wide rows long stretches that the block count skips.
+        scores = rng.integers(0, 4 if width == 300 else 40, (6, width)).astype(dtype)
+        scores[rng.random(scores.shape) < 0.2] = -np.inf
+        for n in (1, 7, 50, 299, 310):
+            ids, vals = top_n(scores, n)
+            for r, row in enumerate(scores):
+                expected = [
+                    i for i in np.lexsort((np.arange(len(row)), -row)) if np.isfinite(row[i])
+                ][:n]
+                assert [i for i in ids[r] if i >= 0] == expected, (width, n, r)
+                assert vals[r, : len(expected)].tolist() == row[expected].tolist()
+                assert np.isneginf(vals[r, len(expected) :]).all()
 
 
 def test_similar_items_stay_in_the_items_group(blocks):

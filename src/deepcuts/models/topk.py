@@ -1,0 +1,96 @@
+"""The compiled selection behind `deepcuts.models.base.top_n`.
+
+Kept out of `models.base` so that importing the model contract does not import numba.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+BLOCK = 64  # columns per vectorised count (a constant width is what lets it vectorise)
+
+
+@numba.njit(nogil=True, cache=True)
+def top_rows(scores, k, ids, vals):  # pragma: no cover - compiled
+    """The k best finite entries of each row of `scores` into `ids` / `vals` (pre-filled with
+    -1 / -inf), best first, ties to the lower index.
+
+    One pass per row keeps the k best so far in a min-heap whose root is the worst of them
+    (the lowest value, and of equal values the highest index). Columns come in ascending
+    order, so a later column enters only with a strictly higher value than the root: one
+    comparison per entry, and the heap is touched about k * ln(n / k) times per row.
+    Free of the GIL, so batches selected in threads run on every core."""
+    n_rows, n_cols = scores.shape
+    heap_v = np.empty(k, scores.dtype)
+    heap_i = np.empty(k, np.int64)
+    for r in range(n_rows):
+        size = 0
+        row = scores[r]
+        j = 0
+        while j < n_cols and size < k:
+            v = row[j]
+            if v > -np.inf:  # -inf and NaN are never chosen
+                # Sift up past every parent better than the new entry: of equal values the
+                # parent's is better, since its index is lower than any column to come.
+                c = size
+                size += 1
+                while c > 0:
+                    p = (c - 1) // 2
+                    if heap_v[p] < v:
+                        break
+                    heap_v[c] = heap_v[p]
+                    heap_i[c] = heap_i[p]
+                    c = p
+                heap_v[c] = v
+                heap_i[c] = j
+            j += 1
+        # The heap is full: most blocks of columns hold nothing better than its worst, and a
+        # count over a block of constant width vectorises, so such blocks cost little.
+        while j + BLOCK <= n_cols:
+            worst = heap_v[0]
+            above = 0
+            for q in range(BLOCK):
+                if row[j + q] > worst:
+                    above += 1
+            if above:
+                for q in range(j, j + BLOCK):
+                    if row[q] > heap_v[0]:
+                        _replace_root(heap_v, heap_i, size, row[q], q)
+            j += BLOCK
+        for q in range(j, n_cols):
+            if row[q] > heap_v[0]:
+                _replace_root(heap_v, heap_i, size, row[q], q)
+        # Pop the worst into the last free place: best first, ties to the lower index.
+        for out in range(size - 1, -1, -1):
+            vals[r, out] = heap_v[0]
+            ids[r, out] = heap_i[0]
+            last_v, last_i = heap_v[out], heap_i[out]
+            if out > 0:
+                _replace_root(heap_v, heap_i, out, last_v, last_i)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _replace_root(heap_v, heap_i, size, v, i):  # pragma: no cover - compiled
+    """Put (v, i) at the root of the first `size` entries and sift it down. An entry is worse
+    than another when its value is lower, or equal with a higher index."""
+    c = 0
+    while True:
+        left = 2 * c + 1
+        if left >= size:
+            break
+        worst = left
+        right = left + 1
+        if right < size and (
+            heap_v[right] < heap_v[left]
+            or (heap_v[right] == heap_v[left] and heap_i[right] > heap_i[left])
+        ):
+            worst = right
+        if heap_v[worst] < v or (heap_v[worst] == v and heap_i[worst] > i):
+            heap_v[c] = heap_v[worst]
+            heap_i[c] = heap_i[worst]
+            c = worst
+        else:
+            break
+    heap_v[c] = v
+    heap_i[c] = i
