@@ -161,12 +161,21 @@ def _shape_rows(
 ):  # pragma: no cover - compiled
     """The greedy MMR of `shape_list`, one row after another, written into `picked`: the same
     steps, float32 like the NumPy batch code it replaced, ties to the lower position (as
-    `np.argmax`). Compiled and free of the GIL, so the weekly run's threads shape in parallel."""
+    `np.argmax`). Compiled and free of the GIL, so the weekly run's threads shape in parallel.
+
+    Similarities are brought up to date lazily: a candidate's similarity to the list only
+    grows, so its gain with the picks it has not yet been compared with is an upper bound,
+    and a candidate whose bound cannot beat the best so far is skipped without comparing it.
+    Those compared are compared with the same picks in the same order as the eager loop, so
+    the picks are the same, with a fraction of the dot products."""
     n, m = relevance.shape
     n_pick = picked.shape[1]
     base = np.empty(m, np.float32)
     max_sim = np.empty(m, np.float32)
+    compared = np.empty(m, np.int64)  # the picks max_sim has seen: picked[r, :compared[j]]
     open_ = np.empty(m, np.bool_)
+    lazy = use_vectors and similarity > 0  # with similarity <= 0 the bound does not hold
+    bounded = similarity >= 0 or not use_vectors  # no gain exceeds its relevance
     row_vectors = np.empty(
         (m, vectors.shape[1]), np.float32
     )  # the row's candidates' vectors, close
@@ -182,7 +191,8 @@ def _shape_rows(
         for rank in range(m):
             base[order[rank]] = (np.float32(1.0) - np.float32(rank) / np.float32(count)) * lam
         max_sim[:] = 0
-        if use_vectors:
+        compared[:] = 0
+        if use_vectors and not lazy:
             for j in range(m):
                 if open_[j]:
                     row_vectors[j] = vectors[items[r, j]]
@@ -208,8 +218,13 @@ def _shape_rows(
                     if open_[j] and tail[r, j] and (fresh[r, j] or not only_fresh):
                         only_tail = True
                         break
+            # Candidates by relevance, best first: once one's relevance alone is below the best
+            # gain so far, no later one can win (a gain is at most its relevance).
             best, best_gain = -1, np.float32(-np.inf)
-            for j in range(m):
+            for rank in range(m):
+                j = order[rank]
+                if bounded and best >= 0 and base[j] < best_gain:
+                    break
                 if (
                     not open_[j]
                     or (only_fresh and not fresh[r, j])
@@ -217,8 +232,18 @@ def _shape_rows(
                 ):
                     continue
                 gain = base[j] - similarity * max_sim[j]
-                if best < 0 or gain > best_gain:
-                    best, best_gain = j, gain
+                if best >= 0 and not _better(gain, j, best_gain, best):
+                    continue
+                if lazy and compared[j] < step:
+                    for s in range(compared[j], step):
+                        sim = _dot(vectors[items[r, j]], vectors[items[r, picked[r, s]]])
+                        if sim > max_sim[j]:
+                            max_sim[j] = sim
+                    compared[j] = step
+                    gain = base[j] - similarity * max_sim[j]
+                    if best >= 0 and not _better(gain, j, best_gain, best):
+                        continue
+                best, best_gain = j, gain
             if best < 0:
                 break
             picked[r, step] = best
@@ -236,12 +261,19 @@ def _shape_rows(
                     for j in range(m):
                         if keys[r, j] == key:
                             open_[j] = False
-            if use_vectors:  # what is still open gets more similar to the list
+            if use_vectors and not lazy:  # what is still open gets more similar to the list
                 for j in range(m):
                     if open_[j]:
                         sim = _dot(row_vectors[j], row_vectors[best])
                         if sim > max_sim[j]:
                             max_sim[j] = sim
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _better(gain, j, best_gain, best):  # pragma: no cover - compiled
+    """Whether candidate j's gain beats the best so far: higher, or equal at a lower position
+    (as `np.argmax` over positions picks)."""
+    return gain > best_gain or (gain == best_gain and j < best)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
