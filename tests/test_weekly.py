@@ -292,6 +292,19 @@ def test_candidate_selections_match_a_full_sort():
             order = [i for i in np.argsort(-sub, kind="stable") if np.isfinite(sub[i])][:k]
             assert got[got != NONE].tolist() == order, (r, slot)
             assert np.array_equal(values[r, slot * k : slot * k + len(order)], tied[r, order])
+    # The same with each row's ranked items given: groups holding k of them take them unscanned.
+    for depth in (5, 40, 120):
+        ranked = top_k_masked(tied, depth)
+        covered = [
+            ((labels[ranked[0][r][ranked[0][r] != NONE]] == c).sum() >= k)
+            for r in range(n)
+            for c in groups[r]
+            if c >= 0
+        ]
+        if depth == 120:
+            assert any(covered) and not all(covered)  # both paths are taken
+        again = top_k_in_groups(tied, world.cluster_members, groups, k, ranked, labels)
+        assert np.array_equal(again[0], items) and np.array_equal(again[1], values), depth
 
     # Per row, its region's most risen items that the row may get, in order (ties: lower item).
     rising = np.clip(np.round(rng.standard_normal((4, m)), 1), 0, None).astype(np.float32)

@@ -215,22 +215,38 @@ def top_k_sparse(
 
 
 def top_k_in_groups(
-    scores: np.ndarray, members: tuple[np.ndarray, np.ndarray], groups: np.ndarray, k: int
+    scores: np.ndarray,
+    members: tuple[np.ndarray, np.ndarray],
+    groups: np.ndarray,
+    k: int,
+    ranked: tuple[np.ndarray, np.ndarray] | None = None,
+    labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row and each of its groups (columns of ``(n, g)`` `groups`, -1 none), the k best
     entries of that row of `scores` among the group's items, best first and ties to the lower
     item as in `top_n`: ``(n, g * k)`` items and values, group by group, NONE-padded. -inf
-    entries are never chosen. `members` is ``(indptr, items)``, each group's items ascending."""
+    entries are never chosen. `members` is ``(indptr, items)``, each group's items ascending.
+
+    `ranked`, each row's exact best items and values as `top_k_masked` gives them, with
+    `labels` (each item's group, -1 none), saves the scan of a group that holds k of a row's
+    ranked items: no item outside a row's ranked ones can beat those k, so they are the
+    group's best."""
     n, g = groups.shape
     items = np.full((n, g * k), NONE, np.int64)
     values = np.full((n, g * k), -np.inf, np.float32)
     indptr, group_items = members
+    if ranked is None or labels is None:
+        ranked = (np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32))
+        labels = np.zeros(0, np.int64)
     _top_in_groups(
         np.ascontiguousarray(scores, np.float32),
         indptr,
         group_items,
         np.ascontiguousarray(groups, np.int64),
         k,
+        np.ascontiguousarray(ranked[0], np.int64),
+        np.ascontiguousarray(ranked[1], np.float32),
+        np.ascontiguousarray(labels, np.int64),
         items,
         values,
     )
@@ -239,10 +255,11 @@ def top_k_in_groups(
 
 @numba.njit(nogil=True, cache=True)
 def _top_in_groups(
-    scores, indptr, group_items, groups, k, items, values
+    scores, indptr, group_items, groups, k, ranked_items, ranked_values, labels, items, values
 ):  # pragma: no cover - compiled
     """Insertion into a sorted run of k per (row, group): a group holds a few thousand items at
-    most, so one pass over them beats a selection over the whole row."""
+    most, so one pass over them beats a selection over the whole row. A group that holds k of
+    the row's ranked items takes those and is not scanned."""
     n, g = groups.shape
     for r in range(n):
         for s in range(g):
@@ -251,6 +268,21 @@ def _top_in_groups(
                 continue
             first = s * k
             filled = 0
+            if len(labels):
+                for p in range(ranked_items.shape[1]):
+                    item = ranked_items[r, p]
+                    if item >= 0 and labels[item] == c:
+                        items[r, first + filled] = item
+                        values[r, first + filled] = ranked_values[r, p]
+                        filled += 1
+                        if filled == k:
+                            break
+                if filled == k:
+                    continue
+                for p in range(filled):  # too few: the scan below starts afresh
+                    items[r, first + p] = -1
+                    values[r, first + p] = -np.inf
+                filled = 0
             for p in range(indptr[c], indptr[c + 1]):
                 item = group_items[p]
                 v = scores[r, item]

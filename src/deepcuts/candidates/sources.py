@@ -71,7 +71,11 @@ class TasteClusterSource:
             clusters = np.pad(
                 clusters, ((0, 0), (0, self.n_clusters - clusters.shape[1])), constant_values=-1
             )
-        items, scores = top_k_in_groups(batch.scores, world.cluster_members, clusters, self.k)
+        # The model's exact top items answer the clusters they cover well (not an ANN's).
+        ranked = batch.ranked() if batch.retrieve is None else None
+        items, scores = top_k_in_groups(
+            batch.scores, world.cluster_members, clusters, self.k, ranked, world.clusters
+        )
         # The first favourite of each cluster is the most liked one (favourites come best first).
         first_fav = np.argmax(fav_cluster[:, None, :] == clusters[:, :, None], axis=2)
         fav_of_slot = np.where(clusters >= 0, np.take_along_axis(favs, first_fav, axis=1), NONE)

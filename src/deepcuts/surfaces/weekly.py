@@ -223,12 +223,36 @@ class DiscoverWeekly:
     # -- what is the same for every user -------------------------------------------------
     def _world(self, content_vectors: np.ndarray | None) -> World:
         inter = self.interactions
-        catalogue = load_catalogue(self.store, inter.items)
-        side = build_side_info(self.store, inter.users, inter.items, until=self.until, tags=False)
         positives = inter.positives()
         # Popularity is what the data up to the list knows: listeners per item.
-        catalogue.plays = np.asarray(positives.sum(axis=0)).ravel().astype(np.float64)
+        plays = np.asarray(positives.sum(axis=0)).ravel().astype(np.float64)
         vectors = _unit(self.model.item_vectors())
+        # The taste clusters need no store: fitted in a thread of their own while the store
+        # answers the queries below.
+        with ThreadPoolExecutor(1) as fitter:
+            clusters = (
+                None
+                if vectors is None
+                else fitter.submit(
+                    _taste_clusters, vectors, plays, self.config.n_clusters, self.config.seed
+                )
+            )
+            world = self._store_world(positives, plays, vectors, content_vectors)
+            if clusters is not None:
+                world.clusters = clusters.result()
+        return world
+
+    def _store_world(
+        self,
+        positives: sp.csr_matrix,
+        plays: np.ndarray,
+        vectors: np.ndarray | None,
+        content_vectors: np.ndarray | None,
+    ) -> World:
+        inter = self.interactions
+        catalogue = load_catalogue(self.store, inter.items)
+        catalogue.plays = plays
+        side = build_side_info(self.store, inter.users, inter.items, until=self.until, tags=False)
         world = World(
             catalogue=catalogue,
             week_start=self.week_start,
@@ -244,10 +268,6 @@ class DiscoverWeekly:
         if side.user_region is not None:
             world.rising = _rising(
                 self.store, inter, side.user_region, len(side.regions), self.until
-            )
-        if vectors is not None:
-            world.clusters = _taste_clusters(
-                vectors, catalogue.plays, self.config.n_clusters, self.config.seed
             )
         return world
 
