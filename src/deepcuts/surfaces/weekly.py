@@ -40,7 +40,14 @@ import pyarrow as pa
 import scipy.sparse as sp
 from scipy.special import ndtri
 
-from deepcuts.candidates.base import NONE, Candidates, Source, UserBatch, World
+from deepcuts.candidates.base import (
+    NONE,
+    Candidates,
+    Source,
+    UserBatch,
+    World,
+    strongest_per_row,
+)
 from deepcuts.candidates.sources import (
     CFSource,
     ContentSource,
@@ -263,7 +270,7 @@ class DiscoverWeekly:
             listeners=positives.tocsr(),
             user_region=side.user_region,
             regions=side.regions or [],
-            cooccurrence=_strongest_per_row(side.item_cooccurrence, 50),
+            cooccurrence=strongest_per_row(side.item_cooccurrence, 50),
         )
         if side.user_region is not None:
             world.rising = _rising(
@@ -619,18 +626,6 @@ def _per_user_z(values: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
     std = np.sqrt(np.bincount(row, weights=(values - mean[row]) ** 2, minlength=n) / count)
     std[std == 0] = 1
     return (values - mean[row]) / std[row]
-
-
-def _strongest_per_row(matrix: sp.csr_matrix | None, k: int) -> sp.csr_matrix | None:
-    """Each row's k largest entries (co-occurrence neighbours), so products stay sparse."""
-    if matrix is None:
-        return None
-    m = matrix.tocsr()
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    order = np.lexsort((-m.data, rows))
-    rank = np.arange(len(order)) - m.indptr[rows[order]]
-    keep = order[rank < k]
-    return sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
 
 
 def _unit(vectors: np.ndarray | None) -> np.ndarray | None:
