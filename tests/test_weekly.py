@@ -680,22 +680,25 @@ def test_the_hybrid_beats_ease_als_and_bm25_on_hetrec(tmp_path):
 MARGIN = {"ease": 0.025, "als": 0.02, "implicit-bm25": 0.08}
 
 
-def test_strongest_per_row_keeps_each_rows_largest_entries():
-    """The playlist source's neighbours: each row's k largest entries (of equal ones the
-    lower column), nothing else, as a canonical CSR."""
+def test_strongest_cooccurrence_is_the_products_largest_entries_per_row():
+    """The playlist source's neighbours: each item's k strongest co-occurrences (of equal ones
+    the lower item) are those of the full product with its diagonal zeroed, without it."""
     import scipy.sparse as sp
 
-    from deepcuts.candidates.base import strongest_per_row
+    from deepcuts.signals.neighbours import strongest_cooccurrence
 
-    m = sp.random(200, 300, density=0.2, random_state=7, format="csr", dtype=np.float32)
-    m.data = np.ceil(m.data * 4)  # many ties
-    k = 25
-    out = strongest_per_row(m, k)
-    assert out.has_sorted_indices
-    for r in range(m.shape[0]):
-        row = m.getrow(r)
-        order = np.lexsort((row.indices, -row.data))[:k]
-        assert out.getrow(r).indices.tolist() == sorted(row.indices[order].tolist()), r
-        assert np.array_equal(
-            out.getrow(r).toarray(), m.getrow(r).multiply(out.getrow(r) != 0).toarray()
-        )
+    membership = sp.random(150, 300, density=0.05, random_state=7, format="csr", dtype=np.float32)
+    membership.data[:] = 1
+    full = (membership.T @ membership).tocsr()
+    full.setdiag(0)
+    full.eliminate_zeros()
+    for k in (1, 5, 25):
+        out = strongest_cooccurrence(membership, k)
+        assert out.has_sorted_indices and out.shape == full.shape
+        assert np.diff(out.indptr).max() == k  # rows that reach k are cut there
+        for r in range(full.shape[0]):
+            row = full.getrow(r)
+            best = np.lexsort((row.indices, -row.data))[:k]
+            kept = out.getrow(r)
+            assert kept.indices.tolist() == sorted(row.indices[best].tolist()), (k, r)
+            assert np.array_equal(kept.data, full[r, kept.indices].toarray().ravel()), (k, r)

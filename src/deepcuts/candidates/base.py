@@ -478,27 +478,3 @@ def _first_allowed(
                 items[r, taken] = ranked_items[p]
                 values[r, taken] = ranked_values[p]
                 taken += 1
-
-
-def strongest_per_row(matrix: sp.csr_matrix | None, k: int) -> sp.csr_matrix | None:
-    """Each row's k largest entries (co-occurrence neighbours, so that products stay sparse;
-    of equal entries the first stored), each row's entries by column."""
-    if matrix is None:
-        return None
-    m = matrix.tocsr()
-    counts = np.minimum(np.diff(m.indptr), k)
-    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(m.indptr.dtype)
-    indices = np.empty(int(indptr[-1]), m.indices.dtype)
-    data = np.empty(int(indptr[-1]), m.data.dtype)
-    _strongest_rows(m.indptr, m.indices, m.data, indptr, indices, data)
-    return sp.csr_matrix((data, indices, indptr), shape=m.shape)
-
-
-@numba.njit(nogil=True, cache=True)
-def _strongest_rows(indptr, indices, data, out_indptr, out_indices, out_data):  # pragma: no cover
-    for r in range(len(indptr) - 1):
-        start, take = indptr[r], out_indptr[r + 1] - out_indptr[r]
-        kept = start + np.argsort(-data[start : indptr[r + 1]], kind="mergesort")[:take]
-        kept = kept[np.argsort(indices[kept])]  # by column, as a canonical CSR row
-        out_indices[out_indptr[r] : out_indptr[r + 1]] = indices[kept]
-        out_data[out_indptr[r] : out_indptr[r + 1]] = data[kept]

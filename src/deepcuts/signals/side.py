@@ -82,9 +82,12 @@ def build_side_info(
     exclude: sp.csr_matrix | None = None,
     until: datetime | None = None,
     tags: bool = True,
+    neighbours: int | None = None,
 ) -> SideInfo:
     """All side information of the store in the given index space (module docstring);
-    ``tags=False`` leaves the item tags out (None), for a caller with no use for them."""
+    ``tags=False`` leaves the item tags out (None), for a caller with no use for them;
+    ``neighbours=k`` keeps only each item's k strongest co-occurrences (of equal ones the lower
+    item), computed without the full co-occurrence matrix."""
     conn = store.conn
     conn.register("_dc_side_users", _ids_table(users, "user_id"))
     conn.register("_dc_side_items", _ids_table(items, "item_id"))
@@ -93,7 +96,7 @@ def build_side_info(
         item_tags, tag_names = _item_tags(store, len(items), until) if tags else (None, None)
         friends = _friends(store, len(users), until)
         user_region, regions = _regions(store, len(users))
-        cooc = _cooccurrence(store, len(items), until)
+        cooc = _cooccurrence(store, len(items), until, neighbours)
     finally:
         for name in ("_dc_side_users", "_dc_side_items", "_dc_side_exclude"):
             conn.unregister(name)
@@ -197,7 +200,9 @@ def _regions(store: Store, n_users: int) -> tuple[np.ndarray | None, list[str] |
     return out, regions.tolist()
 
 
-def _cooccurrence(store: Store, n_items: int, until: datetime | None) -> sp.csr_matrix | None:
+def _cooccurrence(
+    store: Store, n_items: int, until: datetime | None, neighbours: int | None = None
+) -> sp.csr_matrix | None:
     window = (
         "AND coalesce(pi.added_at, p.created_at, TIMESTAMP '1970-01-01') < $until"
         if until is not None
@@ -228,6 +233,10 @@ def _cooccurrence(store: Store, n_items: int, until: datetime | None) -> sp.csr_
         ),
         shape=(n_pl, n_items),
     )
+    if neighbours is not None:
+        from deepcuts.signals.neighbours import strongest_cooccurrence
+
+        return strongest_cooccurrence(P, neighbours)
     C = (P.T @ P).tocsr()
     C.setdiag(0)
     C.eliminate_zeros()

@@ -46,7 +46,6 @@ from deepcuts.candidates.base import (
     Source,
     UserBatch,
     World,
-    strongest_per_row,
 )
 from deepcuts.candidates.sources import (
     CFSource,
@@ -259,7 +258,9 @@ class DiscoverWeekly:
         inter = self.interactions
         catalogue = load_catalogue(self.store, inter.items)
         catalogue.plays = plays
-        side = build_side_info(self.store, inter.users, inter.items, until=self.until, tags=False)
+        side = build_side_info(
+            self.store, inter.users, inter.items, until=self.until, tags=False, neighbours=50
+        )
         world = World(
             catalogue=catalogue,
             week_start=self.week_start,
@@ -270,7 +271,7 @@ class DiscoverWeekly:
             listeners=positives.tocsr(),
             user_region=side.user_region,
             regions=side.regions or [],
-            cooccurrence=strongest_per_row(side.item_cooccurrence, 50),
+            cooccurrence=side.item_cooccurrence,  # each item's 50 strongest: products stay sparse
         )
         if side.user_region is not None:
             world.rising = _rising(
@@ -456,22 +457,23 @@ class DiscoverWeekly:
         favourites = batch.favourites(30)
         chosen = np.where(picked >= 0, np.take_along_axis(at, np.clip(picked, 0, None), axis=1), -1)
         source, because = self._reasons_for(pool, chosen, favourites)
-        # Python lists from here: a list is built track by track, and NumPy scalars are slow.
         at_chosen = np.clip(chosen, 0, None)
         names = pool.sources
+        reasons = self._batch_reasons(names, source, pool.item[at_chosen], because, chosen >= 0)
+        # Python lists from here: a list is built track by track, and NumPy scalars are slow.
         rows = zip(
             batch.users.tolist(),
             (chosen >= 0).tolist(),
             pool.item[at_chosen].tolist(),
             relevance[at_chosen].tolist(),
             source.tolist(),
-            because.tolist(),
+            reasons.tolist(),
             strict=True,
         )
         for r, (user, *row) in enumerate(rows):
             tracks = [
-                WeeklyTrack(item, score, names[s], self._reason(names[s], item, b))
-                for ok, item, score, s, b in zip(*row, strict=True)
+                WeeklyTrack(item, score, names[s], reason)
+                for ok, item, score, s, reason in zip(*row, strict=True)
                 if ok
             ]
             if len(tracks) < shape.n:
@@ -528,9 +530,7 @@ class DiscoverWeekly:
                 else int(mine[0])
             )
             extra.append(
-                WeeklyTrack(
-                    int(item), float(scores[item]), "cf", self._reason("cf", int(item), because)
-                )
+                WeeklyTrack(int(item), float(scores[item]), "cf", self._reason("cf", because))
             )
         return extra
 
@@ -577,14 +577,42 @@ class DiscoverWeekly:
             nearest = np.broadcast_to(favourites[:, :1], items.shape)
         return source, np.where(because == NONE, nearest, because)
 
-    def _reason(self, source: str, item: int, because: int) -> str:
+    def _batch_reasons(
+        self,
+        names: list[str],
+        source: np.ndarray,
+        items: np.ndarray,
+        because: np.ndarray,
+        chosen: np.ndarray,
+    ) -> np.ndarray:
+        """(n, N) object array: each chosen track's reason (None elsewhere). Listeners of a
+        batch share many reasons ("Because you played X"), so each distinct (source, subject)
+        pair is written once."""
+        new_release = np.array([name == "new_releases" for name in names])
+        subject = np.where(new_release[source], items, because)  # what the reason names
+        span = int(max(subject.max(initial=0), 0)) + 2
+        keys = source.astype(np.int64) * span + (subject + 1)
+        distinct, inverse = np.unique(keys[chosen], return_inverse=True)
+        texts = np.array(
+            [self._reason(names[k // span], k % span - 1) for k in distinct.tolist()]
+            + [None],  # np.array of strings alone would make a fixed-width str array
+            dtype=object,
+        )[:-1]
+        out = np.full(source.shape, None, dtype=object)
+        out[chosen] = texts[inverse.ravel()]
+        return out
+
+    def _reason(self, source: str, subject: int) -> str:
+        """The reason of a track from `source`; `subject` is what it names: the track itself for
+        a new release, otherwise what the track is because of (NONE: nothing)."""
         world, cat = self.world, self.world.catalogue
+        because = subject
         if source == "friends" and because != NONE:
             return f"Your friend {world.user_names[because]} plays this"
         if source == "region" and because != NONE:
             return f"Rising in {world.regions[because]}"
         if source == "new_releases":
-            return f"New release from {cat.artist_name_of_item[item]}"
+            return f"New release from {cat.artist_name_of_item[subject]}"
         if source == "content" and because != NONE:
             return f"Sounds like {cat.display_names[because]}"
         if source == "playlists" and because != NONE:
