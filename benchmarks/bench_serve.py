@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import random
@@ -123,6 +124,11 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="Write the figures here too.")
     args = parser.parse_args()
+    if importlib.util.find_spec("locust") is None:  # before minutes of building a world
+        sys.exit(
+            "bench_serve.py drives the server with locust: "
+            "pip install -c constraints.txt -e '.[bench]'"
+        )
 
     root = args.dir / f"u{args.users}-t{args.tracks}"
     store = build(root, args.users, args.tracks)
