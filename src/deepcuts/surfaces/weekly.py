@@ -40,13 +40,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 from scipy.special import ndtri
 
-from deepcuts.candidates.base import (
-    NONE,
-    Candidates,
-    Source,
-    UserBatch,
-    World,
-)
+from deepcuts.candidates.base import NONE, Candidates, Source, UserBatch, World
 from deepcuts.candidates.sources import (
     CFSource,
     ContentSource,
@@ -229,38 +223,14 @@ class DiscoverWeekly:
     # -- what is the same for every user -------------------------------------------------
     def _world(self, content_vectors: np.ndarray | None) -> World:
         inter = self.interactions
-        positives = inter.positives()
-        # Popularity is what the data up to the list knows: listeners per item.
-        plays = np.asarray(positives.sum(axis=0)).ravel().astype(np.float64)
-        vectors = _unit(self.model.item_vectors())
-        # The taste clusters need no store: fitted in a thread of their own while the store
-        # answers the queries below.
-        with ThreadPoolExecutor(1) as fitter:
-            clusters = (
-                None
-                if vectors is None
-                else fitter.submit(
-                    _taste_clusters, vectors, plays, self.config.n_clusters, self.config.seed
-                )
-            )
-            world = self._store_world(positives, plays, vectors, content_vectors)
-            if clusters is not None:
-                world.clusters = clusters.result()
-        return world
-
-    def _store_world(
-        self,
-        positives: sp.csr_matrix,
-        plays: np.ndarray,
-        vectors: np.ndarray | None,
-        content_vectors: np.ndarray | None,
-    ) -> World:
-        inter = self.interactions
         catalogue = load_catalogue(self.store, inter.items)
-        catalogue.plays = plays
         side = build_side_info(
             self.store, inter.users, inter.items, until=self.until, tags=False, neighbours=50
         )
+        positives = inter.positives()
+        # Popularity is what the data up to the list knows: listeners per item.
+        catalogue.plays = np.asarray(positives.sum(axis=0)).ravel().astype(np.float64)
+        vectors = _unit(self.model.item_vectors())
         world = World(
             catalogue=catalogue,
             week_start=self.week_start,
@@ -276,6 +246,10 @@ class DiscoverWeekly:
         if side.user_region is not None:
             world.rising = _rising(
                 self.store, inter, side.user_region, len(side.regions), self.until
+            )
+        if vectors is not None:
+            world.clusters = _taste_clusters(
+                vectors, catalogue.plays, self.config.n_clusters, self.config.seed
             )
         return world
 
@@ -459,12 +433,13 @@ class DiscoverWeekly:
         source, because = self._reasons_for(pool, chosen, favourites)
         at_chosen = np.clip(chosen, 0, None)
         names = pool.sources
-        reasons = self._batch_reasons(names, source, pool.item[at_chosen], because, chosen >= 0)
+        chosen_items = pool.item[at_chosen]
+        reasons = self._batch_reasons(names, source, chosen_items, because, chosen >= 0)
         # Python lists from here: a list is built track by track, and NumPy scalars are slow.
         rows = zip(
             batch.users.tolist(),
             (chosen >= 0).tolist(),
-            pool.item[at_chosen].tolist(),
+            chosen_items.tolist(),
             relevance[at_chosen].tolist(),
             source.tolist(),
             reasons.tolist(),
@@ -606,20 +581,19 @@ class DiscoverWeekly:
         """The reason of a track from `source`; `subject` is what it names: the track itself for
         a new release, otherwise what the track is because of (NONE: nothing)."""
         world, cat = self.world, self.world.catalogue
-        because = subject
-        if source == "friends" and because != NONE:
-            return f"Your friend {world.user_names[because]} plays this"
-        if source == "region" and because != NONE:
-            return f"Rising in {world.regions[because]}"
+        if source == "friends" and subject != NONE:
+            return f"Your friend {world.user_names[subject]} plays this"
+        if source == "region" and subject != NONE:
+            return f"Rising in {world.regions[subject]}"
         if source == "new_releases":
             return f"New release from {cat.artist_name_of_item[subject]}"
-        if source == "content" and because != NONE:
-            return f"Sounds like {cat.display_names[because]}"
-        if source == "playlists" and because != NONE:
-            return f"Listeners of {cat.artist_name_of_item[because]} love this"
-        if because == NONE:  # a listener with no favourites yet
+        if source == "content" and subject != NONE:
+            return f"Sounds like {cat.display_names[subject]}"
+        if source == "playlists" and subject != NONE:
+            return f"Listeners of {cat.artist_name_of_item[subject]} love this"
+        if subject == NONE:  # a listener with no favourites yet
             return "Popular with listeners like you"
-        return f"Because you played {cat.display_names[because]}"
+        return f"Because you played {cat.display_names[subject]}"
 
 
 @contextmanager
