@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
@@ -164,7 +165,11 @@ def test_a_listener_plays_a_shelf_and_after_learning_it_moves_up(world, browser,
     first = shelf_types(browser)
     target = [t for t in first[2:] if first.count(t) == 1][-1]  # a low shelf kind
     before, played, cards = [], 0, 0
-    for visit in range(4):
+    # At least 4 visits, and more (up to 8) until it has been played on two: a shelf at the
+    # page's last place falls off some visits when exploration puts another in its place.
+    for visit in range(8):
+        if visit >= 4 and played >= 10:
+            break
         types = first if visit == 0 else reload_home(browser)
         cards += len(browser.find_elements(By.CSS_SELECTOR, "#shelves .card"))
         before.append(rank(types, target))
@@ -192,7 +197,7 @@ def test_a_listener_plays_a_shelf_and_after_learning_it_moves_up(world, browser,
     for visit in range(4):
         after.append(rank(shelf_types(browser) if visit == 0 else reload_home(browser), target))
         cards += len(browser.find_elements(By.CSS_SELECTOR, "#shelves .card"))
-    assert sum(after) < sum(before), (target, before, after)
+    assert np.mean(after) < np.mean(before), (target, before, after)
 
     report = server.url + "/admin/report"
     assert httpx.get(report).status_code == 401
@@ -205,7 +210,7 @@ def test_a_listener_plays_a_shelf_and_after_learning_it_moves_up(world, browser,
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#report figure.plot svg")) == 3,
          what="three plots")  # fmt: skip
     shown = int(browser.find_element(By.ID, "n-impressions").text)
-    assert shown == cards  # every card of the 8 pages this listener saw
+    assert shown == cards  # every card of every page this listener saw
     assert browser.find_element(By.ID, "n-waiting").text == "0"  # the learn job took them all
     kinds = {
         r.find_element(By.TAG_NAME, "th").text: r.find_elements(By.TAG_NAME, "td")
