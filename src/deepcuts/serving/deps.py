@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
 from deepcuts.serving import metrics
 from deepcuts.serving.config import ServeConfig
+from deepcuts.serving.impressions import ImpressionWriter
 from deepcuts.serving.schemas.responses import ErrorOut
 from deepcuts.snapshots.published import Published, SnapshotReader
 from deepcuts.store.live import ApiKey, LiveLog
@@ -41,10 +43,10 @@ def invalid(loc: tuple[str | int, ...], message: str) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message}])
 
 
-# The two look-ups that only read app state are coroutines, so FastAPI runs them on the event
-# loop instead of handing each to a worker thread and back (two thread hops a request fewer);
-# the snapshot (which may load a new version) and the key check (a read of the live log) stay
-# in threads.
+# The look-ups are coroutines, so FastAPI runs them on the event loop instead of handing each
+# to a worker thread and back. Each is quick: app state, the snapshot in hand (loading a new
+# version goes to a thread), and the key check (one indexed read of the live log, which in WAL
+# mode never waits for a writer).
 async def get_config(request: Request) -> ServeConfig:
     return request.app.state.config
 
@@ -53,14 +55,20 @@ async def get_live(request: Request) -> LiveLog:
     return request.app.state.live
 
 
-def get_published(request: Request) -> Published:
+async def get_impressions(request: Request) -> ImpressionWriter:
+    return request.app.state.impressions
+
+
+async def get_published(request: Request) -> Published:
     reader: SnapshotReader = request.app.state.snapshots
-    published = reader.current()
-    metrics.SNAPSHOT.set(published.version)
+    published = reader.recent()
+    if published is None:
+        published = await run_in_threadpool(reader.current)
+        metrics.SNAPSHOT.set(published.version)
     return published
 
 
-def get_caller(request: Request) -> Caller:
+async def get_caller(request: Request) -> Caller:
     config: ServeConfig = request.app.state.config
     if config.no_auth:
         return Caller(None, open_access=True)
@@ -86,6 +94,7 @@ def get_caller(request: Request) -> Caller:
 
 ConfigDep = Annotated[ServeConfig, Depends(get_config)]
 LiveDep = Annotated[LiveLog, Depends(get_live)]
+ImpressionsDep = Annotated[ImpressionWriter, Depends(get_impressions)]
 SnapshotDep = Annotated[Published, Depends(get_published)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 

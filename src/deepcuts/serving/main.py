@@ -16,6 +16,7 @@ from deepcuts import __version__
 from deepcuts.bandit.types import BanditInputError
 from deepcuts.serving import metrics
 from deepcuts.serving.config import ServeConfig
+from deepcuts.serving.impressions import ImpressionWriter
 from deepcuts.serving.pages import NotFound
 from deepcuts.serving.routers import (
     events,
@@ -45,19 +46,14 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     )
     app.state.config = config
     app.state.live = LiveLog.for_store(config.store)
+    app.state.impressions = ImpressionWriter(app.state.live)
     app.state.snapshots = SnapshotReader(snapshot_root(config.store))
     for module in (home, weekly, tracks, playlists, events, listenbrainz):
         app.include_router(module.router)
     app.include_router(health.router)
     app.include_router(web.router)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        timer = metrics.Timer()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        timer.observe(getattr(route, "path", "unmatched"), request.method, response.status_code)
-        return response
+    app.add_middleware(metrics.RequestMetrics)
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:

@@ -58,10 +58,33 @@ def render(live) -> bytes:
     return generate_latest(requests) + generate_latest(waiting)
 
 
-class Timer:
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
+class RequestMetrics:
+    """ASGI middleware counting and timing every HTTP request by route template and status.
 
-    def observe(self, route: str, method: str, status: int) -> None:
-        LATENCY.labels(route, method).observe(time.perf_counter() - self.start)
-        REQUESTS.labels(route, method, str(status)).inc()
+    Plain ASGI rather than Starlette's ``BaseHTTPMiddleware``, which runs the rest of the app
+    in a task of its own and streams the answer back through a queue, a cost every request
+    paid. The route is known only once the router has matched it (it sets ``scope["route"]``).
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # what the server answers if the app raises before it starts a response
+
+        async def send_and_note(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            LATENCY.labels(route, scope["method"]).observe(time.perf_counter() - start)
+            REQUESTS.labels(route, scope["method"], str(status)).inc()

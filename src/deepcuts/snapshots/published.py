@@ -399,10 +399,18 @@ class SnapshotReader:
         self._checked = 0.0
         self._lock = threading.Lock()
 
+    def recent(self) -> Published | None:
+        """The version in hand if it was checked for a newer one within ``check_every``, else
+        None (then `current()` must look, and may load). Never blocks: for the event loop."""
+        published = self._published
+        if published is not None and time.monotonic() - self._checked < self.check_every:
+            return published
+        return None
+
     def current(self) -> Published:
         now = time.monotonic()
-        published = self._published
-        if published is not None and now - self._checked < self.check_every:
+        published = self.recent()
+        if published is not None:
             return published
         with self._lock:
             if self._published is not None and now - self._checked < self.check_every:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from deepcuts.bandit.types import PageLayout
-from deepcuts.serving.deps import ERRORS, CallerDep, ConfigDep, LiveDep, SnapshotDep
+from deepcuts.serving.deps import ERRORS, CallerDep, ConfigDep, ImpressionsDep, SnapshotDep
 from deepcuts.serving.pages import home_page, page_dict
 from deepcuts.serving.schemas.responses import HomeOut, json_response
 
@@ -16,10 +16,10 @@ router = APIRouter(prefix="/v1", tags=["home"])
 
 
 @router.get("/users/{user}/home", response_model=HomeOut, responses=ERRORS)
-def get_home(
+async def get_home(
     user: Annotated[str, Path(min_length=1, max_length=256)],
     published: SnapshotDep,
-    live: LiveDep,
+    impressions: ImpressionsDep,
     caller: CallerDep,
     config: ConfigDep,
     hour: Annotated[
@@ -46,13 +46,15 @@ def get_home(
     """Shelves in order, each titled with its explanation; every card carries the impression id
     to send back with the events that answer it, and the propensity it was shown with. The
     page is logged (with its propensities) before it is returned."""
+    # On the event loop, not a thread: a page is about a millisecond of Python, which threads
+    # would only take turns at (the GIL) while paying for the hops and the switching.
     caller.require(user)
     served = home_page(
         published, user, policy=config.policy, epsilon=config.epsilon,
         layout=PageLayout(config.shelves, config.cards), at=datetime.now(UTC),
         hour=hour, weekday=weekday, device=device, country=country,
     )  # fmt: skip
-    live.append_impressions(served.records)
+    await impressions.log(served.records)
     page = page_dict(published, served)
     policy: dict = page["policy"]  # type: ignore[assignment]
     # exactly HomeOut's fields (PolicyOut's), so the body needs no second validation

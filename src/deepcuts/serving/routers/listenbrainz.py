@@ -96,11 +96,11 @@ async def json_body(request: Request) -> tuple[Any, int]:
 BodyDep = Annotated[tuple[Any, int], Depends(json_body)]
 
 
-def maybe_published(request: Request) -> Published | None:
+async def maybe_published(request: Request) -> Published | None:
     """The published snapshot, or None before the first `deepcuts publish` (scrobbles are
     taken all the same)."""
     try:
-        return get_published(request)
+        return await get_published(request)
     except SnapshotError:
         return None
 
@@ -322,13 +322,13 @@ def get_recommendations(
     }
 
 
-def public_caller(request: Request) -> Caller:
+async def public_caller(request: Request) -> Caller:
     """Who reads a created-for playlist: anyone without an Authorization header, as on
     ListenBrainz, where these playlists are public and the tools that mirror them (Explo,
     naviList, Navidrome's plugins) send no token; a key that is sent is checked as anywhere."""
     if request.headers.get("authorization") is None:
         return Caller(None, open_access=True)
-    return get_caller(request)
+    return await get_caller(request)
 
 
 PublicCallerDep = Annotated[Caller, Depends(public_caller)]

@@ -1,0 +1,81 @@
+"""Served pages' impressions are committed in groups: every page's rows reach the live log
+before its request goes on, and one bad page fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from deepcuts.serving.impressions import ImpressionWriter
+from deepcuts.store.live import LiveLog
+
+
+def page(n: int, cards: int = 5) -> list[dict[str, object]]:
+    return [
+        {"impression_id": f"p{n}-c{c}", "user_id": f"u{n % 7}", "served_at": "2026-12-05T08:00:00",
+         "card_position": c, "propensity": 0.9}
+        for c in range(cards)
+    ]  # fmt: skip
+
+
+class CountingLog(LiveLog):
+    def __init__(self, path):
+        super().__init__(path)
+        self.transactions = 0
+
+    def append_impressions(self, rows):
+        self.transactions += 1
+        return super().append_impressions(rows)
+
+
+async def while_locked(path, pages):
+    """Run ``pages`` while another connection holds the live log's write lock for a moment,
+    as the other worker process may: the pages queue up behind it and commit as groups."""
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    running = asyncio.gather(*pages, return_exceptions=True)
+    await asyncio.sleep(0.3)
+    blocker.execute("COMMIT")
+    blocker.close()
+    return await running
+
+
+def test_every_page_is_committed_before_its_request_goes_on(tmp_path):
+    live = CountingLog(tmp_path / "live.sqlite")
+    writer = ImpressionWriter(live)
+
+    async def serve(n: int) -> set[str]:
+        await writer.log(page(n))
+        # committed: a reader (another connection) sees this page's rows now
+        reader = LiveLog(tmp_path / "live.sqlite")
+        return {str(row["impression_id"]) for _, row in reader.waiting_impressions()}
+
+    seen = asyncio.run(while_locked(live.path, [serve(n) for n in range(60)]))
+    for n, ids in enumerate(seen):
+        assert {f"p{n}-c{c}" for c in range(5)} <= ids
+    logged = [row for _, row in live.waiting_impressions()]
+    assert len(logged) == 300 and len({row["impression_id"] for row in logged}) == 300
+    assert live.transactions < 10  # 60 pages, in a few groups
+
+
+def test_one_bad_page_fails_alone(tmp_path):
+    live = CountingLog(tmp_path / "live.sqlite")
+    writer = ImpressionWriter(live)
+    bad = [{"user_id": "u1", "served_at": "2026-12-05T08:00:00"}]  # no impression id
+
+    pages = [writer.log(rows) for rows in (page(1), bad, page(2), page(3))]
+    outcomes = asyncio.run(while_locked(live.path, pages))
+    assert outcomes[0] == 5 and outcomes[2] == 5 and outcomes[3] == 5
+    assert isinstance(outcomes[1], KeyError)
+    ids = {row["impression_id"] for _, row in live.waiting_impressions()}
+    assert ids == {f"p{n}-c{c}" for n in (1, 2, 3) for c in range(5)}
+    assert live.transactions > 4  # the group that failed was retried page by page
+
+
+def test_nothing_to_log_needs_no_writer(tmp_path):
+    writer = ImpressionWriter(LiveLog(tmp_path / "live.sqlite"))
+    assert asyncio.run(writer.log([])) == 0
+    with pytest.raises(KeyError):
+        asyncio.run(writer.log([{"user_id": "u"}]))
