@@ -13,7 +13,8 @@ Prints both and the ratio Spark / embedded. A report, not a goal: on a small mac
 pays for its JVM, its scheduler and the Python workers it starts.
 
     python benchmarks/bench_spark.py [--users 100000] [--tracks 50000] [--weeks 1]
-        [--master local[2]] [--factors 64] [--iterations 15] [--ranker blend] [--json FILE]
+        [--master local[2]] [--factors 64] [--iterations 15] [--ranker blend]
+        [--driver-memory 8g] [--json FILE]
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def main() -> None:
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=15)
     parser.add_argument("--ranker", default="blend", choices=("blend", "auto", "learned"))
+    parser.add_argument(
+        "--driver-memory",
+        default="8g",
+        help="the local JVM's heap (Spark's 1g default is too small for the full-size world)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -60,6 +66,7 @@ def main() -> None:
         "master": args.master,
         "params": params,
         "ranker": args.ranker,
+        "driver_memory": args.driver_memory,
     }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -93,7 +100,12 @@ def main() -> None:
 
         t = time.perf_counter()
         spark = spark_session(
-            args.master, {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
+            args.master,
+            {
+                "spark.ui.enabled": "false",
+                "spark.ui.showConsoleProgress": "false",
+                "spark.driver.memory": args.driver_memory,
+            },
         )
         figures["spark_start_seconds"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
