@@ -312,33 +312,39 @@ class Featurizer:
         same features, the same values and the same new names in the same order as calling
         `rows` for each shelf in turn (so the feature space grows the same way)."""
         ci, cv = self.encode_context(context)
-        shelf_rows, items, encoded, cf_i, cf_v = [], [], [], [], []
+        shelf_rows, items, encoded = [], [], []
+        # The CF column, per row: its feature (0 on a shelf with no card vector at all), and
+        # the vectors to score against the user's, in one product for the whole page.
+        cf_i: list[int] = []
+        cf_rows: list[int] = []  # rows whose card has a vector
+        vectors: list[np.ndarray] = []
         uv = context.user_vector if self.vectors else None
         known = self._card_cache
         for shelf in shelves:
             shelf_rows.append(self.space.encode(self.shelf_items(shelf)))
             cards = shelf.cards
+            first = len(items)
             for c in cards:
                 items.append(c.item_id)
                 encoded.append(known.get(c.item_id) or self.encode_card(c))
-            n = len(cards)
             if uv is None:
-                has = None
-            else:
-                d = len(uv)
-                has = [c.vector is not None and len(c.vector) == d for c in cards]
-            if has is not None and any(has):  # as in `rows`: a CF column only where a card has one
-                cf_i.append(
-                    np.where(has, self.space.index("cf_score"), self.space.index("cf_missing"))
-                )
-                col = np.ones(n)
-                col[np.asarray(has)] = (
-                    np.stack([c.vector for c, h in zip(cards, has, strict=True) if h]) @ uv
-                )  # type: ignore[misc]
-                cf_v.append(col)
-            else:
-                cf_i.append(np.zeros(n, dtype=np.int64))
-                cf_v.append(np.zeros(n))
+                cf_i.extend([0] * len(cards))
+                continue
+            d = len(uv)
+            has = [c.vector is not None and len(c.vector) == d for c in cards]
+            if not any(has):  # as in `rows`: a CF column only where a card has one
+                cf_i.extend([0] * len(cards))
+                continue
+            score, missing = self.space.index("cf_score"), self.space.index("cf_missing")
+            for r, (c, h) in enumerate(zip(cards, has, strict=True)):
+                cf_i.append(score if h else missing)
+                if h:
+                    cf_rows.append(first + r)
+                    vectors.append(c.vector)  # type: ignore[arg-type]
+        cf_index = np.asarray(cf_i, dtype=np.int64)
+        cf_value = (cf_index != 0).astype(np.float64)  # 1.0 for cf_missing
+        if vectors:
+            cf_value[cf_rows] = np.stack(vectors) @ uv  # type: ignore[operator]
         sizes = np.array([len(s.cards) for s in shelves], dtype=np.int64)
         return PageBlocks(
             context=FeatureRows(ci[None, :], cv[None, :]),
@@ -346,10 +352,7 @@ class Featurizer:
             shelf_of=np.repeat(np.arange(len(shelves)), sizes),
             items=tuple(items),
             encoded=tuple(encoded),
-            cf=FeatureRows(
-                np.concatenate(cf_i)[:, None] if cf_i else np.zeros((0, 1), dtype=np.int64),
-                np.concatenate(cf_v)[:, None] if cf_v else np.zeros((0, 1)),
-            ),
+            cf=FeatureRows(cf_index[:, None], cf_value[:, None]),
             offsets=np.concatenate([[0], np.cumsum(sizes)]),
         )
 

@@ -32,7 +32,7 @@ For a card ``c`` on shelf ``s`` shown at shelf position ``j`` and card position 
 from __future__ import annotations
 
 import math
-import uuid
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -247,7 +247,9 @@ class PageLayout:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex digits: uuid4's hex without its version bits, at a fifth of
+    its cost (a served page makes an id per card)."""
+    return os.urandom(16).hex()
 
 
 @dataclass(frozen=True, eq=False)
