@@ -82,10 +82,21 @@ class IdMap:
             )
         elif keys.type != pa.string():
             keys = keys.cast(pa.string())
+        found = pc.index_in(keys, value_set=self.arrow())
+        return found.fill_null(-1).to_numpy().astype(np.int64)
+
+    def arrow(self) -> pa.Array:
+        """The ids as an Arrow string array (index order), made once."""
         if self._arrow is None:
             self._arrow = pa.array(self._ids.tolist(), pa.string())
-        found = pc.index_in(keys, value_set=self._arrow)
-        return found.fill_null(-1).to_numpy().astype(np.int64)
+        return self._arrow
+
+    def table(self, column: str) -> pa.Table:
+        """The ids (as ``column``) beside their index (``idx``, int32): an Arrow table to join
+        in the store, so that millions of rows come back as indices, never as Python strings."""
+        return pa.table(
+            {column: self.arrow(), "idx": pa.array(np.arange(len(self), dtype=np.int32))}
+        )
 
     def id(self, index: int) -> str:
         return str(self._ids[index])

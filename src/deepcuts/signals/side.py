@@ -65,15 +65,6 @@ def _pairs_table(exclude: sp.csr_matrix | None) -> pa.Table:
     return pa.table({"u": pa.array(u), "i": pa.array(i)})
 
 
-def _ids_table(ids: IdMap, column: str) -> pa.Table:
-    return pa.table(
-        {
-            column: pa.array(ids.ids.tolist(), pa.string()),
-            "idx": pa.array(np.arange(len(ids), dtype=np.int32)),
-        }
-    )
-
-
 def build_side_info(
     store: Store,
     users: IdMap,
@@ -89,8 +80,8 @@ def build_side_info(
     ``neighbours=k`` keeps only each item's k strongest co-occurrences (of equal ones the lower
     item), computed without the full co-occurrence matrix."""
     conn = store.conn
-    conn.register("_dc_side_users", _ids_table(users, "user_id"))
-    conn.register("_dc_side_items", _ids_table(items, "item_id"))
+    conn.register("_dc_side_users", users.table("user_id"))
+    conn.register("_dc_side_items", items.table("item_id"))
     conn.register("_dc_side_exclude", _pairs_table(exclude))
     try:
         item_tags, tag_names = _item_tags(store, len(items), until) if tags else (None, None)
@@ -153,12 +144,12 @@ def _friends(store: Store, n_users: int, until: datetime | None) -> sp.csr_matri
     window_a = "AND (acted_at IS NULL OR acted_at < $until)" if until is not None else ""
     rows = store.conn.execute(
         f"""
-        WITH e AS (
+        WITH e AS (  -- a friend who is also followed comes twice: the matrix keeps one
           SELECT user_id, friend_id FROM friendships {window_f}
-          UNION
+          UNION ALL
           SELECT user_id, target_id FROM actions WHERE action = 'follow_user' {window_a}
         )
-        SELECT DISTINCT a.idx AS u, b.idx AS f FROM e
+        SELECT a.idx AS u, b.idx AS f FROM e
         JOIN _dc_side_users a ON a.user_id = e.user_id
         JOIN _dc_side_users b ON b.user_id = e.friend_id
         WHERE a.idx <> b.idx
@@ -174,6 +165,7 @@ def _friends(store: Store, n_users: int, until: datetime | None) -> sp.csr_matri
         ),
         shape=(n_users, n_users),
     )
+    m.data[:] = 1  # repeats were summed
     m.sort_indices()
     return m
 
@@ -208,18 +200,21 @@ def _cooccurrence(
         if until is not None
         else ""
     )
+    # Playlists are numbered in the store as they come (the product P'P does not depend on the
+    # order); a track listed twice on a playlist counts once (the matrix keeps one).
     rows = store.conn.execute(
         f"""
-        WITH e AS (
-          SELECT DISTINCT p.playlist_id, i.idx AS i, u.idx AS u
+        WITH p AS (SELECT playlist_id, owner_id, created_at, row_number() OVER () - 1 AS p
+                   FROM playlists),
+        e AS (
+          SELECT p.p, i.idx AS i, u.idx AS u
           FROM playlist_items pi
-          JOIN playlists p ON p.playlist_id = pi.playlist_id
+          JOIN p ON p.playlist_id = pi.playlist_id
           JOIN _dc_side_items i ON i.item_id = pi.item_id
           LEFT JOIN _dc_side_users u ON u.user_id = p.owner_id
           WHERE true {window}
         )
-        SELECT dense_rank() OVER (ORDER BY playlist_id) - 1 AS p, e.i
-        FROM e ANTI JOIN _dc_side_exclude x ON x.u = e.u AND x.i = e.i
+        SELECT e.p, e.i FROM e ANTI JOIN _dc_side_exclude x ON x.u = e.u AND x.i = e.i
         """,
         _params(until),
     ).fetchnumpy()
@@ -233,6 +228,7 @@ def _cooccurrence(
         ),
         shape=(n_pl, n_items),
     )
+    P.data[:] = 1
     if neighbours is not None:
         from deepcuts.signals.neighbours import strongest_cooccurrence
 

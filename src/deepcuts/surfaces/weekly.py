@@ -665,13 +665,29 @@ def _taste_clusters(
 def _pairs(
     conn: duckdb.DuckDBPyConnection, users: IdMap, items: IdMap, sql: str, params: list
 ) -> sp.csr_matrix:
-    """Users x items binary matrix of the (user_id, item_id) rows `sql` returns."""
-    rows = conn.sql(sql, params=params).to_arrow_table()
-    u, i = users.indices(rows.column(0)), items.indices(rows.column(1))
-    ok = (u >= 0) & (i >= 0)
-    return sp.csr_matrix(
-        (np.ones(int(ok.sum()), np.float32), (u[ok], i[ok])), shape=(len(users), len(items))
+    """Users x items binary matrix of the (user_id, item_id) rows `sql` returns (a pair listed
+    more than once, once; unknown ids left out). The store maps the ids to indices, so the
+    millions of rows of every pair ever played come back as two integer columns."""
+    conn.register("_dc_pair_users", users.table("user_id"))
+    conn.register("_dc_pair_items", items.table("item_id"))
+    try:
+        rows = conn.execute(
+            f"""
+            SELECT u.idx AS u, i.idx AS i FROM ({sql}) p
+            JOIN _dc_pair_users u ON u.user_id = p.user_id
+            JOIN _dc_pair_items i ON i.item_id = p.item_id
+            """,
+            params,
+        ).fetchnumpy()
+    finally:
+        conn.unregister("_dc_pair_users")
+        conn.unregister("_dc_pair_items")
+    out = sp.csr_matrix(
+        (np.ones(len(rows["u"]), np.float32), (rows["u"], rows["i"])),
+        shape=(len(users), len(items)),
     )
+    out.data[:] = 1  # repeats were summed
+    return out
 
 
 def _played(
@@ -682,7 +698,7 @@ def _played(
         conn,
         users,
         items,
-        "SELECT DISTINCT user_id, item_id FROM listens WHERE played_at IS NULL OR played_at < ?",
+        "SELECT user_id, item_id FROM listens WHERE played_at IS NULL OR played_at < ?",
         [until],
     )
 
@@ -720,7 +736,7 @@ def _previous_lists(store: Store, users: IdMap, items: IdMap, week_start: date) 
         store.conn,
         users,
         items,
-        "SELECT DISTINCT user_id, item_id FROM weekly_lists WHERE week IN (SELECT unnest(?))",
+        "SELECT user_id, item_id FROM weekly_lists WHERE week IN (SELECT unnest(?))",
         [weeks],
     )
 
