@@ -228,6 +228,26 @@ def test_top_n_breaks_ties_by_index_whatever_n():
                 assert np.isneginf(vals[r, len(expected) :]).all()
 
 
+def test_top_n_on_wide_rows_whatever_the_sample_guesses():
+    """Wide rows are cut at a threshold guessed from a sample; rows where the guess cannot
+    hold (mostly -inf, NaN, sorted, one long tie) must come out exactly as a full sort says."""
+    rng = np.random.default_rng(1)
+    rows = rng.standard_normal((8, 20_000)).astype(np.float32)
+    rows[0, rng.random(20_000) < 0.995] = -np.inf  # fewer finite entries than asked for
+    rows[1, ::3] = np.nan
+    rows[2] = np.sort(rows[2])
+    rows[3] = np.sort(rows[3])[::-1]
+    rows[4] = 1.0  # one tie across the row
+    rows[5, :19_000] = -np.inf  # everything sampled early is -inf
+    rows[6] = np.round(rows[6], 1)  # many ties at every value
+    for n in (1, 30, 100, 500):
+        ids, vals = top_n(rows, n)
+        for r, row in enumerate(rows):
+            finite = [i for i in np.lexsort((np.arange(len(row)), -row)) if np.isfinite(row[i])]
+            assert [i for i in ids[r] if i >= 0] == finite[:n], (n, r)
+            assert vals[r, : len(finite[:n])].tolist() == row[finite[:n]].tolist()
+
+
 def test_similar_items_stay_in_the_items_group(blocks):
     train, _, side, item_group = blocks
     for model in (ALS(**FAST["als"]).fit(train), ItemKNN(neighbours=30).fit(train)):

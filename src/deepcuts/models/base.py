@@ -362,8 +362,9 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     the batch or the n it was computed with).
 
     -inf (and NaN) entries are never returned: their ids are -1 (and the score -inf). The
-    selection is one compiled pass per row (`deepcuts.models.topk`): on rows of 50,000 items
-    about four times faster than torch's `topk`, which needed a second pass to order ties.
+    selection is compiled (`deepcuts.models.topk`): on rows of 50,000 items a threshold guessed
+    from a sample of the row, then one vectorised pass: 1.6 to 2.4 times faster than the one-pass
+    heap it falls back to, which was four times faster than torch's `topk`.
     """
     from deepcuts.models.topk import top_rows
 
