@@ -208,7 +208,7 @@ class NewReleaseSource:
             values = np.where(
                 np.isfinite(values), profile @ world.content_vectors[columns].T, -np.inf
             )
-        sub_items, scores = top_k_masked(values.astype(np.float32), self.k)
+        sub_items, scores = top_k_masked(values.astype(np.float32, copy=False), self.k)
         items = np.where(sub_items != NONE, columns[np.clip(sub_items, 0, None)], NONE)
         return Candidates(self.name, items, scores, np.full_like(items, NONE))
 
