@@ -61,11 +61,16 @@ def _utc(ts: datetime | None) -> datetime | None:
     return ts
 
 
+# One encoder for every card's and context's features (`json.dumps` with an option builds one
+# per call, and a page has a card per impression).
+_FEATURES_JSON = json.JSONEncoder(sort_keys=True)
+
+
 def _json(features: object) -> str:
     def py(v: object) -> object:
         return v.item() if isinstance(v, np.generic) else v
 
-    return json.dumps({k: py(v) for k, v in dict(features).items()}, sort_keys=True)  # type: ignore[call-overload]
+    return _FEATURES_JSON.encode({k: py(v) for k, v in dict(features).items()})  # type: ignore[call-overload]
 
 
 def impression_records(impressions: Iterable[Impression]) -> list[dict[str, object]]:

@@ -96,6 +96,10 @@ CREATE TABLE IF NOT EXISTS api_keys (
 """
 
 
+# One encoder for every impression row: `json.dumps` with any option builds a new one per call.
+_ROW_JSON = json.JSONEncoder(default=str)
+
+
 class LiveLogError(Exception):
     """The live log cannot be used (unreadable file, bad request to it)."""
 
@@ -417,7 +421,7 @@ class LiveLog:
                 "INSERT OR IGNORE INTO impressions (impression_id, user_id, served_at, row) "
                 "VALUES (?, ?, ?, ?)",
                 [
-                    (r["impression_id"], r["user_id"], r["served_at"], json.dumps(r, default=str))
+                    (r["impression_id"], r["user_id"], r["served_at"], _ROW_JSON.encode(r))
                     for r in rows
                 ],
             )
