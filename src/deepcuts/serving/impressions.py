@@ -63,20 +63,18 @@ class ImpressionWriter:
             self._commit(group)
 
     def _commit(self, group: list[tuple[Rows, asyncio.AbstractEventLoop, asyncio.Future]]) -> None:
-        try:
-            self.live.append_impressions([row for rows, _, _ in group for row in rows])
-            outcomes: list[BaseException | None] = [None] * len(group)
-        except Exception as exc:
-            if len(group) == 1:
-                outcomes = [exc]
-            else:  # one bad page must not fail the pages that came with it: each on its own
-                log.warning("a group of %d pages failed to log (%s); logging each alone",
-                            len(group), exc)  # fmt: skip
-                outcomes = [self._commit_alone(rows) for rows, _, _ in group]
-        for (rows, loop, committed), error in zip(group, outcomes, strict=True):
-            loop.call_soon_threadsafe(_settle, committed, len(rows), error)
+        error = self._append([row for rows, _, _ in group for row in rows])
+        outcomes = [error] * len(group)
+        if error is not None and len(group) > 1:
+            # one bad page must not fail the pages that came with it: each on its own
+            log.warning("a group of %d pages failed to log (%s); logging each alone",
+                        len(group), error)  # fmt: skip
+            outcomes = [self._append(rows) for rows, _, _ in group]
+        for (rows, loop, committed), outcome in zip(group, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, committed, len(rows), outcome)
 
-    def _commit_alone(self, rows: Rows) -> BaseException | None:
+    def _append(self, rows: Rows) -> BaseException | None:
+        """Commit ``rows``; the exception that stopped them, or None."""
         try:
             self.live.append_impressions(rows)
         except Exception as exc:

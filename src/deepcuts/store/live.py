@@ -203,7 +203,8 @@ class LiveLog:
         conn = getattr(self._local, name, None)
         if conn is None:
             # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE), so a
-            # writer takes the lock up front and waits for it (busy_timeout) instead of failing.
+            # writer takes the lock up front and waits for it (busy_timeout, or `_begin`'s
+            # polling) instead of failing.
             conn = sqlite3.connect(self.path, timeout=30 if wait else 0, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -511,7 +512,7 @@ def _begin(conn: sqlite3.Connection, patience: float = 30.0) -> None:
             conn.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise
             now = time.monotonic()
             deadline = deadline or now + patience
