@@ -247,8 +247,9 @@ class PageLayout:
 
 
 def new_id() -> str:
-    """128 random bits as 32 hex digits: uuid4's hex without its version bits, at a fifth of
-    its cost (a served page makes an id per card)."""
+    """128 random bits as 32 hex digits: uuid4's hex without its version bits, at under a
+    quarter of its cost (0.46 against 2.0 microseconds here; a served page makes an id per
+    card)."""
     return os.urandom(16).hex()
 
 
