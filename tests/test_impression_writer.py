@@ -79,3 +79,14 @@ def test_nothing_to_log_needs_no_writer(tmp_path):
     assert asyncio.run(writer.log([])) == 0
     with pytest.raises(KeyError):
         asyncio.run(writer.log([{"user_id": "u"}]))
+
+
+def test_impression_ids_are_unique_and_sort_in_the_order_they_were_made():
+    """The live log's unique index on impression ids grows at its right edge only if ids made
+    later sort later (random ids put every card on a random page of the index)."""
+    from deepcuts.bandit.types import new_id
+
+    ids = [new_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -247,10 +248,14 @@ class PageLayout:
 
 
 def new_id() -> str:
-    """128 random bits as 32 hex digits: uuid4's hex without its version bits, at under a
-    quarter of its cost (0.46 against 2.0 microseconds here; a served page makes an id per
-    card)."""
-    return os.urandom(16).hex()
+    """32 hex digits: the time in nanoseconds, then 64 random bits (as UUIDv7 orders its ids).
+
+    Ids made later sort later, so the live log's unique index on impression ids grows at its
+    right edge: with random ids every card of a page landed on a random page of that index,
+    and a page's commit wrote one index page per card (1.76 against 0.60 ms a 30-card page on
+    a log of 300,000 impressions here). An id costs 1.1 microseconds against 0.6 for
+    ``os.urandom(16).hex()`` (a page makes one per card: some 10 microseconds a page)."""
+    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
 
 
 @dataclass(frozen=True, eq=False)
