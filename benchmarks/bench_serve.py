@@ -1,12 +1,13 @@
 """The live service under load, against a bare FastAPI route, in the same run.
 
-Builds (or reuses, under --dir) a published demo world (default 10,000 listeners), starts
-`deepcuts serve --workers 2` on it with an admin key, and drives it from this machine with
-locust (headless, 32 concurrent users, no wait) for --seconds per route: home, weekly, similar
-and events (batches of --batch plays). Then it drives a bare FastAPI route under the same uvicorn
-settings (2 workers) that returns a stored JSON page of the same size as a home page. Prints
-p50/p99 latency, requests/s and errors per route, each one's throughput as a ratio of the bare
-route's, and events/s accepted durably.
+Builds (or reuses, under --dir) a published demo world (default 10,000 listeners), empties its
+live log (earlier runs' pages and events), starts `deepcuts serve --workers 2` on it with an
+admin key, and drives it from this machine with locust (headless, 32 concurrent users, no
+wait) for --seconds per route: home, weekly, similar and events (batches of --batch plays).
+Then it drives a bare FastAPI route under the same uvicorn settings (2 workers) that returns
+a stored JSON page of the same size as a home page. Prints p50/p99 latency, requests/s and
+errors per route, each one's throughput as a ratio of the bare route's, and events/s accepted
+durably.
 
     python benchmarks/bench_serve.py [--users 10000] [--tracks 5000] [--seconds 60] [--clients 32]
 
@@ -30,6 +31,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from deepcuts.store.live import live_log_path
 
 HERE = Path(__file__).resolve().parent
 ROUTES = ("Home", "Weekly", "Similar", "Events")
@@ -60,6 +63,12 @@ def build(root: Path, users: int, tracks: int) -> Path:
         flush=True,
     )
     return store
+
+
+def live_log_files(store: Path) -> list[Path]:
+    """The live log of the store: the SQLite file, its write-ahead log and shared memory."""
+    log = live_log_path(store)
+    return [log, log.with_name(log.name + "-wal"), log.with_name(log.name + "-shm")]
 
 
 def free_port() -> int:
@@ -140,6 +149,10 @@ def main() -> None:
 
     root = args.dir / f"u{args.users}-t{args.tracks}"
     store = build(root, args.users, args.tracks)
+    # Every run starts from an empty live log: a reused world's log holds the pages and events
+    # of earlier runs, and a larger log makes its commits slower, so runs would not compare.
+    for path in live_log_files(store):
+        path.unlink(missing_ok=True)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     dc = [sys.executable, "-m", "deepcuts", "--store", str(store)]
     key = run([*dc, "keys", "create", "--admin"], env=env).strip().splitlines()[-1]
