@@ -23,7 +23,7 @@ from deepcuts.evaluation.continuation import (
 )
 from deepcuts.evaluation.metrics import r_precision, recommended_songs_clicks
 from deepcuts.io import FORMATS
-from deepcuts.models.playlist import PlaylistContinuation, PlaylistTitle
+from deepcuts.models.playlist import BUCKETS, PARTS, PlaylistContinuation, PlaylistTitle
 from deepcuts.signals.playlists import load_playlists, normalize_title, playlist_matrix
 from deepcuts.store import Store
 from deepcuts.surfaces.continuation import (
@@ -351,3 +351,31 @@ def test_evaluate_command_runs_the_continuation_protocol(mpd_slice, run_cli, tmp
         summary["goals"]
     )
     assert "25 at random positions  implicit-als" in result.output
+
+
+def test_the_als_part_is_fitted_saved_and_scores_tracks(hand_store, tmp_path):
+    with Store(hand_store, read_only=True) as store:
+        continuer = prepare_continuation(store, minilm=False, validation=0)
+    model, data = continuer.model, continuer.data
+    assert "als" in PARTS and model.weights_.shape == (len(BUCKETS), len(PARTS))
+    assert model.als_ is not None and model.als_.item_factors_.shape[0] == data.n_items
+    chill = [i for i, n in enumerate(data.item_names) if str(n).startswith("C song")]
+    rows = playlist_matrix([chill[:3], []], data.n_items)
+    parts = model.parts(rows, ["", "calm evening"])
+    als = parts[PARTS.index("als")]
+    assert als.max(axis=1).tolist() == [
+        1.0,
+        1.0,
+    ]  # seeds folded in; a title alone through its tracks
+    for r in range(2):  # the ALS part favours the playlist's mood: chill tracks over gym ones
+        gym = np.setdiff1d(np.flatnonzero(model.popularity_ > 0), chill)
+        assert als[r, chill[3:]].mean() > als[r, gym].mean()
+    path = tmp_path / "continuation.npz"
+    model.save(path, items=data.items)
+    loaded = PlaylistContinuation.load(path)
+    assert np.allclose(loaded.als_.item_factors_, model.als_.item_factors_)
+    assert np.allclose(loaded.parts(rows, ["", "calm evening"])[PARTS.index("als")], als)
+    none = PlaylistContinuation(validation=0, minilm_weight=0.0, als_factors=0).fit(
+        continuer.model.item_.rows_ > 0
+    )
+    assert none.als_ is None and not none.parts(rows, ["", ""])[PARTS.index("als")].any()

@@ -243,7 +243,7 @@ class _Reasons:
 
     def reason(self, source: str, j: int) -> str:
         data, model = self.continuer.data, self.continuer.model
-        if source in ("item", "playlist") and len(self.seeds):
+        if source in ("item", "playlist", "als") and len(self.seeds):
             together = self._once("co", lambda: model.item_.cooccurrence(self.seeds, self.chosen))
             return (
                 f"often in playlists with {data.label(int(self.seeds[np.argmax(together[:, j])]))}"

@@ -2,7 +2,8 @@
 
 `PlaylistCF` (track-track and playlist-playlist neighbours), `PlaylistSequence` (what follows
 the last tracks), `PlaylistTitle` (playlists named like this one) and `PlaylistContinuation`,
-their blend learnt on held-out playlists, with cold tracks through content vectors.
+their blend with the seed artists' tracks, popularity and ALS (`deepcuts.models.cf.als`, the
+playlist folded in), learnt on held-out playlists, with cold tracks through content vectors.
 """
 
 from deepcuts.models.playlist.blend import (

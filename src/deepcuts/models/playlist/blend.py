@@ -7,15 +7,20 @@ The parts, each scoring every track for a playlist (its seed tracks in order, an
 - ``sequence``: what follows the last tracks (`PlaylistSequence`);
 - ``title``: playlists named like this one (`PlaylistTitle`);
 - ``artist``: the seed tracks' artists' other tracks, the more playlists hold them the higher;
-- ``popularity``: how many playlists hold the track (fills lists that nothing else fills).
+- ``popularity``: how many playlists hold the track (fills lists that nothing else fills);
+- ``als``: matrix factorisation (the project's `ALS` on the binary playlist x track matrix,
+  64 factors, λ = 1, confidence 10, chosen on held-out training playlists), the playlist folded
+  in from its seed tracks; a playlist with a title alone is folded in from the ``TITLE_SEEDS``
+  best tracks of its title part, weighed by their title score, so that the factors generalise
+  what playlists named alike hold.
 
 The title part compares titles by MiniLM too only for playlists of fewer than 10 seed tracks:
 with more, the tracks say much more than the title, and encoding a title costs more than all
-the rest of a continuation. Each part's row is divided by its largest value, and the blend is their weighted sum. The
-weights depend on how many seed tracks a playlist has (0, 1, 2-9, 10 or more: a title alone
-needs the title model, 25 tracks need it much less) and are learnt in `fit`: ``validation``
-training playlists are held out, the parts are fitted on the others, the held-out playlists are
-cut into seeds and hidden tracks as the RecSys Challenge 2018 cut its playlists (title only,
+the rest of a continuation. Each part's row is divided by its largest value (negative ALS
+scores are dropped first), and the blend is their weighted sum. The weights depend on how many
+seed tracks a playlist has (0, 1, 2-9, 10 or more: a title alone needs the title model, 25
+tracks need it much less) and are learnt in `fit`: ``validation`` training playlists are held
+out, the parts are fitted on the others, the held-out playlists are cut into seeds and hidden tracks as the RecSys Challenge 2018 cut its playlists (title only,
 title and first track, first 5 with and without title, first 10, first 25, 25 at random), and
 coordinate ascent over a grid finds the weights with the best NDCG@500 of the hidden tracks
 per seed-count bucket (a bucket with fewer than 30 held-out playlists keeps default weights).
@@ -38,6 +43,7 @@ import scipy.sparse as sp
 
 from deepcuts.models.base import Recommender, top_n
 from deepcuts.models.cf._util import check_int, check_matrix, positives
+from deepcuts.models.cf.als import ALS
 from deepcuts.models.playlist.cf import PlaylistCF
 from deepcuts.models.playlist.sequence import PlaylistSequence
 from deepcuts.models.playlist.title import Embed, PlaylistTitle
@@ -45,9 +51,9 @@ from deepcuts.signals.side import SideInfo
 
 log = logging.getLogger(__name__)
 
-PARTS = ("item", "playlist", "sequence", "title", "artist", "popularity")
+PARTS = ("item", "playlist", "sequence", "title", "artist", "popularity", "als")
 BUCKETS = ("0 tracks", "1 track", "2-9 tracks", "10+ tracks")
-GRID = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
+GRID = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 SCENARIOS = (  # (seed tracks, where, with title): the challenge's ways of cutting a playlist
     (0, "first", True),
     (1, "first", True),
@@ -58,8 +64,9 @@ SCENARIOS = (  # (seed tracks, where, with title): the challenge's ways of cutti
     (25, "random", True),
 )
 MINILM_BELOW = 10  # playlists with this many seed tracks compare titles by TF-IDF alone
+TITLE_SEEDS = 50  # a title-only playlist is folded into the ALS part from its title's best tracks
 MIN_BUCKET = 30  # held-out playlists a bucket needs to learn its own weights
-DEFAULT_WEIGHTS = np.array([1.0, 1.0, 0.3, 1.0, 0.3, 0.01], np.float32)
+DEFAULT_WEIGHTS = np.array([1.0, 1.0, 0.3, 1.0, 0.3, 0.01, 0.3], np.float32)
 
 
 def seed_bucket(n_seeds: int | np.ndarray) -> np.ndarray:
@@ -104,12 +111,15 @@ class PlaylistContinuation(Recommender):
     cold_weight : scale of the scores of cold tracks.
     cold_neighbours : warm tracks each cold track borrows its score from.
     minilm_weight : share of MiniLM in the title model (0: TF-IDF only).
+    als_factors, als_regularization, als_alpha, als_iterations : the ALS part (`ALS`'s
+        factors, regularization, alpha and iterations; ``als_factors=0``: no ALS part).
     random_state : seeds the held-out choice and the random cuts.
 
     Attributes
     ----------
-    item_, playlist_, sequence_, title_ : the fitted parts.
-    weights_ : float32 (4, 6), the blend weights per seed bucket (rows) and part (`PARTS`).
+    item_, playlist_, sequence_, title_, als_ : the fitted parts (``als_`` None when
+        ``als_factors=0``).
+    weights_ : float32 (4, 7), the blend weights per seed bucket (rows) and part (`PARTS`).
     popularity_ : float32 (n_items,), playlists per track.
     artists_ : int64 (n_items,), each track's artist (-1: unknown), or None.
     cold_map_ : CSR float32 (n_items, n_items) or None, each cold track's warm neighbours.
@@ -123,10 +133,14 @@ class PlaylistContinuation(Recommender):
         "cold_weight",
         "cold_neighbours",
         "minilm_weight",
+        "als_factors",
+        "als_regularization",
+        "als_alpha",
+        "als_iterations",
         "random_state",
     )
     fitted = ("weights_", "popularity_", "artists_", "cold_map_", "validation_ndcg_")
-    components = ("item_", "playlist_", "sequence_", "title_")
+    components = ("item_", "playlist_", "sequence_", "title_", "als_")
 
     def __init__(
         self,
@@ -135,6 +149,10 @@ class PlaylistContinuation(Recommender):
         cold_weight: float = 0.5,
         cold_neighbours: int = 20,
         minilm_weight: float = 0.5,
+        als_factors: int = 64,
+        als_regularization: float = 1.0,
+        als_alpha: float = 10.0,
+        als_iterations: int = 15,
         random_state: int = 0,
     ):
         self.validation = validation
@@ -142,6 +160,10 @@ class PlaylistContinuation(Recommender):
         self.cold_weight = cold_weight
         self.cold_neighbours = cold_neighbours
         self.minilm_weight = minilm_weight
+        self.als_factors = als_factors
+        self.als_regularization = als_regularization
+        self.als_alpha = als_alpha
+        self.als_iterations = als_iterations
         self.random_state = random_state
 
     # -- fitting ---------------------------------------------------------------------------
@@ -161,6 +183,7 @@ class PlaylistContinuation(Recommender):
         ``artists``: (n_items,) each track's artist number, -1 where unknown."""
         check_int("validation", self.validation, minimum=0)
         check_int("cold_neighbours", self.cold_neighbours)
+        check_int("als_factors", self.als_factors, minimum=0)
         matrix = check_matrix(user_items)
         titles = list(titles) if titles is not None else [""] * matrix.shape[0]
         if len(titles) != matrix.shape[0]:
@@ -188,6 +211,16 @@ class PlaylistContinuation(Recommender):
         self.item_ = PlaylistCF("item").fit(matrix)
         self.playlist_ = PlaylistCF("playlist").fit(matrix)
         self.sequence_ = PlaylistSequence().fit(matrix)
+        if self.als_factors > 0:
+            self.als_ = ALS(
+                factors=self.als_factors,
+                regularization=self.als_regularization,
+                alpha=self.als_alpha,
+                iterations=self.als_iterations,
+                random_state=self.random_state,
+            ).fit(positives(matrix))
+        else:
+            self.als_ = None
         if any(t.strip() for t in titles):
             self.title_ = PlaylistTitle(minilm_weight=self.minilm_weight).fit(
                 matrix, titles=titles, embed=embed
@@ -199,6 +232,7 @@ class PlaylistContinuation(Recommender):
         self._after_load()
 
     def _after_load(self) -> None:
+        self._als_base = None
         self._artist_map = None
         if self.artists_ is not None and (self.artists_ >= 0).any():
             known = np.flatnonzero(self.artists_ >= 0)
@@ -359,12 +393,51 @@ class PlaylistContinuation(Recommender):
             else:
                 part = getattr(self, name + "_")
                 s = np.zeros((n, rows.shape[1]), np.float32)
-                if (~empty).any():
+                if name == "als" and part is not None:
+                    s = self._als_scores(rows, out[PARTS.index("title")])
+                elif part is not None and (~empty).any():
                     s[~empty] = part.score(
                         np.full((~empty).sum(), -1), rows[np.flatnonzero(~empty)]
                     )
             top = s.max(axis=1, keepdims=True)
             out.append(np.divide(s, top, out=np.zeros_like(s), where=top > 0))
+        return out
+
+    def _als_scores(self, rows: sp.csr_matrix, title: np.ndarray) -> np.ndarray:
+        """The ALS part: each playlist folded in from its seed tracks (binary), or, for a
+        playlist with a title alone, from the ``TITLE_SEEDS`` best tracks of its title part
+        (confidence: their title score, the best 1); negative scores dropped."""
+        query = positives(rows)
+        empty = np.flatnonzero((np.diff(query.indptr) == 0) & (title.max(axis=1) > 0))
+        if len(empty):
+            ids, vals = top_n(title[empty], TITLE_SEEDS)
+            keep = (ids >= 0) & (vals > 0)
+            pseudo = sp.csr_matrix(
+                (vals[keep], (np.repeat(empty, ids.shape[1]).reshape(ids.shape)[keep], ids[keep])),
+                shape=query.shape,
+                dtype=np.float32,
+            )
+            query = sp.csr_matrix(query + pseudo)
+        s = self._fold_in(query) @ self.als_.item_factors_.T
+        return np.maximum(s, 0, out=s)
+
+    def _fold_in(self, rows: sp.csr_matrix) -> np.ndarray:
+        """ALS user vectors of ``rows`` (what `fold_in` solves), with ``YᵀY`` kept between
+        calls and only the rows' own item vectors read in float64 (the whole factor matrix
+        in float64 at each call cost more than the rest of a continuation)."""
+        als, factors = self.als_, self.als_.item_factors_
+        if getattr(self, "_als_base", None) is None:
+            y = factors.astype(np.float64)
+            self._als_base = y.T @ y + als.regularization * np.eye(y.shape[1])
+        out = np.zeros((rows.shape[0], factors.shape[1]), np.float32)
+        for r in range(rows.shape[0]):
+            start, end = rows.indptr[r], rows.indptr[r + 1]
+            if start == end:
+                continue
+            yi = factors[rows.indices[start:end]].astype(np.float64)
+            c = als.alpha * rows.data[start:end].astype(np.float64)
+            a = self._als_base + (yi.T * (np.abs(c) - 1.0)) @ yi
+            out[r] = np.linalg.solve(a, yi.T @ np.maximum(c, 0.0))
         return out
 
     def blend(self, parts: list[np.ndarray], n_seeds: np.ndarray) -> np.ndarray:
