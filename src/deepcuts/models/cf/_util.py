@@ -64,9 +64,15 @@ def fold_in(
 
     Returns float32 (n_rows, factors); an empty row gives a zero vector.
     """
-    Y = np.asarray(item_factors, dtype=np.float64)
+    # Only the rows' own item vectors are read in float64: the whole matrix in float64 at each
+    # call cost more than a playlist continuation's other parts together.
+    Y = np.asarray(item_factors)
     k = Y.shape[1]
-    YtY = (Y.T @ Y) if yty is None else np.asarray(yty, np.float64)
+    if yty is None:
+        Y64 = Y.astype(np.float64)
+        YtY = Y64.T @ Y64
+    else:
+        YtY = np.asarray(yty, np.float64)
     base = YtY + regularization * np.eye(k)
     rows = rows.tocsr()
     out = np.zeros((rows.shape[0], k), dtype=np.float32)
@@ -76,7 +82,7 @@ def fold_in(
             continue
         idx = rows.indices[start:end]
         c = alpha * rows.data[start:end].astype(np.float64)
-        Yi = Y[idx]
+        Yi = Y[idx].astype(np.float64)
         A = base + (Yi.T * (np.abs(c) - 1.0)) @ Yi
         b = Yi.T @ np.where(c > 0, c, 0.0)
         out[r] = np.linalg.solve(A, b)

@@ -232,7 +232,6 @@ class PlaylistContinuation(Recommender):
         self._after_load()
 
     def _after_load(self) -> None:
-        self._als_base = None
         self._artist_map = None
         if self.artists_ is not None and (self.artists_ >= 0).any():
             known = np.flatnonzero(self.artists_ >= 0)
@@ -418,27 +417,8 @@ class PlaylistContinuation(Recommender):
                 dtype=np.float32,
             )
             query = sp.csr_matrix(query + pseudo)
-        s = self._fold_in(query) @ self.als_.item_factors_.T
+        s = self.als_.score(np.full(query.shape[0], -1), query)  # -1: new rows, folded in
         return np.maximum(s, 0, out=s)
-
-    def _fold_in(self, rows: sp.csr_matrix) -> np.ndarray:
-        """ALS user vectors of ``rows`` (what `fold_in` solves), with ``YᵀY`` kept between
-        calls and only the rows' own item vectors read in float64 (the whole factor matrix
-        in float64 at each call cost more than the rest of a continuation)."""
-        als, factors = self.als_, self.als_.item_factors_
-        if getattr(self, "_als_base", None) is None:
-            y = factors.astype(np.float64)
-            self._als_base = y.T @ y + als.regularization * np.eye(y.shape[1])
-        out = np.zeros((rows.shape[0], factors.shape[1]), np.float32)
-        for r in range(rows.shape[0]):
-            start, end = rows.indptr[r], rows.indptr[r + 1]
-            if start == end:
-                continue
-            yi = factors[rows.indices[start:end]].astype(np.float64)
-            c = als.alpha * rows.data[start:end].astype(np.float64)
-            a = self._als_base + (yi.T * (np.abs(c) - 1.0)) @ yi
-            out[r] = np.linalg.solve(a, yi.T @ np.maximum(c, 0.0))
-        return out
 
     def blend(self, parts: list[np.ndarray], n_seeds: np.ndarray) -> np.ndarray:
         """The weighted sum of the parts, with cold tracks scored from their neighbours."""
