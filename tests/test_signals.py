@@ -19,6 +19,7 @@ from deepcuts.signals import (
     regional_popularity,
     remove_pairs,
 )
+from deepcuts.signals.catalogue import load_catalogue
 from tests.conftest import HETREC
 
 NOW = datetime(2026, 11, 2, 12, 0, 0)
@@ -289,3 +290,15 @@ def test_hetrec_play_counts_become_the_raw_matrix(store):
     assert float(inter.matrix.sum()) == pytest.approx(total, rel=1e-6)
     side = build_side_info(store, inter.users, inter.items)
     assert side.friends.nnz == 25434 and side.user_region is None
+
+
+def test_the_catalogue_counts_plays_in_the_store_or_takes_the_callers_counts(behaviour):
+    items = IdMap(["a", "b", "h", "zz"])
+    cat = load_catalogue(behaviour, items)
+    assert cat.plays.tolist() == [4.0, 2.0, 1.0, 0.0]  # u1's three plays of a and u2's one
+    assert cat.artists[cat.artist[items.index("h")]] == "X"
+    own = load_catalogue(behaviour, items, np.array([7, 0, 1, 2]))
+    assert own.plays.tolist() == [7.0, 0.0, 1.0, 2.0] and own.plays.dtype == np.float64
+    assert own.artist.tolist() == cat.artist.tolist() and own.names.tolist() == cat.names.tolist()
+    with pytest.raises(ValueError, match=r"one count per item \(4\), not 3"):
+        load_catalogue(behaviour, items, np.zeros(3))

@@ -84,8 +84,19 @@ class Catalogue:
         return self.popularity_rank() >= int(np.ceil(head_share * self.n_items))
 
 
-def load_catalogue(store: Store, items: IdMap) -> Catalogue:
-    """The catalogue's facts about `items` (tracks, or artists where items are artists)."""
+def load_catalogue(store: Store, items: IdMap, plays: np.ndarray | None = None) -> Catalogue:
+    """The catalogue's facts about `items` (tracks, or artists where items are artists).
+
+    ``plays``: the caller's own count per item (a surface counts listeners up to its date), in
+    place of the store's listens summed, which then are not read at all."""
+    if plays is not None and len(plays) != len(items):
+        raise ValueError(f"plays must be one count per item ({len(items)}), not {len(plays)}")
+    plays_join = (
+        """LEFT JOIN (SELECT item_id, sum(coalesce(play_count, 1)) AS plays FROM listens
+                       GROUP BY item_id) p ON p.item_id = i.item_id"""
+        if plays is None
+        else ""
+    )
     conn = store.conn
     conn.register(
         "_catalogue_items",
@@ -93,7 +104,7 @@ def load_catalogue(store: Store, items: IdMap) -> Catalogue:
     )
     try:
         rows = conn.sql(
-            """
+            f"""
             SELECT i.idx,
                    coalesce(t.name, a_item.name, i.item_id) AS name,
                    coalesce(t.artist_id, a_item.artist_id) AS artist_id,
@@ -102,14 +113,13 @@ def load_catalogue(store: Store, items: IdMap) -> Catalogue:
                    coalesce(t.release_date, al.release_date) AS release_date,
                    t.duration_ms,
                    coalesce(t.audio_path, t.uri) AS location,
-                   coalesce(p.plays, 0) AS plays
+                   {"coalesce(p.plays, 0)" if plays is None else "0"} AS plays
             FROM _catalogue_items i
             LEFT JOIN tracks t ON t.track_id = i.item_id
             LEFT JOIN artists ta ON ta.artist_id = t.artist_id
             LEFT JOIN artists a_item ON a_item.artist_id = i.item_id
             LEFT JOIN albums al ON al.album_id = t.album_id
-            LEFT JOIN (SELECT item_id, sum(coalesce(play_count, 1)) AS plays FROM listens
-                       GROUP BY item_id) p ON p.item_id = i.item_id
+            {plays_join}
             ORDER BY i.idx
             """
         ).to_arrow_table()
@@ -138,7 +148,11 @@ def load_catalogue(store: Store, items: IdMap) -> Catalogue:
         release_day=release.astype(np.int32),
         duration_ms=np.where(np.isnan(duration), np.nan, duration),
         location=rows["location"].to_numpy(zero_copy_only=False),
-        plays=rows["plays"].cast(pa.float64()).to_numpy(),
+        plays=(
+            rows["plays"].cast(pa.float64()).to_numpy()
+            if plays is None
+            else np.asarray(plays, np.float64)
+        ),
     )
 
 

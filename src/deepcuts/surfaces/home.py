@@ -85,8 +85,8 @@ class HomeData:
 
         trained = load_trained(store, model_id)
         inter = trained.interactions(store, now)
-        catalogue = load_catalogue(store, inter.items)
-        catalogue.plays = np.asarray(inter.positives().sum(axis=0)).ravel().astype(np.float64)
+        plays = np.asarray(inter.positives().sum(axis=0)).ravel().astype(np.float64)
+        catalogue = load_catalogue(store, inter.items, plays)
         vectors = trained.model.item_vectors()
         if vectors is not None:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)

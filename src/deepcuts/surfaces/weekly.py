@@ -181,17 +181,17 @@ class DiscoverWeekly:
         self.config = config or WeeklyConfig()
         # Every pair ever played is the setup's slowest query: it runs on a cursor of its own
         # (DuckDB answers both at once) while the rest of the world is built.
-        with ThreadPoolExecutor(1) as reader:
+        with ThreadPoolExecutor(2) as helpers:
             cursor = store.conn.cursor() if played is None else None
             try:
                 reading = (
                     None
                     if cursor is None
-                    else reader.submit(
+                    else helpers.submit(
                         _played, cursor, interactions.users, interactions.items, self.until
                     )
                 )
-                self.world = self._world(content_vectors)
+                self.world = self._world(content_vectors, helpers)
                 if reading is not None:
                     played = reading.result()
             finally:
@@ -221,16 +221,25 @@ class DiscoverWeekly:
         self.index = self._index()
 
     # -- what is the same for every user -------------------------------------------------
-    def _world(self, content_vectors: np.ndarray | None) -> World:
+    def _world(self, content_vectors: np.ndarray | None, helpers: ThreadPoolExecutor) -> World:
+        """What is the same for every list. The taste clusters need no store: they are found
+        in a `helpers` thread while the store is read."""
         inter = self.interactions
-        catalogue = load_catalogue(self.store, inter.items)
+        positives = inter.positives()
+        # Popularity is what the data up to the list knows: listeners per item.
+        plays = np.asarray(positives.sum(axis=0)).ravel().astype(np.float64)
+        vectors = _unit(self.model.item_vectors())
+        clustering = (
+            None
+            if vectors is None
+            else helpers.submit(
+                _taste_clusters, vectors, plays, self.config.n_clusters, self.config.seed
+            )
+        )
+        catalogue = load_catalogue(self.store, inter.items, plays)
         side = build_side_info(
             self.store, inter.users, inter.items, until=self.until, tags=False, neighbours=50
         )
-        positives = inter.positives()
-        # Popularity is what the data up to the list knows: listeners per item.
-        catalogue.plays = np.asarray(positives.sum(axis=0)).ravel().astype(np.float64)
-        vectors = _unit(self.model.item_vectors())
         world = World(
             catalogue=catalogue,
             week_start=self.week_start,
@@ -247,10 +256,8 @@ class DiscoverWeekly:
             world.rising = _rising(
                 self.store, inter, side.user_region, len(side.regions), self.until
             )
-        if vectors is not None:
-            world.clusters = _taste_clusters(
-                vectors, catalogue.plays, self.config.n_clusters, self.config.seed
-            )
+        if clustering is not None:
+            world.clusters = clustering.result()
         return world
 
     def _forbidden(self, played: sp.csr_matrix) -> sp.csr_matrix:
