@@ -77,3 +77,19 @@ def test_duckdb_draws_no_progress_bar(tmp_path):
         [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["False"] * 4
+
+
+def test_a_cursor_reads_the_same_store_in_utc_and_closes_alone(tmp_path):
+    """Side information is read on cursors from several threads at once: each sees the store's
+    rows with the store's settings, and closing one leaves the store open."""
+    with Store(tmp_path / "s.duckdb", create=True) as store:
+        store.conn.execute("INSERT INTO users (user_id, country) VALUES ('u1', 'SE'), ('u2', 'NO')")
+        view = store.cursor()
+        assert view is not store and view.path == store.path
+        assert view.conn.execute("SELECT count(*) FROM users").fetchall() == [(2,)]
+        assert view.conn.execute("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
+        view.conn.register("_only_here", duckdb.sql("SELECT 1 AS x").arrow())
+        with pytest.raises(duckdb.CatalogException):
+            store.conn.execute("SELECT * FROM _only_here")
+        view.close()
+        assert store.conn.execute("SELECT count(*) FROM users").fetchall() == [(2,)]

@@ -18,6 +18,8 @@ who listen to each item).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,18 +81,31 @@ def build_side_info(
     ``tags=False`` leaves the item tags out (None), for a caller with no use for them;
     ``neighbours=k`` keeps only each item's k strongest co-occurrences (of equal ones the lower
     item), computed without the full co-occurrence matrix."""
-    conn = store.conn
-    conn.register("_dc_side_users", users.table("user_id"))
-    conn.register("_dc_side_items", items.table("item_id"))
-    conn.register("_dc_side_exclude", _pairs_table(exclude))
-    try:
-        item_tags, tag_names = _item_tags(store, len(items), until) if tags else (None, None)
-        friends = _friends(store, len(users), until)
-        user_region, regions = _regions(store, len(users))
-        cooc = _cooccurrence(store, len(items), until, neighbours)
-    finally:
-        for name in ("_dc_side_users", "_dc_side_items", "_dc_side_exclude"):
-            conn.unregister(name)
+    tables = {
+        "_dc_side_users": users.table("user_id"),
+        "_dc_side_items": items.table("item_id"),
+        "_dc_side_exclude": _pairs_table(exclude),
+    }
+
+    def read(part: Callable, *args: Any) -> Any:
+        # Each part on a connection of its own, so that the parts are read at the same time.
+        view = store.cursor()
+        try:
+            for name, table in tables.items():
+                view.conn.register(name, table)
+            return part(view, *args)
+        finally:
+            view.close()
+
+    with ThreadPoolExecutor(2) as threads:  # the slowest first
+        counting = threads.submit(read, _cooccurrence, len(items), until, neighbours)
+        tagging = threads.submit(read, _item_tags, len(items), until) if tags else None
+        befriending = threads.submit(read, _friends, len(users), until)
+        placing = threads.submit(read, _regions, len(users))
+        cooc = counting.result()
+        item_tags, tag_names = tagging.result() if tagging is not None else (None, None)
+        user_region, regions = placing.result()
+        friends = befriending.result()
     return SideInfo(item_tags, tag_names, friends, user_region, regions, cooc)
 
 

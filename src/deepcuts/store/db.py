@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -15,6 +16,16 @@ log = logging.getLogger(__name__)
 
 class StoreError(Exception):
     """The store cannot be opened or is in a state deepcuts cannot use."""
+
+
+def _session(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A connection's settings, on each connection: timestamps are stored in UTC (strings with
+    an offset are converted to it), and no progress bar of DuckDB's own, which it would draw on
+    stdout for queries over 2 s, corrupting a command's JSON or M3U8 output on a large store
+    (the CLI's progress is on stderr)."""
+    conn.execute("SET TimeZone = 'UTC'")
+    conn.execute("SET enable_progress_bar = false")
+    return conn
 
 
 def _connect(path: str, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
@@ -73,12 +84,7 @@ class Store:
                     f"no store at {self.path}: create one with `deepcuts init --store {self.path}`"
                 )
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = _connect(self.path, read_only and not in_memory, wait)
-        # Timestamps are stored in UTC; strings with an offset are converted to it.
-        self.conn.execute("SET TimeZone = 'UTC'")
-        # DuckDB draws its own progress bar on stdout for queries over 2 s, which would corrupt
-        # a command's JSON or M3U8 output on a large store (the CLI's progress is on stderr).
-        self.conn.execute("SET enable_progress_bar = false")
+        self.conn = _session(_connect(self.path, read_only and not in_memory, wait))
         if not read_only:
             self.migrate()
         elif self.schema_version() != LATEST_VERSION:
@@ -152,6 +158,14 @@ class Store:
         }
 
     # -- lifecycle ----------------------------------------------------------------------
+    def cursor(self) -> Store:
+        """This store on a connection of its own (a DuckDB cursor of this one), to read from
+        another thread at the same time; close it when done. A view registered on one
+        connection is not seen from the other."""
+        other = copy.copy(self)
+        other.conn = _session(self.conn.cursor())
+        return other
+
     def close(self) -> None:
         self.conn.close()
 
