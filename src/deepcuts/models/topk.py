@@ -10,6 +10,7 @@ import numpy as np
 
 BLOCK = 64  # columns per vectorised count (a constant width is what lets it vectorise)
 STRIDE = 16  # a wide row is sampled at every STRIDE-th column to guess its threshold
+MAX_SORTED = 16  # a guess that keeps more than MAX_SORTED * k entries sends the row to the heap
 
 
 @numba.njit(nogil=True, cache=True)
@@ -21,8 +22,10 @@ def top_rows(scores, k, ids, vals):  # pragma: no cover - compiled
     column) that about twice k entries should reach. One pass keeps the entries at or above
     it; if at least k did, the k-th best is among them with all its ties, and a stable sort
     of those few orders them exactly. Otherwise (few finite entries, a sample that guessed
-    too high) the row goes through `_heap_row`, which needs no guess. Free of the GIL, so
-    batches selected in threads run on every core."""
+    too high, or too low: a row of equal scores, such as a listener with no history, keeps
+    every entry, and one pass of the heap costs less than sorting them all) the row goes
+    through `_heap_row`, which needs no guess. Free of the GIL, so batches selected in threads
+    run on every core."""
     n_rows, n_cols = scores.shape
     heap_v = np.empty(k, scores.dtype)
     heap_i = np.empty(k, np.int64)
@@ -38,7 +41,7 @@ def top_rows(scores, k, ids, vals):  # pragma: no cover - compiled
             threshold = _sample_rank(row, rank, best)
             if threshold > -np.inf:  # not -inf, not NaN
                 kept = _at_least(row, threshold, kept_v, kept_i)
-                if kept >= k:
+                if k <= kept <= MAX_SORTED * k:
                     # ascending columns, so a stable sort keeps ties to the lower index
                     order = np.argsort(-kept_v[:kept], kind="mergesort")
                     for out in range(k):
