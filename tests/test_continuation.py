@@ -379,3 +379,111 @@ def test_the_als_part_is_fitted_saved_and_scores_tracks(hand_store, tmp_path):
         continuer.model.item_.rows_ > 0
     )
     assert none.als_ is None and not none.parts(rows, ["", ""])[PARTS.index("als")].any()
+
+
+# -- the ranker (second stage) ---------------------------------------------------------------
+def test_the_ranker_trees_predict_as_scikit_learn_does():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from deepcuts.models.playlist.rerank import fit_trees, predict_trees, unpack_trees
+
+    rng = np.random.default_rng(0)
+    x = rng.random((3000, 6), dtype=np.float32)
+    y = x[:, 0] + x[:, 1] * x[:, 2] + 0.3 * rng.random(3000) > 1.0
+    nodes, roots = fit_trees(x, y, iterations=20, min_leaf=20)
+    same = HistGradientBoostingClassifier(
+        max_iter=20, learning_rate=0.15, max_leaf_nodes=31, max_depth=6, min_samples_leaf=20,
+        l2_regularization=1.0, early_stopping=False, random_state=0,
+    ).fit(x, y)  # fmt: skip
+    test = rng.random((500, 6), dtype=np.float32)
+    assert len(roots) == 20
+    assert np.allclose(
+        predict_trees(unpack_trees(nodes, roots), test), same.decision_function(test)
+    )
+
+
+@pytest.fixture(scope="module")
+def ranked(mpd_data):
+    """A model with its ranker on the real slice, plus a cold track (the last column, on no
+    playlist) whose content vector is that of the most popular training track."""
+    split = split_continuation(mpd_data, seed=0, n_test=50)
+    n = mpd_data.n_items
+
+    def widen(m):
+        return sp.hstack([m, sp.csr_matrix((m.shape[0], 1), dtype=np.float32)]).tocsr()
+
+    popular = int(np.argmax(np.bincount(split.train.indices, minlength=n)))
+    content = np.zeros((n + 1, 2), np.float32)
+    content[[popular, n], 0] = 1
+    model = PlaylistContinuation(validation=60, minilm_weight=0.0).fit(
+        widen(split.train),
+        titles=split.train_titles,
+        artists=np.append(mpd_data.artist_codes(), -1),
+        content=content,
+    )
+    return split, widen(split.seeds), widen(split.truth), model, popular
+
+
+def test_the_ranker_is_learnt_and_reorders_the_blends_best_sensibly(ranked):
+    split, seeds, truth, model, _ = ranked
+    assert model.ranker_nodes_ is not None and len(model.ranker_roots_) == 60
+    got = model.rank(seeds, split.titles, 200)
+    parts = model.parts(seeds, split.titles)
+    blend = model.blend(parts, np.diff(seeds.indptr))
+    coo = seeds.tocoo()
+    blend[coo.row, coo.col] = -np.inf
+    reordered, hit_scores, other_scores = 0, [], []
+    for r in range(seeds.shape[0]):
+        ids = got.ids[r][got.ids[r] >= 0]
+        assert len(ids) == 200 and not set(ids.tolist()) & set(seeds[r].indices.tolist())
+        assert (np.diff(got.scores[r]) <= 0).all()
+        best = np.argsort(-blend[r], kind="stable")[: model.candidates]
+        assert set(ids.tolist()) <= set(best.tolist())  # it reorders the blend's candidates
+        reordered += not np.array_equal(ids, best[:200])
+        hidden = np.isin(ids, truth[r].indices)
+        hit_scores += got.scores[r][hidden].tolist()
+        other_scores += got.scores[r][~hidden].tolist()
+        # the reasons' evidence: each part's weighted score, summing to the blend score
+        assert np.allclose(got.contributions[r].sum(axis=0), blend[r, ids], atol=1e-4)
+    assert reordered >= seeds.shape[0] // 2
+    assert np.mean(hit_scores) > 2 * np.mean(other_scores)  # hidden tracks score higher
+    recs, _ = model.recommend_playlists(seeds, split.titles, 500)
+    ranker = continuation_metrics(recs, truth)["ndcg@500"].mean()
+    model._trees, trees = None, model._trees
+    try:
+        plain, _ = model.recommend_playlists(seeds, split.titles, 500)
+    finally:
+        model._trees = trees
+    assert ranker >= 0.9 * continuation_metrics(plain, truth)["ndcg@500"].mean()
+
+
+def test_the_ranker_lets_a_cold_track_in_through_its_neighbours(ranked):
+    split, seeds, _, model, popular = ranked
+    cold = seeds.shape[1] - 1
+    got = model.rank(seeds, split.titles, model.candidates)  # every candidate
+    rows = [r for r in range(seeds.shape[0]) if popular in got.ids[r, :100]]
+    assert rows
+    for r in rows:
+        ids = got.ids[r].tolist()
+        assert cold in ids
+        at, of = ids.index(cold), ids.index(popular)
+        assert got.scores[r, at] == pytest.approx(model.cold_weight * got.scores[r, of], rel=1e-4)
+        assert np.argmax(got.contributions[r][:, at]) == len(PARTS)  # the reason: "cold"
+
+
+def test_the_ranker_survives_save_and_load(ranked, tmp_path):
+    split, seeds, _, model, _ = ranked
+    path = tmp_path / "ranked.npz"
+    model.save(path)
+    loaded = PlaylistContinuation.load(path)
+    assert np.array_equal(loaded.ranker_nodes_, model.ranker_nodes_)
+    assert np.array_equal(loaded.ranker_roots_, model.ranker_roots_)
+    a_ids, a_scores = model.recommend_playlists(seeds, split.titles, 100)
+    b_ids, b_scores = loaded.recommend_playlists(seeds, split.titles, 100)
+    assert np.array_equal(a_ids, b_ids) and np.allclose(a_scores, b_scores)
+    plain = PlaylistContinuation(validation=60, minilm_weight=0.0, rerank=False).fit(
+        model.item_.rows_ > 0, titles=[""] * model.item_.rows_.shape[0]
+    )
+    assert plain.ranker_nodes_ is None
+    plain.save(path)
+    assert PlaylistContinuation.load(path).ranker_nodes_ is None

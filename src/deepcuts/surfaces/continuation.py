@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from deepcuts.io.playlists import ExportTrack, PlaylistExport
-from deepcuts.models.base import FORMAT_VERSION, ModelFormatError, top_n
+from deepcuts.models.base import FORMAT_VERSION, ModelFormatError
 from deepcuts.models.catalog import load_model
-from deepcuts.models.playlist.blend import MINILM_BELOW, PARTS, PlaylistContinuation, seed_bucket
+from deepcuts.models.playlist.blend import MINILM_BELOW, PARTS, PlaylistContinuation
 from deepcuts.signals.playlists import PlaylistData, load_playlists, playlist_matrix
 from deepcuts.store import Store
 
@@ -203,21 +203,13 @@ def continue_playlist(
     if not len(idx) and not title:
         raise ContinuationError("give a title, some tracks, or both")
     row = playlist_matrix([idx], data.n_items)
-    parts = model.parts(row, [title])
-    n_seeds = np.diff(row.indptr)
-    scores = model.blend(parts, n_seeds)[0]
-    seeds = np.unique(idx)
-    scores[seeds] = -np.inf
-    scores[scores <= 0] = -np.inf
-    ids, vals = top_n(scores[None, :], n)
-    keep = ids[0] >= 0
-    chosen, values = ids[0][keep], vals[0][keep]
+    ranked = model.rank(row, [title], n)
+    keep = ranked.ids[0] >= 0
+    chosen, values = ranked.ids[0][keep], ranked.scores[0][keep]
     if not len(chosen):
         return []
-    weights = model.weights_[seed_bucket(n_seeds)[0]]
-    contrib = np.stack([weights[k] * parts[k][0, chosen] for k in range(len(PARTS))])
-    cold = values - contrib.sum(axis=0)  # what the cold-track mapping added
-    best = np.argmax(np.vstack([contrib, cold[None, :]]), axis=0)
+    # the reason: the part (or the cold-track mapping, last) that gave the most to its blend score
+    best = np.argmax(ranked.contributions[0][:, keep], axis=0)
     reasons = _Reasons(continuer, idx, title, chosen)
     out = []
     for j, (item, value, source) in enumerate(zip(chosen, values, best, strict=True)):

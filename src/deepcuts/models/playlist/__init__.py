@@ -3,7 +3,8 @@
 `PlaylistCF` (track-track and playlist-playlist neighbours), `PlaylistSequence` (what follows
 the last tracks), `PlaylistTitle` (playlists named like this one) and `PlaylistContinuation`,
 their blend with the seed artists' tracks, popularity and ALS (`deepcuts.models.cf.als`, the
-playlist folded in), learnt on held-out playlists, with cold tracks through content vectors.
+playlist folded in), learnt on held-out playlists and reordered by gradient-boosted trees (`rerank`), with cold
+tracks through content vectors.
 """
 
 from deepcuts.models.playlist.blend import (

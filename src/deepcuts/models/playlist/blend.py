@@ -24,7 +24,17 @@ out, the parts are fitted on the others, the held-out playlists are cut into see
 title and first track, first 5 with and without title, first 10, first 25, 25 at random), and
 coordinate ascent over a grid finds the weights with the best NDCG@500 of the hidden tracks
 per seed-count bucket (a bucket with fewer than 30 held-out playlists keeps default weights).
-The parts are then fitted again on every training playlist.
+Every held-out playlist with a title and seed tracks is cut a second time as a title alone
+(the hardest case, and the cheapest cut).
+
+A second stage reorders the blend's best ``candidates`` (600) tracks: gradient-boosted trees
+(`rerank`) on `FEATURES` (each part's score and rank among the candidates, the blend's score
+and rank, the share of seed tracks by the candidate's artist, the share of training playlists
+named exactly like this one that hold it, and the playlist's `CONTEXT`: seed count, title,
+how well the title matches training names, each part's raw best score), learnt with the hidden
+tracks as labels on ``ranker_folds`` (2) disjoint held-out sets, the parts fitted without each.
+The parts are then fitted again on every training playlist. The reasons stay the blend's: the
+part that gave most to a suggestion's blend score (`Ranked.contributions`).
 
 Tracks on no training playlist (cold tracks: new releases in the catalogue) come in through
 content vectors (text and audio, `deepcuts.models.coldstart.content_vectors`): a cold track
@@ -45,8 +55,10 @@ from deepcuts.models.base import Recommender, top_n
 from deepcuts.models.cf._util import check_int, check_matrix, positives
 from deepcuts.models.cf.als import ALS
 from deepcuts.models.playlist.cf import PlaylistCF
+from deepcuts.models.playlist.rerank import fit_trees, predict_trees, unpack_trees
 from deepcuts.models.playlist.sequence import PlaylistSequence
 from deepcuts.models.playlist.title import Embed, PlaylistTitle
+from deepcuts.signals.playlists import normalize_title, ordered_row
 from deepcuts.signals.side import SideInfo
 
 log = logging.getLogger(__name__)
@@ -67,6 +79,14 @@ MINILM_BELOW = 10  # playlists with this many seed tracks compare titles by TF-I
 TITLE_SEEDS = 50  # a title-only playlist is folded into the ALS part from its title's best tracks
 MIN_BUCKET = 30  # held-out playlists a bucket needs to learn its own weights
 DEFAULT_WEIGHTS = np.array([1.0, 1.0, 0.3, 1.0, 0.3, 0.01, 0.3], np.float32)
+RAW = ("item", "playlist", "sequence", "title", "artist", "als")  # parts whose row maximum tells
+CONTEXT = (  # what the ranker knows of a playlist (`_parts`)
+    *(f"{p} max" for p in RAW), "seeds", "has title", "title best", "title votes", "same name"
+)  # fmt: skip
+FEATURES = (  # what the ranker knows of a candidate (`_rank_features`)
+    *PARTS, *(f"{p} rank" for p in PARTS if p != "popularity"), "blend", "blend rank",
+    "artist share", "same name share", *CONTEXT,
+)  # fmt: skip
 
 
 def seed_bucket(n_seeds: int | np.ndarray) -> np.ndarray:
@@ -101,6 +121,31 @@ def cut_playlist(
     return positions, hidden
 
 
+@dataclass
+class Pool:
+    """Held-out playlists' candidates (`PlaylistContinuation._held_out_pool`): per playlist its
+    candidate ids, each part's score of them, which are hidden tracks and how many are hidden;
+    per chunk of playlists their `CONTEXT` and same-name names."""
+
+    ids: list[np.ndarray]
+    feats: list[np.ndarray]
+    hits: list[np.ndarray]
+    sizes: list[int]
+    context: list[np.ndarray]
+    same: list[np.ndarray]
+
+
+@dataclass
+class Ranked:
+    """`PlaylistContinuation.rank`'s answer: ids (n, k) int32 (-1: none), scores (n, k) float32
+    (-inf: none) and contributions (n, len(PARTS) + 1, k): each part's weighted blend score of
+    each suggestion, the last row what the cold-track mapping added (the reasons' evidence)."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    contributions: np.ndarray
+
+
 class PlaylistContinuation(Recommender):
     """Continues playlists from their tracks and titles (see the module docstring).
 
@@ -113,7 +158,12 @@ class PlaylistContinuation(Recommender):
     minilm_weight : share of MiniLM in the title model (0: TF-IDF only).
     als_factors, als_regularization, als_alpha, als_iterations : the ALS part (`ALS`'s
         factors, regularization, alpha and iterations; ``als_factors=0``: no ALS part).
-    random_state : seeds the held-out choice and the random cuts.
+    rerank : learn the second stage (gradient-boosted trees over the blend's best
+        ``candidates``) on the held-out playlists; False: the blend's order.
+    candidates : how many of the blend's best tracks the ranker reorders.
+    ranker_folds : disjoint sets of ``validation`` held-out playlists the ranker learns from
+        (the first also learns the blend); each fits the parts once more.
+    random_state : seeds the held-out choice, the random cuts and the ranker.
 
     Attributes
     ----------
@@ -124,6 +174,8 @@ class PlaylistContinuation(Recommender):
     artists_ : int64 (n_items,), each track's artist (-1: unknown), or None.
     cold_map_ : CSR float32 (n_items, n_items) or None, each cold track's warm neighbours.
     validation_ndcg_ : float32 (4,), the held-out NDCG@500 the learnt weights reached.
+    ranker_nodes_, ranker_roots_ : the ranker's trees (`rerank.fit_trees`), or None (no
+        held-out playlists, or ``rerank=False``).
     """
 
     name = "playlist-continuation"
@@ -137,9 +189,15 @@ class PlaylistContinuation(Recommender):
         "als_regularization",
         "als_alpha",
         "als_iterations",
+        "rerank",
+        "candidates",
+        "ranker_folds",
         "random_state",
     )
-    fitted = ("weights_", "popularity_", "artists_", "cold_map_", "validation_ndcg_")
+    fitted = (
+        "weights_", "popularity_", "artists_", "cold_map_", "validation_ndcg_",
+        "ranker_nodes_", "ranker_roots_",
+    )  # fmt: skip
     components = ("item_", "playlist_", "sequence_", "title_", "als_")
 
     def __init__(
@@ -153,6 +211,9 @@ class PlaylistContinuation(Recommender):
         als_regularization: float = 1.0,
         als_alpha: float = 10.0,
         als_iterations: int = 15,
+        rerank: bool = True,
+        candidates: int = 600,
+        ranker_folds: int = 2,
         random_state: int = 0,
     ):
         self.validation = validation
@@ -164,6 +225,9 @@ class PlaylistContinuation(Recommender):
         self.als_regularization = als_regularization
         self.als_alpha = als_alpha
         self.als_iterations = als_iterations
+        self.rerank = rerank
+        self.candidates = candidates
+        self.ranker_folds = ranker_folds
         self.random_state = random_state
 
     # -- fitting ---------------------------------------------------------------------------
@@ -184,6 +248,8 @@ class PlaylistContinuation(Recommender):
         check_int("validation", self.validation, minimum=0)
         check_int("cold_neighbours", self.cold_neighbours)
         check_int("als_factors", self.als_factors, minimum=0)
+        check_int("candidates", self.candidates)
+        check_int("ranker_folds", self.ranker_folds)
         matrix = check_matrix(user_items)
         titles = list(titles) if titles is not None else [""] * matrix.shape[0]
         if len(titles) != matrix.shape[0]:
@@ -195,12 +261,21 @@ class PlaylistContinuation(Recommender):
         self.artists_ = None if artists is None else np.asarray(artists, np.int64)
         self.weights_ = np.tile(DEFAULT_WEIGHTS, (len(BUCKETS), 1))
         self.validation_ndcg_ = np.full(len(BUCKETS), np.nan, np.float32)
-        held = self._held_out(matrix, titles) if self.validation else None
-        if held is not None:
-            keep, val = held
-            say(f"learning the blend on {len(val.titles)} held-out playlists")
+        self.ranker_nodes_ = self.ranker_roots_ = None
+        folds = self._held_out(matrix, titles) if self.validation else []
+        learnt = []
+        for f, (keep, val) in enumerate(folds[: self.ranker_folds if self.rerank else 1]):
+            say(f"held-out playlists, set {f + 1} of {len(folds)}: fitting the parts on the others")
             self._fit_parts(matrix[keep], [titles[i] for i in keep], embed)
-            self._learn_weights(val)
+            pool = self._held_out_pool(val)
+            if f == 0:
+                say(f"learning the blend on {len(val.titles)} held-out cuts")
+                self._learn_weights(pool)
+            if self.rerank:
+                learnt.append(self._ranker_data(val, pool))
+        if learnt:
+            say("learning the ranker")
+            self._fit_ranker(learnt)
         say("fitting the playlist models")
         self._fit_parts(matrix, titles, embed)
         self.cold_map_ = self._cold_map(content) if content is not None else None
@@ -231,7 +306,22 @@ class PlaylistContinuation(Recommender):
         self.popularity_ = counts
         self._after_load()
 
+    @classmethod
+    def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> PlaylistContinuation:
+        missing = [f for f in ("ranker_nodes_", "ranker_roots_") if f not in arrays]
+        if missing:  # saved before the ranker: the blend's order
+            meta = {**meta, "none": sorted({*meta.get("none", ()), *missing})}
+        return super()._from_state(meta, arrays)  # type: ignore[return-value]
+
     def _after_load(self) -> None:
+        nodes = getattr(self, "ranker_nodes_", None)
+        self._trees = None if nodes is None else unpack_trees(nodes, self.ranker_roots_)
+        self._names: dict[str, int] = {}
+        self._name_sizes = np.zeros(0, np.float32)
+        if getattr(self, "title_", None) is not None:
+            self._names = {str(t): i for i, t in enumerate(self.title_.names_.tolist())}
+            named = self.title_.playlist_name_[self.title_.playlist_name_ >= 0]
+            self._name_sizes = np.bincount(named, minlength=len(self._names)).astype(np.float32)
         self._artist_map = None
         if self.artists_ is not None and (self.artists_ >= 0).any():
             known = np.flatnonzero(self.artists_ >= 0)
@@ -245,7 +335,12 @@ class PlaylistContinuation(Recommender):
 
     def _held_out(
         self, matrix: sp.csr_matrix, titles: list[str]
-    ) -> tuple[np.ndarray, HeldOut] | None:
+    ) -> list[tuple[np.ndarray, HeldOut]]:
+        """Disjoint sets of ``validation`` long training playlists (as many as the ranker
+        learns from, fewer where the long playlists run out), each with the rows the parts
+        fit on without it. Each playlist is cut as `SCENARIOS` says (in turn), and one with a
+        title and seed tracks is cut a second time as a title alone: titles alone are the
+        hardest case and the cheapest cut."""
         lengths = np.diff(matrix.indptr)
         eligible = np.flatnonzero(lengths >= self.min_length)
         n_val = min(self.validation, len(eligible) // 2)
@@ -253,15 +348,29 @@ class PlaylistContinuation(Recommender):
             log.info(
                 "too few long playlists (%d) to learn the blend: default weights", len(eligible)
             )
-            return None
+            return []
+        n_sets = max(1, min(self.ranker_folds if self.rerank else 1, len(eligible) // n_val))
         rng = np.random.default_rng(self.random_state)
-        chosen = np.sort(rng.choice(eligible, n_val, replace=False))
-        keep = np.setdiff1d(np.arange(matrix.shape[0]), chosen)
-        rows, cols, vals, val_titles, truth = [], [], [], [], []
-        from deepcuts.signals.playlists import ordered_row
+        drawn = rng.choice(eligible, n_val * n_sets, replace=False)
+        out = []
+        for f in range(n_sets):
+            chosen = np.sort(drawn[f * n_val : (f + 1) * n_val])
+            keep = np.setdiff1d(np.arange(matrix.shape[0]), chosen)
+            cuts = [(p, *SCENARIOS[n % len(SCENARIOS)]) for n, p in enumerate(chosen)] + [
+                (p, 0, "first", True)
+                for n, p in enumerate(chosen)
+                if SCENARIOS[n % len(SCENARIOS)][0] and titles[p].strip()
+            ]
+            out.append((keep, self._cut(matrix, titles, cuts, rng)))
+        return out
 
-        for n, p in enumerate(chosen):
-            n_seeds, where, with_title = SCENARIOS[n % len(SCENARIOS)]
+    @staticmethod
+    def _cut(
+        matrix: sp.csr_matrix, titles: list[str], cuts: list[tuple], rng: np.random.Generator
+    ) -> HeldOut:
+        """``cuts``: (playlist, seed tracks, where, with title) each."""
+        rows, cols, vals, val_titles, truth = [], [], [], [], []
+        for n, (p, n_seeds, where, with_title) in enumerate(cuts):
             seq = ordered_row(matrix[p])
             positions, hidden = cut_playlist(seq, n_seeds, where, rng)
             rows.append(np.full(len(positions), n))
@@ -271,30 +380,36 @@ class PlaylistContinuation(Recommender):
             truth.append(hidden)
         seeds = sp.csr_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n_val, matrix.shape[1]),
+            shape=(len(cuts), matrix.shape[1]),
             dtype=np.float32,
         )
-        return keep, HeldOut(seeds, val_titles, truth)
+        return HeldOut(seeds, val_titles, truth)
 
-    def _learn_weights(
-        self, val: HeldOut, n: int = 500, per_part: int = 1000, chunk: int = 64
-    ) -> None:
-        """Coordinate ascent over `GRID` per bucket, on each held-out playlist's candidates
-        (the union of every part's best ``per_part``)."""
-        feats, hits, sizes = [], [], []
+    def _held_out_pool(self, val: HeldOut, per_part: int = 1000, chunk: int = 64) -> Pool:
+        """Each held-out playlist's candidates: the union of every part's best ``per_part``."""
+        pool = Pool([], [], [], [], [], [])
         for start in range(0, val.rows.shape[0], chunk):
             stop = min(start + chunk, val.rows.shape[0])
-            parts = self.parts(val.rows[start:stop], val.titles[start:stop])
+            parts, context, same = self._parts(val.rows[start:stop], val.titles[start:stop])
+            pool.context.append(context)
+            pool.same.append(same)
             seeds = val.rows[start:stop]
             for r in range(stop - start):
                 stack = np.stack([p[r] for p in parts])
                 stack[:, seeds.indices[seeds.indptr[r] : seeds.indptr[r + 1]]] = 0
-                top = np.unique(np.argpartition(-stack, per_part, axis=1)[:, :per_part])
+                k = min(per_part, stack.shape[1] - 1)
+                top = np.unique(np.argpartition(-stack, k, axis=1)[:, :k])
                 top = top[stack[:, top].max(axis=0) > 0]
-                feats.append(stack[:, top].T)
-                hits.append(np.isin(top, val.truth[start + r]))
-                sizes.append(len(val.truth[start + r]))
-        buckets = seed_bucket(np.diff(val.rows.indptr))
+                pool.ids.append(top)
+                pool.feats.append(stack[:, top].T)
+                pool.hits.append(np.isin(top, val.truth[start + r]))
+                pool.sizes.append(len(val.truth[start + r]))
+        return pool
+
+    def _learn_weights(self, pool: Pool, n: int = 500) -> None:
+        """Coordinate ascent over `GRID` per bucket, on the held-out playlists' candidates."""
+        feats, hits, sizes = pool.feats, pool.hits, pool.sizes
+        buckets = seed_bucket(np.concatenate(pool.context)[:, CONTEXT.index("seeds")])
         discount = 1.0 / np.log2(np.arange(2, n + 2))
         ideal = np.concatenate([[0.0], np.cumsum(discount)])
 
@@ -339,6 +454,95 @@ class PlaylistContinuation(Recommender):
                 best,
             )
 
+    def _ranker_data(self, val: HeldOut, pool: Pool) -> tuple[np.ndarray, np.ndarray]:
+        """(features, labels) of the held-out playlists' blend candidates (the best
+        ``candidates`` of the learnt blend among the pool's), labelled by the hidden tracks."""
+        context, same = np.concatenate(pool.context), np.concatenate(pool.same)
+        weights = self.weights_[seed_bucket(context[:, CONTEXT.index("seeds")])]
+        n_val, k = len(pool.ids), self.candidates
+        cand = np.full((n_val, k), -1, np.int64)
+        vals = np.zeros((n_val, k, len(PARTS)), np.float32)
+        blend = np.zeros((n_val, k), np.float32)
+        labels = np.zeros((n_val, k), bool)
+        for i in range(n_val):
+            b = pool.feats[i] @ weights[i]
+            order = np.argsort(-b, kind="stable")[:k]
+            order = order[b[order] > 0]
+            m = len(order)
+            cand[i, :m], vals[i, :m] = pool.ids[i][order], pool.feats[i][order]
+            blend[i, :m] = b[order]
+            labels[i, :m] = pool.hits[i][order]
+        features = self._rank_features(cand, vals, blend, context, val.rows, same)
+        use = (cand >= 0) & (np.asarray(pool.sizes) > 0)[:, None]
+        return features[use], labels[use]
+
+    def _fit_ranker(self, learnt: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Gradient-boosted trees (`rerank.fit_trees`) on every held-out set's candidates."""
+        features = np.concatenate([f for f, _ in learnt])
+        labels = np.concatenate([y for _, y in learnt])
+        if labels.sum() < MIN_BUCKET or labels.all():
+            log.info("too few hidden tracks among the candidates to learn the ranker")
+            return
+        self.ranker_nodes_, self.ranker_roots_ = fit_trees(
+            features, labels, random_state=self.random_state
+        )
+        self._trees = unpack_trees(self.ranker_nodes_, self.ranker_roots_)
+        log.info(
+            "ranker: %d trees on %d candidates (%.1f%% hidden tracks)",
+            len(self.ranker_roots_), len(labels), 100 * labels.mean(),
+        )  # fmt: skip
+
+    def _rank_features(
+        self,
+        cand: np.ndarray,
+        vals: np.ndarray,
+        blend: np.ndarray,
+        context: np.ndarray,
+        seeds: sp.csr_matrix,
+        same: np.ndarray,
+    ) -> np.ndarray:
+        """(n, k, len(FEATURES)) float32: the `FEATURES` of each playlist's candidates ``cand``
+        (n, k; -1: none, in blend order), given each part's score of them ``vals`` (n, k,
+        parts), their blend scores, the playlists' `CONTEXT`, seed rows and same-name names."""
+        n, k = cand.shape
+        valid = cand >= 0
+        safe = np.where(valid, cand, 0)
+        out = np.zeros((n, k, len(FEATURES)), np.float32)
+        out[:, :, : len(PARTS)] = vals
+        col = len(PARTS)
+        positions = np.broadcast_to(np.arange(k, dtype=np.float32), (n, k))
+        for p, name in enumerate(PARTS):
+            if name == "popularity":
+                continue
+            order = np.argsort(-np.where(valid, vals[:, :, p], -1), axis=1, kind="stable")
+            np.put_along_axis(out[:, :, col], order, positions, axis=1)
+            col += 1
+        top = blend[:, :1]
+        out[:, :, col] = np.divide(blend, top, out=np.zeros_like(blend), where=top > 0)
+        out[:, :, col + 1] = positions
+        col += 2
+        if self.artists_ is not None:  # the share of seed tracks by the candidate's artist
+            for r in range(n):
+                mine = self.artists_[seeds.indices[seeds.indptr[r] : seeds.indptr[r + 1]]]
+                if not (mine >= 0).any():
+                    continue
+                names, counts = np.unique(mine[mine >= 0], return_counts=True)
+                theirs = self.artists_[safe[r]]
+                at = np.minimum(np.searchsorted(names, theirs), len(names) - 1)
+                out[r, :, col] = np.where(names[at] == theirs, counts[at], 0) / len(mine)
+        col += 1
+        if self.title_ is not None:  # the share of same-name training playlists holding it
+            beta = self.title_.beta
+            for r in np.flatnonzero(same >= 0):
+                row = self.title_.name_items_[int(same[r])]
+                dense = np.zeros(self.title_.name_items_.shape[1], np.float32)
+                dense[row.indices] = row.data
+                out[r, :, col] = dense[safe[r]] * self._name_sizes[same[r]] ** (beta - 1)
+        col += 1
+        out[:, :, col:] = context[:, None, :]
+        out[~valid] = 0
+        return out
+
     def _cold_map(self, content: np.ndarray) -> sp.csr_matrix | None:
         content = np.asarray(content, np.float32)
         if content.shape[0] != self.popularity_.shape[0]:
@@ -367,9 +571,20 @@ class PlaylistContinuation(Recommender):
     # -- scoring ---------------------------------------------------------------------------
     def parts(self, rows: sp.csr_matrix, titles: Sequence[str]) -> list[np.ndarray]:
         """Each part's scores (n, n_items), each row divided by its largest value."""
+        return self._parts(rows, titles)[0]
+
+    def _parts(
+        self, rows: sp.csr_matrix, titles: Sequence[str]
+    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """`parts`, with each playlist's `CONTEXT` (n, len(CONTEXT)) float32 and the training
+        name equal to its normalised title (n,) int64 (-1: none)."""
         rows = rows.tocsr()
         n = rows.shape[0]
         empty = np.diff(rows.indptr) == 0
+        context = np.zeros((n, len(CONTEXT)), np.float32)
+        context[:, CONTEXT.index("seeds")] = np.diff(rows.indptr)
+        context[:, CONTEXT.index("has title")] = [bool(str(t).strip()) for t in titles]
+        same = np.full(n, -1, np.int64)
         out = []
         for name in PARTS:
             if name == "popularity":
@@ -388,7 +603,17 @@ class PlaylistContinuation(Recommender):
                 if self.title_ is None:
                     s = np.zeros((n, rows.shape[1]), np.float32)
                 else:  # MiniLM only where the title matters: short playlists (see MINILM_BELOW)
-                    s = self.title_.score_titles(list(titles), np.diff(rows.indptr) < MINILM_BELOW)
+                    votes = self.title_.name_votes(
+                        list(titles), np.diff(rows.indptr) < MINILM_BELOW
+                    )
+                    s = np.asarray((votes @ self.title_.name_items_).todense(), np.float32)
+                    best = np.asarray(votes.max(axis=1).todense()).ravel()
+                    context[:, CONTEXT.index("title best")] = best ** (1 / self.title_.power)
+                    context[:, CONTEXT.index("title votes")] = np.asarray(votes.sum(axis=1)).ravel()
+                    for r, t in enumerate(titles):
+                        same[r] = self._names.get(normalize_title(t), -1) if t else -1
+                    known = same >= 0
+                    context[known, CONTEXT.index("same name")] = self._name_sizes[same[known]]
             else:
                 part = getattr(self, name + "_")
                 s = np.zeros((n, rows.shape[1]), np.float32)
@@ -399,8 +624,10 @@ class PlaylistContinuation(Recommender):
                         np.full((~empty).sum(), -1), rows[np.flatnonzero(~empty)]
                     )
             top = s.max(axis=1, keepdims=True)
+            if name in RAW:
+                context[:, CONTEXT.index(f"{name} max")] = top[:, 0]
             out.append(np.divide(s, top, out=np.zeros_like(s), where=top > 0))
-        return out
+        return out, context, same
 
     def _als_scores(self, rows: sp.csr_matrix, title: np.ndarray) -> np.ndarray:
         """The ALS part: each playlist folded in from its seed tracks (binary), or, for a
@@ -430,28 +657,87 @@ class PlaylistContinuation(Recommender):
             total += self.cold_weight * np.asarray((self.cold_map_ @ total.T).T, np.float32)
         return total
 
-    def score_playlists(self, rows: sp.csr_matrix, titles: Sequence[str]) -> np.ndarray:
-        """(n, n_items) blended scores of playlists given as seed rows and titles."""
+    def rank(self, rows: sp.csr_matrix, titles: Sequence[str], n: int = 500) -> Ranked:
+        """The ``n`` best tracks of each playlist, seed tracks excluded: the blend's best
+        ``candidates`` reordered by the ranker (by the blend where there is none); a cold
+        candidate takes ``cold_weight`` times the ranker scores of its warm neighbours among
+        the candidates, as it takes their blend scores in `blend`."""
         self._check_fitted()
         rows = positive_rows(rows)
-        return self.blend(self.parts(rows, titles), np.diff(rows.indptr))
+        parts, context, same = self._parts(rows, titles)
+        n_seeds = np.diff(rows.indptr)
+        total = self.blend(parts, n_seeds)
+        coo = rows.tocoo()
+        total[coo.row, coo.col] = -np.inf
+        total[total <= 0] = -np.inf
+        if self._trees is None:
+            ids, scores = top_n(total, n)
+            blended = scores
+        else:
+            cand, blended = top_n(total, max(self.candidates, n))
+            valid = cand >= 0
+            safe = np.where(valid, cand, 0)
+            at = np.arange(len(cand))[:, None]
+            vals = np.stack([p[at, safe] for p in parts], axis=2)
+            blended = np.where(valid, blended, 0)
+            features = self._rank_features(cand, vals, blended, context, rows, same)
+            raw = predict_trees(self._trees, features.reshape(-1, len(FEATURES)))
+            scores = (1 / (1 + np.exp(-raw))).reshape(cand.shape).astype(np.float32)
+            self._cold_scores(cand, scores)
+            scores[~valid] = -np.inf
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+            ids = np.take_along_axis(cand, order, axis=1).astype(np.int32)
+            scores = np.take_along_axis(scores, order, axis=1)
+            blended = np.take_along_axis(blended, order, axis=1)
+        found = ids >= 0
+        weights = self.weights_[seed_bucket(n_seeds)]
+        at, safe = np.arange(len(ids))[:, None], np.where(found, ids, 0)
+        contrib = np.stack(
+            [weights[:, k : k + 1] * part[at, safe] for k, part in enumerate(parts)], axis=1
+        )
+        cold = np.where(found, blended, 0) - contrib.sum(axis=1)
+        contrib = np.concatenate([contrib, cold[:, None, :]], axis=1)
+        contrib[np.broadcast_to(~found[:, None, :], contrib.shape)] = 0
+        return Ranked(ids, scores, contrib)
+
+    def _cold_scores(self, cand: np.ndarray, scores: np.ndarray) -> None:
+        """Cold candidates' scores, in place, from their warm neighbours' (see `rank`)."""
+        if self.cold_map_ is None:
+            return
+        cold = (cand >= 0) & (self.popularity_[np.maximum(cand, 0)] == 0)
+        for r in np.flatnonzero(cold.any(axis=1)):
+            warm = (cand[r] >= 0) & ~cold[r]
+            dense = np.zeros(self.cold_map_.shape[1], np.float32)
+            dense[cand[r, warm]] = scores[r, warm]
+            got = self.cold_weight * (self.cold_map_[cand[r, cold[r]]] @ dense)
+            scores[r, cold[r]] = np.maximum(got, 1e-9)  # below every warm one it is like
+
+    def score_playlists(self, rows: sp.csr_matrix, titles: Sequence[str]) -> np.ndarray:
+        """(n, n_items) scores of playlists given as seed rows and titles: the blend, or,
+        with a ranker, the ranker's scores of the ``candidates`` of `rank` (0 elsewhere)."""
+        self._check_fitted()
+        rows = positive_rows(rows)
+        if self._trees is None:
+            return self.blend(self.parts(rows, titles), np.diff(rows.indptr))
+        ranked = self.rank(rows, titles, self.candidates)
+        out = np.zeros(rows.shape, np.float32)
+        r, c = np.nonzero(ranked.ids >= 0)
+        out[r, ranked.ids[r, c]] = ranked.scores[r, c]
+        return out
 
     def recommend_playlists(
         self, rows: sp.csr_matrix, titles: Sequence[str], n: int = 500, batch_size: int = 64
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, scores), (len(rows), n): the best tracks per playlist, seed tracks excluded;
-        padded with -1 where fewer score."""
+        """(ids, scores), (len(rows), n): the best tracks per playlist (`rank`), seed tracks
+        excluded; padded with -1 where fewer score."""
         rows = positive_rows(rows)
         ids_out, scores_out = [], []
         for start in range(0, rows.shape[0], batch_size):
-            block = rows[start : start + batch_size]
-            scores = self.score_playlists(block, titles[start : start + batch_size])
-            coo = block.tocoo()
-            scores[coo.row, coo.col] = -np.inf
-            scores[scores <= 0] = -np.inf
-            ids, vals = top_n(scores, n)
-            ids_out.append(ids)
-            scores_out.append(vals)
+            ranked = self.rank(
+                rows[start : start + batch_size], titles[start : start + batch_size], n
+            )
+            ids_out.append(ranked.ids)
+            scores_out.append(ranked.scores)
         if not ids_out:
             return np.zeros((0, n), np.int32), np.zeros((0, n), np.float32)
         return np.vstack(ids_out), np.vstack(scores_out)
