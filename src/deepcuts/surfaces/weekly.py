@@ -182,21 +182,21 @@ class DiscoverWeekly:
         # Every pair ever played is the setup's slowest query: it runs on a cursor of its own
         # (DuckDB answers both at once) while the rest of the world is built.
         with ThreadPoolExecutor(2) as helpers:
-            cursor = store.conn.cursor() if played is None else None
+            reader = store.cursor() if played is None else None
             try:
                 reading = (
                     None
-                    if cursor is None
+                    if reader is None
                     else helpers.submit(
-                        _played, cursor, interactions.users, interactions.items, self.until
+                        _played, reader.conn, interactions.users, interactions.items, self.until
                     )
                 )
                 self.world = self._world(content_vectors, helpers)
                 if reading is not None:
                     played = reading.result()
             finally:
-                if cursor is not None:
-                    cursor.close()
+                if reader is not None:
+                    reader.close()
         self.played = played.tocsr()  # favourites (and so reasons) come from these
         self.forbidden = self._forbidden(played)
         self.index = self._index()

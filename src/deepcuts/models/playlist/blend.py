@@ -606,7 +606,7 @@ class PlaylistContinuation(Recommender):
                     votes = self.title_.name_votes(
                         list(titles), np.diff(rows.indptr) < MINILM_BELOW
                     )
-                    s = np.asarray((votes @ self.title_.name_items_).todense(), np.float32)
+                    s = self.title_.score_votes(votes)
                     best = np.asarray(votes.max(axis=1).todense()).ravel()
                     context[:, CONTEXT.index("title best")] = best ** (1 / self.title_.power)
                     context[:, CONTEXT.index("title votes")] = np.asarray(votes.sum(axis=1)).ravel()

@@ -186,9 +186,11 @@ class PlaylistTitle(Recommender):
 
     def score_titles(self, titles: Sequence[str], minilm: np.ndarray | None = None) -> np.ndarray:
         """(len(titles), n_items) float32 (``minilm``: see `similarity`)."""
-        return np.asarray(
-            (self.name_votes(titles, minilm) @ self.name_items_).todense(), np.float32
-        )
+        return self.score_votes(self.name_votes(titles, minilm))
+
+    def score_votes(self, votes: sp.csr_matrix) -> np.ndarray:
+        """(n, n_items) float32: the tracks of the names that `name_votes` gave."""
+        return np.asarray((votes @ self.name_items_).todense(), np.float32)
 
     def score(
         self, userids: np.ndarray, user_items: sp.csr_matrix, recalculate_user: bool = False
