@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 
+from deepcuts.serving.protocol import HTTP_PROTOCOL
 from deepcuts.store.live import live_log_path
 
 HERE = Path(__file__).resolve().parent
@@ -192,7 +193,7 @@ def main() -> None:
     port = free_port()
     bare_host = f"http://127.0.0.1:{port}"
     bare = start([sys.executable, "-m", "uvicorn", "serve.bare_app:create_app", "--factory", "--port", str(port),
-                  "--workers", str(args.workers), "--log-level", "warning"],
+                  "--workers", str(args.workers), "--http", HTTP_PROTOCOL, "--log-level", "warning"],
                  bare_host + "/v1/users/x/home", {**env, "BARE_PAGE": str(out / "page.json"), "PYTHONPATH": str(HERE)})  # fmt: skip
     try:
         print(f"driving the bare route for {args.seconds} s", flush=True)

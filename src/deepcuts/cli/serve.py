@@ -250,6 +250,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, no_auth: bool,
     import uvicorn
 
     from deepcuts.serving.config import ServeConfig
+    from deepcuts.serving.protocol import HTTP_PROTOCOL
 
     if no_auth and host not in LOOPBACK:
         raise click.UsageError("--no-auth serves anyone: it is only allowed with --host 127.0.0.1")
@@ -269,6 +270,6 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, no_auth: bool,
         ).start()
     try:
         uvicorn.run("deepcuts.serving.main:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning")  # fmt: skip
+                    workers=workers, http=HTTP_PROTOCOL, log_level="warning")  # fmt: skip
     finally:
         stop.set()
