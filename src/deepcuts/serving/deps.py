@@ -11,8 +11,8 @@ from fastapi.exceptions import RequestValidationError
 
 from deepcuts.serving import metrics
 from deepcuts.serving.config import ServeConfig
-from deepcuts.serving.impressions import ImpressionWriter
 from deepcuts.serving.schemas.responses import ErrorOut
+from deepcuts.serving.writers import EventWriter, ImpressionWriter
 from deepcuts.snapshots.published import Published, SnapshotReader
 from deepcuts.store.live import ApiKey, LiveLog
 
@@ -59,6 +59,10 @@ async def get_impressions(request: Request) -> ImpressionWriter:
     return request.app.state.impressions
 
 
+async def get_events(request: Request) -> EventWriter:
+    return request.app.state.events
+
+
 async def get_published(request: Request) -> Published:
     reader: SnapshotReader = request.app.state.snapshots
     published = reader.recent()
@@ -95,6 +99,7 @@ async def get_caller(request: Request) -> Caller:
 ConfigDep = Annotated[ServeConfig, Depends(get_config)]
 LiveDep = Annotated[LiveLog, Depends(get_live)]
 ImpressionsDep = Annotated[ImpressionWriter, Depends(get_impressions)]
+EventsDep = Annotated[EventWriter, Depends(get_events)]
 SnapshotDep = Annotated[Published, Depends(get_published)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 

@@ -16,7 +16,6 @@ from deepcuts import __version__
 from deepcuts.bandit.types import BanditInputError
 from deepcuts.serving import metrics
 from deepcuts.serving.config import ServeConfig
-from deepcuts.serving.impressions import ImpressionWriter
 from deepcuts.serving.pages import NotFound
 from deepcuts.serving.routers import (
     events,
@@ -28,6 +27,7 @@ from deepcuts.serving.routers import (
     web,
     weekly,
 )
+from deepcuts.serving.writers import EventWriter, ImpressionWriter
 from deepcuts.snapshots.published import SnapshotReader
 from deepcuts.snapshots.versions import SnapshotError, snapshot_root
 from deepcuts.store.live import LiveLog
@@ -47,6 +47,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     app.state.config = config
     app.state.live = LiveLog.for_store(config.store)
     app.state.impressions = ImpressionWriter(app.state.live)
+    app.state.events = EventWriter(app.state.live)
     app.state.snapshots = SnapshotReader(snapshot_root(config.store))
     for module in (home, weekly, tracks, playlists, events, listenbrainz):
         app.include_router(module.router)

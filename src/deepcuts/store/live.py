@@ -213,7 +213,7 @@ class LiveLog:
         return conn
 
     def close(self) -> None:
-        for name in ("conn_FULL", "conn_NORMAL", "conn_NORMAL_polling"):
+        for name in ("conn_FULL", "conn_FULL_polling", "conn_NORMAL", "conn_NORMAL_polling"):
             conn = getattr(self._local, name, None)
             if conn is not None:
                 conn.close()
@@ -226,39 +226,44 @@ class LiveLog:
         """Write a batch durably, in one transaction; returns (new, duplicates). An event whose
         (user, event id) is already logged is a duplicate and is not written again. ``tracks``:
         what the client said about the tracks played, kept once per item (the first word)."""
+        return self.append_event_batches([(events, tracks)])[0]
+
+    def append_event_batches(
+        self, batches: Sequence[tuple[Sequence[Event], Sequence[TrackMeta]]], *, poll: bool = False
+    ) -> list[tuple[int, int]]:
+        """`append_events` for several batches in one transaction (one disk flush for all):
+        each batch's (new, duplicates), counted in order, so a later batch repeating an
+        earlier one's event counts it as a duplicate. ``poll``: take the write lock as
+        `_begin` does (for the service's writer threads, one per worker process) rather than
+        with SQLite's busy handler, whose growing sleeps left some batches waiting a second."""
         now = _iso(datetime.now(UTC))
-        rows = [
-            (
-                e.user_id,
-                e.event_id,
-                e.type,
-                e.item_id,
-                _iso(e.at),
-                e.ms_played,
-                e.impression_id,
-                now,
-            )
-            for e in events
-        ]
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        if poll:
+            conn = self._conn("FULL", wait=False)
+            _begin(conn)
+        else:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+        counts = []
         try:
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO events (user_id, event_id, type, item_id, at, ms_played, "
-                "impression_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            new = conn.total_changes - before
-            conn.executemany(
-                "INSERT OR IGNORE INTO listen_tracks (item_id, msid, meta) VALUES (?, ?, ?)",
-                [(t.item_id, t.msid, json.dumps(t.meta, ensure_ascii=False)) for t in tracks],
-            )
+            for events, tracks in batches:
+                before = conn.total_changes
+                conn.executemany(
+                    "INSERT OR IGNORE INTO events (user_id, event_id, type, item_id, at, "
+                    "ms_played, impression_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(e.user_id, e.event_id, e.type, e.item_id, _iso(e.at), e.ms_played,
+                      e.impression_id, now) for e in events],
+                )  # fmt: skip
+                new = conn.total_changes - before
+                counts.append((new, len(events) - new))
+                conn.executemany(
+                    "INSERT OR IGNORE INTO listen_tracks (item_id, msid, meta) VALUES (?, ?, ?)",
+                    [(t.item_id, t.msid, json.dumps(t.meta, ensure_ascii=False)) for t in tracks],
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return new, len(rows) - new
+        return counts
 
     def user_events(
         self,

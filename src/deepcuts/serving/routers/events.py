@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from deepcuts.serving.deps import ERRORS, CallerDep, LiveDep, SnapshotDep
+from deepcuts.serving.deps import ERRORS, CallerDep, EventsDep, LiveDep, SnapshotDep
 from deepcuts.serving.schemas.requests import MAX_EVENTS, EventBatch
 from deepcuts.serving.schemas.responses import ErrorOut, EventsAccepted, EventsOut
 from deepcuts.store.live import Event
@@ -24,8 +24,8 @@ router = APIRouter(prefix="/v1", tags=["events"])
         413: {"description": f"More than {MAX_EVENTS} events in one batch", "model": ErrorOut},
     },
 )
-def post_events(
-    batch: EventBatch, published: SnapshotDep, live: LiveDep, caller: CallerDep
+async def post_events(
+    batch: EventBatch, published: SnapshotDep, writer: EventsDep, caller: CallerDep
 ) -> dict[str, int]:
     """Plays (with ms played), skips, saves, bans and card clicks. Answers 202 once the whole
     batch is written to disk; an event whose (user, event_id) was already accepted is counted
@@ -45,7 +45,7 @@ def post_events(
         at = now if e.at is None else (e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC))
         events.append(Event(e.user_id, e.event_id, e.type, e.item_id, at, e.ms_played if e.type in ("play", "skip") else None,
                             e.impression_id))  # fmt: skip
-    new, duplicates = live.append_events(events)
+    new, duplicates = await writer.append(events)
     return {"accepted": new, "duplicates": duplicates}
 
 

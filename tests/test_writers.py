@@ -1,15 +1,16 @@
-"""Served pages' impressions are committed in groups: every page's rows reach the live log
-before its request goes on, and one bad page fails alone."""
+"""Served pages' impressions and posted events are committed in groups: everything reaches the
+live log before its request goes on, and one bad page or batch fails alone."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime
 
 import pytest
 
-from deepcuts.serving.impressions import ImpressionWriter
-from deepcuts.store.live import LiveLog
+from deepcuts.serving.writers import EventWriter, ImpressionWriter
+from deepcuts.store.live import Event, LiveLog
 
 
 def page(n: int, cards: int = 5) -> list[dict[str, object]]:
@@ -28,6 +29,10 @@ class CountingLog(LiveLog):
     def append_impressions(self, rows):
         self.transactions += 1
         return super().append_impressions(rows)
+
+    def append_event_batches(self, batches, **kw):
+        self.transactions += 1
+        return super().append_event_batches(batches, **kw)
 
 
 async def while_locked(path, pages):
@@ -90,3 +95,48 @@ def test_impression_ids_are_unique_and_sort_in_the_order_they_were_made():
     assert len(set(ids)) == len(ids)
     assert ids == sorted(ids)
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def plays(n: int, size: int = 4) -> list[Event]:
+    at = datetime(2026, 12, 5, 8, tzinfo=UTC)
+    return [Event(f"u{n % 7}", f"b{n}-e{k}", "play", f"t{k}", at, 40_000) for k in range(size)]
+
+
+def test_every_event_batch_is_on_disk_before_its_request_goes_on(tmp_path):
+    live = CountingLog(tmp_path / "live.sqlite")
+    writer = EventWriter(live)
+
+    async def post(n: int) -> tuple[tuple[int, int], set[str]]:
+        counts = await writer.append(plays(n))
+        reader = LiveLog(tmp_path / "live.sqlite")  # another connection sees the batch now
+        return counts, {e.event_id for e in reader.user_events(f"u{n % 7}", 1000)}
+
+    answers = asyncio.run(while_locked(live.path, [post(n) for n in range(60)]))
+    for n, (counts, seen) in enumerate(answers):
+        assert counts == (4, 0)
+        assert {f"b{n}-e{k}" for k in range(4)} <= seen
+    assert live.count_waiting()["events"] == 240
+    assert live.transactions < 10  # 60 batches, in a few groups
+
+
+def test_a_repeated_event_counts_once_even_within_one_group(tmp_path):
+    live = CountingLog(tmp_path / "live.sqlite")
+    writer = EventWriter(live)
+    batches = [plays(1), plays(1), plays(2)[:2] + plays(1)[:1]]
+    answers = asyncio.run(while_locked(live.path, [writer.append(b) for b in batches]))
+    assert answers == [(4, 0), (0, 4), (2, 1)]
+    assert live.count_waiting()["events"] == 6
+    assert live.transactions == 1
+
+
+def test_one_bad_event_batch_fails_alone(tmp_path):
+    live = CountingLog(tmp_path / "live.sqlite")
+    writer = EventWriter(live)
+    bad = [Event("u1", "x", "play", "t1", "yesterday")]  # type: ignore[arg-type]  # no time
+    answers = asyncio.run(
+        while_locked(live.path, [writer.append(b) for b in (plays(1), bad, plays(2))])
+    )
+    assert answers[0] == (4, 0) and answers[2] == (4, 0)
+    assert isinstance(answers[1], AttributeError)
+    assert live.count_waiting()["events"] == 8
+    assert live.transactions > 3  # the group that failed was retried batch by batch
