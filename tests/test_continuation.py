@@ -441,8 +441,9 @@ def test_the_ranker_is_learnt_and_reorders_the_blends_best_sensibly(ranked):
         assert set(ids.tolist()) <= set(best.tolist())  # it reorders the blend's candidates
         reordered += not np.array_equal(ids, best[:200])
         hidden = np.isin(ids, truth[r].indices)
-        hit_scores += got.scores[r][hidden].tolist()
-        other_scores += got.scores[r][~hidden].tolist()
+        if seeds[r].nnz:  # the ranker's scores (a title alone keeps the blend's)
+            hit_scores += got.scores[r][hidden].tolist()
+            other_scores += got.scores[r][~hidden].tolist()
         # the reasons' evidence: each part's weighted score, summing to the blend score
         assert np.allclose(got.contributions[r].sum(axis=0), blend[r, ids], atol=1e-4)
     assert reordered >= seeds.shape[0] // 2
@@ -455,6 +456,17 @@ def test_the_ranker_is_learnt_and_reorders_the_blends_best_sensibly(ranked):
     finally:
         model._trees = trees
     assert ranker >= 0.9 * continuation_metrics(plain, truth)["ndcg@500"].mean()
+
+
+def test_a_title_alone_keeps_the_blends_order(ranked):
+    split, seeds, _, model, _ = ranked
+    alone = np.flatnonzero(np.diff(seeds.indptr) == 0)
+    assert len(alone)
+    got = model.rank(seeds[alone], [split.titles[r] for r in alone], 100)
+    plain = model.blend(model.parts(seeds[alone], [split.titles[r] for r in alone]), 0 * alone)
+    for k in range(len(alone)):
+        assert np.allclose(got.scores[k], np.sort(plain[k])[::-1][:100], rtol=1e-5)
+        assert np.allclose(plain[k, got.ids[k]], got.scores[k], rtol=1e-5)
 
 
 def test_the_ranker_lets_a_cold_track_in_through_its_neighbours(ranked):
