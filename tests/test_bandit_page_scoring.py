@@ -4,7 +4,15 @@ and grows the feature space and the model the same way."""
 
 import numpy as np
 
-from deepcuts.bandit import Card, EpsilonGreedy, PageLayout, RewardModel, Shelf, ThompsonSampling
+from deepcuts.bandit import (
+    Card,
+    Context,
+    EpsilonGreedy,
+    PageLayout,
+    RewardModel,
+    Shelf,
+    ThompsonSampling,
+)
 from tests.bandit_helpers import context, shelves
 
 
@@ -88,6 +96,38 @@ def test_kept_card_terms_are_dropped_when_the_model_learns():
     after = np.concatenate(model.card_logits(ctx, page))
     assert np.abs(after - before).max() > 1e-6  # it learnt, and the page sees it
     np.testing.assert_allclose(after, np.concatenate(per_card_logits(model, ctx, page)), rtol=1e-12)
+
+
+def test_a_listeners_kept_terms_serve_every_visit_and_only_their_shelves():
+    """A listener's visit-free terms are kept between pages: every later visit (another hour,
+    a device never seen, another session) still scores as its per-card rows do, and other
+    shelves or another taste vector for the same listener are scored afresh."""
+    model = trained_model(2)
+    page = mixed_page(3)
+    visits = [
+        context("u1"),
+        context("u1", features={"session_genre": "rock", "session_plays": 3}),
+        Context("u1", hour=3, weekday=6, device="a-device-never-seen", country="BR",
+                user_vector=context("u1").user_vector),
+        Context("u1", hour=3, weekday=6, user_vector=np.ones(4)),  # a new taste vector
+    ]  # fmt: skip
+    for ctx, shown in [(v, page) for v in visits] + [(visits[0], mixed_page(4))]:
+        fast = model.card_logits(ctx, shown)
+        for a, b in zip(fast, per_card_logits(model, ctx, shown), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert len(model._listeners) == 1  # one listener, kept once
+
+
+def test_kept_listeners_make_way_beyond_the_budget():
+    model = trained_model(3)
+    model.MAX_KEPT_ROWS = 3 * sum(len(s.cards) for s in mixed_page(1))
+    for u in range(10):
+        ctx = context(f"v{u}")
+        fast = model.card_logits(ctx, mixed_page(1))
+        for a, b in zip(fast, per_card_logits(model, ctx, mixed_page(1)), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert list(model._listeners) == ["v7", "v8", "v9"]  # the latest, within the budget
+    assert model._kept_rows == model.MAX_KEPT_ROWS
 
 
 def test_page_scoring_grows_the_feature_space_and_the_model_as_per_card_scoring_does():

@@ -510,6 +510,25 @@ class _CardTerms:
         self.row.update(zip(items, range(n, end), strict=True))
 
 
+@dataclass(eq=False)
+class _ListenerTerms:
+    """The part of a listener's card logits that no visit changes: for their candidate shelves
+    and taste vector, every row's terms but the context block's (see `RewardModel.card_logits`)."""
+
+    shelves: tuple[Shelf, ...]  # the candidates these terms are for (kept: ids stay unique)
+    user_vector: np.ndarray | None
+    base: np.ndarray  # (n,) w0 + the shelf, card and CF blocks' own terms
+    rest: np.ndarray  # (n, k) the sum of those blocks' interaction vectors
+    offsets: np.ndarray  # (n_shelves + 1,) each shelf's first row
+
+    def matches(self, shelves: Sequence[Shelf], user_vector: np.ndarray | None) -> bool:
+        if len(shelves) != len(self.shelves) or (user_vector is None) != (self.user_vector is None):
+            return False
+        if not all(a is b for a, b in zip(shelves, self.shelves, strict=True)):
+            return False
+        return user_vector is None or np.array_equal(user_vector, self.user_vector)
+
+
 class RewardModel:
     """P(stream) of a card of a shelf in a slot for a context: BaRT's reward model.
 
@@ -552,6 +571,10 @@ class RewardModel:
         self.examination = Examination(examination_rate)
         self.extra: dict[str, object] = {}  # metadata saved with the model (see `save`)
         self._terms: dict | None = None  # cards' logit terms kept between pages (`_card_terms`)
+        # each listener's visit-free logit terms (`card_logits`), for one model generation
+        self._listeners: dict[str, _ListenerTerms] = {}
+        self._kept_rows = 0
+        self._listeners_state: tuple[object, int] = (None, -1)
 
     @property
     def space(self) -> FeatureSpace:
@@ -606,12 +629,65 @@ class RewardModel:
 
     def card_logits(self, context: Context, shelves: Sequence[Shelf]) -> list[np.ndarray]:
         """Slot-free logits of each shelf's cards (one array per shelf): the ranking score.
-        The same as `logits_from_rows` of `page_rows`, computed block by block (one pass
-        over the page, the context's and each shelf's terms once)."""
-        blocks = self.page_blocks(context, shelves)
-        z = self.logits_from_blocks(blocks)
-        o = blocks.offsets
+        The same as `logits_from_rows` of `page_rows`, computed block by block.
+
+        Only the context block changes between a listener's visits (the hour, the device),
+        and with ``s`` the sum of the other blocks' interaction vectors a row's logit is
+        ``base + l_c + (|s_c|^2 - q_c) / 2 + <s_c, s>`` (`FactorizationMachine.page_logits`
+        with the square expanded). So ``base`` and ``s`` are kept per listener for as long
+        as the model's weights and the listener's shelves do not change (a served snapshot:
+        a learning step drops them all), and a page costs one context encoding and one
+        (cards x factors) product instead of gathering and scoring every card."""
+        fm = self.fm
+        if self._listeners_state != (fm, getattr(fm, "generation_", 0)):
+            self._forget_listeners()
+        kept = self._listeners.get(context.user_id)
+        if kept is None or not kept.matches(shelves, context.user_vector):
+            kept = self._keep_listener(context, shelves)
+        ci, cv = self.featurizer.encode_context(context)
+        fm._grow(int(ci.max(initial=0)) + 1, self._linear_only())  # a device never seen
+        if self._listeners_state != (fm, fm.generation_):  # growing changed weights
+            return self.card_logits(context, shelves)
+        l_c, s_c, q_c = fm.block_terms(FeatureRows(ci[None, :], cv[None, :]))
+        z = kept.base + (l_c[0] + 0.5 * (s_c[0] @ s_c[0] - q_c[0])) + kept.rest @ s_c[0]
+        o = kept.offsets
         return [z[o[i] : o[i + 1]] for i in range(len(shelves))]
+
+    # Listeners whose terms are kept at most (their cards' rows in all: 2 million rows of 8
+    # factors is some 150 MB); the longest kept make way first.
+    MAX_KEPT_ROWS = 2_000_000
+
+    def _keep_listener(self, context: Context, shelves: Sequence[Shelf]) -> _ListenerTerms:
+        blocks = self.page_blocks(context, shelves)
+        fm = self.fm
+        l_k, s_k, q_k, _ = self._card_terms(blocks)  # grows the model to cover every block
+        l_s, s_s, q_s = fm.block_terms(blocks.shelves)
+        l_f, s_f, q_f = fm.block_terms(blocks.cf)
+        of = blocks.shelf_of
+        rest = s_s[of] + s_k + s_f
+        base = (
+            fm.w0_ + l_s[of] + l_k + l_f + 0.5 * ((rest * rest).sum(axis=1) - q_s[of] - q_k - q_f)
+        )
+        uv = context.user_vector
+        kept = _ListenerTerms(
+            tuple(shelves), None if uv is None else uv.copy(), base, rest, blocks.offsets
+        )
+        if self._listeners_state != (fm, fm.generation_):
+            self._forget_listeners()
+        listeners = self._listeners
+        old = listeners.pop(context.user_id, None)
+        self._kept_rows -= 0 if old is None else len(old.base)
+        while listeners and self._kept_rows + len(base) > self.MAX_KEPT_ROWS:
+            self._kept_rows -= len(listeners.pop(next(iter(listeners))).base)
+        listeners[context.user_id] = kept
+        self._kept_rows += len(base)
+        return kept
+
+    def _forget_listeners(self) -> None:
+        self._listeners.clear()
+        self._kept_rows = 0
+        # the model they were computed with (a loaded model replaces `fm`) and its generation
+        self._listeners_state = (self.fm, getattr(self.fm, "generation_", 0))
 
     def at_slot(self, logits: np.ndarray, shelf_position: int, card_position: int) -> np.ndarray:
         """P(stream) of cards with these slot-free ``logits`` shown at one slot."""
