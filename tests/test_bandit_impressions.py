@@ -1,5 +1,6 @@
 """Impressions in the store: logging pages, joining plays back as rewards, exporting, reading."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -19,6 +20,8 @@ from deepcuts.bandit.feedback import LogColumns, feedback_from_frame, read_logge
 from deepcuts.bandit.impressions import (
     COLUMNS,
     export_impressions,
+    impression_log_rows,
+    impression_records,
     join_rewards,
     log_impressions,
     pending_impressions,
@@ -58,6 +61,29 @@ def _serve(store, policy, n_pages=3, served_at=T0, user="u1", layout=SMALL):
         log_impressions(store, page.impressions)
         pages.append(page)
     return pages
+
+
+def test_the_live_logs_rows_are_the_impression_records_as_json():
+    """The live log's rows are joined from parts a page's cards share; each must read back as
+    exactly the record `impression_records` makes, rewarded or not, on any page."""
+    policy = EpsilonGreedy(epsilon=0.5, random_state=1)
+    impressions = []
+    for i, user in enumerate(["u1", "u2", 'ü3 "quoted"']):
+        page = policy.select_page(
+            context(user, features={"session_genre": "jazz", "session_plays": i}),
+            shelves(), SMALL, served_at=T0 + timedelta(minutes=i),
+        )  # fmt: skip
+        impressions += page.impressions
+    impressions[1] = impressions[1].with_reward(1.0, T0 + timedelta(hours=1))
+    records = impression_records(impressions)
+    rows = impression_log_rows(impressions)
+    assert len(rows) == len(records) == 3 * 6
+    for (impression_id, user, served_at, text), record in zip(rows, records, strict=True):
+        assert json.loads(text) == record
+        assert (impression_id, user, served_at) == (
+            record["impression_id"], record["user_id"], record["served_at"]
+        )  # fmt: skip
+    assert json.loads(rows[1][3])["reward"] == 1.0 and json.loads(rows[0][3])["reward"] is None
 
 
 def _listen(store, user, item, played_at, ms, context_id=None):

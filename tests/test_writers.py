@@ -4,6 +4,7 @@ live log before its request goes on, and one bad page or batch fails alone."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from datetime import UTC, datetime
 
@@ -13,10 +14,11 @@ from deepcuts.serving.writers import EventWriter, ImpressionWriter
 from deepcuts.store.live import Event, LiveLog
 
 
-def page(n: int, cards: int = 5) -> list[dict[str, object]]:
+def page(n: int, cards: int = 5) -> list[tuple[str, str, str, str]]:
+    """Rows as `impression_log_rows` makes them: (impression id, listener, served at, JSON)."""
     return [
-        {"impression_id": f"p{n}-c{c}", "user_id": f"u{n % 7}", "served_at": "2026-12-05T08:00:00",
-         "card_position": c, "propensity": 0.9}
+        (f"p{n}-c{c}", f"u{n % 7}", "2026-12-05T08:00:00",
+         json.dumps({"impression_id": f"p{n}-c{c}", "card_position": c, "propensity": 0.9}))
         for c in range(cards)
     ]  # fmt: skip
 
@@ -68,12 +70,12 @@ def test_every_page_is_committed_before_its_request_goes_on(tmp_path):
 def test_one_bad_page_fails_alone(tmp_path):
     live = CountingLog(tmp_path / "live.sqlite")
     writer = ImpressionWriter(live)
-    bad = [{"user_id": "u1", "served_at": "2026-12-05T08:00:00"}]  # no impression id
+    bad = [("p9-c0", "u1", "2026-12-05T08:00:00")]  # a malformed row: no JSON
 
     pages = [writer.log(rows) for rows in (page(1), bad, page(2), page(3))]
     outcomes = asyncio.run(while_locked(live.path, pages))
     assert outcomes[0] == 5 and outcomes[2] == 5 and outcomes[3] == 5
-    assert isinstance(outcomes[1], KeyError)
+    assert isinstance(outcomes[1], sqlite3.ProgrammingError)
     ids = {row["impression_id"] for _, row in live.waiting_impressions()}
     assert ids == {f"p{n}-c{c}" for n in (1, 2, 3) for c in range(5)}
     assert live.transactions > 4  # the group that failed was retried page by page
@@ -82,8 +84,8 @@ def test_one_bad_page_fails_alone(tmp_path):
 def test_nothing_to_log_needs_no_writer(tmp_path):
     writer = ImpressionWriter(LiveLog(tmp_path / "live.sqlite"))
     assert asyncio.run(writer.log([])) == 0
-    with pytest.raises(KeyError):
-        asyncio.run(writer.log([{"user_id": "u"}]))
+    with pytest.raises(sqlite3.ProgrammingError):
+        asyncio.run(writer.log([("p1-c0", "u", "2026-12-05T08:00:00")]))
 
 
 def test_impression_ids_are_unique_and_sort_in_the_order_they_were_made():

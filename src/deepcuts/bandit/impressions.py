@@ -32,6 +32,7 @@ reward, reward_at           1.0 for a stream of at least the threshold, 0.0 for 
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,6 +67,9 @@ def _utc(ts: datetime | None) -> datetime | None:
 _FEATURES_JSON = json.JSONEncoder(sort_keys=True)
 
 
+_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # as ensure_ascii
+
+
 def _json(features: object) -> str:
     def py(v: object) -> object:
         return v.item() if isinstance(v, np.generic) else v
@@ -95,6 +99,85 @@ def impression_records(impressions: Iterable[Impression]) -> list[dict[str, obje
             None if rewarded is None else rewarded.isoformat(),
         )  # fmt: skip
         rows.append(dict(zip(COLUMNS, values, strict=True)))
+    return rows
+
+
+LogRow = tuple[str, str, str | None, str]  # impression_id, user_id, served_at, row as JSON
+
+# What a card contributes to its rows' JSON, kept while the card lives (a snapshot makes each
+# card once, and a page shows twenty).
+_CARD_JSON: weakref.WeakKeyDictionary[Card, str] = weakref.WeakKeyDictionary()
+
+
+def impression_log_rows(impressions: Iterable[Impression]) -> list[LogRow]:
+    """Impressions as the live log keeps them (`LiveLog.append_impressions`): each row of
+    `impression_records` as JSON, with its id, listener and time beside it.
+
+    The JSON is joined from parts: what the rows of a page share (its context and policy,
+    each shelf, each card) is encoded once, not once per row, so logging a served page costs
+    a few microseconds a card. ``json.loads`` of a row gives `impression_records`' dict."""
+    rows: list[LogRow] = []
+    pages: dict[tuple, tuple[str, str | None, str]] = {}
+    shelves: dict[tuple[int, int | None], str] = {}
+    for im in impressions:
+        c, shelf, card = im.context, im.shelf, im.card
+        key = (im.page_id, id(c), im.served_at, im.policy_id, im.policy_version, im.n_shelf_candidates)  # fmt: skip
+        page = pages.get(key)
+        if page is None:
+            served = _utc(im.served_at)
+            at = None if served is None else served.isoformat()
+            part = _FEATURES_JSON.encode(
+                {
+                    "page_id": im.page_id,
+                    "user_id": c.user_id,
+                    "served_at": at,
+                    "hour": int(c.hour),
+                    "weekday": int(c.weekday),
+                    "device": c.device,
+                    "country": c.country,
+                    "context": _json(c.features),
+                    "n_shelf_candidates": im.n_shelf_candidates,
+                    "policy_id": im.policy_id,
+                    "policy_version": im.policy_version,
+                }  # fmt: skip
+            )[1:-1]
+            page = pages[key] = (c.user_id, at, part)
+        shelf_key = (id(shelf), im.n_card_candidates)
+        shelf_part = shelves.get(shelf_key)
+        if shelf_part is None:
+            shelf_part = shelves[shelf_key] = _FEATURES_JSON.encode(
+                {
+                    "shelf_id": shelf.shelf_id,
+                    "shelf_type": shelf.shelf_type,
+                    "shelf_title": shelf.title,
+                    "n_card_candidates": im.n_card_candidates,
+                }  # fmt: skip
+            )[1:-1]
+        card_part = _CARD_JSON.get(card)
+        if card_part is None:
+            card_part = _CARD_JSON[card] = _FEATURES_JSON.encode(
+                {
+                    "item_id": card.item_id,
+                    "item_kind": card.kind,
+                    "content_type": card.content_type,
+                    "card_features": _json(card.features),
+                }  # fmt: skip
+            )[1:-1]
+        rewarded = _utc(im.reward_at)
+        own = (
+            f'"impression_id": {_string(im.impression_id)}, '
+            f'"shelf_position": {int(im.shelf_position)}, '
+            f'"card_position": {int(im.card_position)}, '
+            f'"propensity": {float(im.propensity)!r}, '
+            f'"shelf_propensity": {float(im.shelf_propensity)!r}, '
+            f'"card_propensity": {float(im.card_propensity)!r}, '
+            f'"propensity_given_earlier": {float(im.propensity_given_earlier)!r}, '
+            f'"reward": {"null" if im.reward is None else repr(float(im.reward))}, '
+            f'"reward_at": {"null" if rewarded is None else _string(rewarded.isoformat())}'
+        )  # propensities are in (0, 1] and a reward is finite (`Impression`): valid JSON
+        rows.append(
+            (im.impression_id, page[0], page[1], f"{{{own}, {page[2]}, {shelf_part}, {card_part}}}")
+        )
     return rows
 
 

@@ -285,20 +285,17 @@ class Impression:
     impression_id: str = field(default_factory=new_id)
 
     def __post_init__(self) -> None:
+        # Messages are made only on failure: a served page makes an impression per card.
         for name in ("shelf_position", "card_position"):
             value = getattr(self, name)
-            _require(
-                isinstance(value, int | np.integer) and value >= 0,
-                name,
-                f"must be a non-negative integer, not {value!r}",
-            )
+            if not (isinstance(value, int | np.integer) and value >= 0):
+                raise BanditInputError(f"{name}: must be a non-negative integer, not {value!r}")
         for name in ("shelf_propensity", "card_propensity", "propensity_given_earlier"):
             value = getattr(self, name)
-            _require(
-                isinstance(value, float | int | np.floating) and 0.0 < float(value) <= 1.0 + 1e-9,
-                name,
-                f"must be a probability in (0, 1], not {value!r}",
-            )
+            if not (
+                isinstance(value, float | int | np.floating) and 0.0 < float(value) <= 1.0 + 1e-9
+            ):
+                raise BanditInputError(f"{name}: must be a probability in (0, 1], not {value!r}")
         if self.reward is not None:
             _require(
                 isinstance(self.reward, float | int | np.floating)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from deepcuts.bandit.impressions import impression_records
+from deepcuts.bandit.impressions import LogRow, impression_log_rows
 from deepcuts.bandit.policies import Policy
 from deepcuts.bandit.types import Context, Page, PageLayout
 from deepcuts.io.playlists import ExportTrack, PlaylistExport
@@ -46,7 +46,7 @@ class HomePage:
     policy: Policy
     layout: PageLayout
     n_candidates: int
-    records: list[dict[str, object]]  # the impressions, as rows of the impressions table
+    log_rows: list[LogRow]  # the impressions, as the live log keeps them
 
 
 def home_context(
@@ -97,7 +97,7 @@ def home_page(
 
     The candidate shelves were computed at publish time; the policy (epsilon-greedy by
     default, as in BaRT) picks from them for this context and reports every shown card's
-    propensity. The caller logs ``records`` (the live log) before answering.
+    propensity. The caller logs ``log_rows`` (the live log) before answering.
     """
     user = user_index(published, user_id)
     when = at or datetime.now(UTC)
@@ -118,7 +118,7 @@ def home_page(
     with published.models_lock:
         chooser = published.bandit.policy(policy, epsilon)
         page = chooser.select_page(context, shelves, layout, served_at=when)
-    return HomePage(page, chooser, layout, len(shelves), impression_records(page.impressions))
+    return HomePage(page, chooser, layout, len(shelves), impression_log_rows(page.impressions))
 
 
 def page_dict(published: Published, home: HomePage) -> dict[str, object]:

@@ -20,11 +20,12 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from deepcuts.bandit.impressions import LogRow
 from deepcuts.store.live import Event, LiveLog, TrackMeta
 
 log = logging.getLogger(__name__)
 
-Rows = Sequence[dict[str, object]]
+Rows = Sequence[LogRow]  # a page's impressions, as the live log keeps them
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 

@@ -97,10 +97,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
 """
 
 
-# One encoder for every impression row: `json.dumps` with any option builds a new one per call.
-_ROW_JSON = json.JSONEncoder(default=str)
-
-
 class LiveLogError(Exception):
     """The live log cannot be used (unreadable file, bad request to it)."""
 
@@ -418,8 +414,10 @@ class LiveLog:
         return json.loads(rows[0]["listen"]) if rows else None
 
     # -- impressions ----------------------------------------------------------------------
-    def append_impressions(self, rows: Sequence[dict[str, object]]) -> int:
-        """Log a served page's impressions (rows of the store's ``impressions`` table)."""
+    def append_impressions(self, rows: Sequence[tuple[str, str, str | None, str]]) -> int:
+        """Log served pages' impressions: (impression id, listener, served at, the store's
+        ``impressions`` row as JSON) each, as `deepcuts.bandit.impressions.impression_log_rows`
+        makes them."""
         if not rows:
             return 0
         conn = self._conn("NORMAL", wait=False)
@@ -428,10 +426,7 @@ class LiveLog:
             conn.executemany(
                 "INSERT OR IGNORE INTO impressions (impression_id, user_id, served_at, row) "
                 "VALUES (?, ?, ?, ?)",
-                [
-                    (r["impression_id"], r["user_id"], r["served_at"], _ROW_JSON.encode(r))
-                    for r in rows
-                ],
+                rows,
             )
             conn.execute("COMMIT")
         except BaseException:

@@ -54,7 +54,7 @@ async def get_home(
         layout=PageLayout(config.shelves, config.cards), at=datetime.now(UTC),
         hour=hour, weekday=weekday, device=device, country=country,
     )  # fmt: skip
-    await impressions.log(served.records)
+    await impressions.log(served.log_rows)
     page = page_dict(published, served)
     policy: dict = page["policy"]  # type: ignore[assignment]
     # exactly HomeOut's fields (PolicyOut's), so the body needs no second validation
