@@ -141,12 +141,16 @@ class Policy(ABC):
     @staticmethod
     def shelf_scores(card_scores: list[Scores], n_cards: int) -> Scores:
         """A shelf's score: the mean score of the (up to) n_cards best cards it would show."""
-        cols = []
-        for s in card_scores:
-            k = min(n_cards, s.shape[-1])
-            top = -np.sort(-s, axis=-1)[..., :k]
-            cols.append(top.mean(axis=-1))
-        return np.stack(cols, axis=-1)
+        # One sort for every shelf: the scores side by side, padded below any real score.
+        sizes = np.array([s.shape[-1] for s in card_scores])
+        lead = card_scores[0].shape[:-1]  # (M,) for an ensemble's members
+        side = np.full((*lead, len(card_scores), int(sizes.max())), -np.inf)
+        for j, s in enumerate(card_scores):
+            side[..., j, : s.shape[-1]] = s
+        top = -np.sort(-side, axis=-1)[..., :n_cards]
+        k = np.minimum(n_cards, sizes)
+        shown = np.arange(top.shape[-1]) < k[:, None]  # each shelf's k best, pads left out
+        return np.where(shown, top, 0.0).sum(axis=-1) / k
 
     def page_probabilities(
         self, context: Context, shelves: Sequence[Shelf], layout: PageLayout
