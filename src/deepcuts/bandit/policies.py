@@ -137,6 +137,12 @@ class Policy(ABC):
         self.n_updates_ += 1
         return self
 
+    def rank(
+        self, scores: Scores, n_positions: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`marginals` and a `sample` of one ranking: (marginals, chosen, conditional)."""
+        return self.marginals(scores, n_positions), *self.sample(scores, n_positions, rng)
+
     # -- shared ---------------------------------------------------------------------------
     @staticmethod
     def shelf_scores(card_scores: list[Scores], n_cards: int) -> Scores:
@@ -183,15 +189,13 @@ class Policy(ABC):
         cs = self.card_scores(context, shelves)
         sh_scores = self.shelf_scores(cs, layout.n_cards)
         k_s = min(layout.n_shelves, len(shelves))
-        p_sh = self.marginals(sh_scores, k_s)
-        chosen_sh, cond_sh = self.sample(sh_scores, k_s, self._rng)
+        p_sh, chosen_sh, cond_sh = self.rank(sh_scores, k_s, self._rng)
         shown, orders, impressions = [], [], []
         for j, s_idx in enumerate(chosen_sh):
             shelf = shelves[int(s_idx)]
             scores = cs[int(s_idx)]
             k_c = min(layout.n_cards, len(shelf.cards))
-            p_c = self.marginals(scores, k_c)
-            chosen_c, cond_c = self.sample(scores, k_c, self._rng)
+            p_c, chosen_c, cond_c = self.rank(scores, k_c, self._rng)
             shown.append(shelf)
             orders.append(tuple(int(c) for c in chosen_c))
             for l_pos, c_idx in enumerate(chosen_c):
@@ -314,6 +318,14 @@ class EpsilonGreedy(Policy):
         self, scores: Scores, n_positions: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         return ranking.sample_epsilon_greedy(scores, n_positions, self.current_epsilon, rng)
+
+    def rank(
+        self, scores: Scores, n_positions: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        order = ranking.greedy_order(scores)  # once for both (a served page ranks five times)
+        eps = self.current_epsilon
+        marginals = ranking.epsilon_greedy_marginals(scores, n_positions, eps, order)
+        return marginals, *ranking.sample_epsilon_greedy(scores, n_positions, eps, rng, order)
 
     def update_params(self, impressions: Sequence[Impression]) -> Policy:
         self.reward_model.update(impressions)  # type: ignore[union-attr]

@@ -77,9 +77,12 @@ def epsilon_greedy_rank_marginals(n: int, n_positions: int, epsilon: float) -> n
 _MARGINAL_CACHE: dict[tuple[int, int, float], np.ndarray] = {}
 
 
-def epsilon_greedy_marginals(scores: np.ndarray, n_positions: int, epsilon: float) -> np.ndarray:
-    """P(candidate a at position k) under epsilon-greedy ranking by ``scores``, shape (K, n)."""
-    order = greedy_order(scores)
+def epsilon_greedy_marginals(
+    scores: np.ndarray, n_positions: int, epsilon: float, order: np.ndarray | None = None
+) -> np.ndarray:
+    """P(candidate a at position k) under epsilon-greedy ranking by ``scores``, shape (K, n).
+    ``order``, where given, is `greedy_order(scores)` already made."""
+    order = greedy_order(scores) if order is None else order
     n = order.size
     key = (n, int(n_positions), float(epsilon))
     by_rank = _MARGINAL_CACHE.get(key)
@@ -93,16 +96,20 @@ def epsilon_greedy_marginals(scores: np.ndarray, n_positions: int, epsilon: floa
 
 
 def sample_epsilon_greedy(
-    scores: np.ndarray, n_positions: int, epsilon: float, rng: np.random.Generator
+    scores: np.ndarray,
+    n_positions: int,
+    epsilon: float,
+    rng: np.random.Generator,
+    order: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw an epsilon-greedy ranking.
+    """Draw an epsilon-greedy ranking (``order``, where given, is `greedy_order(scores)`).
 
     Returns
     -------
     (chosen, conditional): int array (K,) of candidate indices by position, and float array
     (K,) of P(that draw | earlier positions).
     """
-    order = greedy_order(scores)
+    order = greedy_order(scores) if order is None else order
     n = order.size
     _check(n, n_positions, epsilon)
     remaining = list(order)  # best first
