@@ -109,6 +109,11 @@ LogRow = tuple[str, str, str | None, str]  # impression_id, user_id, served_at, 
 _CARD_JSON: weakref.WeakKeyDictionary[Card, str] = weakref.WeakKeyDictionary()
 
 
+def _members(values: dict[str, object]) -> str:
+    """A JSON object's members without its braces, to be joined with others into one object."""
+    return _FEATURES_JSON.encode(values)[1:-1]
+
+
 def impression_log_rows(impressions: Iterable[Impression]) -> list[LogRow]:
     """Impressions as the live log keeps them (`LiveLog.append_impressions`): each row of
     `impression_records` as JSON, with its id, listener and time beside it.
@@ -126,7 +131,7 @@ def impression_log_rows(impressions: Iterable[Impression]) -> list[LogRow]:
         if page is None:
             served = _utc(im.served_at)
             at = None if served is None else served.isoformat()
-            part = _FEATURES_JSON.encode(
+            part = _members(
                 {
                     "page_id": im.page_id,
                     "user_id": c.user_id,
@@ -139,30 +144,30 @@ def impression_log_rows(impressions: Iterable[Impression]) -> list[LogRow]:
                     "n_shelf_candidates": im.n_shelf_candidates,
                     "policy_id": im.policy_id,
                     "policy_version": im.policy_version,
-                }  # fmt: skip
-            )[1:-1]
+                }
+            )
             page = pages[key] = (c.user_id, at, part)
         shelf_key = (id(shelf), im.n_card_candidates)
         shelf_part = shelves.get(shelf_key)
         if shelf_part is None:
-            shelf_part = shelves[shelf_key] = _FEATURES_JSON.encode(
+            shelf_part = shelves[shelf_key] = _members(
                 {
                     "shelf_id": shelf.shelf_id,
                     "shelf_type": shelf.shelf_type,
                     "shelf_title": shelf.title,
                     "n_card_candidates": im.n_card_candidates,
-                }  # fmt: skip
-            )[1:-1]
+                }
+            )
         card_part = _CARD_JSON.get(card)
         if card_part is None:
-            card_part = _CARD_JSON[card] = _FEATURES_JSON.encode(
+            card_part = _CARD_JSON[card] = _members(
                 {
                     "item_id": card.item_id,
                     "item_kind": card.kind,
                     "content_type": card.content_type,
                     "card_features": _json(card.features),
-                }  # fmt: skip
-            )[1:-1]
+                }
+            )
         rewarded = _utc(im.reward_at)
         own = (
             f'"impression_id": {_string(im.impression_id)}, '
