@@ -324,23 +324,21 @@ class Featurizer:
             shelf_rows.append(self.space.encode(self.shelf_items(shelf)))
             cards = shelf.cards
             first = len(items)
-            for c in cards:
-                items.append(c.item_id)
-                encoded.append(known.get(c.item_id) or self.encode_card(c))
+            ids = [c.item_id for c in cards]
+            items += ids
+            encoded += [known.get(i) or self.encode_card(c) for i, c in zip(ids, cards, strict=True)]
             if uv is None:
-                cf_i.extend([0] * len(cards))
+                cf_i += [0] * len(cards)
                 continue
             d = len(uv)
             has = [c.vector is not None and len(c.vector) == d for c in cards]
             if not any(has):  # as in `rows`: a CF column only where a card has one
-                cf_i.extend([0] * len(cards))
+                cf_i += [0] * len(cards)
                 continue
             score, missing = self.space.index("cf_score"), self.space.index("cf_missing")
-            for r, (c, h) in enumerate(zip(cards, has, strict=True)):
-                cf_i.append(score if h else missing)
-                if h:
-                    cf_rows.append(first + r)
-                    vectors.append(c.vector)  # type: ignore[arg-type]
+            cf_i += [score if h else missing for h in has]
+            cf_rows += [first + r for r, h in enumerate(has) if h]
+            vectors += [c.vector for c, h in zip(cards, has, strict=True) if h]
         cf_index = np.asarray(cf_i, dtype=np.int64)
         cf_value = (cf_index != 0).astype(np.float64)  # 1.0 for cf_missing
         if vectors:
