@@ -326,7 +326,9 @@ class Featurizer:
             first = len(items)
             ids = [c.item_id for c in cards]
             items += ids
-            encoded += [known.get(i) or self.encode_card(c) for i, c in zip(ids, cards, strict=True)]
+            encoded += [
+                known.get(i) or self.encode_card(c) for i, c in zip(ids, cards, strict=True)
+            ]
             if uv is None:
                 cf_i += [0] * len(cards)
                 continue
