@@ -390,7 +390,7 @@ def test_the_ranker_trees_predict_as_scikit_learn_does():
     rng = np.random.default_rng(0)
     x = rng.random((3000, 6), dtype=np.float32)
     y = x[:, 0] + x[:, 1] * x[:, 2] + 0.3 * rng.random(3000) > 1.0
-    nodes, roots = fit_trees(x, y, iterations=20, min_leaf=20)
+    nodes, roots = fit_trees(x, y, iterations=20, learning_rate=0.15, min_leaf=20)
     same = HistGradientBoostingClassifier(
         max_iter=20, learning_rate=0.15, max_leaf_nodes=31, max_depth=6, min_samples_leaf=20,
         l2_regularization=1.0, early_stopping=False, random_state=0,
@@ -426,7 +426,7 @@ def ranked(mpd_data):
 
 def test_the_ranker_is_learnt_and_reorders_the_blends_best_sensibly(ranked):
     split, seeds, truth, model, _ = ranked
-    assert model.ranker_nodes_ is not None and len(model.ranker_roots_) == 60
+    assert model.ranker_nodes_ is not None and len(model.ranker_roots_) == 120
     got = model.rank(seeds, split.titles, 200)
     parts = model.parts(seeds, split.titles)
     blend = model.blend(parts, np.diff(seeds.indptr))

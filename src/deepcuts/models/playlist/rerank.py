@@ -3,9 +3,12 @@
 `fit_trees` trains scikit-learn's `HistGradientBoostingClassifier` (log loss: is this candidate
 one of the playlist's hidden tracks?) and keeps only its trees, as flat arrays
 (`TREE_COLUMNS`), so that the model saves with the rest of the continuation model without
-pickle and predicts through a compiled loop (`predict_trees`). Few, shallow trees (60, depth 6): a
-continuation reranks 600 candidates, and each tree costs each of them a few mispredicted
-branches instead of scikit-learn's per-call overhead.
+pickle and predicts through a compiled loop (`predict_trees`). Few, shallow trees (120, depth 6,
+learning rate 0.1): a continuation reranks 600 candidates, and each tree costs each of them a few
+mispredicted branches instead of scikit-learn's per-call overhead. 120 trees at 0.1 were chosen
+over 60 at 0.15 on playlists held out of the training playlists of seeds 0-2 (each cut as first
+25, 1,500 cuts: NDCG@500 0.2600 -> 0.2614, R-precision 0.1369 -> 0.1373); deeper trees (63
+leaves, depth 8), smaller leaves (30) and 1,000 candidates did no better there.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ def fit_trees(
     features: np.ndarray,
     labels: np.ndarray,
     *,
-    iterations: int = 60,
-    learning_rate: float = 0.15,
+    iterations: int = 120,
+    learning_rate: float = 0.1,
     leaves: int = 31,
     depth: int = 6,
     min_leaf: int = 100,
