@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -17,7 +18,7 @@ from click.testing import CliRunner
 
 from deepcuts.cli import main
 from deepcuts.store import Store
-from deepcuts.store.live import LiveLog, live_log_path
+from deepcuts.store.live import IMPRESSIONS_KEPT_DAYS, LiveLog, live_log_path
 
 AT = datetime(2026, 11, 9, 18, 0)  # after the simulated weeks (from 2026-10-05, 4 weeks)
 
@@ -298,3 +299,25 @@ def test_unknown_listener_and_missing_snapshot_are_clear_errors(store_path, tmp_
         s.conn.execute("INSERT INTO users (user_id) VALUES ('u00001')")
     result = _cli(empty, "home", "--user", "u00001", expect=4)
     assert "deepcuts publish" in result.output
+
+
+def test_learn_deletes_absorbed_impressions_from_the_live_log_once_they_are_old(store_path):
+    """The live log keeps absorbed impressions for the operator page's longest window (90
+    days), then the learn job deletes them; the store keeps every one."""
+    user = users(store_path, 1)[0]
+    first = page(store_path, "--user", user, "--at", AT.isoformat())["logged"]
+    learn(store_path, AT + timedelta(hours=2))
+
+    def in_live_log():
+        with sqlite3.connect(live_log_path(store_path)) as conn:
+            return conn.execute("SELECT count(*), sum(absorbed) FROM impressions").fetchone()
+
+    assert in_live_log() == (first, first)  # absorbed, and kept
+    later = AT + timedelta(days=IMPRESSIONS_KEPT_DAYS + 2)
+    second = page(store_path, "--user", user, "--at", later.isoformat())["logged"]
+    learn(store_path, later - timedelta(days=2))  # the first page is 90 days old: kept
+    assert in_live_log() == (first + second, first + second)
+    learn(store_path, later + timedelta(hours=2))
+    assert in_live_log() == (second, second)  # the first page's rows are gone
+    with Store(store_path, read_only=True) as s:
+        assert s.conn.execute("SELECT count(*) FROM impressions").fetchall()[0][0] == first + second

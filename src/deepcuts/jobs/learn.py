@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
@@ -30,7 +30,7 @@ from deepcuts.jobs.publish import bandit_part
 from deepcuts.snapshots.published import Published
 from deepcuts.snapshots.versions import SnapshotError, current_version, publish, snapshot_root
 from deepcuts.store import FileLoad, Store
-from deepcuts.store.live import LiveLog
+from deepcuts.store.live import IMPRESSIONS_KEPT_DAYS, LiveLog
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +151,17 @@ def absorb_events(store: Store, live: LiveLog) -> tuple[int, int, int]:
     return len(waiting), len(plays), len(acts)
 
 
-def absorb_impressions(store: Store, live: LiveLog) -> tuple[int, set[str]]:
-    """Move the served pages' impressions into the store; returns (how many, which policies)."""
+def absorb_impressions(
+    store: Store, live: LiveLog, now: datetime | None = None
+) -> tuple[int, set[str]]:
+    """Move the served pages' impressions into the store, and delete from the live log those
+    absorbed more than ``IMPRESSIONS_KEPT_DAYS`` days before ``now`` (a busy server logs
+    gigabytes a day); returns (how many were moved, which policies served them)."""
     waiting = live.waiting_impressions()
-    if not waiting:
-        return 0, set()
-    insert_impression_frame(store, records_frame(row for _, row in waiting))
-    live.mark_absorbed("impressions", [seq for seq, _ in waiting])
+    if waiting:
+        insert_impression_frame(store, records_frame(row for _, row in waiting))
+        live.mark_absorbed("impressions", [seq for seq, _ in waiting])
+    live.prune_impressions((now or datetime.now(UTC)) - timedelta(days=IMPRESSIONS_KEPT_DAYS + 1))
     return len(waiting), {str(row["policy_id"]) for _, row in waiting}
 
 
@@ -193,7 +197,7 @@ def run(
     report.tracks_described = absorb_tracks(store, live)
     report.events_absorbed, report.listens, report.actions = absorb_events(store, live)
     report.listens_deleted = absorb_deletions(store, live)
-    report.impressions_absorbed, served_by = absorb_impressions(store, live)
+    report.impressions_absorbed, served_by = absorb_impressions(store, live, now)
     root = snapshot_root(store.path)
     if current_version(root) is None:
         raise SnapshotError(

@@ -11,7 +11,8 @@ processes may read and append to:
   (user, event id) is kept once. ``deepcuts learn`` absorbs them into the store's ``listens``
   and ``actions`` tables and marks them absorbed; they stay listed for the listener.
 - ``impressions``: every card a served page showed, with its propensities (the store's
-  ``impressions`` row as JSON), absorbed into the store by ``deepcuts learn``.
+  ``impressions`` row as JSON), absorbed into the store by ``deepcuts learn``, which deletes
+  them once absorbed and ``IMPRESSIONS_KEPT_DAYS`` old (the operator page reads them back).
 - ``api_keys``: only the SHA-256 of each key, with whom it is for.
 - ``listen_tracks``: what a client said about a track it sent a listen of (its ListenBrainz
   ``track_metadata`` as JSON, by the item id the listen was given); ``deepcuts learn`` makes the
@@ -38,6 +39,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# Absorbed impressions stay this long for the operator page's figures (its longest window);
+# the store keeps them all.
+IMPRESSIONS_KEPT_DAYS = 90
 EVENT_TYPES = ("play", "skip", "save", "unsave", "ban", "click")
 KEY_PREFIX = "dc_"
 
@@ -433,6 +437,31 @@ class LiveLog:
             conn.execute("ROLLBACK")
             raise
         return len(rows)
+
+    def prune_impressions(self, before: datetime, chunk: int = 5_000) -> int:
+        """Delete impressions the store has absorbed that were served before ``before``;
+        returns how many. Oldest first, a chunk per transaction, so the serving workers wait
+        for the write lock no longer than a chunk takes (ids and times grow together, so the
+        oldest absorbed rows are the first by ``seq``). Times compare as times: a stored time
+        may have fractions of a second or not."""
+        cutoff = _iso(before)
+        conn = self._conn()
+        deleted = 0
+        while True:
+            _begin(conn)
+            try:
+                n = conn.execute(
+                    "DELETE FROM impressions WHERE seq IN (SELECT seq FROM impressions "
+                    "WHERE absorbed = 1 ORDER BY seq LIMIT ?) AND julianday(served_at) < julianday(?)",
+                    [chunk, cutoff],
+                ).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            deleted += n
+            if n < chunk:
+                return deleted
 
     def waiting_impressions(self) -> list[tuple[int, dict[str, object]]]:
         rows = self._query("SELECT seq, row FROM impressions WHERE absorbed = 0 ORDER BY seq", [])

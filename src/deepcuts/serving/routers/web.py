@@ -22,6 +22,7 @@ from deepcuts import __version__
 from deepcuts.bandit.types import PageLayout
 from deepcuts.serving.deps import ERRORS, CallerDep, ConfigDep, LiveDep, SnapshotDep
 from deepcuts.snapshots.versions import SnapshotError, snapshot_root
+from deepcuts.store.live import IMPRESSIONS_KEPT_DAYS
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 STATIC = {p.name: p for p in (WEB / "static").iterdir() if p.is_file()}
@@ -82,7 +83,7 @@ def admin_report(
     config: ConfigDep,
     live: LiveDep,
     published: SnapshotDep,
-    days: Annotated[int, Query(ge=1, le=90)] = 7,
+    days: Annotated[int, Query(ge=1, le=IMPRESSIONS_KEPT_DAYS)] = 7,
     at: Annotated[
         datetime | None,
         Query(
