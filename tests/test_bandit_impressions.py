@@ -63,9 +63,10 @@ def _serve(store, policy, n_pages=3, served_at=T0, user="u1", layout=SMALL):
     return pages
 
 
-def test_the_live_logs_rows_are_the_impression_records_as_json():
+def test_the_live_logs_rows_are_rows_of_the_impressions_table_as_json():
     """The live log's rows are joined from parts a page's cards share; each must read back as
-    exactly the record `impression_records` makes, rewarded or not, on any page."""
+    a whole row of the ``impressions`` table, with that impression's own values, rewarded or
+    not, on any page (and `impression_records` reads them back for the store)."""
     policy = EpsilonGreedy(epsilon=0.5, random_state=1)
     impressions = []
     for i, user in enumerate(["u1", "u2", 'ü3 "quoted"']):
@@ -75,15 +76,49 @@ def test_the_live_logs_rows_are_the_impression_records_as_json():
         )  # fmt: skip
         impressions += page.impressions
     impressions[1] = impressions[1].with_reward(1.0, T0 + timedelta(hours=1))
-    records = impression_records(impressions)
     rows = impression_log_rows(impressions)
-    assert len(rows) == len(records) == 3 * 6
-    for (impression_id, user, served_at, text), record in zip(rows, records, strict=True):
-        assert json.loads(text) == record
+    assert len(rows) == 3 * 6 and impression_records(impressions) == [
+        json.loads(r[3]) for r in rows
+    ]
+    for (impression_id, user, served_at, text), im in zip(rows, impressions, strict=True):
+        row = json.loads(text)
+        assert sorted(row) == sorted(COLUMNS)
         assert (impression_id, user, served_at) == (
-            record["impression_id"], record["user_id"], record["served_at"]
+            im.impression_id, im.context.user_id, im.served_at.replace(tzinfo=None).isoformat()
         )  # fmt: skip
+        assert row["impression_id"] == im.impression_id and row["page_id"] == im.page_id
+        assert (row["user_id"], row["served_at"]) == (user, served_at)
+        assert (row["hour"], row["weekday"], row["device"], row["country"]) == (
+            im.context.hour, im.context.weekday, im.context.device, im.context.country
+        )  # fmt: skip
+        assert json.loads(row["context"]) == dict(im.context.features)
+        assert (row["shelf_id"], row["shelf_type"], row["shelf_title"]) == (
+            im.shelf.shelf_id, im.shelf.shelf_type, im.shelf.title
+        )  # fmt: skip
+        assert (row["item_id"], row["item_kind"], row["content_type"]) == (
+            im.card.item_id, im.card.kind, im.card.content_type
+        )  # fmt: skip
+        assert json.loads(row["card_features"]) == dict(im.card.features)
+        assert (row["shelf_position"], row["card_position"]) == (
+            im.shelf_position, im.card_position
+        )  # fmt: skip
+        assert (row["n_shelf_candidates"], row["n_card_candidates"]) == (
+            im.n_shelf_candidates, im.n_card_candidates
+        )  # fmt: skip
+        assert (row["policy_id"], row["policy_version"]) == (im.policy_id, im.policy_version)
+        for name in (
+            "propensity",
+            "shelf_propensity",
+            "card_propensity",
+            "propensity_given_earlier",
+        ):
+            assert row[name] == float(getattr(im, name))
     assert json.loads(rows[1][3])["reward"] == 1.0 and json.loads(rows[0][3])["reward"] is None
+    assert (
+        json.loads(rows[1][3])["reward_at"]
+        == (T0 + timedelta(hours=1)).replace(tzinfo=None).isoformat()
+    )
+    assert json.loads(rows[0][3])["reward_at"] is None
 
 
 def _listen(store, user, item, played_at, ms, context_id=None):

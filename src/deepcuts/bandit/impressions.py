@@ -77,31 +77,6 @@ def _json(features: object) -> str:
     return _FEATURES_JSON.encode({k: py(v) for k, v in dict(features).items()})  # type: ignore[call-overload]
 
 
-def impression_records(impressions: Iterable[Impression]) -> list[dict[str, object]]:
-    """Impressions as rows of the ``impressions`` table, one dict each (JSON values: times as
-    ISO text in UTC), e.g. for the live log."""
-    rows = []
-    contexts: dict[int, tuple[object, str]] = {}  # a page's impressions share one context
-    for im in impressions:
-        c = im.context
-        seen = contexts.get(id(c))
-        if seen is None or seen[0] is not c:
-            seen = contexts[id(c)] = (c, _json(c.features))
-        served, rewarded = _utc(im.served_at), _utc(im.reward_at)
-        values = (
-            im.impression_id, im.page_id, c.user_id, None if served is None else served.isoformat(),
-            int(c.hour), int(c.weekday), c.device, c.country, seen[1], im.shelf.shelf_id,
-            im.shelf.shelf_type, im.shelf.title, im.card.item_id, im.card.kind, im.card.content_type,
-            _json(im.card.features), int(im.shelf_position), int(im.card_position),
-            im.n_shelf_candidates, im.n_card_candidates, im.policy_id, im.policy_version,
-            float(im.propensity), float(im.shelf_propensity), float(im.card_propensity),
-            float(im.propensity_given_earlier), None if im.reward is None else float(im.reward),
-            None if rewarded is None else rewarded.isoformat(),
-        )  # fmt: skip
-        rows.append(dict(zip(COLUMNS, values, strict=True)))
-    return rows
-
-
 LogRow = tuple[str, str, str | None, str]  # impression_id, user_id, served_at, row as JSON
 
 # What a card contributes to its rows' JSON, kept while the card lives (a snapshot makes each
@@ -115,12 +90,13 @@ def _members(values: dict[str, object]) -> str:
 
 
 def impression_log_rows(impressions: Iterable[Impression]) -> list[LogRow]:
-    """Impressions as the live log keeps them (`LiveLog.append_impressions`): each row of
-    `impression_records` as JSON, with its id, listener and time beside it.
+    """Impressions as the live log keeps them (`LiveLog.append_impressions`): each a row of
+    the ``impressions`` table as JSON (every column of ``COLUMNS``), with its id, listener and
+    time beside it.
 
     The JSON is joined from parts: what the rows of a page share (its context and policy,
     each shelf, each card) is encoded once, not once per row, so logging a served page costs
-    a few microseconds a card. ``json.loads`` of a row gives `impression_records`' dict."""
+    a few microseconds a card."""
     rows: list[LogRow] = []
     pages: dict[tuple, tuple[str, str | None, str]] = {}
     shelves: dict[tuple[int, int | None], str] = {}
@@ -184,6 +160,12 @@ def impression_log_rows(impressions: Iterable[Impression]) -> list[LogRow]:
             (im.impression_id, page[0], page[1], f"{{{own}, {page[2]}, {shelf_part}, {card_part}}}")
         )
     return rows
+
+
+def impression_records(impressions: Iterable[Impression]) -> list[dict[str, object]]:
+    """Impressions as rows of the ``impressions`` table, one dict each with every column of
+    ``COLUMNS`` (JSON values: times as ISO text in UTC): the live log's rows read back."""
+    return [json.loads(row) for *_, row in impression_log_rows(impressions)]
 
 
 def records_frame(records: Iterable[dict[str, object]]) -> pd.DataFrame:

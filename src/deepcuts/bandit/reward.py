@@ -639,7 +639,7 @@ class RewardModel:
         a learning step drops them all), and a page costs one context encoding and one
         (cards x factors) product instead of gathering and scoring every card."""
         fm = self.fm
-        if self._listeners_state != (fm, getattr(fm, "generation_", 0)):
+        if self._listeners_state != (fm, fm.generation_):
             self._forget_listeners()
         kept = self._listeners.get(context.user_id)
         if kept is None or not kept.matches(shelves, context.user_vector):
@@ -687,7 +687,7 @@ class RewardModel:
         self._listeners.clear()
         self._kept_rows = 0
         # the model they were computed with (a loaded model replaces `fm`) and its generation
-        self._listeners_state = (self.fm, getattr(self.fm, "generation_", 0))
+        self._listeners_state = (self.fm, self.fm.generation_)
 
     def at_slot(self, logits: np.ndarray, shelf_position: int, card_position: int) -> np.ndarray:
         """P(stream) of cards with these slot-free ``logits`` shown at one slot."""

@@ -155,8 +155,8 @@ def absorb_impressions(
     store: Store, live: LiveLog, now: datetime | None = None
 ) -> tuple[int, set[str]]:
     """Move the served pages' impressions into the store, and delete from the live log those
-    absorbed more than ``IMPRESSIONS_KEPT_DAYS`` days before ``now`` (a busy server logs
-    gigabytes a day); returns (how many were moved, which policies served them)."""
+    absorbed more than ``IMPRESSIONS_KEPT_DAYS`` days before ``now`` (every card of every
+    served page is a row); returns (how many were moved, which policies served them)."""
     waiting = live.waiting_impressions()
     if waiting:
         insert_impression_frame(store, records_frame(row for _, row in waiting))
