@@ -173,10 +173,10 @@ def test_a_listener_plays_a_shelf_and_after_learning_it_moves_up(world, browser,
     target = max(on_both, key=lambda t: (rank(first, t) + rank(second, t), -second.count(t)))
     assert rank(first, target) + rank(second, target) > 0, (first, second)  # room to move up
     before, played, pages_played = [rank(first, target)], 0, 0
-    # The second page and more (up to 10 visits in all) until it has been played on three pages:
-    # on two (10 plays) the first learning step, from a model that has learnt nothing yet, moved
-    # every card's logit up by about as much as the played kind's in about one run in eight
-    # (its factors all step the same way at once), and the kind did not rise.
+    # The second page and more (up to 10 visits in all) until it has been played on three pages.
+    # On two (10 plays), the kind did not rise in about one run in eight while the first learning
+    # step from an untrained model still moved every card's logit about as far as the played
+    # kind's (`FactorizationMachine.initial_accumulator`); three pages leave a margin.
     for visit in range(1, 10):
         if visit >= 4 and pages_played >= 3 and played >= 10:
             break
