@@ -163,14 +163,19 @@ def test_a_listener_plays_a_shelf_and_after_learning_it_moves_up(world, browser,
     viewport(browser, 1440)
     sign_in(browser, server, world["key"])
     # Two pages before choosing: of the kinds on both (the model's choices, not ones exploration
-    # put in for a single page), the lowest over both. A kind can fill several shelves ("Because
-    # you listened to X" for two X); its place is its first shelf's, and one shelf of its own is
-    # preferred among equals.
+    # put in for a single page), the lowest over both but for the last place. A kind can fill
+    # several shelves ("Because you listened to X" for two X); its place is its first shelf's,
+    # and one shelf of its own is preferred among equals.
     first = shelf_types(browser)
     cards = len(browser.find_elements(By.CSS_SELECTOR, "#shelves .card"))
     second = reload_home(browser)
     on_both = [t for t in second if t in first]
-    target = max(on_both, key=lambda t: (rank(first, t) + rank(second, t), -second.count(t)))
+    # Not a kind in the last place: one card played changes the session's context, and a kind
+    # there can drop off every later page before it has been played on three.
+    inner = [t for t in on_both if max(rank(first, t), rank(second, t)) < len(second) - 1]
+    target = max(
+        inner or on_both, key=lambda t: (rank(first, t) + rank(second, t), -second.count(t))
+    )
     assert rank(first, target) + rank(second, target) > 0, (first, second)  # room to move up
     before, played, pages_played = [rank(first, target)], 0, 0
     # The second page and more (up to 10 visits in all) until it has been played on three pages.
