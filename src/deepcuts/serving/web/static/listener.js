@@ -100,6 +100,7 @@
       section.className = "shelf";
       section.dataset.shelfType = shelf.shelf_type;
       section.dataset.shelfId = shelf.shelf_id;
+      section.dataset.propensity = shelf.shelf_propensity; // the chance the policy put it here
       const id = `shelf-${shelf.position}`;
       section.setAttribute("aria-labelledby", id);
       const h2 = document.createElement("h2");
