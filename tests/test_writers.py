@@ -28,9 +28,9 @@ class CountingLog(LiveLog):
         super().__init__(path)
         self.transactions = 0
 
-    def append_impressions(self, rows):
+    def append_impressions(self, rows, **kw):
         self.transactions += 1
-        return super().append_impressions(rows)
+        return super().append_impressions(rows, **kw)
 
     def append_event_batches(self, batches, **kw):
         self.transactions += 1
@@ -65,6 +65,24 @@ def test_every_page_is_committed_before_its_request_goes_on(tmp_path):
     logged = [row for _, row in live.waiting_impressions()]
     assert len(logged) == 300 and len({row["impression_id"] for row in logged}) == 300
     assert live.transactions < 10  # 60 pages, in a few groups
+
+
+def test_the_pages_of_one_turn_of_the_loop_commit_together_on_its_thread(tmp_path):
+    """With no other writer, the pages served in one turn of the event loop are committed in
+    one transaction at its end, without a hop to the writer thread."""
+    import threading
+
+    live = CountingLog(tmp_path / "live.sqlite")
+    writer = ImpressionWriter(live)
+    before = set(threading.enumerate())  # earlier tests' writer threads live on (daemons)
+
+    async def serve() -> list[int]:
+        return await asyncio.gather(*(writer.log(page(n)) for n in range(20)))
+
+    assert asyncio.run(serve()) == [5] * 20
+    assert live.transactions == 1
+    assert len(live.waiting_impressions()) == 100
+    assert not [t for t in set(threading.enumerate()) - before if t.name == "impression-writer"]
 
 
 def test_one_bad_page_fails_alone(tmp_path):

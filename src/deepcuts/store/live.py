@@ -418,14 +418,17 @@ class LiveLog:
         return json.loads(rows[0]["listen"]) if rows else None
 
     # -- impressions ----------------------------------------------------------------------
-    def append_impressions(self, rows: Sequence[tuple[str, str, str | None, str]]) -> int:
+    def append_impressions(
+        self, rows: Sequence[tuple[str, str, str | None, str]], patience: float = 30.0
+    ) -> int:
         """Log served pages' impressions: (impression id, listener, served at, the store's
         ``impressions`` row as JSON) each, as `deepcuts.bandit.impressions.impression_log_rows`
-        makes them."""
+        makes them. ``patience``: seconds to wait for another process's write (0: raise
+        `sqlite3.OperationalError` at once if one is under way)."""
         if not rows:
             return 0
         conn = self._conn("NORMAL", wait=False)
-        _begin(conn)
+        _begin(conn, patience)
         try:
             conn.executemany(
                 "INSERT OR IGNORE INTO impressions (impression_id, user_id, served_at, row) "
@@ -532,7 +535,7 @@ class LiveLog:
 
 def _begin(conn: sqlite3.Connection, patience: float = 30.0) -> None:
     """BEGIN IMMEDIATE, trying again every 0.2 ms while another process writes (for up to
-    ``patience`` seconds). SQLite's own busy handler sleeps 1, 2, 5, 10, ... ms between tries:
+    ``patience`` seconds; 0: not at all). SQLite's own busy handler sleeps 1, 2, 5, 10, ... ms between tries:
     for many short writes from several worker processes, those sleeps cost more than the
     writes (served pages waited on them for their impressions)."""
     deadline = None
@@ -545,7 +548,7 @@ def _begin(conn: sqlite3.Connection, patience: float = 30.0) -> None:
                 raise
             now = time.monotonic()
             deadline = deadline or now + patience
-            if now > deadline:
+            if now >= deadline:
                 raise
             time.sleep(0.0002)
 
