@@ -19,12 +19,21 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from deepcuts.serving import listenbrainz as lb
-from deepcuts.serving.deps import Caller, CallerDep, LiveDep, SnapshotDep, get_caller, get_published
+from deepcuts.serving.deps import (
+    Caller,
+    CallerDep,
+    EventsDep,
+    LiveDep,
+    SnapshotDep,
+    get_caller,
+    get_published,
+)
 from deepcuts.serving.pages import NotFound
 from deepcuts.serving.schemas.listenbrainz import (
     FeedbackOut,
@@ -127,25 +136,28 @@ def _object(data: Any) -> dict[str, Any]:
 
 # -- scrobbles in -------------------------------------------------------------------------
 @router.post("/submit-listens", response_model=StatusOut)
-def submit_listens(
+async def submit_listens(
     body: BodyDep,
     published: MaybePublished,
     live: LiveDep,
+    writer: EventsDep,
     caller: CallerDep,
 ) -> dict[str, str]:
     """Listens (``single`` or ``import``) become plays through the same durable path as
-    ``POST /v1/events``; ``playing_now`` is kept as the listener's current track (not a
-    listen)."""
+    ``POST /v1/events`` (its writer: on disk, in a group with other batches, before the
+    answer); ``playing_now`` is kept as the listener's current track (not a listen)."""
     user_id = listener(caller)
     listen_type, listens = lb.check_submission(*body)
     if listen_type == "playing_now":
         now = datetime.now(UTC)
         listen = {"track_metadata": listens[0]["track_metadata"], "user_name": user_id,
                   "playing_now": True}  # fmt: skip
-        live.set_playing_now(user_id, listen, lb.playing_now_until(listens[0], now))
+        until = lb.playing_now_until(listens[0], now)
+        # a thread: the write may wait for another process's lock, the event loop must not
+        await run_in_threadpool(live.set_playing_now, user_id, listen, until)
         return {"status": "ok"}
     events, tracks = lb.listen_events(published, user_id, listens)
-    new, duplicates = live.append_events(events, tracks)
+    new, duplicates = await writer.append(events, tracks)
     log.info("listens from %s: %d new, %d already had", user_id, new, duplicates)
     return {"status": "ok"}
 
