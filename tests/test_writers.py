@@ -85,6 +85,32 @@ def test_the_pages_of_one_turn_of_the_loop_commit_together_on_its_thread(tmp_pat
     assert not [t for t in set(threading.enumerate()) - before if t.name == "impression-writer"]
 
 
+def test_each_event_loop_commits_its_own_pages(tmp_path):
+    """A test client runs an event loop per thread. While one loop's turn has a page waiting,
+    a page served by another loop, in another thread, is committed by that loop: left to the
+    first, it would wait for ever (a loop is woken only by its own thread's callbacks)."""
+    import threading
+
+    live = LiveLog(tmp_path / "live.sqlite")
+    writer = ImpressionWriter(live)
+    first = asyncio.new_event_loop()
+    waiting = first.create_task(writer.log(page(1)))
+    first.call_soon(first.stop)
+    first.run_forever()  # one turn: the page is waiting for the turn's commit, not yet made
+    assert not waiting.done()
+
+    other: list[int] = []
+    thread = threading.Thread(
+        target=lambda: other.append(asyncio.run(writer.log(page(2)))), daemon=True
+    )
+    thread.start()
+    thread.join(timeout=20)
+    assert other == [5], "the other loop's page was never committed"
+    assert first.run_until_complete(waiting) == 5
+    first.close()
+    assert len(live.waiting_impressions()) == 10
+
+
 def test_one_bad_page_fails_alone(tmp_path):
     live = CountingLog(tmp_path / "live.sqlite")
     writer = ImpressionWriter(live)

@@ -101,7 +101,10 @@ class ImpressionWriter:
     def __init__(self, live: LiveLog):
         self.live = live
         self._group: GroupWriter[Rows, int] = GroupWriter(self._append, "impression-writer")
-        self._waiting: list[tuple[Rows, asyncio.Future[bool]]] = []
+        # the pages of each event loop's present turn (one loop under uvicorn; a test client
+        # may run several, each in a thread of its own, and each settles only its own)
+        self._turns: dict[asyncio.AbstractEventLoop, list[tuple[Rows, asyncio.Future[bool]]]]
+        self._turns = {}
 
     async def log(self, rows: Rows) -> int:
         """Return once ``rows`` are committed: how many."""
@@ -109,15 +112,17 @@ class ImpressionWriter:
             return 0
         loop = asyncio.get_running_loop()
         committed = loop.create_future()
-        self._waiting.append((rows, committed))
-        if len(self._waiting) == 1:
-            loop.call_soon(self._commit_waiting)
+        turn = self._turns.get(loop)
+        if turn is None:  # the turn's first page: commit them all at its end
+            turn = self._turns[loop] = []
+            loop.call_soon(self._commit_turn, loop)
+        turn.append((rows, committed))
         if await committed:
             return len(rows)
         return await self._group.submit(rows)
 
-    def _commit_waiting(self) -> None:
-        waiting, self._waiting = self._waiting, []
+    def _commit_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiting = self._turns.pop(loop)
         try:
             self.live.append_impressions([row for rows, _ in waiting for row in rows], patience=0)
             done = True
