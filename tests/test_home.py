@@ -321,3 +321,25 @@ def test_learn_deletes_absorbed_impressions_from_the_live_log_once_they_are_old(
     assert in_live_log() == (second, second)  # the first page's rows are gone
     with Store(store_path, read_only=True) as s:
         assert s.conn.execute("SELECT count(*) FROM impressions").fetchall()[0][0] == first + second
+
+
+def test_a_bandit_serves_with_one_policy_per_name_and_epsilon(tmp_path):
+    """Serving reuses the policy that ranks by the shared model (making one seeds a generator
+    from the OS), so its draws go on from page to page; a new epsilon or a replaced reward
+    model gets a new one, and every policy reports the bandit's version."""
+    from deepcuts.bandit.reward import RewardModel
+    from deepcuts.surfaces.home import HomeBandit
+
+    bandit = HomeBandit(RewardModel(random_state=0), tmp_path / "home.npz", version=3)
+    first = bandit.policy("epsilon-greedy", 0.1)
+    assert bandit.policy("epsilon-greedy", 0.1) is first and first.version == "3"
+    draws = [first._rng.random() for _ in range(2)]
+    assert bandit.policy("epsilon-greedy", 0.1)._rng.random() not in draws
+    assert bandit.policy("epsilon-greedy", 0.2) is not first
+    assert bandit.policy("greedy") is bandit.policy("greedy", 0.5)
+    assert bandit.policy("uniform") is bandit.policy("uniform")
+    bandit.version = 4
+    assert bandit.policy("epsilon-greedy", 0.1) is first and first.version == "4"
+    bandit.reward_model = RewardModel(random_state=1)
+    again = bandit.policy("epsilon-greedy", 0.1)
+    assert again is not first and again.reward_model is bandit.reward_model

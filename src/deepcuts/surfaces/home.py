@@ -426,6 +426,11 @@ class HomeBandit:
     version: int = 0
     watermark: datetime | None = None
     learners: dict[str, Policy] = field(default_factory=dict)
+    # The policies that rank by the shared model, made once each: making one seeds a fresh
+    # random generator from the OS (10 us against 0.3 us for a kept one).
+    _serving: dict[tuple[str, float], Policy] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def load(cls, store: Store, random_state: int | None = 0) -> HomeBandit:
@@ -492,7 +497,7 @@ class HomeBandit:
         vectors: Vectors | None = None,
     ) -> Policy:
         """Policy ``name`` (any of ``HOME_POLICIES``, made by `make_policy`) serving with this
-        state; its draws are fresh each call. Epsilon-greedy and greedy rank by the shared
+        state; one policy per name and epsilon, whose random draws go on from call to call. Epsilon-greedy and greedy rank by the shared
         reward model. Thompson sampling and LinUCB keep models of their own: the first time
         one is asked for, it is made and, given ``store`` and ``data``, learns from every
         rewarded impression logged so far (whichever policy served it), then keeps learning
@@ -514,12 +519,17 @@ class HomeBandit:
                         policy.update_params(history[start : start + 256])
                 self.learners[name] = policy
             return policy
-        params: dict[str, object] = {}
-        if name in ("epsilon-greedy", "greedy"):
-            params["reward_model"] = self.reward_model
-        if name == "epsilon-greedy":
-            params["epsilon"] = epsilon
-        policy = make_policy(name, **params)
+        key = (name, epsilon if name == "epsilon-greedy" else 0.0)
+        policy = self._serving.get(key)
+        if policy is None or getattr(policy, "reward_model", None) is not (
+            self.reward_model if name in ("epsilon-greedy", "greedy") else None
+        ):
+            params: dict[str, object] = {}
+            if name in ("epsilon-greedy", "greedy"):
+                params["reward_model"] = self.reward_model
+            if name == "epsilon-greedy":
+                params["epsilon"] = epsilon
+            policy = self._serving[key] = make_policy(name, **params)
         policy.n_updates_ = self.version
         return policy
 
