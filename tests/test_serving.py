@@ -360,6 +360,34 @@ def test_concurrent_pages_with_unseen_contexts_all_succeed(store):
     assert statuses == [200] * 80
 
 
+def test_a_page_joined_from_parts_is_valid_json_whatever_the_names(store):
+    """The home body is joined from pre-encoded parts: names with quotes, backslashes, line
+    breaks, accents and emoji (in card names and in the shelf titles made from them) come back
+    exactly as the store has them."""
+    from deepcuts.serving.schemas.responses import HomeOut
+
+    odd = 'Say "hi" \\ to\n Café 🎵 '
+    with Store(store) as s:
+        s.conn.execute("UPDATE tracks SET name = ? || track_id", [odd])
+        s.conn.execute("UPDATE artists SET name = ? || artist_id", [odd])
+        names = dict(s.conn.execute("SELECT track_id, name FROM tracks").fetchall())
+    cli(store, "publish")
+    api = client(store, no_auth=True)
+    titles = []
+    for user in listeners(store, 3):
+        r = api.get(f"/v1/users/{user}/home")
+        assert r.status_code == 200
+        page = json.loads(r.content.decode("utf-8"))
+        assert HomeOut.model_validate(page).model_dump(mode="json") == page
+        cards = [c for shelf in page["shelves"] for c in shelf["cards"]]
+        assert cards and all(
+            c["name"] == names[c["item_id"]] for c in cards if c["kind"] == "track"
+        )
+        assert all(c["artist"].startswith(odd) for c in cards if c["artist"] is not None)
+        titles += [shelf["title"] for shelf in page["shelves"]]
+    assert any(odd in title for title in titles), titles
+
+
 def test_bodies_written_once_are_exactly_their_response_models(store):
     """Home and weekly write their JSON once instead of having FastAPI validate and convert it
     again: the body must be what the response model would have made of it, the page's logged

@@ -117,7 +117,7 @@ def home(
     here.
     """
     from deepcuts.bandit.types import BanditInputError, PageLayout
-    from deepcuts.serving.pages import NotFound, home_page, page_dict
+    from deepcuts.serving.pages import NotFound, home_page, page_json
     from deepcuts.snapshots.published import Published
     from deepcuts.snapshots.versions import snapshot_root
     from deepcuts.store.ids import resolve_user
@@ -141,7 +141,7 @@ def home(
     except BanditInputError as exc:
         raise click.UsageError(str(exc)) from exc
     logged = 0 if no_log else LiveLog.for_store(store_path).append_impressions(served.log_rows)
-    data = {**page_dict(published, served), "logged": logged}
+    data = {**json.loads(page_json(published, served)), "logged": logged}
     if as_json:
         click.echo(json.dumps(data, indent=1, default=str))
         return

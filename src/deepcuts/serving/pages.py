@@ -5,6 +5,7 @@ The HTTP routers and the `deepcuts home` command both call these, so a page is b
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -121,60 +122,66 @@ def home_page(
     return HomePage(page, chooser, layout, len(shelves), impression_log_rows(page.impressions))
 
 
-def page_dict(published: Published, home: HomePage) -> dict[str, object]:
-    """A served page as JSON values: shelves in order, each card with its impression id and
-    propensities, names from the snapshot."""
+# JSON text of a string (as `json.dumps(..., ensure_ascii=False)` writes one)
+_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+# The policy's fields a page shows (`PolicyOut`'s).
+PAGE_POLICY = ("policy_id", "version", "epsilon")
+
+
+def page_json(published: Published, home: HomePage) -> bytes:
+    """A served page as the JSON body of `HomeOut`: shelves in order, each card with its
+    impression id and propensities, names from the snapshot.
+
+    The body is joined from parts instead of built as objects and encoded: each item's
+    fields are encoded once per snapshot (`Published.item_json`), and a page's twenty cards
+    add only their slot, impression id and propensities (which `Impression` keeps in (0, 1],
+    so their ``repr`` is valid JSON)."""
     page = home.page
     by_slot = {(im.shelf_position, im.card_position): im for im in page.impressions}
+    item_index, item_json = published.item_index, published.item_json
     shelves = []
     for j, (shelf, order) in enumerate(zip(page.shelves, page.cards, strict=True)):
         cards = []
         for pos, c in enumerate(order):
             im = by_slot[(j, pos)]
-            card = shelf.cards[c]
-            info = published.describe_item(published.item_index[card.item_id])
             cards.append(
-                {
-                    "position": pos,
-                    "impression_id": im.impression_id,
-                    "item_id": card.item_id,
-                    "kind": card.kind,
-                    "name": info["name"],
-                    "artist_id": info["artist_id"],
-                    "artist": info["artist"],
-                    "propensity": float(im.propensity),
-                    "card_propensity": float(im.card_propensity),
-                }
+                f'{{"position":{pos},"impression_id":{_string(im.impression_id)},'
+                f"{item_json(item_index[shelf.cards[c].item_id])},"
+                f'"propensity":{float(im.propensity)!r},'
+                f'"card_propensity":{float(im.card_propensity)!r}}}'
             )
         shelves.append(
-            {
-                "position": j,
-                "shelf_id": shelf.shelf_id,
-                "shelf_type": shelf.shelf_type,
-                "title": shelf.title,
-                "shelf_propensity": float(by_slot[(j, 0)].shelf_propensity),
-                "cards": cards,
-            }
+            f'{{"position":{j},"shelf_id":{_string(shelf.shelf_id)},'
+            f'"shelf_type":{_string(shelf.shelf_type)},"title":{_string(shelf.title)},'
+            f'"shelf_propensity":{float(by_slot[(j, 0)].shelf_propensity)!r},'
+            f'"cards":[{",".join(cards)}]}}'
         )
     c = page.context
-    return {
-        "page_id": page.page_id,
-        "user_id": c.user_id,
-        "served_at": page.impressions[0].served_at.isoformat() if page.impressions else None,
-        "policy": home.policy.describe(),
-        "snapshot_version": published.version,
-        "context": {
-            "hour": c.hour,
-            "weekday": c.weekday,
-            "device": c.device,
-            "country": c.country,
-            "has_user_vector": c.user_vector is not None,
-            "session_genre": c.features.get("session_genre"),
-            "session_plays": c.features.get("session_plays"),
-        },  # fmt: skip
-        "candidate_shelves": home.n_candidates,
-        "shelves": shelves,
-    }
+    policy = home.policy.describe()
+    head = json.dumps(
+        {
+            "page_id": page.page_id,
+            "user_id": c.user_id,
+            "served_at": page.impressions[0].served_at.isoformat() if page.impressions else None,
+            "policy": {k: policy.get(k) for k in PAGE_POLICY},
+            "snapshot_version": published.version,
+            "context": {
+                "hour": c.hour,
+                "weekday": c.weekday,
+                "device": c.device,
+                "country": c.country,
+                "has_user_vector": c.user_vector is not None,
+                "session_genre": c.features.get("session_genre"),
+                "session_plays": c.features.get("session_plays"),
+            },  # fmt: skip
+            "candidate_shelves": home.n_candidates,
+        },
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(",", ":"),
+    )
+    return f'{head[:-1]},"shelves":[{",".join(shelves)}]}}'.encode()
 
 
 def weekly_playlist(published: Published, user_id: str, week: str | None = None) -> PlaylistExport:

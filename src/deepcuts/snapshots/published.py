@@ -31,6 +31,7 @@ whose hash did not change (a learn job republishes only the reward model).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -128,6 +129,7 @@ class Published:
         self._has_vector = np.any(self.item_vectors != 0, axis=1)
         self._profiles = users.to_dict("records")
         self._cards: dict[int, Card] = {}
+        self._item_json: dict[int, str] = {}  # `item_json`, as `_cards`: once per item
         self._cards_lock = threading.Lock()
         self._shelves: dict[int, list[Shelf]] = {}  # each listener's candidate shelves, once made
         self._answers: OrderedDict[tuple, Any] = OrderedDict()  # `memo`
@@ -197,6 +199,15 @@ class Published:
             "artist_id": None if _missing(artist_id) else str(artist_id),
             "artist": None if _missing(artist) else str(artist),
         }
+
+    def item_json(self, item: int) -> str:
+        """`describe_item` as the members of a JSON object, without its braces, encoded once
+        per snapshot: a served page joins twenty into its body."""
+        part = self._item_json.get(item)
+        if part is None:
+            body = json.dumps(self.describe_item(item), ensure_ascii=False, separators=(",", ":"))
+            part = self._item_json[item] = body[1:-1]
+        return part
 
     def track_fields(
         self, item: int

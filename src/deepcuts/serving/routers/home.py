@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query, Response
 
 from deepcuts.bandit.types import PageLayout
 from deepcuts.serving.deps import ERRORS, CallerDep, ConfigDep, ImpressionsDep, SnapshotDep
-from deepcuts.serving.pages import home_page, page_dict
-from deepcuts.serving.schemas.responses import HomeOut, json_response
+from deepcuts.serving.pages import home_page, page_json
+from deepcuts.serving.schemas.responses import HomeOut
 
 router = APIRouter(prefix="/v1", tags=["home"])
 
@@ -55,8 +55,4 @@ async def get_home(
         hour=hour, weekday=weekday, device=device, country=country,
     )  # fmt: skip
     await impressions.log(served.log_rows)
-    page = page_dict(published, served)
-    policy: dict = page["policy"]  # type: ignore[assignment]
-    # exactly HomeOut's fields (PolicyOut's), so the body needs no second validation
-    page["policy"] = {k: policy.get(k) for k in ("policy_id", "version", "epsilon")}
-    return json_response(page)
+    return Response(page_json(published, served), media_type="application/json")
