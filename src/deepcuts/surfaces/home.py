@@ -497,8 +497,8 @@ class HomeBandit:
         vectors: Vectors | None = None,
     ) -> Policy:
         """Policy ``name`` (any of ``HOME_POLICIES``, made by `make_policy`) serving with this
-        state; one policy per name and epsilon, whose random draws go on from call to call. Epsilon-greedy and greedy rank by the shared
-        reward model. Thompson sampling and LinUCB keep models of their own: the first time
+        state; one policy per name and epsilon, whose random draws go on from call to call.
+        Epsilon-greedy and greedy rank by the shared reward model. Thompson sampling and LinUCB keep models of their own: the first time
         one is asked for, it is made and, given ``store`` and ``data``, learns from every
         rewarded impression logged so far (whichever policy served it), then keeps learning
         in `learn` and is saved with the rest."""
@@ -519,16 +519,16 @@ class HomeBandit:
                         policy.update_params(history[start : start + 256])
                 self.learners[name] = policy
             return policy
+        params: dict[str, object] = {}
+        if name in ("epsilon-greedy", "greedy"):
+            params["reward_model"] = self.reward_model
+        if name == "epsilon-greedy":
+            params["epsilon"] = epsilon
         key = (name, epsilon if name == "epsilon-greedy" else 0.0)
         policy = self._serving.get(key)
-        if policy is None or getattr(policy, "reward_model", None) is not (
-            self.reward_model if name in ("epsilon-greedy", "greedy") else None
-        ):
-            params: dict[str, object] = {}
-            if name in ("epsilon-greedy", "greedy"):
-                params["reward_model"] = self.reward_model
-            if name == "epsilon-greedy":
-                params["epsilon"] = epsilon
+        if policy is None or getattr(policy, "reward_model", None) is not params.get(
+            "reward_model"
+        ):  # a replaced reward model gets a new policy
             policy = self._serving[key] = make_policy(name, **params)
         policy.n_updates_ = self.version
         return policy
