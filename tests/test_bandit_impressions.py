@@ -20,16 +20,17 @@ from deepcuts.bandit.feedback import LogColumns, feedback_from_frame, read_logge
 from deepcuts.bandit.impressions import (
     COLUMNS,
     export_impressions,
-    impression_log_rows,
     impression_records,
     join_rewards,
     log_impressions,
+    page_log_rows,
     pending_impressions,
     read_store,
     rewarded_impressions,
 )
 from deepcuts.bandit.ope import evaluate
 from deepcuts.io.errors import FormatError
+from deepcuts.store.live import page_impressions
 from tests.bandit_helpers import context, shelves
 
 T0 = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
@@ -63,10 +64,11 @@ def _serve(store, policy, n_pages=3, served_at=T0, user="u1", layout=SMALL):
     return pages
 
 
-def test_the_live_logs_rows_are_rows_of_the_impressions_table_as_json():
-    """The live log's rows are joined from parts a page's cards share; each must read back as
-    a whole row of the ``impressions`` table, with that impression's own values, rewarded or
-    not, on any page (and `impression_records` reads them back for the store)."""
+def test_the_live_logs_pages_read_back_as_rows_of_the_impressions_table():
+    """The live log keeps a row per page, joined from parts its cards share; each of its
+    impressions must read back as a whole row of the ``impressions`` table, with that
+    impression's own values, rewarded or not, on any page (and `impression_records` reads
+    them back for the store)."""
     policy = EpsilonGreedy(epsilon=0.5, random_state=1)
     impressions = []
     for i, user in enumerate(["u1", "u2", 'ü3 "quoted"']):
@@ -76,18 +78,17 @@ def test_the_live_logs_rows_are_rows_of_the_impressions_table_as_json():
         )  # fmt: skip
         impressions += page.impressions
     impressions[1] = impressions[1].with_reward(1.0, T0 + timedelta(hours=1))
-    rows = impression_log_rows(impressions)
-    assert len(rows) == 3 * 6 and impression_records(impressions) == [
-        json.loads(r[3]) for r in rows
+    pages = page_log_rows(impressions)
+    assert [(p[0], p[1], p[3]) for p in pages] == [
+        (im.page_id, im.context.user_id, 6) for im in impressions[::6]
     ]
-    for (impression_id, user, served_at, text), im in zip(rows, impressions, strict=True):
-        row = json.loads(text)
+    rows = [row for *_, text in pages for row in page_impressions(json.loads(text))]
+    assert len(rows) == 3 * 6 and impression_records(impressions) == rows
+    for row, im in zip(rows, impressions, strict=True):
+        served_at = im.served_at.replace(tzinfo=None).isoformat()
         assert sorted(row) == sorted(COLUMNS)
-        assert (impression_id, user, served_at) == (
-            im.impression_id, im.context.user_id, im.served_at.replace(tzinfo=None).isoformat()
-        )  # fmt: skip
         assert row["impression_id"] == im.impression_id and row["page_id"] == im.page_id
-        assert (row["user_id"], row["served_at"]) == (user, served_at)
+        assert (row["user_id"], row["served_at"]) == (im.context.user_id, served_at)
         assert (row["hour"], row["weekday"], row["device"], row["country"]) == (
             im.context.hour, im.context.weekday, im.context.device, im.context.country
         )  # fmt: skip
@@ -113,12 +114,30 @@ def test_the_live_logs_rows_are_rows_of_the_impressions_table_as_json():
             "propensity_given_earlier",
         ):
             assert row[name] == float(getattr(im, name))
-    assert json.loads(rows[1][3])["reward"] == 1.0 and json.loads(rows[0][3])["reward"] is None
-    assert (
-        json.loads(rows[1][3])["reward_at"]
-        == (T0 + timedelta(hours=1)).replace(tzinfo=None).isoformat()
+    assert rows[1]["reward"] == 1.0 and rows[0]["reward"] is None
+    assert rows[1]["reward_at"] == (T0 + timedelta(hours=1)).replace(tzinfo=None).isoformat()
+    assert rows[0]["reward_at"] is None
+
+
+def test_an_impression_that_does_not_share_its_pages_context_keeps_its_own():
+    """A page's impressions share its context and policy (what `page_log_rows` writes once);
+    one that does not (never so on a served page) must still read back with its own."""
+    from dataclasses import replace
+
+    page = EpsilonGreedy(epsilon=0.5, random_state=1).select_page(
+        context("u1"), shelves(), SMALL, served_at=T0
     )
-    assert json.loads(rows[0][3])["reward_at"] is None
+    odd = replace(page.impressions[2], context=replace(page.context, device="tv"), policy_version="7",
+                  served_at=T0 + timedelta(seconds=1))  # fmt: skip
+    impressions = [*page.impressions[:2], odd, *page.impressions[3:]]
+    (logged,) = page_log_rows(impressions)
+    rows = page_impressions(json.loads(logged[4]))
+    assert [r["impression_id"] for r in rows] == [im.impression_id for im in impressions]
+    assert (rows[2]["device"], rows[2]["policy_version"]) == ("tv", "7")
+    assert rows[2]["served_at"] == (T0 + timedelta(seconds=1)).replace(tzinfo=None).isoformat()
+    assert {(r["device"], r["policy_version"]) for i, r in enumerate(rows) if i != 2} == {
+        (page.context.device, page.impressions[0].policy_version)
+    }
 
 
 def _listen(store, user, item, played_at, ms, context_id=None):

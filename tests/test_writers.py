@@ -14,13 +14,12 @@ from deepcuts.serving.writers import EventWriter, ImpressionWriter
 from deepcuts.store.live import Event, LiveLog
 
 
-def page(n: int, cards: int = 5) -> list[tuple[str, str, str, str]]:
-    """Rows as `impression_log_rows` makes them: (impression id, listener, served at, JSON)."""
-    return [
-        (f"p{n}-c{c}", f"u{n % 7}", "2026-12-05T08:00:00",
-         json.dumps({"impression_id": f"p{n}-c{c}", "card_position": c, "propensity": 0.9}))
-        for c in range(cards)
-    ]  # fmt: skip
+def page(n: int, cards: int = 5) -> tuple[str, str, str, int, str]:
+    """A page as `page_log_rows` makes it: (page id, listener, served at, impressions, JSON)."""
+    impressions = [{"impression_id": f"p{n}-c{c}", "card_position": c, "propensity": 0.9}
+                   for c in range(cards)]  # fmt: skip
+    return (f"p{n}", f"u{n % 7}", "2026-12-05T08:00:00", cards,
+            json.dumps({"page_id": f"p{n}", "impressions": impressions}))  # fmt: skip
 
 
 class CountingLog(LiveLog):
@@ -28,9 +27,9 @@ class CountingLog(LiveLog):
         super().__init__(path)
         self.transactions = 0
 
-    def append_impressions(self, rows, **kw):
+    def append_pages(self, pages, **kw):
         self.transactions += 1
-        return super().append_impressions(rows, **kw)
+        return super().append_pages(pages, **kw)
 
     def append_event_batches(self, batches, **kw):
         self.transactions += 1
@@ -114,9 +113,9 @@ def test_each_event_loop_commits_its_own_pages(tmp_path):
 def test_one_bad_page_fails_alone(tmp_path):
     live = CountingLog(tmp_path / "live.sqlite")
     writer = ImpressionWriter(live)
-    bad = [("p9-c0", "u1", "2026-12-05T08:00:00")]  # a malformed row: no JSON
+    bad = ("p9", "u1", "2026-12-05T08:00:00", 1)  # a malformed row: no JSON
 
-    pages = [writer.log(rows) for rows in (page(1), bad, page(2), page(3))]
+    pages = [writer.log(row) for row in (page(1), bad, page(2), page(3))]
     outcomes = asyncio.run(while_locked(live.path, pages))
     assert outcomes[0] == 5 and outcomes[2] == 5 and outcomes[3] == 5
     assert isinstance(outcomes[1], sqlite3.ProgrammingError)
@@ -125,16 +124,15 @@ def test_one_bad_page_fails_alone(tmp_path):
     assert live.transactions > 4  # the group that failed was retried page by page
 
 
-def test_nothing_to_log_needs_no_writer(tmp_path):
+def test_a_bad_page_alone_fails_its_request(tmp_path):
     writer = ImpressionWriter(LiveLog(tmp_path / "live.sqlite"))
-    assert asyncio.run(writer.log([])) == 0
     with pytest.raises(sqlite3.ProgrammingError):
-        asyncio.run(writer.log([("p1-c0", "u", "2026-12-05T08:00:00")]))
+        asyncio.run(writer.log(("p1", "u", "2026-12-05T08:00:00", 1)))
 
 
 def test_impression_ids_are_unique_and_sort_in_the_order_they_were_made():
-    """The live log's unique index on impression ids grows at its right edge only if ids made
-    later sort later (random ids put every card on a random page of the index)."""
+    """The live log's unique index on page ids grows at its right edge only if ids made later
+    sort later (random ids put every page on a random page of the index)."""
     from deepcuts.bandit.types import new_id
 
     ids = [new_id() for _ in range(10_000)]
@@ -186,3 +184,36 @@ def test_one_bad_event_batch_fails_alone(tmp_path):
     assert isinstance(answers[1], AttributeError)
     assert live.count_waiting()["events"] == 8
     assert live.transactions > 3  # the group that failed was retried batch by batch
+
+
+def test_a_live_log_with_a_row_per_card_has_its_rows_moved_into_pages(tmp_path):
+    """A live log written by an earlier version kept a row per card; opening it moves them
+    into pages, losing none, and a page is waiting unless every card of it was absorbed."""
+    path = tmp_path / "live.sqlite"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute(
+        "CREATE TABLE impressions (seq INTEGER PRIMARY KEY AUTOINCREMENT, impression_id TEXT "
+        "NOT NULL UNIQUE, user_id TEXT NOT NULL, served_at TEXT NOT NULL, row TEXT NOT NULL, "
+        "absorbed INTEGER NOT NULL DEFAULT 0)"
+    )
+    cards = [(p, c, int(p == "a" or (p == "b" and c == 0))) for p in "abc" for c in range(3)]
+    old.executemany(
+        "INSERT INTO impressions (impression_id, user_id, served_at, row, absorbed) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(f"{p}{c}", f"u-{p}", "2026-12-05T08:00:00",
+          json.dumps({"impression_id": f"{p}{c}", "page_id": p, "card_position": c}), absorbed)
+         for p, c, absorbed in cards],
+    )  # fmt: skip
+    old.close()
+
+    live = LiveLog(path)
+    waiting = live.waiting_impressions()
+    assert [row["impression_id"] for _, row in waiting] == ["b0", "b1", "b2", "c0", "c1", "c2"]
+    assert all(row["page_id"] == row["impression_id"][0] for _, row in waiting)
+    assert live.count_waiting()["impressions"] == 6
+    tables = {name for (name,) in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert "impressions" not in tables
+    assert {
+        row["impression_id"] for row in live.impressions_since(datetime(2026, 12, 5, tzinfo=UTC))
+    } == {f"{p}{c}" for p, c, _ in cards}
+    assert LiveLog(path).count_waiting()["impressions"] == 6  # opened again: nothing moves twice

@@ -44,6 +44,7 @@ from deepcuts.bandit.feedback import LoggedFeedback, feedback_from_frame, write_
 from deepcuts.bandit.reward import SuccessRule
 from deepcuts.bandit.types import BanditInputError, Card, Context, Impression, Shelf
 from deepcuts.store import Store
+from deepcuts.store.live import PageRow, page_impressions
 
 COLUMNS = (
     "impression_id", "page_id", "user_id", "served_at", "hour", "weekday", "device", "country",
@@ -77,8 +78,6 @@ def _json(features: object) -> str:
     return _FEATURES_JSON.encode({k: py(v) for k, v in dict(features).items()})  # type: ignore[call-overload]
 
 
-LogRow = tuple[str, str, str | None, str]  # impression_id, user_id, served_at, row as JSON
-
 # What a card contributes to its rows' JSON, kept while the card lives (a snapshot makes each
 # card once, and a page shows twenty).
 _CARD_JSON: weakref.WeakKeyDictionary[Card, str] = weakref.WeakKeyDictionary()
@@ -89,40 +88,49 @@ def _members(values: dict[str, object]) -> str:
     return _FEATURES_JSON.encode(values)[1:-1]
 
 
-def impression_log_rows(impressions: Iterable[Impression]) -> list[LogRow]:
-    """Impressions as the live log keeps them (`LiveLog.append_impressions`): each a row of
-    the ``impressions`` table as JSON (every column of ``COLUMNS``), with its id, listener and
-    time beside it.
+def _page_members(im: Impression) -> str:
+    """What the impressions of a page share: the page, its context and its policy."""
+    c = im.context
+    served = _utc(im.served_at)
+    return _members(
+        {
+            "page_id": im.page_id,
+            "user_id": c.user_id,
+            "served_at": None if served is None else served.isoformat(),
+            "hour": int(c.hour),
+            "weekday": int(c.weekday),
+            "device": c.device,
+            "country": c.country,
+            "context": _json(c.features),
+            "n_shelf_candidates": im.n_shelf_candidates,
+            "policy_id": im.policy_id,
+            "policy_version": im.policy_version,
+        }
+    )
 
-    The JSON is joined from parts: what the rows of a page share (its context and policy,
-    each shelf, each card) is encoded once, not once per row, so logging a served page costs
-    a few microseconds a card."""
-    rows: list[LogRow] = []
-    pages: dict[tuple, tuple[str, str | None, str]] = {}
+
+def page_log_rows(impressions: Iterable[Impression]) -> list[PageRow]:
+    """Impressions as the live log keeps them (`LiveLog.append_pages`): a row per page, whose
+    JSON holds what the page's impressions share once and each impression's own members
+    under "impressions"; `deepcuts.store.live.page_impressions` reads them back as rows of
+    the ``impressions`` table (every column of ``COLUMNS``).
+
+    The JSON is joined from parts, each shelf's and card's members encoded once (a card's
+    once while it lives), so logging a served page costs a few microseconds a card. An
+    impression that does not share its page's context and policy with the page's first
+    (never so on a served page) carries its own."""
+    pages: dict[str, tuple[tuple, str, str, str, list[str]]] = {}
     shelves: dict[tuple[int, int | None], str] = {}
     for im in impressions:
-        c, shelf, card = im.context, im.shelf, im.card
-        key = (im.page_id, id(c), im.served_at, im.policy_id, im.policy_version, im.n_shelf_candidates)  # fmt: skip
-        page = pages.get(key)
+        shelf, card = im.shelf, im.card
+        key = (id(im.context), im.served_at, im.policy_id, im.policy_version, im.n_shelf_candidates)  # fmt: skip
+        page = pages.get(im.page_id)
         if page is None:
             served = _utc(im.served_at)
-            at = None if served is None else served.isoformat()
-            part = _members(
-                {
-                    "page_id": im.page_id,
-                    "user_id": c.user_id,
-                    "served_at": at,
-                    "hour": int(c.hour),
-                    "weekday": int(c.weekday),
-                    "device": c.device,
-                    "country": c.country,
-                    "context": _json(c.features),
-                    "n_shelf_candidates": im.n_shelf_candidates,
-                    "policy_id": im.policy_id,
-                    "policy_version": im.policy_version,
-                }
-            )
-            page = pages[key] = (c.user_id, at, part)
+            page = pages[im.page_id] = (
+                key, im.context.user_id, "" if served is None else served.isoformat(),
+                _page_members(im), [],
+            )  # fmt: skip
         shelf_key = (id(shelf), im.n_card_candidates)
         shelf_part = shelves.get(shelf_key)
         if shelf_part is None:
@@ -156,16 +164,20 @@ def impression_log_rows(impressions: Iterable[Impression]) -> list[LogRow]:
             f'"reward": {"null" if im.reward is None else repr(float(im.reward))}, '
             f'"reward_at": {"null" if rewarded is None else _string(rewarded.isoformat())}'
         )  # propensities are in (0, 1] and a reward is finite (`Impression`): valid JSON
-        rows.append(
-            (im.impression_id, page[0], page[1], f"{{{own}, {page[2]}, {shelf_part}, {card_part}}}")
-        )
-    return rows
+        differs = "" if key == page[0] else f", {_page_members(im)}"
+        page[4].append(f"{{{own}, {shelf_part}, {card_part}{differs}}}")
+    return [
+        (page_id, user_id, served_at, len(rows), f'{{{part}, "impressions": [{", ".join(rows)}]}}')
+        for page_id, (_, user_id, served_at, part, rows) in pages.items()
+    ]
 
 
 def impression_records(impressions: Iterable[Impression]) -> list[dict[str, object]]:
     """Impressions as rows of the ``impressions`` table, one dict each with every column of
-    ``COLUMNS`` (JSON values: times as ISO text in UTC): the live log's rows read back."""
-    return [json.loads(row) for *_, row in impression_log_rows(impressions)]
+    ``COLUMNS`` (JSON values: times as ISO text in UTC): the live log's pages read back."""
+    return [
+        row for *_, page in page_log_rows(impressions) for row in page_impressions(json.loads(page))
+    ]
 
 
 def records_frame(records: Iterable[dict[str, object]]) -> pd.DataFrame:

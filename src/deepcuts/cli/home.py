@@ -140,7 +140,7 @@ def home(
         ) from exc
     except BanditInputError as exc:
         raise click.UsageError(str(exc)) from exc
-    logged = 0 if no_log else LiveLog.for_store(store_path).append_impressions(served.log_rows)
+    logged = 0 if no_log else LiveLog.for_store(store_path).append_pages([served.log_row])
     data = {**json.loads(page_json(published, served)), "logged": logged}
     if as_json:
         click.echo(json.dumps(data, indent=1, default=str))

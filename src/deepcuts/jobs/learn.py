@@ -154,14 +154,15 @@ def absorb_events(store: Store, live: LiveLog) -> tuple[int, int, int]:
 def absorb_impressions(
     store: Store, live: LiveLog, now: datetime | None = None
 ) -> tuple[int, set[str]]:
-    """Move the served pages' impressions into the store, and delete from the live log those
-    absorbed more than ``IMPRESSIONS_KEPT_DAYS`` days before ``now`` (every card of every
-    served page is a row); returns (how many were moved, which policies served them)."""
+    """Move the served pages' impressions into the store (every card of every page is a row
+    there), and delete from the live log the pages absorbed more than
+    ``IMPRESSIONS_KEPT_DAYS`` days before ``now``; returns (how many impressions were moved,
+    which policies served them)."""
     waiting = live.waiting_impressions()
     if waiting:
         insert_impression_frame(store, records_frame(row for _, row in waiting))
-        live.mark_absorbed("impressions", [seq for seq, _ in waiting])
-    live.prune_impressions((now or datetime.now(UTC)) - timedelta(days=IMPRESSIONS_KEPT_DAYS + 1))
+        live.mark_absorbed("pages", sorted({seq for seq, _ in waiting}))
+    live.prune_pages((now or datetime.now(UTC)) - timedelta(days=IMPRESSIONS_KEPT_DAYS + 1))
     return len(waiting), {str(row["policy_id"]) for _, row in waiting}
 
 

@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from deepcuts.bandit.impressions import LogRow, impression_log_rows
+from deepcuts.bandit.impressions import page_log_rows
 from deepcuts.bandit.policies import Policy
 from deepcuts.bandit.types import Context, Page, PageLayout
 from deepcuts.io.playlists import ExportTrack, PlaylistExport
 from deepcuts.snapshots.published import Published
+from deepcuts.store.live import PageRow
 from deepcuts.surfaces.weekly import parse_week
 
 
@@ -47,7 +48,7 @@ class HomePage:
     policy: Policy
     layout: PageLayout
     n_candidates: int
-    log_rows: list[LogRow]  # the impressions, as the live log keeps them
+    log_row: PageRow  # the page and its impressions, as the live log keeps them
 
 
 def home_context(
@@ -98,7 +99,7 @@ def home_page(
 
     The candidate shelves were computed at publish time; the policy (epsilon-greedy by
     default, as in BaRT) picks from them for this context and reports every shown card's
-    propensity. The caller logs ``log_rows`` (the live log) before answering.
+    propensity. The caller logs ``log_row`` (the live log) before answering.
     """
     user = user_index(published, user_id)
     when = at or datetime.now(UTC)
@@ -119,7 +120,8 @@ def home_page(
     with published.models_lock:
         chooser = published.bandit.policy(policy, epsilon)
         page = chooser.select_page(context, shelves, layout, served_at=when)
-    return HomePage(page, chooser, layout, len(shelves), impression_log_rows(page.impressions))
+    (log_row,) = page_log_rows(page.impressions)
+    return HomePage(page, chooser, layout, len(shelves), log_row)
 
 
 # JSON text of a string (as `json.dumps(..., ensure_ascii=False)` writes one)

@@ -1,12 +1,12 @@
-"""What requests write to the live log, committed in groups: served pages' impressions and
-posted events.
+"""What requests write to the live log, committed in groups: served pages (with their
+impressions) and posted events.
 
 A home page is logged (each card with its propensities) before it is answered, and a batch of
 events is on disk before its 202. One SQLite transaction per request made every request queue
 for the live log's write lock, which both worker processes share; events, each flushed to disk
 and waiting on SQLite's busy handler (sleeps of 1, 2, 5, ... 100 ms), had a p99 over a second.
 Here one writer thread per worker and kind takes everything that is waiting, writes it in one
-transaction, and wakes each waiting request when its part is committed; impressions first try
+transaction, and wakes each waiting request when its part is committed; served pages first try
 the event loop's own thread (`ImpressionWriter`). What a group saves is transactions (and, for
 events, disk flushes), never a request's durability: nothing is answered before it is committed.
 """
@@ -20,12 +20,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from deepcuts.bandit.impressions import LogRow
-from deepcuts.store.live import Event, LiveLog, TrackMeta
+from deepcuts.store.live import Event, LiveLog, PageRow, TrackMeta
 
 log = logging.getLogger(__name__)
 
-Rows = Sequence[LogRow]  # a page's impressions, as the live log keeps them
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -89,7 +87,7 @@ class GroupWriter(Generic[Item, Result]):
 
 
 class ImpressionWriter:
-    """Logs pages' impressions to ``live`` (`LiveLog.append_impressions`), pages in groups.
+    """Logs served pages to ``live`` (`LiveLog.append_pages`), in groups.
 
     The pages a turn of the event loop served are committed at its end, on the loop's own
     thread: a page's commit skips the disk flush (`LiveLog._conn`, NORMAL) and costs about a
@@ -101,31 +99,29 @@ class ImpressionWriter:
 
     def __init__(self, live: LiveLog):
         self.live = live
-        self._group: GroupWriter[Rows, int] = GroupWriter(self._append, "impression-writer")
+        self._group: GroupWriter[PageRow, int] = GroupWriter(self._append, "impression-writer")
         # the pages of each event loop's present turn (one loop under uvicorn; a test client
         # may run several, each in a thread of its own, and each settles only its own)
-        self._turns: dict[asyncio.AbstractEventLoop, list[tuple[Rows, asyncio.Future[bool]]]]
+        self._turns: dict[asyncio.AbstractEventLoop, list[tuple[PageRow, asyncio.Future[bool]]]]
         self._turns = {}
 
-    async def log(self, rows: Rows) -> int:
-        """Return once ``rows`` are committed: how many."""
-        if not rows:
-            return 0
+    async def log(self, page: PageRow) -> int:
+        """Return once ``page`` is committed: how many impressions it holds."""
         loop = asyncio.get_running_loop()
         committed = loop.create_future()
         turn = self._turns.get(loop)
         if turn is None:  # the turn's first page: commit them all at its end
             turn = self._turns[loop] = []
             loop.call_soon(self._commit_turn, loop)
-        turn.append((rows, committed))
+        turn.append((page, committed))
         if await committed:
-            return len(rows)
-        return await self._group.submit(rows)
+            return page[3]
+        return await self._group.submit(page)
 
     def _commit_turn(self, loop: asyncio.AbstractEventLoop) -> None:
         waiting = self._turns.pop(loop)
         try:
-            self.live.append_impressions([row for rows, _ in waiting for row in rows], patience=0)
+            self.live.append_pages([page for page, _ in waiting], patience=0)
             done = True
         except Exception:  # another process holds the write lock, or a page is bad
             done = False
@@ -133,9 +129,9 @@ class ImpressionWriter:
             if not committed.done():  # the request went away (client disconnected)
                 committed.set_result(done)
 
-    def _append(self, pages: list[Rows]) -> list[int]:
-        self.live.append_impressions([row for rows in pages for row in rows])
-        return [len(rows) for rows in pages]
+    def _append(self, pages: list[PageRow]) -> list[int]:
+        self.live.append_pages(pages)
+        return [page[3] for page in pages]
 
 
 class EventWriter:

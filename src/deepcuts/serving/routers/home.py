@@ -54,5 +54,5 @@ async def get_home(
         layout=PageLayout(config.shelves, config.cards), at=datetime.now(UTC),
         hour=hour, weekday=weekday, device=device, country=country,
     )  # fmt: skip
-    await impressions.log(served.log_rows)
+    await impressions.log(served.log_row)
     return Response(page_json(published, served), media_type="application/json")
