@@ -7,7 +7,10 @@ wait) for --seconds per route: home, weekly, similar and events (batches of --ba
 Then it drives a bare FastAPI route under the same uvicorn settings (2 workers) that returns
 a stored JSON page of the same size as a home page. Prints p50/p99 latency, requests/s and
 errors per route, each one's throughput as a ratio of the bare route's, and events/s accepted
-durably.
+durably; and, on Linux, the server's CPU time per request (its processes' user and system time
+over the run, from /proc, divided by the requests answered): the cost of a request that the
+load tool's share of the same cores does not move, so it compares across runs better than
+requests/s.
 
     python benchmarks/bench_serve.py [--users 10000] [--tracks 5000] [--seconds 60] [--clients 32]
 
@@ -98,20 +101,45 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
+def group_cpu_seconds(pgid: int) -> float | None:
+    """CPU seconds (user + system) used so far by the live processes of a process group (the
+    server and its workers), from /proc; None where there is no /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, seen = 0.0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        seen = True
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total if seen else None
+
+
 def drive(
-    user_class: str, host: str, seconds: int, clients: int, env: dict[str, str], out: Path
-) -> dict:
+    user_class: str, host: str, seconds: int, clients: int, env: dict[str, str], out: Path,
+    server: subprocess.Popen,
+) -> dict:  # fmt: skip
+    """Drive one route with locust; its figures, and the server's CPU time per request (the
+    figure that the load tool's share of the cores does not move)."""
     prefix = out / user_class
+    cpu_before = group_cpu_seconds(server.pid)
     subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(HERE / "serve" / "locustfile.py"), user_class, "--headless",
          "-u", str(clients), "-r", str(clients), "-t", f"{seconds}s", "--host", host, "--csv", str(prefix),
          "--only-summary", "--loglevel", "ERROR"],
         env=env, check=False, capture_output=True,
     )  # fmt: skip
+    cpu_after = group_cpu_seconds(server.pid)
     with open(f"{prefix}_stats.csv") as f:
         row = next(r for r in csv.DictReader(f) if r["Name"] not in ("Aggregated", ""))
+    requests = int(row["Request Count"])
     return {
-        "requests": int(row["Request Count"]),
+        "server_cpu_ms": None
+        if cpu_before is None or cpu_after is None or not requests
+        else 1000 * (cpu_after - cpu_before) / requests,
+        "requests": requests,
         "errors": int(row["Failure Count"]),
         "rps": float(row["Requests/s"]),
         "p50_ms": float(row["50%"]),
@@ -186,7 +214,9 @@ def main() -> None:
                 f"driving {route.lower()} for {args.seconds} s with {args.clients} clients",
                 flush=True,
             )
-            results[route.lower()] = drive(route, host, args.seconds, args.clients, load_env, out)
+            results[route.lower()] = drive(
+                route, host, args.seconds, args.clients, load_env, out, server
+            )
     finally:
         stop(server)
     (out / "page.json").write_bytes(page)
@@ -197,7 +227,7 @@ def main() -> None:
                  bare_host + "/v1/users/x/home", {**env, "BARE_PAGE": str(out / "page.json"), "PYTHONPATH": str(HERE)})  # fmt: skip
     try:
         print(f"driving the bare route for {args.seconds} s", flush=True)
-        results["bare"] = drive("Bare", bare_host, args.seconds, args.clients, load_env, out)
+        results["bare"] = drive("Bare", bare_host, args.seconds, args.clients, load_env, out, bare)
     finally:
         stop(bare)
 
@@ -205,12 +235,14 @@ def main() -> None:
           f"route; home page {len(page):,} bytes; {os.cpu_count()} cores shared with the load tool\n")  # fmt: skip
     print(
         f"{'route':<9}{'requests':>10}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'x bare':>8}"
+        f"{'server CPU ms/req':>19}"
     )
     for name, r in results.items():
         ratio = r["rps"] / results["bare"]["rps"] if results["bare"]["rps"] else float("nan")
         r["ratio_to_bare"] = ratio
         print(
             f"{name:<9}{r['requests']:>10,}{r['errors']:>8}{r['rps']:>9.1f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{ratio:>8.2f}"
+            + ("" if r["server_cpu_ms"] is None else f"{r['server_cpu_ms']:>19.2f}")
         )
     goals = [
         f"zero errors {'met' if sum(r['errors'] for r in results.values()) == 0 else 'NOT met'}"
