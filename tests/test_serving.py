@@ -422,3 +422,29 @@ def test_bodies_written_once_are_exactly_their_response_models(store):
     assert keyed.get(f"/v1/users/{user}/weekly", headers=auth).status_code == 403
     assert keyed.get(f"/v1/users/{other}/weekly", headers=auth).json() == api.get(
         f"/v1/users/{other}/weekly").json()  # fmt: skip
+
+
+def test_the_operator_report_counts_every_card_served_and_the_streams_that_answered_them(store):
+    """The operator page's figures through HTTP (the browser test drives the same page):
+    every card of every served page counts as shown, and a card is streamed when its track is
+    played for 30 s or more within the hour after it was shown (as the learn job joins them),
+    not when it is played for less."""
+    user = listeners(store, 1)[0]
+    api = client(store, no_auth=True)
+    pages = [api.get(f"/v1/users/{user}/home").json() for _ in range(3)]
+    cards = [c for p in pages for s in p["shelves"] for c in s["cards"]]
+    served = datetime.fromisoformat(pages[-1]["served_at"]).replace(tzinfo=UTC)
+    plays = [
+        {"event_id": f"r{k}", "user_id": user, "type": "play", "item_id": card["item_id"],
+         "impression_id": card["impression_id"], "at": (served + timedelta(minutes=1)).isoformat(),
+         "ms_played": ms}
+        for k, (card, ms) in enumerate([(cards[-1], 45_000), (cards[-2], 5_000)])
+    ]  # fmt: skip
+    assert api.post("/v1/events", json={"events": plays}).status_code == 202
+    r = api.get("/admin/report", params={"at": (served + timedelta(hours=2)).isoformat()})
+    assert r.status_code == 200, r.text
+    assert f'id="n-impressions">{len(cards)}</span>' in r.text
+    streamed = sum(card["item_id"] == cards[-1]["item_id"] for card in cards)
+    assert cards[-2]["item_id"] != cards[-1]["item_id"]  # two cards of one shelf
+    assert f'<span class="num">{streamed}</span><span>streams (30 s or more) of {len(cards)} decided, 0 pending' in r.text  # fmt: skip
+    assert r.text.count("<svg") == 3
