@@ -206,7 +206,18 @@ def test_a_live_log_with_a_row_per_card_has_its_rows_moved_into_pages(tmp_path):
     )  # fmt: skip
     old.close()
 
-    live = LiveLog(path)
+    # two processes (here threads, each with its own connections) open it at once: one moves
+    # the rows, the other waits for it and finds them moved
+    import threading
+
+    opened: list[LiveLog] = []
+    threads = [threading.Thread(target=lambda: opened.append(LiveLog(path))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(opened) == 2
+    live = opened[0]
     waiting = live.waiting_impressions()
     assert [row["impression_id"] for _, row in waiting] == ["b0", "b1", "b2", "c0", "c1", "c2"]
     assert all(row["page_id"] == row["impression_id"][0] for _, row in waiting)

@@ -215,12 +215,14 @@ class LiveLog:
     def _move_card_rows(self) -> None:
         """Move an earlier version's ``impressions`` table (a row per card, each the whole
         store row) into ``pages``, a page per page id, and drop it: a page is absorbed only
-        if all its cards were (absorbing again changes nothing in the store)."""
+        if all its cards were (absorbing again changes nothing in the store). One process
+        moves them; another opening the log meanwhile (a second worker) waits for it, for as
+        long as a large log takes."""
         conn = self._conn()
         exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'impressions'"
         if conn.execute(exists).fetchone() is None:
             return
-        conn.execute("BEGIN IMMEDIATE")
+        _begin(conn, patience=3600)
         try:
             if conn.execute(exists).fetchone() is not None:  # another process may have moved it
                 pages: dict[str, list] = {}
