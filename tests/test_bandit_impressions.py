@@ -1,6 +1,7 @@
 """Impressions in the store: logging pages, joining plays back as rewards, exporting, reading."""
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -348,3 +349,28 @@ def test_rewarded_impressions_come_back_for_learning(store):
     latest = max(im.reward_at for im in back)
     assert len(rewarded_impressions(store, rewarded_after=T0)) == len(back)
     assert rewarded_impressions(store, rewarded_after=latest) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("card_position", -1, "card_position: must be a non-negative integer"),
+        ("shelf_position", 1.0, "shelf_position: must be a non-negative integer"),
+        ("shelf_propensity", 0.0, "shelf_propensity: must be a probability in (0, 1]"),
+        ("card_propensity", 1.5, "card_propensity: must be a probability in (0, 1]"),
+        ("propensity_given_earlier", "0.5", "propensity_given_earlier: must be a probability"),
+        ("card_propensity", float("nan"), "card_propensity: must be a probability in (0, 1]"),
+        ("reward", float("inf"), "reward: must be a finite number or None"),
+    ],
+)
+def test_an_impression_refuses_a_bad_slot_propensity_or_reward_naming_it(field, value, message):
+    from dataclasses import replace
+
+    (im, *_) = (
+        EpsilonGreedy(epsilon=0.5, random_state=1)
+        .select_page(context("u1"), shelves(), SMALL, served_at=T0)
+        .impressions
+    )
+    assert replace(im, **{field: np.float64(0.5) if "propensity" in field else 1}).card is im.card
+    with pytest.raises(BanditInputError, match=re.escape(message)):
+        replace(im, **{field: value})
