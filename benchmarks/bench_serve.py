@@ -8,9 +8,9 @@ Then it drives a bare FastAPI route under the same uvicorn settings (2 workers) 
 a stored JSON page of the same size as a home page. Prints p50/p99 latency, requests/s and
 errors per route, each one's throughput as a ratio of the bare route's, and events/s accepted
 durably; and, on Linux, the server's CPU time per request (its processes' user and system time
-over the run, from /proc, divided by the requests answered): the cost of a request that the
-load tool's share of the same cores does not move, so it compares across runs better than
-requests/s.
+over the run, from /proc, divided by the requests answered): what a request costs the server
+itself, apart from how the load tool shares the cores (it still varies from run to run on a
+busy machine: compare medians of alternating runs).
 
     python benchmarks/bench_serve.py [--users 10000] [--tracks 5000] [--seconds 60] [--clients 32]
 
@@ -121,8 +121,7 @@ def drive(
     user_class: str, host: str, seconds: int, clients: int, env: dict[str, str], out: Path,
     server: subprocess.Popen,
 ) -> dict:  # fmt: skip
-    """Drive one route with locust; its figures, and the server's CPU time per request (the
-    figure that the load tool's share of the cores does not move)."""
+    """Drive one route with locust; its figures, and the server's CPU time per request."""
     prefix = out / user_class
     cpu_before = group_cpu_seconds(server.pid)
     subprocess.run(

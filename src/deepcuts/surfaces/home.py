@@ -498,10 +498,11 @@ class HomeBandit:
     ) -> Policy:
         """Policy ``name`` (any of ``HOME_POLICIES``, made by `make_policy`) serving with this
         state; one policy per name and epsilon, whose random draws go on from call to call.
-        Epsilon-greedy and greedy rank by the shared reward model. Thompson sampling and LinUCB keep models of their own: the first time
-        one is asked for, it is made and, given ``store`` and ``data``, learns from every
-        rewarded impression logged so far (whichever policy served it), then keeps learning
-        in `learn` and is saved with the rest."""
+        Epsilon-greedy and greedy rank by the shared reward model. Thompson sampling and
+        LinUCB keep models of their own: the first time one is asked for, it is made and,
+        given ``store`` and ``data``, learns from every rewarded impression logged so far
+        (whichever policy served it), then keeps learning in `learn` and is saved with the
+        rest."""
         if name not in HOME_POLICIES:
             raise BanditInputError(
                 f"policy: the home screen serves with {', '.join(HOME_POLICIES)}, not {name!r}"
