@@ -153,3 +153,22 @@ def test_thompson_members_score_a_page_as_they_score_its_rows():
             np.testing.assert_allclose(
                 got[s][m], member.logits_from_rows(rows), rtol=1e-12, atol=1e-12
             )
+
+
+def test_an_item_that_comes_back_with_another_vector_is_scored_with_the_card_on_the_page():
+    """A card's features are its item id's first encoding (as `Featurizer.rows` keeps them),
+    but its CF score is the vector of the card on the page: on a later page, and on the same
+    page where one item shows on three shelves with three different vectors (or none)."""
+    model = trained_model(4)
+    rng = np.random.default_rng(7)
+    ctx = context("u1")
+
+    def twice(vector) -> Shelf:
+        return Shelf(f"s{rng.integers(1e9)}", "genre_mix", "Twice",
+                     (Card("m1", "track", vector=vector), Card("m2", "track", vector=rng.normal(size=4))))  # fmt: skip
+
+    for page in ([twice(rng.normal(size=4))], [twice(rng.normal(size=4)), twice(None), twice(rng.normal(size=4))]):  # fmt: skip
+        fast = model.card_logits(ctx, page)
+        for a, b in zip(fast, per_card_logits(model, ctx, page), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert model.featurizer.cards.replaced >= 3

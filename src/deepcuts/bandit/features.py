@@ -60,10 +60,10 @@ class FeatureRows:
 class PageBlocks:
     """The slot-free rows of every card of a page, split into the blocks they are made of.
 
-    Row ``r`` (card ``items[r]`` of shelf ``shelf_of[r]``) of `Featurizer.rows` is the
-    context's features, then its shelf's, then its card's, then the CF column: here the
+    Row ``r`` (card ``table`` row ``cards[r]``, of shelf ``shelf_of[r]``) of `Featurizer.rows`
+    is the context's features, then its shelf's, then its card's, then the CF column: here the
     context block is stored once, each shelf's block once, each card's features stay in the
-    featurizer's per-card cache (`card_rows` lays them out) and only the CF column is made per
+    featurizer's card table (`card_rows` lays them out) and only the CF column is made per
     row. A factorization machine is additive over disjoint blocks of features
     (`FactorizationMachine.page_logits`), so a page is scored without building the
     (rows x features) matrix, and a card's own terms can be kept between pages.
@@ -72,8 +72,8 @@ class PageBlocks:
     context: FeatureRows  # (1, F_context)
     shelves: FeatureRows  # (n_shelves, F_shelf)
     shelf_of: np.ndarray  # (n,) the shelf of each row
-    items: tuple[str, ...]  # (n,) the card of each row (its item id)
-    encoded: tuple[tuple[np.ndarray, np.ndarray], ...]  # (n,) each card's (indices, values)
+    cards: np.ndarray  # (n,) each row's card: its row of ``table``
+    table: CardTable  # the featurizer's cards, encoded
     cf: FeatureRows  # (n, 1): the CF column (index 0 on shelves without one)
     offsets: np.ndarray  # (n_shelves + 1,) each shelf's first row
 
@@ -82,13 +82,13 @@ class PageBlocks:
 
     def card_rows(self, rows: np.ndarray | None = None) -> FeatureRows:
         """The card features of every row (or of ``rows``), zero-padded: (n, F_card)."""
-        picked = self.encoded if rows is None else [self.encoded[r] for r in rows]
-        return _padded(picked)
+        return self.table.rows(self.cards if rows is None else self.cards[rows])
 
     def max_index(self, card_max: int | None = None) -> int:
         """The largest feature index of any row (``card_max``, where known, for the cards)."""
         if card_max is None:
-            card_max = max((int(i.max(initial=0)) for i, _ in self.encoded), default=0)
+            encoded = self.table.encoded
+            card_max = max((int(encoded[c][0].max(initial=0)) for c in self.cards), default=0)
         return max(
             card_max,
             *(int(b.indices.max(initial=0)) for b in (self.context, self.shelves, self.cf)),
@@ -105,6 +105,60 @@ class PageBlocks:
             np.hstack([ctx, self.shelves.indices[self.shelf_of], cards.indices, self.cf.indices]),
             np.hstack([ctx_v, self.shelves.values[self.shelf_of], cards.values, self.cf.values]),
         )
+
+
+class CardTable:
+    """Every card a featurizer has encoded, by item id: a row per card (in the order they
+    were first seen), its encoded features, and its vector in one matrix per vector length.
+    A page looks each of its cards up once (a listener's first page has ~170) and scores
+    them against the listener's vector in one product, instead of going card by card.
+
+    As `Featurizer.rows` does, a card's encoded features are those of the first card seen
+    with its item id, and its CF score uses the vector of the card on the page: a card that
+    comes with another vector object than its row's replaces the row's vector."""
+
+    def __init__(self) -> None:
+        self.row: dict[str, int] = {}
+        self.encoded: list[tuple[np.ndarray, np.ndarray]] = []
+        self.vector_of: list[np.ndarray | None] = []  # the vector object each row was given
+        self.dims = np.zeros(0, dtype=np.int64)  # each row's vector length, -1 for none
+        self.vectors: dict[int, np.ndarray] = {}  # length -> (capacity, length) matrix
+        self.replaced = 0  # vectors replaced so far
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def add(
+        self, item_id: str, encoded: tuple[np.ndarray, np.ndarray], vector: np.ndarray | None
+    ) -> int:
+        r = len(self.encoded)
+        if r == len(self.dims):  # grow by doubling
+            cap = max(2 * r, 256)
+            self.dims = np.concatenate([self.dims, np.full(cap - r, -1, dtype=np.int64)])
+            for d, m in self.vectors.items():
+                self.vectors[d] = np.concatenate([m, np.zeros((cap - r, d))])
+        self.encoded.append(encoded)
+        self.vector_of.append(None)
+        self.row[item_id] = r
+        self._put_vector(r, vector)
+        return r
+
+    def replace_vector(self, r: int, vector: np.ndarray | None) -> None:
+        self.replaced += 1
+        self._put_vector(r, vector)
+
+    def _put_vector(self, r: int, vector: np.ndarray | None) -> None:
+        self.vector_of[r] = vector
+        self.dims[r] = -1 if vector is None else len(vector)
+        if vector is not None:
+            d = len(vector)
+            if d not in self.vectors:
+                self.vectors[d] = np.zeros((len(self.dims), d))
+            self.vectors[d][r] = vector
+
+    def rows(self, cards: np.ndarray) -> FeatureRows:
+        """The encoded features of ``cards`` (rows of this table), zero-padded."""
+        return _padded([self.encoded[c] for c in cards])
 
 
 def _padded(encoded: Sequence[tuple[np.ndarray, np.ndarray]]) -> FeatureRows:
@@ -205,7 +259,7 @@ class Featurizer:
             raise BanditInputError(
                 f"hour_bucket: must be an integer 1-24, not {self.hour_bucket!r}"
             )
-        self._card_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.cards = CardTable()
 
     # -- named features ------------------------------------------------------------------
     def context_items(self, context: Context) -> list[tuple[str, float]]:
@@ -240,12 +294,17 @@ class Featurizer:
 
     # -- encoded ------------------------------------------------------------------------
     def encode_card(self, card: Card) -> tuple[np.ndarray, np.ndarray]:
-        hit = self._card_cache.get(card.item_id)
-        if hit is None:
-            hit = self.space.encode(self.card_items(card))
-            if len(self._card_cache) < 1_000_000:
-                self._card_cache[card.item_id] = hit
-        return hit
+        return self.cards.encoded[self.card_row(card)]
+
+    def card_row(self, card: Card) -> int:
+        """The card's row of the card table, encoding it (and growing the space) when new."""
+        table = self.cards
+        r = table.row.get(card.item_id)
+        if r is None:
+            r = table.add(card.item_id, self.space.encode(self.card_items(card)), card.vector)
+        elif table.vector_of[r] is not card.vector:
+            table.replace_vector(r, card.vector)
+        return r
 
     def encode_context(self, context: Context) -> tuple[np.ndarray, np.ndarray]:
         last = getattr(self, "_last_context", None)
@@ -312,46 +371,51 @@ class Featurizer:
         same features, the same values and the same new names in the same order as calling
         `rows` for each shelf in turn (so the feature space grows the same way)."""
         ci, cv = self.encode_context(context)
-        shelf_rows, items, encoded = [], [], []
-        # The CF column, per row: its feature (0 on a shelf with no card vector at all), and
-        # the vectors to score against the user's, in one product for the whole page.
-        cf_i: list[int] = []
-        cf_rows: list[int] = []  # rows whose card has a vector
-        vectors: list[np.ndarray] = []
+        table = self.cards
+        known, vector_of, replaced = table.row, table.vector_of, table.replaced
         uv = context.user_vector if self.vectors else None
-        known = self._card_cache
+        d = -2 if uv is None else len(uv)  # -2: no card's vector matches a missing one
+        cf_named = self.space.get("cf_score") is not None and self.space.get("cf_missing") is not None
+        shelf_rows, cards = [], []
         for shelf in shelves:
             shelf_rows.append(self.space.encode(self.shelf_items(shelf)))
-            cards = shelf.cards
-            first = len(items)
-            ids = [c.item_id for c in cards]
-            items += ids
-            encoded += [
-                known.get(i) or self.encode_card(c) for i, c in zip(ids, cards, strict=True)
-            ]
-            if uv is None:
-                cf_i += [0] * len(cards)
-                continue
-            d = len(uv)
-            has = [c.vector is not None and len(c.vector) == d for c in cards]
-            if not any(has):  # as in `rows`: a CF column only where a card has one
-                cf_i += [0] * len(cards)
-                continue
-            score, missing = self.space.index("cf_score"), self.space.index("cf_missing")
-            cf_i += [score if h else missing for h in has]
-            cf_rows += [first + r for r, h in enumerate(has) if h]
-            vectors += [c.vector for c, h in zip(cards, has, strict=True) if h]
-        cf_index = np.asarray(cf_i, dtype=np.int64)
-        cf_value = (cf_index != 0).astype(np.float64)  # 1.0 for cf_missing
-        if vectors:
-            cf_value[cf_rows] = np.stack(vectors) @ uv  # type: ignore[operator]
-        sizes = np.array([len(s.cards) for s in shelves], dtype=np.int64)
+            found = [r if (r := known.get(c.item_id)) is not None and vector_of[r] is c.vector
+                     else None for c in shelf.cards]  # fmt: skip
+            if None in found:  # new cards, encoded in order (as `rows` would), or new vectors
+                found = [self.card_row(c) if r is None else r for r, c in zip(found, shelf.cards, strict=True)]  # fmt: skip
+            cards += found
+            # as in `rows`: the CF column's names are made once a shelf has a card with a
+            # vector to score, after that shelf's cards
+            if not cf_named and uv is not None and any(table.dims[r] == d for r in found):
+                self.space.index("cf_score"), self.space.index("cf_missing")
+                cf_named = True
+        sizes = np.fromiter((len(s.cards) for s in shelves), dtype=np.int64, count=len(shelves))
+        shelf_of = np.repeat(np.arange(len(shelves)), sizes)
+        row_cards = np.asarray(cards, dtype=np.int64)
+        # The CF column, per row: its feature (0 on a shelf where no card has a vector), and
+        # the card's vector scored against the user's, in one product for the whole page.
+        if table.replaced == replaced:
+            has = table.dims[row_cards] == d
+            vectors = table.vectors[d][row_cards[has]] if has.any() else None
+        else:  # a card came with a new vector: each row's own (one item's may differ)
+            own = [c.vector for s in shelves for c in s.cards]
+            has = np.fromiter((v is not None and len(v) == d for v in own), bool, len(own))
+            vectors = np.stack([own[r] for r in np.flatnonzero(has)]) if has.any() else None
+        cf_index = np.zeros(len(row_cards), dtype=np.int64)
+        cf_value = np.zeros(len(row_cards))
+        if vectors is not None:
+            column = (np.bincount(shelf_of, weights=has, minlength=len(shelves)) > 0)[shelf_of]
+            cf_index[column] = np.where(
+                has[column], self.space.index("cf_score"), self.space.index("cf_missing")
+            )
+            cf_value[column] = 1.0  # cf_missing's value
+            cf_value[has] = vectors @ uv  # type: ignore[operator]
         return PageBlocks(
             context=FeatureRows(ci[None, :], cv[None, :]),
             shelves=_padded(shelf_rows),
-            shelf_of=np.repeat(np.arange(len(shelves)), sizes),
-            items=tuple(items),
-            encoded=tuple(encoded),
+            shelf_of=shelf_of,
+            cards=row_cards,
+            table=table,
             cf=FeatureRows(cf_index[:, None], cf_value[:, None]),
             offsets=np.concatenate([[0], np.cumsum(sizes)]),
         )

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepcuts.bandit.features import FeatureRows, FeatureSpace, Featurizer, PageBlocks
+from deepcuts.bandit.features import CardTable, FeatureRows, FeatureSpace, Featurizer, PageBlocks
 from deepcuts.bandit.types import BanditInputError, Card, Context, Impression, Shelf
 
 FORMAT_VERSION = 1
@@ -495,28 +495,25 @@ class TrainingRows:
 
 
 class _CardTerms:
-    """Cards' `FactorizationMachine.block_terms` for one model state: a row per card."""
+    """Cards' `FactorizationMachine.block_terms` for one model state, by row of one
+    featurizer's card table (``known`` says which rows have been computed)."""
 
-    def __init__(self, fm: FactorizationMachine, generation: int, k: int):
-        self.fm, self.generation = fm, generation
-        self.row: dict[str, int] = {}
-        self.lin, self.s, self.q = np.zeros(0), np.zeros((0, k)), np.zeros(0)
+    def __init__(self, fm: FactorizationMachine, generation: int, table: CardTable):
+        self.fm, self.generation, self.table = fm, generation, table
+        self.known = np.zeros(0, dtype=bool)
+        self.lin, self.s, self.q = np.zeros(0), np.zeros((0, fm.n_factors)), np.zeros(0)
         self.max = np.zeros(0, dtype=np.int64)
 
-    def add(
-        self, items: list[str], rows: FeatureRows, lin: np.ndarray, s: np.ndarray, q: np.ndarray
-    ) -> None:
-        n = len(self.row)
-        if n + len(items) > len(self.lin):  # grow by doubling
-            cap = max(2 * len(self.lin), n + len(items), 256)
-            self.lin = np.resize(self.lin, cap)
-            self.s = np.resize(self.s, (cap, self.s.shape[1]))
-            self.q = np.resize(self.q, cap)
-            self.max = np.resize(self.max, cap)
-        end = n + len(items)
-        self.lin[n:end], self.s[n:end], self.q[n:end] = lin, s, q
-        self.max[n:end] = rows.indices.max(axis=1, initial=0)
-        self.row.update(zip(items, range(n, end), strict=True))
+    def reserve(self, n: int) -> None:
+        """Room for the table's first ``n`` cards (grown by doubling)."""
+        have = len(self.known)
+        if n > have:
+            cap = max(2 * have, n, 256)
+            self.known = np.concatenate([self.known, np.zeros(cap - have, dtype=bool)])
+            self.lin = np.concatenate([self.lin, np.zeros(cap - have)])
+            self.s = np.concatenate([self.s, np.zeros((cap - have, self.s.shape[1]))])
+            self.q = np.concatenate([self.q, np.zeros(cap - have)])
+            self.max = np.concatenate([self.max, np.zeros(cap - have, dtype=np.int64)])
 
 
 @dataclass(eq=False)
@@ -617,14 +614,15 @@ class RewardModel:
         served snapshot's model changes only by growing; a learning step drops what was kept)."""
         fm, lin = self.fm, self._linear_only()
         kept = self._terms
-        if kept is None or kept.fm is not fm or kept.generation != fm.generation_:
-            kept = self._terms = _CardTerms(fm, fm.generation_, fm.n_factors)
-        at = np.fromiter((kept.row.get(i, -1) for i in blocks.items), np.int64, len(blocks))
-        new: dict[str, int] = {}
-        for r in np.flatnonzero(at < 0):  # each new card once, where it first appears
-            new.setdefault(blocks.items[r], int(r))
-        new_rows = blocks.card_rows(np.fromiter(new.values(), np.int64, len(new))) if new else None
-        card_max = int(kept.max[at[at >= 0]].max(initial=0))
+        if (kept is None or kept.fm is not fm or kept.generation != fm.generation_
+                or kept.table is not blocks.table):  # fmt: skip
+            kept = self._terms = _CardTerms(fm, fm.generation_, blocks.table)
+        cards = blocks.cards
+        kept.reserve(len(blocks.table))
+        known = kept.known[cards]
+        card_max = int(kept.max[cards[known]].max(initial=0))
+        new = np.unique(cards[~known])
+        new_rows = blocks.table.rows(new) if len(new) else None
         if new_rows is not None:
             card_max = max(card_max, int(new_rows.indices.max(initial=0)))
         fm._grow(blocks.max_index(card_max) + 1, lin)
@@ -632,9 +630,10 @@ class RewardModel:
             self._terms = None
             return self._card_terms(blocks)
         if new_rows is not None:
-            kept.add(list(new), new_rows, *fm.block_terms(new_rows))
-            at = np.fromiter((kept.row[i] for i in blocks.items), np.int64, len(blocks))
-        return kept.lin[at], kept.s[at], kept.q[at], card_max
+            kept.lin[new], kept.s[new], kept.q[new] = fm.block_terms(new_rows)
+            kept.max[new] = new_rows.indices.max(axis=1, initial=0)
+            kept.known[new] = True
+        return kept.lin[cards], kept.s[cards], kept.q[cards], card_max
 
     def card_logits(self, context: Context, shelves: Sequence[Shelf]) -> list[np.ndarray]:
         """Slot-free logits of each shelf's cards (one array per shelf): the ranking score.
