@@ -260,6 +260,7 @@ class Featurizer:
                 f"hour_bucket: must be an integer 1-24, not {self.hour_bucket!r}"
             )
         self.cards = CardTable()
+        self._shelf_types: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- named features ------------------------------------------------------------------
     def context_items(self, context: Context) -> list[tuple[str, float]]:
@@ -377,8 +378,12 @@ class Featurizer:
         d = -2 if uv is None else len(uv)  # -2: no card's vector matches a missing one
         cf_named = self.space.get("cf_score") is not None and self.space.get("cf_missing") is not None
         shelf_rows, cards = [], []
+        by_type = self._shelf_types
         for shelf in shelves:
-            shelf_rows.append(self.space.encode(self.shelf_items(shelf)))
+            encoded = by_type.get(shelf.shelf_type)
+            if encoded is None:  # a shelf's features are its type's (`shelf_items`)
+                encoded = by_type[shelf.shelf_type] = self.space.encode(self.shelf_items(shelf))
+            shelf_rows.append(encoded)
             found = [r if (r := known.get(c.item_id)) is not None and vector_of[r] is c.vector
                      else None for c in shelf.cards]  # fmt: skip
             if None in found:  # new cards, encoded in order (as `rows` would), or new vectors

@@ -258,9 +258,11 @@ class Published:
         rows = self._shelf_rows[user]
         if rows is None:
             return []
-        out = []
-        for shelf_id, shelf_type, title, items in rows:
-            out.append(Shelf(shelf_id, shelf_type, title, tuple(self.card(i) for i in items)))
+        kept, card = self._cards.get, self.card
+        out = [
+            Shelf(shelf_id, shelf_type, title, tuple([kept(i) or card(i) for i in items]))
+            for shelf_id, shelf_type, title, items in rows
+        ]
         self._shelves[user] = out
         return list(out)
 
