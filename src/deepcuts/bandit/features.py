@@ -261,9 +261,17 @@ class Featurizer:
             )
         self.cards = CardTable()
         self._shelf_types: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._uvec_index: dict[int, np.ndarray] = {}  # the "uvec:i" names' indices, by length
 
     # -- named features ------------------------------------------------------------------
     def context_items(self, context: Context) -> list[tuple[str, float]]:
+        items = self._context_named(context)
+        if self.vectors and context.user_vector is not None:
+            items.extend((f"uvec:{i}", float(v)) for i, v in enumerate(context.user_vector))
+        return items
+
+    def _context_named(self, context: Context) -> list[tuple[str, float]]:
+        """`context_items` without the user's vector."""
         items = [
             (f"hour={context.hour // self.hour_bucket}", 1.0),
             (f"weekday={context.weekday}", 1.0),
@@ -274,8 +282,6 @@ class Featurizer:
         if self.user_ids:
             items.append((f"user={context.user_id}", 1.0))
         items.extend(_named("ctx.", context.features))
-        if self.vectors and context.user_vector is not None:
-            items.extend((f"uvec:{i}", float(v)) for i, v in enumerate(context.user_vector))
         return items
 
     def shelf_items(self, shelf: Shelf) -> list[tuple[str, float]]:
@@ -311,9 +317,17 @@ class Featurizer:
         last = getattr(self, "_last_context", None)
         if last is not None and last[0] is context:
             return last[1]
-        hit = self.space.encode(self.context_items(context))
-        self._last_context = (context, hit)
-        return hit
+        ci, cv = self.space.encode(self._context_named(context))
+        uv = context.user_vector
+        if self.vectors and uv is not None:  # the vector's names are made once, in order
+            named = self._uvec_index.get(len(uv))
+            if named is None:
+                named = self._uvec_index[len(uv)] = np.fromiter(
+                    (self.space.index(f"uvec:{i}") for i in range(len(uv))), np.int64, len(uv)
+                )
+            ci, cv = np.concatenate([ci, named]), np.concatenate([cv, uv.astype(np.float64)])
+        self._last_context = (context, (ci, cv))
+        return ci, cv
 
     def rows(
         self,
