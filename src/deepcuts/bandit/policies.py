@@ -53,6 +53,7 @@ from deepcuts.bandit.types import (
     PageLayout,
     Shelf,
     new_id,
+    new_ids,
 )
 
 Scores = np.ndarray  # (n,) for single-model policies, (M, n) for ensembles
@@ -191,6 +192,7 @@ class Policy(ABC):
         k_s = min(layout.n_shelves, len(shelves))
         p_sh, chosen_sh, cond_sh = self.rank(sh_scores, k_s, self._rng)
         shown, orders, impressions = [], [], []
+        ids = iter(new_ids(sum(min(layout.n_cards, len(shelves[int(s)].cards)) for s in chosen_sh)))
         for j, s_idx in enumerate(chosen_sh):
             shelf = shelves[int(s_idx)]
             scores = cs[int(s_idx)]
@@ -215,6 +217,7 @@ class Policy(ABC):
                         served_at=served_at,
                         n_shelf_candidates=len(shelves),
                         n_card_candidates=len(shelf.cards),
+                        impression_id=next(ids),
                     )
                 )
         return Page(page_id, context, tuple(shown), tuple(orders), tuple(impressions))

@@ -29,7 +29,7 @@ def greedy_order(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 1 or scores.size == 0:
         raise BanditInputError(f"scores: must be a non-empty 1-d array, not shape {scores.shape}")
-    if not np.all(np.isfinite(scores)):
+    if not np.isfinite(scores).all():
         raise BanditInputError("scores: has non-finite values")
     return np.argsort(-scores, kind="stable")
 
@@ -112,7 +112,7 @@ def sample_epsilon_greedy(
     order = greedy_order(scores) if order is None else order
     n = order.size
     _check(n, n_positions, epsilon)
-    remaining = list(order)  # best first
+    remaining = order.tolist()  # best first
     chosen = np.empty(n_positions, dtype=np.int64)
     cond = np.empty(n_positions)
     for t in range(n_positions):
