@@ -390,7 +390,9 @@ class Featurizer:
         known, vector_of, replaced = table.row, table.vector_of, table.replaced
         uv = context.user_vector if self.vectors else None
         d = -2 if uv is None else len(uv)  # -2: no card's vector matches a missing one
-        cf_named = self.space.get("cf_score") is not None and self.space.get("cf_missing") is not None
+        cf_named = (
+            self.space.get("cf_score") is not None and self.space.get("cf_missing") is not None
+        )
         shelf_rows, cards = [], []
         by_type = self._shelf_types
         for shelf in shelves:
