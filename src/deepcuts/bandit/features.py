@@ -260,7 +260,10 @@ class Featurizer:
                 f"hour_bucket: must be an integer 1-24, not {self.hour_bucket!r}"
             )
         self.cards = CardTable()
-        self._shelf_types: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # each shelf type's encoded features, and all of them as zero-padded rows
+        self._shelf_types: dict[str, int] = {}
+        self._shelf_type_encoded: list[tuple[np.ndarray, np.ndarray]] = []
+        self._shelf_type_rows = _padded([])
         self._uvec_index: dict[int, np.ndarray] = {}  # the "uvec:i" names' indices, by length
 
     # -- named features ------------------------------------------------------------------
@@ -312,6 +315,12 @@ class Featurizer:
         elif table.vector_of[r] is not card.vector:
             table.replace_vector(r, card.vector)
         return r
+
+    def _add_shelf_type(self, shelf: Shelf) -> int:
+        self._shelf_type_encoded.append(self.space.encode(self.shelf_items(shelf)))
+        self._shelf_type_rows = _padded(self._shelf_type_encoded)
+        t = self._shelf_types[shelf.shelf_type] = len(self._shelf_type_encoded) - 1
+        return t
 
     def encode_context(self, context: Context) -> tuple[np.ndarray, np.ndarray]:
         last = getattr(self, "_last_context", None)
@@ -393,13 +402,13 @@ class Featurizer:
         cf_named = (
             self.space.get("cf_score") is not None and self.space.get("cf_missing") is not None
         )
-        shelf_rows, cards = [], []
+        types, cards = [], []
         by_type = self._shelf_types
         for shelf in shelves:
-            encoded = by_type.get(shelf.shelf_type)
-            if encoded is None:  # a shelf's features are its type's (`shelf_items`)
-                encoded = by_type[shelf.shelf_type] = self.space.encode(self.shelf_items(shelf))
-            shelf_rows.append(encoded)
+            t = by_type.get(shelf.shelf_type)
+            if t is None:  # a shelf's features are its type's (`shelf_items`)
+                t = self._add_shelf_type(shelf)
+            types.append(t)
             found = [r if (r := known.get(c.item_id)) is not None and vector_of[r] is c.vector
                      else None for c in shelf.cards]  # fmt: skip
             if None in found:  # new cards, encoded in order (as `rows` would), or new vectors
@@ -433,7 +442,7 @@ class Featurizer:
             cf_value[has] = vectors @ uv  # type: ignore[operator]
         return PageBlocks(
             context=FeatureRows(ci[None, :], cv[None, :]),
-            shelves=_padded(shelf_rows),
+            shelves=self._shelf_type_rows.take(np.asarray(types, dtype=np.int64)),
             shelf_of=shelf_of,
             cards=row_cards,
             table=table,
