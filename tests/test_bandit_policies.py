@@ -192,7 +192,8 @@ def test_invalid_policy_arguments_name_the_argument(make, name):
         (lambda: Shelf("s", "", "T", (Card("a"),)), "shelf_type"),
         (lambda: Shelf("s", "t", "", (Card("a"),)), "title"),
         (lambda: Shelf("s", "t", "T", ()), "cards"),
-        (lambda: Shelf("s", "t", "T", (Card("a"), Card("a"))), "cards"),
+        (lambda: Shelf("s", "t", "T", (Card("a"), Card("a"))), "cards: shelf 's' has a card twice"),
+        (lambda: Shelf("s", "t", "T", (Card("a"), "b")), "cards: must all be Card objects"),
     ],
 )
 def test_invalid_records_name_the_field(make, name):
