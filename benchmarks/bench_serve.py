@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -73,6 +74,24 @@ def live_log_files(store: Path) -> list[Path]:
     """The live log of the store: the SQLite file, its write-ahead log and shared memory."""
     log = live_log_path(store)
     return [log, log.with_name(log.name + "-wal"), log.with_name(log.name + "-shm")]
+
+
+def empty_live_log(store: Path) -> None:
+    """Every run starts from an empty live log: a reused world's log holds the pages and events
+    of earlier runs, and a larger log makes its commits slower, so runs would not compare."""
+    for path in live_log_files(store):
+        path.unlink(missing_ok=True)
+
+
+def admin_key(store: Path, env: dict[str, str]) -> str:
+    dc = [sys.executable, "-m", "deepcuts", "--store", str(store)]
+    return run([*dc, "keys", "create", "--admin"], env=env).strip().splitlines()[-1]
+
+
+def sample_listeners(weekly_user_ids: Iterable[str], n: int = 2000) -> list[str]:
+    """The listeners the load visits: ``n`` of those with a Discover Weekly, the same each run."""
+    with_lists = sorted(set(weekly_user_ids))
+    return random.Random(0).sample(with_lists, min(n, len(with_lists)))
 
 
 def free_port() -> int:
@@ -177,22 +196,17 @@ def main() -> None:
 
     root = args.dir / f"u{args.users}-t{args.tracks}"
     store = build(root, args.users, args.tracks)
-    # Every run starts from an empty live log: a reused world's log holds the pages and events
-    # of earlier runs, and a larger log makes its commits slower, so runs would not compare.
-    for path in live_log_files(store):
-        path.unlink(missing_ok=True)
+    empty_live_log(store)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     dc = [sys.executable, "-m", "deepcuts", "--store", str(store)]
-    key = run([*dc, "keys", "create", "--admin"], env=env).strip().splitlines()[-1]
+    key = admin_key(store, env)
     import pandas as pd
 
     snapshot = root / "deepcuts.snapshots"
     version = (snapshot / "CURRENT").read_text().strip()
     weekly = pd.read_parquet(snapshot / version / "weekly.parquet")
     items = pd.read_parquet(snapshot / version / "items.parquet")["item_id"]
-    with_lists = sorted(set(weekly["user_id"]))
-    rng = random.Random(0)
-    sample_users = rng.sample(with_lists, min(2000, len(with_lists)))
+    sample_users = sample_listeners(weekly["user_id"])
     sample_tracks = items.iloc[sorted(set(weekly["item"]))].tolist()[:2000]
     load_env = {**env, "BENCH_USERS": json.dumps(sample_users), "BENCH_TRACKS": json.dumps(sample_tracks),
                 "BENCH_KEY": key, "BENCH_BATCH": str(args.batch)}  # fmt: skip

@@ -20,7 +20,6 @@ import argparse
 import importlib.util
 import json
 import os
-import random
 import shutil
 import statistics
 import sys
@@ -67,20 +66,18 @@ def main() -> None:
 
     snapshot = root / "deepcuts.snapshots"
     version = (snapshot / "CURRENT").read_text().strip()
-    listeners = sorted(set(pd.read_parquet(snapshot / version / "weekly.parquet")["user_id"]))
-    sample = random.Random(0).sample(listeners, min(2000, len(listeners)))
+    sample = bench.sample_listeners(
+        pd.read_parquet(snapshot / version / "weekly.parquet")["user_id"]
+    )
     figures: dict[str, list[dict]] = {name: [] for name in stores}
     for run in range(1, args.runs + 1):
         servers, hosts, envs, outs = {}, {}, {}, {}
         try:
             for name, path in stores.items():
-                for log in bench.live_log_files(path):  # each run from an empty live log
-                    log.unlink(missing_ok=True)
+                bench.empty_live_log(path)
                 env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": paths[name]}
                 dc = [sys.executable, "-m", "deepcuts", "--store", str(path)]
-                key = (
-                    bench.run([*dc, "keys", "create", "--admin"], env=env).strip().splitlines()[-1]
-                )
+                key = bench.admin_key(path, env)
                 envs[name] = {**env, "BENCH_USERS": json.dumps(sample), "BENCH_KEY": key}
                 port = bench.free_port()
                 hosts[name] = f"http://127.0.0.1:{port}"
