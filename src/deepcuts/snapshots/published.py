@@ -380,23 +380,22 @@ def _by_user(
     frame = shelves.sort_values(["user", "shelf", "rank"], kind="stable")
     users = frame["user"].to_numpy()
     keys = frame["shelf"].to_numpy()
-    ids = frame["shelf_id"].to_numpy(dtype=object)
-    types = frame["shelf_type"].to_numpy(dtype=object)
-    titles = frame["title"].to_numpy(dtype=object)
-    items = frame["item"].to_numpy()
-    start = 0
-    n = len(frame)
-    while start < n:
-        end = start
-        u, s = users[start], keys[start]
-        while end < n and users[end] == u and keys[end] == s:
-            end += 1
-        entry = (str(ids[start]), str(types[start]), str(titles[start]),
-                 [int(i) for i in items[start:end]])  # fmt: skip
+    # each shelf's first row: where the (user, shelf) pair changes, found by numpy in one
+    # pass (comparing row by row in Python took seconds a load at 10,000 listeners)
+    starts = np.flatnonzero(
+        np.concatenate([[True], (users[1:] != users[:-1]) | (keys[1:] != keys[:-1])])
+    )
+    heads = frame.iloc[starts]  # a shelf's id, type and title are on each of its rows
+    items = frame["item"].to_numpy(dtype=np.int64).tolist()
+    bounds = np.append(starts, len(frame)).tolist()
+    for n, (u, shelf_id, shelf_type, title) in enumerate(zip(
+        users[starts].tolist(), heads["shelf_id"].tolist(), heads["shelf_type"].tolist(),
+        heads["title"].tolist(), strict=True,
+    )):  # fmt: skip
+        entry = (str(shelf_id), str(shelf_type), str(title), items[bounds[n] : bounds[n + 1]])
         if out[u] is None:
             out[u] = []
         out[u].append(entry)  # type: ignore[union-attr]
-        start = end
     return out
 
 
