@@ -157,6 +157,39 @@ def test_a_publish_killed_midway_is_never_served(store):
     assert not [p for p in root.iterdir() if ".tmp-" in p.name]
 
 
+def test_a_new_version_takes_the_look_ups_of_the_parts_it_shares(store):
+    """A learn job republishes only the reward models: the next version reuses the shelves,
+    cards and rendered JSON already made, and makes again only what a changed part feeds."""
+    from deepcuts.jobs.publish import bandit_part
+    from deepcuts.snapshots.versions import publish
+
+    root = snapshot_root(store)
+    first = Published.load(root)
+    listener = next(u for u in range(len(first.users)) if first.shelves(u))
+    shelves = first.shelves(listener)
+    first.item_json(0)
+
+    publish(root, {"reward": bandit_part(first.bandit)}, first.meta, reuse=first.manifest)
+    second = Published.load(root, previous=first)
+    assert second.version == first.version + 1
+    assert all(a is b for a, b in zip(second.shelves(listener), shelves, strict=True))
+    assert second._item_json is first._item_json and second.weekly is first.weekly
+
+    # the listener's shelves change (their first shelf is left out): made again, not kept
+    part = second.parts["shelves"]
+    changed = part[~((part["user"] == listener) & (part["shelf"] == part["shelf"].min()))]
+    publish(root, {"shelves": ("shelves.parquet", lambda path: changed.to_parquet(path))},
+            second.meta, reuse=second.manifest)  # fmt: skip
+    third = Published.load(root, previous=second)
+    assert [s.shelf_id for s in third.shelves(listener)] == [s.shelf_id for s in shelves[1:]]
+    assert third._item_json is second._item_json  # the catalogue did not change
+
+    def seen(shelves):
+        return [(s.shelf_id, s.title, [c.item_id for c in s.cards]) for s in shelves]
+
+    assert seen(third.shelves(listener)) == seen(Published.load(root).shelves(listener))
+
+
 def test_requests_during_a_version_switch_all_succeed(store):
     from fastapi.testclient import TestClient
 
