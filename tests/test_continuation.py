@@ -390,7 +390,9 @@ def test_the_ranker_trees_predict_as_scikit_learn_does():
     rng = np.random.default_rng(0)
     x = rng.random((3000, 6), dtype=np.float32)
     y = x[:, 0] + x[:, 1] * x[:, 2] + 0.3 * rng.random(3000) > 1.0
-    nodes, roots = fit_trees(x, y, iterations=20, learning_rate=0.15, min_leaf=20)
+    nodes, roots = fit_trees(
+        x, y, objective="log_loss", iterations=20, learning_rate=0.15, min_leaf=20
+    )
     same = HistGradientBoostingClassifier(
         max_iter=20, learning_rate=0.15, max_leaf_nodes=31, max_depth=6, min_samples_leaf=20,
         l2_regularization=1.0, early_stopping=False, random_state=0,
@@ -400,6 +402,40 @@ def test_the_ranker_trees_predict_as_scikit_learn_does():
     assert np.allclose(
         predict_trees(unpack_trees(nodes, roots), test), same.decision_function(test)
     )
+
+
+@pytest.mark.parametrize("objective", ["rank_xendcg", "lambdarank"])
+def test_the_ranker_trees_predict_as_lightgbm_does(objective):
+    import lightgbm as lgb
+
+    from deepcuts.models.playlist.rerank import (
+        fit_trees,
+        lightgbm_trees,
+        predict_trees,
+        unpack_trees,
+    )
+
+    rng = np.random.default_rng(0)
+    x = rng.random((3000, 6), dtype=np.float32)
+    x[:, 3] = np.round(x[:, 3] * 4)  # a few distinct values, zeros among them
+    y = x[:, 0] + x[:, 1] * x[:, 2] + 0.1 * x[:, 3] + 0.3 * rng.random(3000) > 1.0
+    groups = np.full(30, 100)
+    params = {
+        "objective": objective, "learning_rate": 0.15, "num_leaves": 31, "max_depth": 6,
+        "min_data_in_leaf": 20, "use_missing": False, "num_threads": 1, "verbose": -1,
+    }  # fmt: skip
+    booster = lgb.train(params, lgb.Dataset(x, y.astype(np.float32), group=groups), 20)
+    nodes, roots = lightgbm_trees(booster.dump_model())
+    test = rng.random((500, 6), dtype=np.float32)
+    test[:, 3] = np.round(test[:, 3] * 4)
+    assert len(roots) == 20
+    got = predict_trees(unpack_trees(nodes, roots), test)
+    assert np.allclose(got, booster.predict(test, raw_score=True), rtol=1e-6, atol=1e-9)
+    assert np.abs(got).max() > 0
+    nodes, roots = fit_trees(x, y, groups, objective=objective, iterations=20, min_leaf=20)
+    assert len(roots) == 20 and (nodes[:, 0] >= 0).any()
+    with pytest.raises(ValueError, match="groups"):
+        fit_trees(x, y, objective=objective)
 
 
 @pytest.fixture(scope="module")
@@ -432,7 +468,7 @@ def test_the_ranker_is_learnt_and_reorders_the_blends_best_sensibly(ranked):
     blend = model.blend(parts, np.diff(seeds.indptr))
     coo = seeds.tocoo()
     blend[coo.row, coo.col] = -np.inf
-    reordered, hit_scores, other_scores = 0, [], []
+    reordered, beaten = 0, []
     for r in range(seeds.shape[0]):
         ids = got.ids[r][got.ids[r] >= 0]
         assert len(ids) == 200 and not set(ids.tolist()) & set(seeds[r].indices.tolist())
@@ -441,13 +477,15 @@ def test_the_ranker_is_learnt_and_reorders_the_blends_best_sensibly(ranked):
         assert set(ids.tolist()) <= set(best.tolist())  # it reorders the blend's candidates
         reordered += not np.array_equal(ids, best[:200])
         hidden = np.isin(ids, truth[r].indices)
-        if seeds[r].nnz:  # the ranker's scores (a title alone keeps the blend's)
-            hit_scores += got.scores[r][hidden].tolist()
-            other_scores += got.scores[r][~hidden].tolist()
+        if seeds[r].nnz and hidden.any():  # the ranker's (a title alone keeps the blend's)
+            others = np.sort(got.scores[r][~hidden])  # share of others each hidden one beats
+            beaten.append(np.searchsorted(others, got.scores[r][hidden]).mean() / len(others))
         # the reasons' evidence: each part's weighted score, summing to the blend score
         assert np.allclose(got.contributions[r].sum(axis=0), blend[r, ids], atol=1e-4)
     assert reordered >= seeds.shape[0] // 2
-    assert np.mean(hit_scores) > 2 * np.mean(other_scores)  # hidden tracks score higher
+    # hidden tracks outscore the other suggestions (a per-playlist AUC: 0.63 on this slice;
+    # the log-loss ranker before: 0.65; chance 0.5)
+    assert np.mean(beaten) > 0.6
     recs, _ = model.recommend_playlists(seeds, split.titles, 500)
     ranker = continuation_metrics(recs, truth)["ndcg@500"].mean()
     model._trees, trees = None, model._trees
