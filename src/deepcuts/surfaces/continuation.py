@@ -209,13 +209,16 @@ def continue_playlist(
     if not len(chosen):
         return []
     # the reason: the part (or the cold-track mapping, last) that gave the most to its blend score
-    best = np.argmax(ranked.contributions[0][:, keep], axis=0)
+    best = np.argmax(ranked.contributions[0][:, keep], axis=0).tolist()
     reasons = _Reasons(continuer, idx, title, chosen)
+    names, artists = data.item_names, data.item_artists
     out = []
-    for j, (item, value, source) in enumerate(zip(chosen, values, best, strict=True)):
+    for j, (item, item_id, value, source) in enumerate(zip(
+        chosen.tolist(), data.items.ids[chosen].tolist(), values.tolist(), best, strict=True
+    )):  # fmt: skip
         name = "cold" if source == len(PARTS) else PARTS[source]
         out.append(Suggestion(
-            item_id=str(data.items.ids[item]), title=data.item_names[item], artist=data.item_artists[item],
+            item_id=str(item_id), title=names[item], artist=artists[item],
             score=float(value), reason=reasons.reason(name, j), source=name,
         ))  # fmt: skip
     return out
@@ -235,17 +238,24 @@ class _Reasons:
 
     def reason(self, source: str, j: int) -> str:
         data, model = self.continuer.data, self.continuer.model
+        # the seed each suggestion is most often with (or after), for every suggestion at once
         if source in ("item", "playlist", "als") and len(self.seeds):
-            together = self._once("co", lambda: model.item_.cooccurrence(self.seeds, self.chosen))
-            return (
-                f"often in playlists with {data.label(int(self.seeds[np.argmax(together[:, j])]))}"
+            together = self._once(
+                "co",
+                lambda: self.seeds[
+                    np.argmax(model.item_.cooccurrence(self.seeds, self.chosen), axis=0)
+                ].tolist(),
             )
+            return f"often in playlists with {data.label(together[j])}"
         if source == "sequence" and len(self.seeds):
             last = self.seeds[-model.sequence_.last :]
             follows = self._once(
-                "seq", lambda: np.asarray(model.sequence_.follows_[last][:, self.chosen].todense())
+                "seq",
+                lambda: last[
+                    np.argmax(model.sequence_.follows_[last][:, self.chosen].toarray(), axis=0)
+                ].tolist(),
             )
-            return f"often follows {data.label(int(last[np.argmax(follows[:, j])]))} in playlists"
+            return f"often follows {data.label(follows[j])} in playlists"
         if source == "title" and model.title_ is not None:
             minilm = len(self.seeds) < MINILM_BELOW
             name = self._once("name", lambda: model.title_.closest_name(self.title, minilm))
