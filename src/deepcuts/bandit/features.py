@@ -319,8 +319,8 @@ class Featurizer:
     def _add_shelf_type(self, shelf: Shelf) -> int:
         self._shelf_type_encoded.append(self.space.encode(self.shelf_items(shelf)))
         self._shelf_type_rows = _padded(self._shelf_type_encoded)
-        t = self._shelf_types[shelf.shelf_type] = len(self._shelf_type_encoded) - 1
-        return t
+        self._shelf_types[shelf.shelf_type] = len(self._shelf_type_encoded) - 1
+        return self._shelf_types[shelf.shelf_type]
 
     def encode_context(self, context: Context) -> tuple[np.ndarray, np.ndarray]:
         last = getattr(self, "_last_context", None)

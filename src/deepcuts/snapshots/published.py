@@ -121,14 +121,19 @@ class Published:
         # Scoring with the home models may grow their feature space (a value never seen before),
         # which is not safe to do from two threads at once.
         self.models_lock = threading.Lock()
-        for sources, make, names in DERIVED:
+        self._made: dict[str, tuple[str, ...]] = {}  # the attributes each `DERIVED` maker set
+        for sources, make in DERIVED:
             if previous is not None and all(
                 parts.get(name) is previous.parts.get(name) for name in sources
             ):
+                names = previous._made[make]
                 for name in names:
                     setattr(self, name, getattr(previous, name))
             else:
+                before = set(vars(self))
                 getattr(self, make)()
+                names = tuple(set(vars(self)) - before)
+            self._made[make] = names
 
     def _make_catalogue(self) -> None:
         items = self.items
@@ -388,27 +393,19 @@ class Published:
         return bool(self._has_vector[item])
 
 
-# Each group of look-ups a version makes from its parts: (the parts, the method that makes them,
-# the attributes it sets). A version whose parts in a group are the objects the previous
-# version read (`Published.load` reuses a part whose hash did not change) takes that group
-# from it, its caches of cards, shelves and JSON included, instead of making it again: a learn
-# job republishes only the reward models, and a worker then switches to the new weights
+# Each group of look-ups a version makes from its parts: (the parts, the method that makes
+# them). A version whose parts in a group are the objects the previous version read
+# (`Published.load` reuses a part whose hash did not change) takes the attributes that method
+# set from it, its caches of cards, shelves and JSON included, instead of making them again: a
+# learn job republishes only the reward models, and a worker then switches to the new weights
 # without rebuilding its look-ups (seconds at 10,000 listeners) or starting them cold.
 DERIVED = (
-    (("items", "item_vectors"), "_make_catalogue", (
-        "item_index", "_item_ids", "_names", "_artist_names", "_artist_ids", "_kinds",
-        "_genres", "_albums", "_durations", "_locations", "_popularity", "_has_vector",
-        "_cards", "_item_json", "_cards_lock", "artist_tracks",
-    )),
-    (("users",), "_make_listeners", ("user_index", "_profiles")),
-    # shelves hold the catalogue's cards
-    (("shelves", "users", "items", "item_vectors"), "_make_shelves", ("_shelf_rows", "_shelves")),
-    (("weekly", "weekly_notes"), "_make_weekly", (
-        "weekly", "_weekly_groups", "_weekly_columns", "_latest_week", "_notes",
-    )),
-    (("continuation", "continuation_playlists", "continuation_items"), "_make_continuer",
-     ("_continuer",)),
-)  # fmt: skip
+    (("items", "item_vectors"), "_make_catalogue"),
+    (("users",), "_make_listeners"),
+    (("shelves", "users", "items", "item_vectors"), "_make_shelves"),  # cards of the catalogue
+    (("weekly", "weekly_notes"), "_make_weekly"),
+    (("continuation", "continuation_playlists", "continuation_items"), "_make_continuer"),
+)
 
 
 def _missing(value: object) -> bool:
