@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import time
 import warnings
@@ -60,6 +61,9 @@ def main() -> None:
             f"--params must be JSON objects without random_state (the seed sets it): {bad}"
         )
     warnings.filterwarnings("ignore", module="implicit")
+    # what each fit learnt, and where it could not do as a setting asked (fewer held-out sets)
+    logging.basicConfig(format="  %(message)s")
+    logging.getLogger("deepcuts.models.playlist").setLevel(logging.INFO)
     figures = run(
         args.data,
         settings,

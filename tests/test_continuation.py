@@ -164,6 +164,26 @@ def test_split_follows_the_protocol(mpd_data):
         split_continuation(mpd_data, seed=0, n_test=len(mpd_data))
 
 
+def test_held_out_sets_are_disjoint_and_fewer_than_asked_is_said(caplog):
+    """Three ranker sets of 15 asked from 40 long playlists: two fit, and the log says so."""
+    rng = np.random.default_rng(0)
+    matrix = playlist_matrix([rng.permutation(200)[: 30 + p % 5] for p in range(40)], 200)
+    model = PlaylistContinuation(validation=15, ranker_folds=3, min_length=30)
+    with caplog.at_level("INFO", logger="deepcuts.models.playlist.blend"):
+        sets = model._held_out(matrix, ["mix"] * 40)
+    assert len(sets) == 2
+    held = [set(range(40)) - set(keep.tolist()) for keep, _ in sets]
+    assert [len(h) for h in held] == [15, 15] and not held[0] & held[1]
+    assert "40 playlists of at least 30 tracks: 2 held-out sets of 15, not 3" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="deepcuts.models.playlist.blend"):
+        assert (
+            len(PlaylistContinuation(validation=10, ranker_folds=3)._held_out(matrix, [""] * 40))
+            == 3
+        )
+    assert "held-out sets" not in caplog.text
+
+
 def test_deepcuts_beats_popularity_on_a_real_slice_and_never_suggests_a_seed(mpd_data):
     summary = evaluate_continuation(
         mpd_data, seeds=[0], n_test=50, models=("deepcuts", "popularity"),

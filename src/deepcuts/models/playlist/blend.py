@@ -366,7 +366,13 @@ class PlaylistContinuation(Recommender):
                 "too few long playlists (%d) to learn the blend: default weights", len(eligible)
             )
             return []
-        n_sets = max(1, min(self.ranker_folds if self.rerank else 1, len(eligible) // n_val))
+        asked = self.ranker_folds if self.rerank else 1
+        n_sets = max(1, min(asked, len(eligible) // n_val))
+        if n_sets < asked:  # say so: a setting that asked for more sets would otherwise look tried
+            log.info(
+                "%d playlists of at least %d tracks: %d held-out sets of %d, not %d",
+                len(eligible), self.min_length, n_sets, n_val, asked,
+            )  # fmt: skip
         rng = np.random.default_rng(self.random_state)
         drawn = rng.choice(eligible, n_val * n_sets, replace=False)
         out = []
