@@ -83,12 +83,7 @@ def run(
 ) -> dict:
     """``figures[name][category][metric]``: one value per seed; names are the settings'
     positions ("0", "1", ...) and the peer."""
-    from deepcuts.evaluation.continuation import (
-        CATEGORIES,
-        als_peer,
-        continuation_metrics,
-        split_continuation,
-    )
+    from deepcuts.evaluation.continuation import als_peer, category_means, split_continuation
     from deepcuts.evaluation.datasets import dataset_store
     from deepcuts.models.playlist import PlaylistContinuation
     from deepcuts.signals.ids import IdMap
@@ -100,13 +95,10 @@ def run(
     figures: dict = {}
 
     def record(name: str, recs: np.ndarray, split) -> None:
-        per = continuation_metrics(recs, split.truth)
-        for c in np.unique(split.category):
-            slot = figures.setdefault(name, {}).setdefault(list(CATEGORIES)[c], {})
+        for cat, means in category_means(recs, split.truth, split.category).items():
+            slot = figures.setdefault(name, {}).setdefault(cat, {})
             for metric in ("r_precision", "ndcg@500"):
-                slot.setdefault(metric, []).append(
-                    float(np.nanmean(per[metric][split.category == c]))
-                )
+                slot.setdefault(metric, []).append(means[metric])
 
     for seed in seeds:
         test = set(split_continuation(data, seed).test_playlists.tolist())

@@ -151,6 +151,19 @@ def continuation_metrics(recommended: np.ndarray, truth: sp.csr_matrix) -> dict[
     }
 
 
+def category_means(
+    recommended: np.ndarray, truth: sp.csr_matrix, category: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """``{category: {metric: mean}}`` over the test playlists of each category present
+    (``category``: index into `CATEGORIES` per row of ``recommended``)."""
+    figures = continuation_metrics(recommended, truth)
+    return {
+        cat: {m: float(np.nanmean(figures[m][category == c])) for m in METRICS}
+        for c, cat in enumerate(CATEGORIES)
+        if (category == c).any()
+    }
+
+
 # -- the peers ------------------------------------------------------------------------------
 def _top_excluding(scores: np.ndarray, seeds: sp.csr_matrix, n: int) -> np.ndarray:
     scores = np.array(scores, np.float32, copy=True)
@@ -251,15 +264,10 @@ def evaluate_continuation(
                 rows = np.flatnonzero(split.category == list(CATEGORIES).index("title only"))
                 recs = same_name_peer(split, rows)
             seconds[name].append(time.perf_counter() - began)
-            figures = continuation_metrics(recs, split.truth[rows])
-            cats = split.category[rows]
-            for c, cat in enumerate(CATEGORIES):
-                mask = cats == c
-                if not mask.any():
-                    continue
+            for cat, means in category_means(recs, split.truth[rows], split.category[rows]).items():
                 slot = per_seed.setdefault(cat, {}).setdefault(name, {m: [] for m in METRICS})
-                for metric in METRICS:
-                    slot[metric].append(float(np.nanmean(figures[metric][mask])))
+                for metric, value in means.items():
+                    slot[metric].append(value)
             log.info("seed %d %s: %.1f s", seed, name, seconds[name][-1])
             done += 1
     if progress:
