@@ -191,31 +191,38 @@ class Policy(ABC):
         sh_scores = self.shelf_scores(cs, layout.n_cards)
         k_s = min(layout.n_shelves, len(shelves))
         p_sh, chosen_sh, cond_sh = self.rank(sh_scores, k_s, self._rng)
+        # Each ranking's numbers are read out as Python floats once, not a NumPy scalar per
+        # card (a served page makes its twenty impressions here, in the request).
+        chosen_sh = chosen_sh.tolist()
+        p_shown = p_sh[np.arange(len(chosen_sh)), chosen_sh].tolist()
+        ids = iter(new_ids(sum(min(layout.n_cards, len(shelves[s].cards)) for s in chosen_sh)))
+        version, n_shelves = self.version, len(shelves)
         shown, orders, impressions = [], [], []
-        ids = iter(new_ids(sum(min(layout.n_cards, len(shelves[int(s)].cards)) for s in chosen_sh)))
         for j, s_idx in enumerate(chosen_sh):
-            shelf = shelves[int(s_idx)]
-            scores = cs[int(s_idx)]
+            shelf = shelves[s_idx]
             k_c = min(layout.n_cards, len(shelf.cards))
-            p_c, chosen_c, cond_c = self.rank(scores, k_c, self._rng)
+            p_c, chosen_c, cond_c = self.rank(cs[s_idx], k_c, self._rng)
+            order = tuple(chosen_c.tolist())
+            p_cards = p_c[np.arange(k_c), chosen_c].tolist()
+            given_earlier = (cond_sh[j] * cond_c).tolist()
             shown.append(shelf)
-            orders.append(tuple(int(c) for c in chosen_c))
-            for l_pos, c_idx in enumerate(chosen_c):
+            orders.append(order)
+            for l_pos, c_idx in enumerate(order):
                 impressions.append(
                     Impression(
                         page_id=page_id,
                         context=context,
                         shelf=shelf,
-                        card=shelf.cards[int(c_idx)],
+                        card=shelf.cards[c_idx],
                         shelf_position=j,
                         card_position=l_pos,
-                        shelf_propensity=float(p_sh[j, s_idx]),
-                        card_propensity=float(p_c[l_pos, c_idx]),
-                        propensity_given_earlier=float(cond_sh[j] * cond_c[l_pos]),
+                        shelf_propensity=p_shown[j],
+                        card_propensity=p_cards[l_pos],
+                        propensity_given_earlier=given_earlier[l_pos],
                         policy_id=self.policy_id,
-                        policy_version=self.version,
+                        policy_version=version,
                         served_at=served_at,
-                        n_shelf_candidates=len(shelves),
+                        n_shelf_candidates=n_shelves,
                         n_card_candidates=len(shelf.cards),
                         impression_id=next(ids),
                     )
