@@ -186,6 +186,37 @@ def test_one_bad_event_batch_fails_alone(tmp_path):
     assert live.transactions > 3  # the group that failed was retried batch by batch
 
 
+def _open_live_log(path, barrier, answers):
+    barrier.wait()
+    try:
+        LiveLog(path)
+        answers.put("")
+    except Exception as exc:  # reported to the test, which names it
+        answers.put(repr(exc))
+
+
+def test_processes_opening_a_new_live_log_at_once_all_open_it(tmp_path):
+    """`serve --workers 2` opens the log in each worker at once. SQLite answers "database is
+    locked" at once (its busy timeout does not apply) when two connections would wait on each
+    other creating the tables; before this was retried, 4 in 40 rounds of 6 processes failed."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    failures = []
+    for round_ in range(15):
+        barrier, answers = ctx.Barrier(6), ctx.Queue()
+        path = tmp_path / f"round-{round_}" / "live.sqlite"
+        processes = [
+            ctx.Process(target=_open_live_log, args=(path, barrier, answers)) for _ in range(6)
+        ]
+        for process in processes:
+            process.start()
+        failures += [answer for answer in (answers.get(timeout=60) for _ in processes) if answer]
+        for process in processes:
+            process.join(timeout=60)
+    assert failures == []
+
+
 def test_a_live_log_with_a_row_per_card_has_its_rows_moved_into_pages(tmp_path):
     """A live log written by an earlier version kept a row per card; opening it moves them
     into pages, losing none, and a page is waiting unless every card of it was absorbed."""

@@ -38,7 +38,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,7 +203,11 @@ class LiveLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         try:
-            self._conn().executescript(_SCHEMA)
+            # Where SQLite would have to wait on a connection that may be waiting on it (two
+            # processes opening a new log, or an earlier version's, at once: `serve --workers
+            # 2`), it answers "database is locked" at once, whatever its busy timeout.
+            conn = self._conn()
+            _when_free(lambda: conn.executescript(_SCHEMA))
             self._move_card_rows()
         except sqlite3.DatabaseError as exc:
             raise LiveLogError(f"{self.path}: not a deepcuts live log ({exc})") from exc
@@ -259,7 +263,7 @@ class LiveLog:
             # writer takes the lock up front and waits for it (busy_timeout, or `_begin`'s
             # polling) instead of failing.
             conn = sqlite3.connect(self.path, timeout=30 if wait else 0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _when_free(lambda: conn.execute("PRAGMA journal_mode=WAL"))  # see `__init__`
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute(f"PRAGMA busy_timeout={30000 if wait else 0}")
             setattr(self._local, name, conn)
@@ -588,10 +592,16 @@ def _begin(conn: sqlite3.Connection, patience: float = 30.0) -> None:
     ``patience`` seconds; 0: not at all). SQLite's own busy handler sleeps 1, 2, 5, 10, ... ms between tries:
     for many short writes from several worker processes, those sleeps cost more than the
     writes (served pages waited on them for their impressions)."""
+    _when_free(lambda: conn.execute("BEGIN IMMEDIATE"), patience)
+
+
+def _when_free(run: Callable[[], object], patience: float = 30.0) -> None:
+    """``run()``, again every 0.2 ms while SQLite says another connection holds a lock it
+    needs (for up to ``patience`` seconds; 0: not at all)."""
     deadline = None
     while True:
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            run()
             return
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
