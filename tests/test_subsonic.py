@@ -396,7 +396,7 @@ def test_a_song_gone_from_the_server_is_reported_and_left_out(setup):
     assert "deleted the playlist 'Because you listened to Maxstack'" in result.output
 
 
-def test_wrong_password_is_exit_7_and_changes_nothing(setup):
+def test_wrong_password_is_exit_8_and_changes_nothing(setup):
     before = snapshot(setup["store"])
     result = sync(setup, "2026-W52", password="not-the-password")
     assert result.exit_code == 8
@@ -405,7 +405,7 @@ def test_wrong_password_is_exit_7_and_changes_nothing(setup):
     assert discover_weekly(setup["server"])[0] == WEEKS["id"][0]
 
 
-def test_unreachable_server_is_exit_6_and_changes_nothing(setup):
+def test_unreachable_server_is_exit_7_and_changes_nothing(setup):
     before = snapshot(setup["store"])
     result = sync(setup, "2026-W52", url=f"http://127.0.0.1:{free_port()}")
     assert result.exit_code == 7
