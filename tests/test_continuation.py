@@ -184,6 +184,24 @@ def test_held_out_sets_are_disjoint_and_fewer_than_asked_is_said(caplog):
     assert "held-out sets" not in caplog.text
 
 
+def test_each_held_out_playlist_is_cut_as_many_ways_as_asked():
+    """Two cuts a playlist: each held-out playlist gives the next two of the challenge's
+    scenarios in turn, and a title alone once more where it has a title and seed tracks."""
+    from deepcuts.models.playlist.blend import SCENARIOS
+
+    rng = np.random.default_rng(0)
+    matrix = playlist_matrix([rng.permutation(200)[: 30 + p % 5] for p in range(40)], 200)
+    model = PlaylistContinuation(validation=15, ranker_folds=1, cuts_per_playlist=2)
+    ((keep, held),) = model._held_out(matrix, ["mix"] * 40)
+    scenario = [SCENARIOS[n % len(SCENARIOS)][0] for n in range(15)]
+    expected = [s for n in range(15) for s in (scenario[n], SCENARIOS[(n + 1) % len(SCENARIOS)][0])]
+    expected += [0] * sum(s > 0 for s in scenario)
+    assert sorted(np.diff(held.rows.indptr).tolist()) == sorted(expected)
+    assert len(held.truth) == len(held.titles) == 30 + 12
+    with pytest.raises(ValueError, match="at most the 7 ways"):
+        PlaylistContinuation(cuts_per_playlist=8).fit(matrix)
+
+
 def test_deepcuts_beats_popularity_on_a_real_slice_and_never_suggests_a_seed(mpd_data):
     summary = evaluate_continuation(
         mpd_data, seeds=[0], n_test=50, models=("deepcuts", "popularity"),
@@ -531,8 +549,12 @@ def test_the_ranker_lets_a_cold_track_in_through_its_neighbours(ranked):
     split, seeds, _, model, popular = ranked
     cold = seeds.shape[1] - 1
     got = model.rank(seeds, split.titles, model.candidates)  # every candidate
-    rows = [r for r in range(seeds.shape[0]) if popular in got.ids[r, :100]]
-    assert rows
+    # the ranker reorders the blend's best: where the cold track is among them (its blend score
+    # is half its neighbour's) and the ranker put that neighbour in the top 100
+    blend = model.blend(model.parts(seeds, split.titles), np.diff(seeds.indptr))
+    candidate = (blend > blend[:, [cold]]).sum(axis=1) < model.candidates
+    rows = [r for r in np.flatnonzero(candidate) if popular in got.ids[r, :100]]
+    assert len(rows) >= 10
     for r in rows:
         ids = got.ids[r].tolist()
         assert cold in ids

@@ -94,16 +94,19 @@ def prepare_continuation(
     uris = dict(
         store.conn.execute("SELECT track_id, uri FROM tracks WHERE uri IS NOT NULL").fetchall()
     )
-    saved = _saved_path(store, minilm, content, validation, random_state)
+    model = PlaylistContinuation(
+        validation=validation, minilm_weight=0.5 if minilm else 0.0, random_state=random_state
+    )
+    saved = _saved_path(store, model, content)
     if saved is not None and saved.is_file():
         try:
-            model, _, items = load_model(saved, expected=PlaylistContinuation)
+            kept, _, items = load_model(saved, expected=PlaylistContinuation)
         except ModelFormatError as exc:
             log.warning("fitting again: %s", exc)
         else:
             if items == data.items:
                 log.info("continuation model from %s", saved)
-                return Continuer(data, model, uris)  # type: ignore[arg-type]
+                return Continuer(data, kept, uris)  # type: ignore[arg-type]
     matrix = playlist_matrix(data.sequences, data.n_items)
     vectors = None
     cold = np.bincount(matrix.indices, minlength=data.n_items) == 0
@@ -112,9 +115,6 @@ def prepare_continuation(
 
         say(f"content vectors ({int(cold.sum())} tracks are on no playlist)")
         vectors = content_vectors(store, data.items)
-    model = PlaylistContinuation(
-        validation=validation, minilm_weight=0.5 if minilm else 0.0, random_state=random_state
-    )
     model.fit(
         matrix, titles=data.titles, content=vectors, artists=data.artist_codes(), progress=say
     )
@@ -131,12 +131,11 @@ def prepare_continuation(
     return Continuer(data, model, uris)
 
 
-def _saved_path(
-    store: Store, minilm: bool, content: bool, validation: int, random_state: int
-) -> Path | None:
+def _saved_path(store: Store, model: PlaylistContinuation, content: bool) -> Path | None:
     """Where the model fitted on this store's current playlists is kept: beside the store, named
-    by a fingerprint of the playlists, the catalogue and the settings (None for in-memory
-    stores). Any change to them gives another name, so a stale model is never used."""
+    by a fingerprint of the playlists, the catalogue and the settings, the model's included
+    (None for in-memory stores). Any change to them (a default of a newer version too) gives
+    another name, so a stale model is never used."""
     if store.path == ":memory:":
         return None
     conn = store.conn
@@ -149,7 +148,7 @@ def _saved_path(
             "SELECT count(*), sum(hash(track_id, name, artist_id, description, audio_path)) FROM tracks"
         ).fetchall()[0],
         conn.execute("SELECT count(*), sum(hash(item_id, tag)) FROM item_tags").fetchall()[0],
-        (minilm, content, validation, random_state, FORMAT_VERSION),
+        (repr(model), content, FORMAT_VERSION),
     ]
     digest = hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
     path = Path(store.path)

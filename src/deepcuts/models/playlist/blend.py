@@ -25,7 +25,15 @@ title and first track, first 5 with and without title, first 10, first 25, 25 at
 coordinate ascent over a grid finds the weights with the best NDCG@500 of the hidden tracks
 per seed-count bucket (a bucket with fewer than 30 held-out playlists keeps default weights).
 Every held-out playlist with a title and seed tracks is cut a second time as a title alone
-(the hardest case, and the cheapest cut).
+(the hardest case, and the cheapest cut). ``cuts_per_playlist`` > 1 cuts each held-out
+playlist that many of the challenge's ways (the next scenarios in turn), more lists to learn
+from without holding out more playlists. Three cuts were measured and not made the default:
+on development cuts (`benchmarks/continuation_dev.py`, seeds 0-2) first 25 R-precision
+0.1285 -> 0.1299 (500 cuts a seed, up on each), and over 100 cuts of each category a seed
++0.0012 on average (25 at random +0.0040, first 5 -0.0003); on the test playlists of seeds 0-2
++0.0006 on average and first 25 0.1454 -> 0.1452; for one seed's fit and evaluation in 101.4 s
+instead of 54.3 s (the blend learning from one cut a playlist and the ranker from all three:
++0.0006 on the development cuts, 71-84 s a fit).
 
 A second stage reorders the blend's best ``candidates`` (600) tracks: gradient-boosted trees
 (`rerank`) on `FEATURES` (each part's score and rank among the candidates, the blend's score
@@ -180,6 +188,8 @@ class PlaylistContinuation(Recommender):
     candidates : how many of the blend's best tracks the ranker reorders.
     ranker_folds : disjoint sets of ``validation`` held-out playlists the ranker learns from
         (the first also learns the blend); each fits the parts once more.
+    cuts_per_playlist : how many of the challenge's ways (`SCENARIOS`) each held-out playlist
+        is cut, each a list to learn from (1 to 7).
     random_state : seeds the held-out choice, the random cuts and the ranker.
 
     Attributes
@@ -209,6 +219,7 @@ class PlaylistContinuation(Recommender):
         "rerank",
         "candidates",
         "ranker_folds",
+        "cuts_per_playlist",
         "random_state",
     )
     fitted = (
@@ -231,6 +242,7 @@ class PlaylistContinuation(Recommender):
         rerank: bool = True,
         candidates: int = 600,
         ranker_folds: int = 2,
+        cuts_per_playlist: int = 1,
         random_state: int = 0,
     ):
         self.validation = validation
@@ -245,6 +257,7 @@ class PlaylistContinuation(Recommender):
         self.rerank = rerank
         self.candidates = candidates
         self.ranker_folds = ranker_folds
+        self.cuts_per_playlist = cuts_per_playlist
         self.random_state = random_state
 
     # -- fitting ---------------------------------------------------------------------------
@@ -267,6 +280,12 @@ class PlaylistContinuation(Recommender):
         check_int("als_factors", self.als_factors, minimum=0)
         check_int("candidates", self.candidates)
         check_int("ranker_folds", self.ranker_folds)
+        check_int("cuts_per_playlist", self.cuts_per_playlist)
+        if self.cuts_per_playlist > len(SCENARIOS):
+            raise ValueError(
+                f"cuts_per_playlist must be at most the {len(SCENARIOS)} ways to cut a playlist, "
+                f"not {self.cuts_per_playlist}"
+            )
         matrix = check_matrix(user_items)
         titles = list(titles) if titles is not None else [""] * matrix.shape[0]
         if len(titles) != matrix.shape[0]:
@@ -383,6 +402,11 @@ class PlaylistContinuation(Recommender):
                 (p, 0, "first", True)
                 for n, p in enumerate(chosen)
                 if SCENARIOS[n % len(SCENARIOS)][0] and titles[p].strip()
+            ]
+            cuts += [
+                (p, *SCENARIOS[(n + j) % len(SCENARIOS)])
+                for j in range(1, self.cuts_per_playlist)
+                for n, p in enumerate(chosen)
             ]
             out.append((keep, self._cut(matrix, titles, cuts, rng)))
         return out
