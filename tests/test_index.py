@@ -1,6 +1,7 @@
 """Nearest-neighbour search: Voyager's recall against exact search, and exclusions."""
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from deepcuts.index import ExactIndex, VoyagerIndex, make_index
@@ -58,3 +59,19 @@ def test_make_index_picks_by_catalogue_size():
     items, _ = vectors(1000)
     assert make_index(items).kind == "exact"
     assert make_index(items, exact_max_items=500, num_threads=1).kind == "voyager"
+
+
+def test_an_index_of_some_rows_saved_and_loaded_finds_the_same_and_only_those_rows(tmp_path):
+    items, queries = vectors(3000)
+    rows = np.flatnonzero(np.arange(len(items)) % 3 > 0)  # as a catalogue's items with a vector
+    index = VoyagerIndex(items, rows=rows, num_threads=1)
+    index.save(tmp_path / "items.voy")
+    loaded = VoyagerIndex.load(tmp_path / "items.voy", items)
+    found, scores = index.search(queries, 10)
+    again, _ = loaded.search(queries, 10)
+    np.testing.assert_array_equal(found, again)
+    assert np.isin(found, rows).all()
+    exact, _ = ExactIndex(items[rows]).search(queries, 10)
+    assert recall(found, rows[exact]) >= 0.9
+    with pytest.raises(ValueError, match="32-dimensional"):
+        VoyagerIndex.load(tmp_path / "items.voy", items[:, :8])

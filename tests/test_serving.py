@@ -130,6 +130,40 @@ def test_similar_radio_and_search(store):
     assert all(h["kind"] == "artist" for h in only_artists)
 
 
+def test_a_large_catalogue_is_published_with_a_nearest_neighbour_index_that_similar_uses(store):
+    """`publish --index-above N` puts a Voyager index of the item vectors in the snapshot when
+    more than N items have one; similar and radio then answer from it, as exact search did."""
+    from deepcuts.snapshots.published import Published
+    from deepcuts.snapshots.versions import read_manifest, snapshot_root
+
+    user = listeners(store, 1)[0]
+    api = client(store, no_auth=True)
+    tracks = [t["item_id"] for t in api.get(f"/v1/users/{user}/weekly").json()["tracks"][:20]]
+
+    def answers(api):
+        similar = [[i["item_id"] for i in api.get(f"/v1/tracks/{t}/similar", params={"n": 10}).json()["items"]]
+                   for t in tracks]  # fmt: skip
+        radio = api.get("/v1/radio", params={"track": tracks[0], "n": 20}).json()["items"]
+        return similar, radio
+
+    exact, _ = answers(api)
+    root = snapshot_root(store)
+    assert "item_ann" not in read_manifest(root).parts  # 600 tracks: exact search
+    assert Published.load(root).similar_search == "exact"
+    cli(store, "publish", "--index-above", 0)
+    assert "item_ann" in read_manifest(root).parts
+    assert Published.load(root).similar_search == "voyager"
+    found, radio = answers(client(store, no_auth=True))
+    overlap = [len(set(a) & set(b)) / len(b) for a, b in zip(found, exact, strict=True)]
+    assert min(len(f) for f in found) == 10 and all(
+        t not in f for t, f in zip(tracks, found, strict=True)
+    )
+    assert sum(overlap) / len(overlap) >= 0.9, overlap
+    seed_artist = next(a["artist"] for a in api.get(f"/v1/users/{user}/weekly").json()["tracks"])
+    by_artist = Counter(i["artist"] for i in radio)
+    assert len(radio) == 20 and max(by_artist.values()) <= 2 and seed_artist not in by_artist
+
+
 def test_events_are_accepted_once_and_listed_newest_first(store):
     user = listeners(store, 1)[0]
     api = client(store)

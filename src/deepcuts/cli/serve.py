@@ -22,6 +22,7 @@ from deepcuts.cli.common import (
     progress_bar,
     settings,
 )
+from deepcuts.index import EXACT_MAX_ITEMS
 from deepcuts.store.live import LiveLog
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -38,8 +39,9 @@ def _when(value: str | None, option: str) -> datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def publish_snapshot(store) -> str:
-    """Publish from an open store with a progress bar; returns what was published, in words."""
+def publish_snapshot(store, index_above: int = EXACT_MAX_ITEMS) -> str:
+    """Publish from an open store with a progress bar; returns what was published, in words.
+    ``index_above``: see `publish`'s --index-above."""
     from deepcuts.jobs import publish
 
     with progress_bar(transient=True) as bar:
@@ -48,7 +50,7 @@ def publish_snapshot(store) -> str:
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, description=stage, completed=done, total=total)
 
-        report = publish.run(store, progress=progress)
+        report = publish.run(store, progress=progress, exact_max_items=index_above)
     return (
         f"published snapshot v{report.version:06d} to {report.root}: {report.users} listeners, "
         f"{report.items} items, {report.shelves} candidate shelves, {report.weekly_rows} weekly "
@@ -79,9 +81,13 @@ def maybe_publish(ctx: click.Context, store, choice: bool | None) -> None:
 @click.option("--from", "from_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
               metavar="PATH", help="First load the weekly lists an engine wrote there (`deepcuts weekly "
               "--engine spark --out PATH`: weekly_lists/ and weekly_notes/ Parquet) into the store.")  # fmt: skip
+@click.option("--index-above", type=click.IntRange(min=0), default=EXACT_MAX_ITEMS, metavar="N",
+              show_default=True, help="Build a nearest-neighbour index (Voyager HNSW) of the item "
+              "vectors for similar and radio when more than N items have one (below, an exact "
+              "search is faster; 0: always).")  # fmt: skip
 @click.pass_context
 @handles_errors
-def publish(ctx: click.Context, from_path: Path | None) -> None:
+def publish(ctx: click.Context, from_path: Path | None, index_above: int) -> None:
     """Publish what serving reads: a new immutable snapshot version, made current atomically.
 
     \b
@@ -91,7 +97,8 @@ def publish(ctx: click.Context, from_path: Path | None) -> None:
     The snapshot (STORE.snapshots/ beside the store) holds the catalogue's names and vectors,
     every listener's taste vector, usual context and candidate home shelves (every shelf
     source run for them), the stored Discover Weekly lists, the text search index and the home
-    reward model. `deepcuts serve` switches to it within a second; a publish that dies half
+    reward model (and, for a catalogue of more than --index-above items, a nearest-neighbour
+    index of the item vectors). `deepcuts serve` switches to it within a second; a publish that dies half
     way is never served. Needs a trained model (`deepcuts train`).
     """
     from deepcuts.surfaces.weekly import WeeklyFilesError, load_weekly_lists
@@ -103,7 +110,7 @@ def publish(ctx: click.Context, from_path: Path | None) -> None:
             except WeeklyFilesError as exc:
                 raise click.BadParameter(str(exc), param_hint="--from") from exc
             log.info("loaded %d weekly list rows from %s", rows, from_path)
-        click.echo(publish_snapshot(store))
+        click.echo(publish_snapshot(store, index_above))
 
 
 @click.command()

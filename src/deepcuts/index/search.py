@@ -12,6 +12,9 @@ and return (ids, scores) of shape (n, k), best first, padded with -1 and -inf.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -48,8 +51,12 @@ class VoyagerIndex:
 
     Parameters
     ----------
-    vectors : (n_items, d).
+    vectors : (n_items, d); ids found are rows of it.
+    rows : the rows to insert (default: all), e.g. only the items that have a vector.
     M, ef_construction : HNSW graph parameters; query_ef : search breadth (>= k).
+
+    `save` writes the graph to a file and `load` reads it back beside the same vectors, so a
+    published snapshot carries the index instead of each server building it.
     """
 
     kind = "voyager"
@@ -63,6 +70,7 @@ class VoyagerIndex:
         query_ef: int = 200,
         seed: int = 0,
         num_threads: int = -1,
+        rows: np.ndarray | None = None,
     ):
         from voyager import Index, Space
 
@@ -76,8 +84,37 @@ class VoyagerIndex:
             ef_construction=ef_construction,
             random_seed=seed,
         )
-        order = np.argsort(-np.linalg.norm(self.vectors, axis=1), kind="stable")
+        rows = np.arange(len(self.vectors)) if rows is None else np.asarray(rows, np.int64)
+        order = rows[np.argsort(-np.linalg.norm(self.vectors[rows], axis=1), kind="stable")]
         self.index.add_items(self.vectors[order], ids=order, num_threads=num_threads)
+
+    def save(self, path: str | Path) -> None:
+        self.index.save(str(path))
+
+    @classmethod
+    def load(
+        cls, path: str | Path, vectors: np.ndarray, *, query_ef: int = 200, num_threads: int = 1
+    ) -> VoyagerIndex:
+        """An index `save` wrote, over the ``vectors`` it was built from."""
+        from voyager import Index
+
+        return cls.wrap(Index.load(str(path)), vectors, query_ef=query_ef, num_threads=num_threads)
+
+    @classmethod
+    def wrap(
+        cls, index: Any, vectors: np.ndarray, *, query_ef: int = 200, num_threads: int = 1
+    ) -> VoyagerIndex:
+        """A loaded ``voyager.Index`` over the ``vectors`` it was built from."""
+        vectors = np.ascontiguousarray(vectors, np.float32)
+        if index.num_dimensions != vectors.shape[1]:
+            raise ValueError(
+                f"an index of {index.num_dimensions}-dimensional vectors, "
+                f"for vectors of {vectors.shape[1]}"
+            )
+        self = cls.__new__(cls)
+        self.vectors, self.index = vectors, index
+        self.query_ef, self.num_threads = query_ef, num_threads
+        return self
 
     def search(
         self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
@@ -89,7 +126,7 @@ class VoyagerIndex:
         if n == 0:
             return ids, top
         extra = 0 if exclude is None else int(np.diff(exclude.indptr).max(initial=0))
-        want = min(k + extra, len(self.vectors))
+        want = min(k + extra, len(self.index))
         found, _ = self.index.query(
             queries, k=want, num_threads=self.num_threads, query_ef=max(self.query_ef, want)
         )

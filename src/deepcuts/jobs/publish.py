@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from deepcuts.index import EXACT_MAX_ITEMS, VoyagerIndex
 from deepcuts.snapshots.published import PART_FILES
 from deepcuts.snapshots.versions import Manifest, PartWriter, publish, snapshot_root
 from deepcuts.store import Store
@@ -245,8 +246,28 @@ def bandit_part(bandit) -> tuple[str, PartWriter]:  # bandit: HomeBandit
     return PART_FILES["reward"], lambda path: bandit.save(path)
 
 
-def run(store: Store, *, progress: Progress | None = None) -> PublishReport:
-    """Publish a new snapshot version of ``store`` and make it current."""
+def ann_parts(
+    vectors: np.ndarray, exact_max_items: int, say: Progress
+) -> dict[str, tuple[str, PartWriter]]:
+    """The nearest-neighbour index of the items that have a vector, as a snapshot part, where
+    there are more than ``exact_max_items`` of them (below, exact search is faster and the
+    snapshot holds none): `Published.similar` answers "similar" and radio from it."""
+    rows = np.flatnonzero(np.any(vectors != 0, axis=1))
+    if len(rows) <= exact_max_items:
+        return {}
+
+    def write(path: Path) -> None:
+        say(f"nearest-neighbour index of {len(rows):,} items", 0, 1)
+        VoyagerIndex(vectors, rows=rows).save(path)
+
+    return {"item_ann": (PART_FILES["item_ann"], write)}
+
+
+def run(
+    store: Store, *, progress: Progress | None = None, exact_max_items: int = EXACT_MAX_ITEMS
+) -> PublishReport:
+    """Publish a new snapshot version of ``store`` and make it current; the item vectors get a
+    nearest-neighbour index where more than ``exact_max_items`` items have one."""
     from deepcuts.models.registry import default_model
     from deepcuts.surfaces.home import HomeBandit, HomeData
 
@@ -259,16 +280,13 @@ def run(store: Store, *, progress: Progress | None = None) -> PublishReport:
     say("weekly lists and text index", 0, 1)
     weekly, notes = _weekly_frames(store, item_index)
     bandit = HomeBandit.load(store)
+    item_vectors = _with_cold_vectors(
+        store, list(items["item_id"]), _unit_rows(data.item_vectors, len(items))
+    )
     parts = {
         "items": (PART_FILES["items"], _parquet(items)),
-        "item_vectors": (
-            PART_FILES["item_vectors"],
-            _npy(
-                _with_cold_vectors(
-                    store, list(items["item_id"]), _unit_rows(data.item_vectors, len(items))
-                )
-            ),
-        ),
+        "item_vectors": (PART_FILES["item_vectors"], _npy(item_vectors)),
+        **ann_parts(item_vectors, exact_max_items, say),
         "users": (PART_FILES["users"], _parquet(users)),
         "user_vectors": (PART_FILES["user_vectors"], _npy(user_vectors)),
         "shelves": (PART_FILES["shelves"], _parquet(shelves)),

@@ -9,6 +9,9 @@ items          items.parquet           one row per catalogue item (row = the ite
                                        kind, name, artist_id, artist_name, album, duration_ms,
                                        location, genre, log_popularity
 item_vectors   item_vectors.npy        (n_items, d) float32, unit rows (zeros: no vector)
+item_ann       item_ann.voy            Voyager HNSW index of the item vectors (`VoyagerIndex`), only
+                                       for catalogues above `EXACT_MAX_ITEMS` items with vectors:
+                                       below it an exact search is faster
 users          users.parquet           one row per listener: user_id, device, country,
                                        session_genre, session_plays
 user_vectors   user_vectors.npy        (n_users, d) float32, unit rows (zeros: no vector)
@@ -47,6 +50,7 @@ import scipy.sparse as sp
 
 from deepcuts.bandit.reward import RewardModel
 from deepcuts.bandit.types import Card, Shelf
+from deepcuts.index import VoyagerIndex
 from deepcuts.models.text.tfidf import TfidfEncoder
 from deepcuts.snapshots.versions import (
     Manifest,
@@ -61,6 +65,7 @@ log = logging.getLogger(__name__)
 PART_FILES = {
     "items": "items.parquet",
     "item_vectors": "item_vectors.npy",
+    "item_ann": "item_ann.voy",
     "users": "users.parquet",
     "user_vectors": "user_vectors.npy",
     "shelves": "shelves.parquet",
@@ -73,7 +78,10 @@ PART_FILES = {
     "continuation_playlists": "continuation_playlists.parquet",
     "continuation_items": "continuation_items.parquet",
 }
-OPTIONAL = ("continuation", "continuation_playlists", "continuation_items")  # stores with playlists
+OPTIONAL = (
+    "item_ann",  # large catalogues
+    "continuation", "continuation_playlists", "continuation_items",  # stores with playlists
+)  # fmt: skip
 
 
 def _read(folder: Path, name: str, file_name: str) -> Any:
@@ -91,6 +99,10 @@ def _read(folder: Path, name: str, file_name: str) -> Any:
         from deepcuts.models.playlist import PlaylistContinuation
 
         return load_model(path, expected=PlaylistContinuation)[0]
+    if name == "item_ann":  # wrapped with the item vectors it indexes (`_make_catalogue`)
+        from voyager import Index
+
+        return Index.load(str(path))
     if name == "text_encoder":
         return TfidfEncoder.load(path)
     if name == "text_matrix":
@@ -150,6 +162,8 @@ class Published:
         self._locations = items["location"].to_numpy(dtype=object)
         self._popularity = items["log_popularity"].to_numpy(dtype=np.float64)
         self._has_vector = np.any(self.item_vectors != 0, axis=1)
+        ann = self.parts.get("item_ann")
+        self._ann = None if ann is None else VoyagerIndex.wrap(ann, self.item_vectors)
         self._cards: dict[int, Card] = {}
         self._item_json: dict[int, str] = {}  # `item_json`, as `_cards`: once per item
         self._cards_lock = threading.Lock()
@@ -328,12 +342,26 @@ class Published:
     def weekly_note(self, user_id: str, week: str) -> str | None:
         return self._notes.get((user_id, week))
 
+    @property
+    def similar_search(self) -> str:
+        """How `similar` searches: "voyager" (the published index) or "exact"."""
+        return "exact" if self._ann is None else self._ann.kind
+
     def similar(self, seeds: np.ndarray, n: int, exclude: np.ndarray | None = None) -> np.ndarray:
-        """Items most like the seeds' mean vector, best first (seeds and ``exclude`` left out)."""
+        """Items most like the seeds' mean vector, best first (seeds and ``exclude`` left out):
+        from the published nearest-neighbour index where the catalogue has one, else exact."""
         vectors = self.item_vectors
         profile = vectors[seeds].mean(axis=0)
         if not np.any(profile):
             return np.zeros(0, np.int64)
+        if self._ann is not None:
+            left_out = np.unique(np.concatenate([seeds, [] if exclude is None else exclude]))
+            row = sp.csr_matrix(
+                (np.ones(len(left_out), np.float32), (np.zeros(len(left_out), np.int64), left_out)),
+                shape=(1, len(vectors)),
+            )
+            found, _ = self._ann.search(profile[None, :], n, exclude=row)
+            return found[0][found[0] >= 0]
         sims = vectors @ profile
         sims[~self._has_vector] = -np.inf
         sims[seeds] = -np.inf
@@ -400,7 +428,7 @@ class Published:
 # learn job republishes only the reward models, and a worker then switches to the new weights
 # without rebuilding its look-ups (seconds at 10,000 listeners) or starting them cold.
 DERIVED = (
-    (("items", "item_vectors"), "_make_catalogue"),
+    (("items", "item_vectors", "item_ann"), "_make_catalogue"),
     (("users",), "_make_listeners"),
     (("shelves", "users", "items", "item_vectors"), "_make_shelves"),  # cards of the catalogue
     (("weekly", "weekly_notes"), "_make_weekly"),
