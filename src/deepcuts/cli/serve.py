@@ -83,8 +83,8 @@ def maybe_publish(ctx: click.Context, store, choice: bool | None) -> None:
               "--engine spark --out PATH`: weekly_lists/ and weekly_notes/ Parquet) into the store.")  # fmt: skip
 @click.option("--index-above", type=click.IntRange(min=0), default=EXACT_MAX_ITEMS, metavar="N",
               show_default=True, help="Build a nearest-neighbour index (Voyager HNSW) of the item "
-              "vectors for similar and radio when more than N items have one (below, an exact "
-              "search is faster; 0: always).")  # fmt: skip
+              "vectors for similar and radio when more than N items have one (else they search "
+              "exactly; 0: always).")  # fmt: skip
 @click.pass_context
 @handles_errors
 def publish(ctx: click.Context, from_path: Path | None, index_above: int) -> None:

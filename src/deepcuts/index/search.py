@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from deepcuts.models.base import top_n
 
-EXACT_MAX_ITEMS = 50_000  # above this, make_index builds an HNSW index
+EXACT_MAX_ITEMS = 50_000  # above this, make_index builds an HNSW index (and publish one)
 
 
 def _excluded(scores: np.ndarray, exclude: sp.csr_matrix | None) -> np.ndarray:
@@ -31,17 +31,23 @@ def _excluded(scores: np.ndarray, exclude: sp.csr_matrix | None) -> np.ndarray:
 
 
 class ExactIndex:
-    """Brute-force inner-product search."""
+    """Brute-force inner-product search (over ``rows`` of ``vectors`` only, where given)."""
 
     kind = "exact"
 
-    def __init__(self, vectors: np.ndarray):
+    def __init__(self, vectors: np.ndarray, rows: np.ndarray | None = None):
         self.vectors = np.ascontiguousarray(vectors, np.float32)
+        self._absent = None
+        if rows is not None:
+            self._absent = np.ones(len(self.vectors), bool)
+            self._absent[np.asarray(rows, np.int64)] = False
 
     def search(
         self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         scores = _excluded(np.asarray(queries, np.float32) @ self.vectors.T, exclude)
+        if self._absent is not None:
+            scores[:, self._absent] = -np.inf
         ids, top = top_n(scores, k)
         return ids.astype(np.int64), top
 
@@ -133,9 +139,13 @@ class VoyagerIndex:
         found = np.asarray(found, np.int64)
         scores = np.einsum("nd,nkd->nk", queries, self.vectors[found])
         if exclude is not None and exclude.nnz:
-            rows = np.repeat(np.arange(n), found.shape[1])
-            blocked = np.asarray(exclude[rows, found.ravel()]).reshape(found.shape) != 0
-            scores[blocked] = -np.inf
+            # row by row: CSR fancy indexing cost more than the graph search for one query
+            exclude = exclude.tocsr()
+            for r in range(n):
+                span = slice(exclude.indptr[r], exclude.indptr[r + 1])
+                banned = exclude.indices[span][exclude.data[span] != 0]
+                if len(banned):
+                    scores[r, np.isin(found[r], banned)] = -np.inf
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         found, scores = (
             np.take_along_axis(found, order, axis=1),

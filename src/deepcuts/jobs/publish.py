@@ -250,8 +250,8 @@ def ann_parts(
     vectors: np.ndarray, exact_max_items: int, say: Progress
 ) -> dict[str, tuple[str, PartWriter]]:
     """The nearest-neighbour index of the items that have a vector, as a snapshot part, where
-    there are more than ``exact_max_items`` of them (below, exact search is faster and the
-    snapshot holds none): `Published.similar` answers "similar" and radio from it."""
+    there are more than ``exact_max_items`` of them: `Published.similar` answers "similar" and
+    radio from it (without one, it searches exactly)."""
     rows = np.flatnonzero(np.any(vectors != 0, axis=1))
     if len(rows) <= exact_max_items:
         return {}
@@ -264,7 +264,10 @@ def ann_parts(
 
 
 def run(
-    store: Store, *, progress: Progress | None = None, exact_max_items: int = EXACT_MAX_ITEMS
+    store: Store,
+    *,
+    progress: Progress | None = None,
+    exact_max_items: int = EXACT_MAX_ITEMS,
 ) -> PublishReport:
     """Publish a new snapshot version of ``store`` and make it current; the item vectors get a
     nearest-neighbour index where more than ``exact_max_items`` items have one."""

@@ -10,8 +10,8 @@ items          items.parquet           one row per catalogue item (row = the ite
                                        location, genre, log_popularity
 item_vectors   item_vectors.npy        (n_items, d) float32, unit rows (zeros: no vector)
 item_ann       item_ann.voy            Voyager HNSW index of the item vectors (`VoyagerIndex`), only
-                                       for catalogues above `EXACT_MAX_ITEMS` items with vectors:
-                                       below it an exact search is faster
+                                       for catalogues above `EXACT_MAX_ITEMS` items with a vector
+                                       (`deepcuts publish --index-above`); else exact search
 users          users.parquet           one row per listener: user_id, device, country,
                                        session_genre, session_plays
 user_vectors   user_vectors.npy        (n_users, d) float32, unit rows (zeros: no vector)
@@ -50,7 +50,7 @@ import scipy.sparse as sp
 
 from deepcuts.bandit.reward import RewardModel
 from deepcuts.bandit.types import Card, Shelf
-from deepcuts.index import VoyagerIndex
+from deepcuts.index import ExactIndex, VoyagerIndex
 from deepcuts.models.text.tfidf import TfidfEncoder
 from deepcuts.snapshots.versions import (
     Manifest,
@@ -163,7 +163,11 @@ class Published:
         self._popularity = items["log_popularity"].to_numpy(dtype=np.float64)
         self._has_vector = np.any(self.item_vectors != 0, axis=1)
         ann = self.parts.get("item_ann")
-        self._ann = None if ann is None else VoyagerIndex.wrap(ann, self.item_vectors)
+        self._search = (  # `similar`'s
+            ExactIndex(self.item_vectors, rows=np.flatnonzero(self._has_vector))
+            if ann is None
+            else VoyagerIndex.wrap(ann, self.item_vectors)
+        )
         self._cards: dict[int, Card] = {}
         self._item_json: dict[int, str] = {}  # `item_json`, as `_cards`: once per item
         self._cards_lock = threading.Lock()
@@ -345,32 +349,22 @@ class Published:
     @property
     def similar_search(self) -> str:
         """How `similar` searches: "voyager" (the published index) or "exact"."""
-        return "exact" if self._ann is None else self._ann.kind
+        return self._search.kind
 
     def similar(self, seeds: np.ndarray, n: int, exclude: np.ndarray | None = None) -> np.ndarray:
-        """Items most like the seeds' mean vector, best first (seeds and ``exclude`` left out):
-        from the published nearest-neighbour index where the catalogue has one, else exact."""
-        vectors = self.item_vectors
-        profile = vectors[seeds].mean(axis=0)
+        """Items most like the seeds' mean vector, best first (seeds, ``exclude`` and items
+        with no vector left out): from the published nearest-neighbour index where the
+        catalogue has one, else by exact search."""
+        profile = self.item_vectors[seeds].mean(axis=0)
         if not np.any(profile):
             return np.zeros(0, np.int64)
-        if self._ann is not None:
-            left_out = np.unique(np.concatenate([seeds, [] if exclude is None else exclude]))
-            row = sp.csr_matrix(
-                (np.ones(len(left_out), np.float32), (np.zeros(len(left_out), np.int64), left_out)),
-                shape=(1, len(vectors)),
-            )
-            found, _ = self._ann.search(profile[None, :], n, exclude=row)
-            return found[0][found[0] >= 0]
-        sims = vectors @ profile
-        sims[~self._has_vector] = -np.inf
-        sims[seeds] = -np.inf
-        if exclude is not None and len(exclude):
-            sims[exclude] = -np.inf
-        k = min(n, len(sims))
-        top = np.argpartition(-sims, k - 1)[:k]
-        top = top[np.isfinite(sims[top])]
-        return top[np.argsort(-sims[top], kind="stable")]
+        left_out = np.unique(np.concatenate([seeds, [] if exclude is None else exclude]))
+        row = sp.csr_matrix(
+            (np.ones(len(left_out), np.float32), (np.zeros(len(left_out), np.int64), left_out)),
+            shape=(1, len(self.item_vectors)),
+        )
+        found, _ = self._search.search(profile[None, :], n, exclude=row)
+        return found[0][found[0] >= 0]
 
     def search(self, query: str, n: int, kind: str | None = None) -> list[tuple[int, float]]:
         """Items whose documents best match a free-text query (TF-IDF), best first."""
