@@ -61,6 +61,25 @@ def test_make_index_picks_by_catalogue_size():
     assert make_index(items, exact_max_items=500, num_threads=1).kind == "voyager"
 
 
+def test_one_query_at_a_time_as_a_request_asks():
+    """`nearest`: one query, excluded ids never returned, best first; exact search's answer is
+    `search`'s, the index's close to it."""
+    items, queries = vectors(5000)
+    rows = np.flatnonzero(np.arange(len(items)) % 4 > 0)
+    exact, ann = ExactIndex(items, rows=rows), VoyagerIndex(items, rows=rows, num_threads=1)
+    overlap = []
+    for q in queries[:100]:
+        banned = exact.nearest(q, 5)
+        truth = exact.nearest(q, 10, exclude=banned)
+        found = ann.nearest(q, 10, exclude=banned)
+        row = sp.csr_matrix((np.ones(5), (np.zeros(5, int), banned)), shape=(1, len(items)))
+        np.testing.assert_array_equal(truth, exact.search(q[None, :], 10, exclude=row)[0][0])
+        assert len(found) == 10 and not set(found) & set(banned) and np.isin(found, rows).all()
+        assert np.all(np.diff(items[found] @ q) <= 1e-5)
+        overlap.append(len(set(found) & set(truth)) / 10)
+    assert np.mean(overlap) >= 0.9
+
+
 def test_an_index_of_some_rows_saved_and_loaded_finds_the_same_and_only_those_rows(tmp_path):
     items, queries = vectors(3000)
     rows = np.flatnonzero(np.arange(len(items)) % 3 > 0)  # as a catalogue's items with a vector

@@ -51,6 +51,17 @@ class ExactIndex:
         ids, top = top_n(scores, k)
         return ids.astype(np.int64), top
 
+    def nearest(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
+        """One query's best ``k`` ids, best first, none of ``exclude`` (a request's search:
+        `search` without building an exclusion matrix, which costs more than the search)."""
+        scores = self.vectors @ np.asarray(query, np.float32)
+        if self._absent is not None:
+            scores[self._absent] = -np.inf
+        if exclude is not None:
+            scores[np.asarray(exclude, np.int64)] = -np.inf
+        ids, _ = top_n(scores[None, :], k)
+        return ids[0][ids[0] >= 0].astype(np.int64)
+
 
 class VoyagerIndex:
     """Voyager HNSW in inner-product space, items inserted by descending norm.
@@ -93,6 +104,21 @@ class VoyagerIndex:
         rows = np.arange(len(self.vectors)) if rows is None else np.asarray(rows, np.int64)
         order = rows[np.argsort(-np.linalg.norm(self.vectors[rows], axis=1), kind="stable")]
         self.index.add_items(self.vectors[order], ids=order, num_threads=num_threads)
+
+    def nearest(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
+        """One query's best ``k`` ids, best first, none of ``exclude`` (see `ExactIndex.nearest`):
+        as many more are asked of the graph as are excluded, then dropped."""
+        banned = np.zeros(0, np.int64) if exclude is None else np.asarray(exclude, np.int64)
+        want = min(k + len(banned), len(self.index))
+        if want <= 0:
+            return np.zeros(0, np.int64)
+        found, _ = self.index.query(
+            np.asarray(query, np.float32), k=want, num_threads=1, query_ef=max(self.query_ef, want)
+        )  # by distance, which in inner-product space is 1 - the inner product: best first
+        found = np.asarray(found, np.int64)
+        if len(banned):
+            found = found[~np.isin(found, banned)]
+        return found[:k]
 
     def save(self, path: str | Path) -> None:
         self.index.save(str(path))
@@ -139,13 +165,9 @@ class VoyagerIndex:
         found = np.asarray(found, np.int64)
         scores = np.einsum("nd,nkd->nk", queries, self.vectors[found])
         if exclude is not None and exclude.nnz:
-            # row by row: CSR fancy indexing cost more than the graph search for one query
-            exclude = exclude.tocsr()
-            for r in range(n):
-                span = slice(exclude.indptr[r], exclude.indptr[r + 1])
-                banned = exclude.indices[span][exclude.data[span] != 0]
-                if len(banned):
-                    scores[r, np.isin(found[r], banned)] = -np.inf
+            rows = np.repeat(np.arange(n), found.shape[1])
+            blocked = np.asarray(exclude[rows, found.ravel()]).reshape(found.shape) != 0
+            scores[blocked] = -np.inf
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         found, scores = (
             np.take_along_axis(found, order, axis=1),

@@ -358,13 +358,8 @@ class Published:
         profile = self.item_vectors[seeds].mean(axis=0)
         if not np.any(profile):
             return np.zeros(0, np.int64)
-        left_out = np.unique(np.concatenate([seeds, [] if exclude is None else exclude]))
-        row = sp.csr_matrix(
-            (np.ones(len(left_out), np.float32), (np.zeros(len(left_out), np.int64), left_out)),
-            shape=(1, len(self.item_vectors)),
-        )
-        found, _ = self._search.search(profile[None, :], n, exclude=row)
-        return found[0][found[0] >= 0]
+        left_out = np.concatenate([seeds, [] if exclude is None else exclude]).astype(np.int64)
+        return self._search.nearest(profile, n, exclude=left_out)
 
     def search(self, query: str, n: int, kind: str | None = None) -> list[tuple[int, float]]:
         """Items whose documents best match a free-text query (TF-IDF), best first."""
