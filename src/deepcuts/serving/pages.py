@@ -271,7 +271,7 @@ def radio(
     profile = published.item_vectors[seeds].mean(axis=0)
     profile /= max(float(np.linalg.norm(profile)), 1e-12)
     out, per = [], {}
-    artists = published.items["artist_id"].to_numpy(dtype=object)
+    artists = published.artist_ids
     for j in found:
         a = artists[j]
         if a is not None and a == a:

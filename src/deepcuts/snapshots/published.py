@@ -347,6 +347,11 @@ class Published:
         return self._notes.get((user_id, week))
 
     @property
+    def artist_ids(self) -> np.ndarray:
+        """Each item's artist id (object array; None or NaN where unknown), made once."""
+        return self._artist_ids
+
+    @property
     def similar_search(self) -> str:
         """How `similar` searches: "voyager" (the published index) or "exact"."""
         return self._search.kind
