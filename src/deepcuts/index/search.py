@@ -37,17 +37,16 @@ class ExactIndex:
 
     def __init__(self, vectors: np.ndarray, rows: np.ndarray | None = None):
         self.vectors = np.ascontiguousarray(vectors, np.float32)
-        self._absent = None
-        if rows is not None:
-            self._absent = np.ones(len(self.vectors), bool)
-            self._absent[np.asarray(rows, np.int64)] = False
+        # the rows left out, as ids: a catalogue leaves out few, and a query masks only those
+        absent = np.ones(len(self.vectors), bool)
+        absent[np.arange(len(absent)) if rows is None else np.asarray(rows, np.int64)] = False
+        self._absent = np.flatnonzero(absent)
 
     def search(
         self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         scores = _excluded(np.asarray(queries, np.float32) @ self.vectors.T, exclude)
-        if self._absent is not None:
-            scores[:, self._absent] = -np.inf
+        scores[:, self._absent] = -np.inf
         ids, top = top_n(scores, k)
         return ids.astype(np.int64), top
 
@@ -55,8 +54,7 @@ class ExactIndex:
         """One query's best ``k`` ids, best first, none of ``exclude`` (a request's search:
         `search` without building an exclusion matrix, which costs more than the search)."""
         scores = self.vectors @ np.asarray(query, np.float32)
-        if self._absent is not None:
-            scores[self._absent] = -np.inf
+        scores[self._absent] = -np.inf
         if exclude is not None:
             scores[np.asarray(exclude, np.int64)] = -np.inf
         ids, _ = top_n(scores[None, :], k)
