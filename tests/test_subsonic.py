@@ -295,12 +295,28 @@ def snapshot(store: Path) -> dict[str, str]:
         return out
 
 
-WEEKS: dict[str, list[str]] = {}
-
-
-def test_first_sync_reads_the_library_and_writes_the_playlist(setup):
+# The syncs build on each other as the weeks pass (the same server and store): each week is a
+# fixture over the one before, so any test runs alone, with the weeks it needs synced first.
+@pytest.fixture(scope="module")
+def week_49(setup):
     result = sync(setup, "2026-W49", "--because", "1")
     assert result.exit_code == 0, result.output
+    playlist_id, songs = discover_weekly(setup["server"])
+    return {"result": result, "playlist_id": playlist_id, "songs": songs}
+
+
+@pytest.fixture(scope="module")
+def week_50(setup, week_49):
+    before = snapshot(setup["store"])
+    result = sync(setup, "2026-W50", "--because", "1")
+    assert result.exit_code == 0, result.output
+    playlist_id, songs = discover_weekly(setup["server"])
+    return {"result": result, "playlist_id": playlist_id, "songs": songs, "before": before,
+            "after": snapshot(setup["store"]), "playlists": sorted(playlist_names(setup["server"]))}  # fmt: skip
+
+
+def test_first_sync_reads_the_library_and_writes_the_playlist(setup, week_49):
+    result, songs = week_49["result"], week_49["songs"]
     store = setup["store"]
     with duckdb.connect(str(store), read_only=True) as conn:
         mapping = dict(
@@ -330,14 +346,11 @@ def test_first_sync_reads_the_library_and_writes_the_playlist(setup):
         "33 songs" in result.output
         and "2 matched by MusicBrainz id, 10 by artist, title and duration, 21 new" in result.output
     )
-    playlist_id, songs = discover_weekly(setup["server"])
     assert songs == stored_list(store, "2026-W49")
     # 2 per artist and 1 per album over the server's 4 artists and 5 albums (the untagged
     # files are one "[unknown]" artist and album): 5 songs, none played, and the list says why.
     assert len(songs) == 5 and not set(songs) & played_by_alice(store)
     assert "only 5 tracks: the 33 tracks allowed have too few" in result.output
-    WEEKS["2026-W49"] = songs
-    WEEKS["id"] = [playlist_id]
     # alice's most played artist is Maxstack: songs like hers by others, none she played
     _, because = discover_weekly(setup["server"], "Because you listened to Maxstack")
     artists = [setup["server"].client().getSong(s)["song"]["artist"] for s in because]
@@ -346,30 +359,23 @@ def test_first_sync_reads_the_library_and_writes_the_playlist(setup):
     assert "'Because you listened to Maxstack' holds" in result.output
 
 
-def test_next_week_replaces_the_playlist(setup):
-    before = snapshot(setup["store"])
-    result = sync(setup, "2026-W50", "--because", "1")
-    assert result.exit_code == 0, result.output
+def test_next_week_replaces_the_playlist(setup, week_49, week_50):
+    result, songs = week_50["result"], week_50["songs"]
     assert "33 known from earlier syncs" in result.output
-    assert sorted(playlist_names(setup["server"])) == [
-        "Because you listened to Maxstack",
-        "Discover Weekly",
-    ]
-    playlist_id, songs = discover_weekly(setup["server"])  # still one playlist
-    assert playlist_id == WEEKS["id"][0]
+    assert week_50["playlists"] == ["Because you listened to Maxstack", "Discover Weekly"]
+    assert week_50["playlist_id"] == week_49["playlist_id"]  # still one playlist
     assert songs == stored_list(setup["store"], "2026-W50") and len(songs) == 5
-    assert not set(songs) & set(WEEKS["2026-W49"])  # never last week's again
-    after = snapshot(setup["store"])
+    assert not set(songs) & set(week_49["songs"])  # never last week's again
+    before, after = week_50["before"], week_50["after"]
     # the catalogue is as it was: a known library adds nothing
     assert all(
         after[t] == before[t] for t in ("tracks", "artists", "albums", "listens", "item_tags")
     )
-    WEEKS["2026-W50"] = songs
 
 
-def test_a_song_gone_from_the_server_is_reported_and_left_out(setup):
+def test_a_song_gone_from_the_server_is_reported_and_left_out(setup, week_50):
     server, store = setup["server"], setup["store"]
-    gone_song = WEEKS["2026-W50"][0]
+    gone_song = week_50["songs"][0]
     path = server.client().getSong(gone_song)["song"]["path"]
     (setup["music"] / path).unlink()
     server.cli("folder", "scan", "music")
@@ -396,13 +402,13 @@ def test_a_song_gone_from_the_server_is_reported_and_left_out(setup):
     assert "deleted the playlist 'Because you listened to Maxstack'" in result.output
 
 
-def test_wrong_password_is_exit_8_and_changes_nothing(setup):
+def test_wrong_password_is_exit_8_and_changes_nothing(setup, week_49):
     before = snapshot(setup["store"])
     result = sync(setup, "2026-W52", password="not-the-password")
     assert result.exit_code == 8
     assert "refused user 'alice'" in result.output and "$DC_PASS" in result.output
     assert snapshot(setup["store"]) == before
-    assert discover_weekly(setup["server"])[0] == WEEKS["id"][0]
+    assert discover_weekly(setup["server"])[0] == week_49["playlist_id"]
 
 
 def test_unreachable_server_is_exit_7_and_changes_nothing(setup):
