@@ -304,9 +304,10 @@ def genre_mix(data: ShelfData, visit: Visit, limit: int, mixes: int = 2) -> list
     kind = _kind("genre_mix")
     return [
         kind.pick(
-            genre, data.best(user, _genre_items(data, genre), limit, unplayed=False),
+            genre,
+            data.best(user, _genre_items(data, genre), limit, unplayed=False),
             genre=genre.title(),
-        )  # fmt: skip
+        )
         for genre in sorted(totals, key=lambda g: -totals[g])[:mixes]
     ]
 
