@@ -270,25 +270,36 @@ def fresh_finds(data: ShelfData, visit: Visit, limit: int) -> list[ShelfPick]:
     """Unplayed tracks hardly anybody has played yet (`fresh_mask`), matched to the listener's
     favourites by content vectors (audio and text) where there are any, else by the model."""
     user = data.user(visit.user_id)
-    allowed = fresh_mask(data.catalogue.plays)
-    allowed[data.played(user)] = False
-    allowed[data.interactions.banned[user].indices] = False
+    fresh, vectors = _fresh_tracks(data)
+    blocked = np.zeros(len(data.catalogue.plays), bool)
+    blocked[data.played(user)] = True
+    blocked[data.interactions.banned[user].indices] = True
+    allowed = ~blocked[fresh]
     if not allowed.any():
         return []
-    vectors = data.content_vectors
     if vectors is None:
-        items = np.array(data.best(user, np.flatnonzero(allowed), limit), np.int64)
+        items = np.array(data.best(user, fresh[allowed], limit), np.int64)
         return [_kind("fresh_finds").pick("fresh", items)]
     liked = data.liked(user)[0][:20]
     if len(liked) == 0:
         return []
     from deepcuts.models.base import top_n  # compiled; this module stays NumPy-only to import
 
-    # Every item's similarity, then a mask: gathering the fresh tracks' rows first copied most
-    # of the catalogue's vectors for every listener (70 ms a listener at 100,000 tracks).
-    sims = np.where(allowed, vectors @ vectors[liked].mean(axis=0), -np.inf)
-    (items,), _ = top_n(sims[None, :], limit)
-    return [_kind("fresh_finds").pick("fresh", items[items >= 0])]
+    sims = np.where(allowed, vectors @ data.content_vectors[liked].mean(axis=0), -np.inf)
+    (best,), _ = top_n(sims[None, :], limit)
+    return [_kind("fresh_finds").pick("fresh", fresh[best[best >= 0]])]
+
+
+def _fresh_tracks(data: ShelfData) -> tuple[np.ndarray, np.ndarray | None]:
+    """The tracks "Fresh finds" may offer and their content vectors, gathered once for every
+    visit: gathered per listener, they were most of the catalogue's vectors at 100,000 tracks
+    (70 ms a listener)."""
+    found = data.shelf_cache.get("fresh_finds")
+    if found is None:
+        fresh = np.flatnonzero(fresh_mask(data.catalogue.plays))
+        vectors = None if data.content_vectors is None else data.content_vectors[fresh]
+        found = data.shelf_cache["fresh_finds"] = (fresh, vectors)
+    return found
 
 
 def genre_mix(data: ShelfData, visit: Visit, limit: int, mixes: int = 2) -> list[ShelfPick]:
