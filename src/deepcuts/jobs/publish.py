@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 SHELF_CARDS = 20  # candidate cards kept per shelf
+SCORE_BLOCK = 256  # listeners scored together (100 MB of scores at 100,000 items)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,8 @@ def _users_and_shelves(
     vectors: list[np.ndarray | None] = []
     shelf_rows: dict[str, list] = {k: [] for k in ("user", "shelf", "shelf_id", "shelf_type", "title", "rank", "item")}  # fmt: skip
     for u, user_id in enumerate(users):
+        if u % SCORE_BLOCK == 0:
+            data.score_listeners(range(u, min(u + SCORE_BLOCK, len(users))))
         context = user_context(data, user_id)
         f = context.features
         rows.append(
