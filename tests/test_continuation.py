@@ -401,10 +401,11 @@ def test_the_als_part_is_fitted_saved_and_scores_tracks(hand_store, tmp_path):
     rows = playlist_matrix([chill[:3], []], data.n_items)
     parts = model.parts(rows, ["", "calm evening"])
     als = parts[PARTS.index("als")]
-    assert als.max(axis=1).tolist() == [
-        1.0,
-        1.0,
-    ]  # seeds folded in; a title alone through its tracks
+    # seeds folded in; a title alone through its tracks. Each row is scaled by its best track
+    # that may be suggested: a seed is never one, and may score above it
+    candidates = als.copy()
+    candidates[0, chill[:3]] = -np.inf
+    assert candidates.max(axis=1).tolist() == [1.0, 1.0]
     for r in range(2):  # the ALS part favours the playlist's mood: chill tracks over gym ones
         gym = np.setdiff1d(np.flatnonzero(model.popularity_ > 0), chill)
         assert als[r, chill[3:]].mean() > als[r, gym].mean()
@@ -417,6 +418,27 @@ def test_the_als_part_is_fitted_saved_and_scores_tracks(hand_store, tmp_path):
         continuer.model.item_.rows_ > 0
     )
     assert none.als_ is None and not none.parts(rows, ["", ""])[PARTS.index("als")].any()
+
+
+def test_a_playlist_the_model_knows_is_scaled_by_its_candidates_not_by_its_own_row(mpd_data):
+    """The service continues stored playlists with a model fitted on them: a playlist's own row
+    lifts its seed tracks in the parts that vote through playlists, and those (never
+    suggested) must not set the scale that the blend weighs the parts by."""
+    matrix = playlist_matrix(mpd_data.sequences, mpd_data.n_items)
+    model = PlaylistContinuation(validation=0, minilm_weight=0.0, als_factors=16).fit(
+        matrix, titles=mpd_data.titles
+    )
+    stored = [p for p in range(40) if len(np.unique(mpd_data.sequences[p])) >= 20][:10]
+    rows = playlist_matrix([mpd_data.sequences[p] for p in stored], mpd_data.n_items)
+    parts = model.parts(rows, [mpd_data.titles[p] for p in stored])
+    seeds = rows.toarray() > 0
+    lifted = 0
+    for name, part in zip(PARTS, parts, strict=True):
+        candidates = np.where(seeds, -np.inf, part).max(axis=1)
+        scored = candidates > 0
+        assert np.allclose(candidates[scored], 1.0), name
+        lifted += int((part[seeds] > 1.0 + 1e-6).any())
+    assert lifted >= 2  # the playlists' own rows do lift their seeds above every candidate
 
 
 # -- the ranker (second stage) ---------------------------------------------------------------
