@@ -20,8 +20,8 @@ the rest of a continuation. Each part's row is divided by its largest value for 
 may suggest, not a seed (negative ALS scores are dropped first), and the blend is their
 weighted sum. Scaled by every track instead, a stored playlist (which the model was fitted
 with) lost part of its co-occurrence and similar-playlist scores: its own row lifts its seeds
-above any candidate (10 whole playlists of the MPD sample: the item part's best candidate at
-0.004-0.40 of the row's scale). On development cuts (seeds 0-2, 100 per category), with the
+above any candidate (10 whole playlists, a model fitted on the MPD sample's first 300: the
+item part's best candidate at 0.004-0.40 of the row's scale). On development cuts (seeds 0-2, 100 per category), with the
 cut playlists' seeds among the training rows as a stored playlist's are, R-precision title +
 first 1, first 5, first 25 and 25 at random went 0.1072, 0.1247, 0.1361, 0.1626 -> 0.1077,
 0.1267, 0.1379, 0.1673; without them (a new playlist) 0.1100, 0.1274, 0.1358, 0.1678 -> 0.1095,
