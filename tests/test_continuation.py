@@ -28,6 +28,7 @@ from deepcuts.signals.playlists import load_playlists, normalize_title, playlist
 from deepcuts.store import Store
 from deepcuts.surfaces.continuation import (
     ContinuationError,
+    _saved_path,
     continue_playlist,
     prepare_continuation,
 )
@@ -299,6 +300,11 @@ def test_continue_command_in_every_format(hand_store, tmp_path):
     assert lines[0][1] == "Rain On The Window"  # cold, and like every track of this playlist
     saved = list(hand_store.parent.glob("store.continuation-*.npz"))
     assert len(saved) == 1  # kept beside the store, read by the next calls
+    with Store(hand_store, read_only=True) as store:  # one fitted by another revision is not
+        model = PlaylistContinuation(validation=500, minilm_weight=0.0)
+        assert _saved_path(store, model, True) == saved[0]
+        model.revision = PlaylistContinuation.revision - 1
+        assert _saved_path(store, model, True) != saved[0]
     with Store(hand_store, read_only=True) as store:
         seeds = {r[0] for r in store.conn.execute(
             "SELECT item_id FROM playlist_items WHERE playlist_id = 'mpd:playlist:0'").fetchall()}  # fmt: skip

@@ -134,8 +134,8 @@ def prepare_continuation(
 def _saved_path(store: Store, model: PlaylistContinuation, content: bool) -> Path | None:
     """Where the model fitted on this store's current playlists is kept: beside the store, named
     by a fingerprint of the playlists, the catalogue and the settings, the model's included
-    (None for in-memory stores). Any change to them (a default of a newer version too) gives
-    another name, so a stale model is never used."""
+    (None for in-memory stores). Any change to them (a default of a newer version too, or the
+    model's `revision`) gives another name, so a stale model is never used."""
     if store.path == ":memory:":
         return None
     conn = store.conn
@@ -148,7 +148,7 @@ def _saved_path(store: Store, model: PlaylistContinuation, content: bool) -> Pat
             "SELECT count(*), sum(hash(track_id, name, artist_id, description, audio_path)) FROM tracks"
         ).fetchall()[0],
         conn.execute("SELECT count(*), sum(hash(item_id, tag)) FROM item_tags").fetchall()[0],
-        (repr(model), content, FORMAT_VERSION),
+        (repr(model), model.revision, content, FORMAT_VERSION),
     ]
     digest = hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
     path = Path(store.path)

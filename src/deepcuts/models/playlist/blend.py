@@ -214,6 +214,10 @@ class PlaylistContinuation(Recommender):
     """
 
     name = "playlist-continuation"
+    # What a fitted model learnt from, beyond its params: bumped when scoring changes under the
+    # blend and the ranker, so that a model kept by an earlier version is fitted again
+    # (`surfaces.continuation` names kept models by it). 2: parts scaled by their candidates.
+    revision = 2
     params = (
         "validation",
         "min_length",
