@@ -217,6 +217,38 @@ def test_impression_fields_are_checked():
             Impression(**{**ok, field: bad})
 
 
+@pytest.mark.parametrize(
+    "policy",
+    [EpsilonGreedy(epsilon=0.3, random_state=0), ThompsonSampling(n_members=4, random_state=2),
+     LinUCB(random_state=4)],
+    ids=lambda p: p.policy_id,
+)  # fmt: skip
+def test_a_served_page_s_impressions_are_what_the_checked_constructor_makes(policy):
+    """`select_page` sets its impressions' fields directly (`Impression.drawn`), skipping the
+    dataclass's per-field checks: each must still hold every field, as the constructor does."""
+    from dataclasses import fields
+
+    from deepcuts.bandit import Impression
+
+    page = _trained(policy).select_page(context(), shelves(), LAYOUT)
+    for im in page.impressions:
+        values = {f.name: getattr(im, f.name) for f in fields(Impression)}
+        assert vars(im) == vars(Impression(**values))
+    rewarded = page.impressions[0].with_reward(1.0)
+    assert rewarded.reward == 1.0 and rewarded.card is page.impressions[0].card
+
+
+def test_a_ranking_that_reports_an_impossible_propensity_is_refused():
+    class Broken(EpsilonGreedy):
+        def rank(self, scores, n_positions, rng):
+            marginals, chosen, cond = super().rank(scores, n_positions, rng)
+            marginals[:] = 0.0  # says the choices it made could not happen
+            return marginals, chosen, cond
+
+    with pytest.raises(BanditInputError, match="shelf_propensity: must be a probability"):
+        Broken(random_state=0).select_page(context(), shelves(), LAYOUT)
+
+
 class _Source:
     def __init__(self, name, shelves_):
         self.name = name

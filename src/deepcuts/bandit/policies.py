@@ -52,6 +52,7 @@ from deepcuts.bandit.types import (
     Page,
     PageLayout,
     Shelf,
+    check_propensities,
     new_id,
     new_ids,
 )
@@ -196,7 +197,10 @@ class Policy(ABC):
         chosen_sh = chosen_sh.tolist()
         p_shown = p_sh[np.arange(len(chosen_sh)), chosen_sh].tolist()
         ids = iter(new_ids(sum(min(layout.n_cards, len(shelves[s].cards)) for s in chosen_sh)))
-        version, n_shelves = self.version, len(shelves)
+        check_propensities("shelf_propensity", p_shown)
+        page = {"page_id": page_id, "context": context, "policy_id": self.policy_id,
+                "policy_version": self.version, "served_at": served_at, "reward": None,
+                "reward_at": None, "n_shelf_candidates": len(shelves)}  # fmt: skip
         shown, orders, impressions = [], [], []
         for j, s_idx in enumerate(chosen_sh):
             shelf = shelves[s_idx]
@@ -205,26 +209,23 @@ class Policy(ABC):
             order = tuple(chosen_c.tolist())
             p_cards = p_c[np.arange(k_c), chosen_c].tolist()
             given_earlier = (cond_sh[j] * cond_c).tolist()
+            check_propensities("card_propensity", p_cards)
+            check_propensities("propensity_given_earlier", given_earlier)
             shown.append(shelf)
             orders.append(order)
+            on_shelf = {**page, "shelf": shelf, "shelf_position": j,
+                        "shelf_propensity": p_shown[j], "n_card_candidates": len(shelf.cards)}  # fmt: skip
             for l_pos, c_idx in enumerate(order):
                 impressions.append(
-                    Impression(
-                        page_id=page_id,
-                        context=context,
-                        shelf=shelf,
-                        card=shelf.cards[c_idx],
-                        shelf_position=j,
-                        card_position=l_pos,
-                        shelf_propensity=p_shown[j],
-                        card_propensity=p_cards[l_pos],
-                        propensity_given_earlier=given_earlier[l_pos],
-                        policy_id=self.policy_id,
-                        policy_version=version,
-                        served_at=served_at,
-                        n_shelf_candidates=n_shelves,
-                        n_card_candidates=len(shelf.cards),
-                        impression_id=next(ids),
+                    Impression.drawn(
+                        {
+                            **on_shelf,
+                            "card": shelf.cards[c_idx],
+                            "card_position": l_pos,
+                            "card_propensity": p_cards[l_pos],
+                            "propensity_given_earlier": given_earlier[l_pos],
+                            "impression_id": next(ids),
+                        }  # fmt: skip
                     )
                 )
         return Page(page_id, context, tuple(shown), tuple(orders), tuple(impressions))

@@ -317,6 +317,17 @@ class Impression:
                 f"must be a finite number or None, not {self.reward!r}",
             )
 
+    @classmethod
+    def drawn(cls, values: dict[str, object]) -> Impression:
+        """An impression from a policy's own draw (``values``: every field), set as it is:
+        the draw counted the positions and `check_propensities` checked the page's
+        propensities at once. A frozen dataclass's ``__init__`` sets each field through
+        ``object.__setattr__`` and checks each impression: 3.8 against 0.6 us an impression
+        here, and a served page makes twenty."""
+        impression = object.__new__(cls)
+        impression.__dict__.update(values)
+        return impression
+
     @property
     def propensity(self) -> float:
         """P(this card of this shelf in this slot), the product of the shelf and card parts."""
@@ -324,6 +335,13 @@ class Impression:
 
     def with_reward(self, reward: float, at: datetime | None = None) -> Impression:
         return replace(self, reward=float(reward), reward_at=at or datetime.now(UTC))
+
+
+def check_propensities(name: str, values: Sequence[float]) -> None:
+    """Every value a probability in (0, 1], as `Impression` requires of each propensity."""
+    if not all(0.0 < v <= 1.0 + 1e-9 for v in values):
+        bad = next(v for v in values if not 0.0 < v <= 1.0 + 1e-9)
+        raise BanditInputError(f"{name}: must be a probability in (0, 1], not {bad!r}")
 
 
 @dataclass(frozen=True, eq=False)
