@@ -120,6 +120,18 @@ def test_the_live_logs_pages_read_back_as_rows_of_the_impressions_table():
     assert rows[0]["reward_at"] is None
 
 
+def test_a_probability_s_remembered_text_is_its_repr():
+    from deepcuts.bandit.impressions import _PROBABILITY_TEXT, probability_text
+
+    rng = np.random.default_rng(0)
+    values = [*rng.random(1000), *rng.random(10).astype(np.float32), 1.0, 1e-300, 0.1 + 0.2]
+    for value in [*values, *values]:  # found, then remembered
+        assert probability_text(value) == repr(float(value))
+    for value in rng.random(70_000):  # Thompson sampling's many averages: the memo stays bounded
+        probability_text(value)
+    assert len(_PROBABILITY_TEXT) <= 1 << 16
+
+
 def test_an_impression_that_does_not_share_its_pages_context_keeps_its_own():
     """A page's impressions share its context and policy (what `page_log_rows` writes once);
     one that does not (never so on a served page) must still read back with its own."""

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from deepcuts.bandit.impressions import page_log_rows
+from deepcuts.bandit.impressions import page_log_rows, probability_text
 from deepcuts.bandit.policies import Policy
 from deepcuts.bandit.types import Context, Page, PageLayout
 from deepcuts.io.playlists import ExportTrack, PlaylistExport
@@ -150,13 +150,13 @@ def page_json(published: Published, home: HomePage) -> bytes:
             cards.append(
                 f'{{"position":{pos},"impression_id":{_string(im.impression_id)},'
                 f"{item_json(item_index[shelf.cards[c].item_id])},"
-                f'"propensity":{float(im.propensity)!r},'
-                f'"card_propensity":{float(im.card_propensity)!r}}}'
+                f'"propensity":{probability_text(im.propensity)},'
+                f'"card_propensity":{probability_text(im.card_propensity)}}}'
             )
         shelves.append(
             f'{{"position":{j},"shelf_id":{_string(shelf.shelf_id)},'
             f'"shelf_type":{_string(shelf.shelf_type)},"title":{_string(shelf.title)},'
-            f'"shelf_propensity":{float(by_slot[(j, 0)].shelf_propensity)!r},'
+            f'"shelf_propensity":{probability_text(by_slot[(j, 0)].shelf_propensity)},'
             f'"cards":[{",".join(cards)}]}}'
         )
     c = page.context
