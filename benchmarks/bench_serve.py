@@ -33,11 +33,15 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from deepcuts.serving.protocol import HTTP_PROTOCOL
 from deepcuts.store.live import live_log_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 ROUTES = ("Home", "Weekly", "Similar", "Events")
@@ -92,6 +96,11 @@ def sample_listeners(weekly_user_ids: Iterable[str], n: int = 2000) -> list[str]
     """The listeners the load visits: ``n`` of those with a Discover Weekly, the same each run."""
     with_lists = sorted(set(weekly_user_ids))
     return random.Random(0).sample(with_lists, min(n, len(with_lists)))
+
+
+def sample_tracks(item_ids: pd.Series, weekly_items: Iterable[int], n: int = 2000) -> list[str]:
+    """The tracks `similar` visits: the first ``n`` that are on someone's Discover Weekly."""
+    return item_ids.iloc[sorted(set(weekly_items))].tolist()[:n]
 
 
 def free_port() -> int:
@@ -207,8 +216,8 @@ def main() -> None:
     weekly = pd.read_parquet(snapshot / version / "weekly.parquet")
     items = pd.read_parquet(snapshot / version / "items.parquet")["item_id"]
     sample_users = sample_listeners(weekly["user_id"])
-    sample_tracks = items.iloc[sorted(set(weekly["item"]))].tolist()[:2000]
-    load_env = {**env, "BENCH_USERS": json.dumps(sample_users), "BENCH_TRACKS": json.dumps(sample_tracks),
+    tracks = sample_tracks(items, weekly["item"])
+    load_env = {**env, "BENCH_USERS": json.dumps(sample_users), "BENCH_TRACKS": json.dumps(tracks),
                 "BENCH_KEY": key, "BENCH_BATCH": str(args.batch)}  # fmt: skip
     out = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     results: dict[str, dict] = {}

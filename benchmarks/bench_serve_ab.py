@@ -1,4 +1,4 @@
-"""The home route of two versions of deepcuts side by side, driven at the same time.
+"""A route (home by default) of two versions of deepcuts side by side, driven at the same time.
 
 On a shared, noisy machine two runs of `bench_serve.py` one after the other can differ by more
 than a change does. Here the checkout under test and a baseline (another checkout's ``src``
@@ -8,7 +8,7 @@ the same listeners, so whatever else the machine does falls on both alike. Print
 requests/s, p50/p99 latency, errors and the server's CPU time per request, and the ratios.
 
     git worktree add --detach ../baseline <commit>
-    python benchmarks/bench_serve_ab.py --baseline-src ../baseline/src [--seconds 40] [--runs 2]
+    python benchmarks/bench_serve_ab.py --baseline-src ../baseline/src [--route home] [--seconds 40] [--runs 2]
 
 The world is `bench_serve.py`'s (built under --dir if it is not there yet); the baseline's copy
 is made beside it once. Both must read the same snapshot and live-log formats.
@@ -30,9 +30,11 @@ from pathlib import Path
 import bench_serve as bench
 import pandas as pd
 
+ROUTES = ("home", "weekly", "similar")  # bench_serve's locust users that only read
 
-def _drive_into(figures: list[dict], *drive_args) -> None:
-    figures.append(bench.drive("Home", *drive_args))
+
+def _drive_into(figures: list[dict], route: str, *drive_args) -> None:
+    figures.append(bench.drive(route.capitalize(), *drive_args))
 
 
 def main() -> None:
@@ -47,6 +49,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16,
                         help="Locust clients for each server [default: 16, 32 in all].")  # fmt: skip
     parser.add_argument("--runs", type=int, default=2, help="Runs, side by side [default: 2].")
+    parser.add_argument("--route", choices=ROUTES, default="home",
+                        help="Which route to drive [default: home].")  # fmt: skip
     args = parser.parse_args()
     if not (args.baseline_src / "deepcuts" / "__init__.py").exists():
         parser.error(f"--baseline-src: no deepcuts package in {args.baseline_src}")
@@ -66,9 +70,10 @@ def main() -> None:
 
     snapshot = root / "deepcuts.snapshots"
     version = (snapshot / "CURRENT").read_text().strip()
-    sample = bench.sample_listeners(
-        pd.read_parquet(snapshot / version / "weekly.parquet")["user_id"]
-    )
+    weekly = pd.read_parquet(snapshot / version / "weekly.parquet")
+    sample = bench.sample_listeners(weekly["user_id"])
+    items = pd.read_parquet(snapshot / version / "items.parquet")["item_id"]
+    tracks = bench.sample_tracks(items, weekly["item"])
     figures: dict[str, list[dict]] = {name: [] for name in stores}
     for run in range(1, args.runs + 1):
         servers, hosts, envs, outs = {}, {}, {}, {}
@@ -78,7 +83,8 @@ def main() -> None:
                 env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": paths[name]}
                 dc = [sys.executable, "-m", "deepcuts", "--store", str(path)]
                 key = bench.admin_key(path, env)
-                envs[name] = {**env, "BENCH_USERS": json.dumps(sample), "BENCH_KEY": key}
+                envs[name] = {**env, "BENCH_USERS": json.dumps(sample),
+                              "BENCH_TRACKS": json.dumps(tracks), "BENCH_KEY": key}  # fmt: skip
                 port = bench.free_port()
                 hosts[name] = f"http://127.0.0.1:{port}"
                 servers[name] = bench.start(
@@ -88,7 +94,8 @@ def main() -> None:
                 )
                 outs[name] = Path(tempfile.mkdtemp(prefix=f"bench-serve-ab-{name}-"))
             print(
-                f"run {run}: driving both for {args.seconds} s, {args.clients} clients each",
+                f"run {run}: driving {args.route} on both for {args.seconds} s, "
+                f"{args.clients} clients each",
                 flush=True,
             )
             threads = [
@@ -96,6 +103,7 @@ def main() -> None:
                     target=_drive_into,
                     args=(
                         figures[name],
+                        args.route,
                         hosts[name],
                         args.seconds,
                         args.clients,
