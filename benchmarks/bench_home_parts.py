@@ -4,7 +4,8 @@ On `bench_serve.py`'s published world (built under --dir if it is not there yet)
 requests through the service's own ASGI app, 16 at a time as concurrent clients would send
 them (so served pages are committed in groups, as under load): an ``async def`` route on the
 same app returning a stored page of a home page's size (what the framework costs), the same
-with the API-key check and the snapshot in hand, then with the page made and encoded
+with the API-key check and the snapshot in hand, the same with home's own parameters and
+dependencies resolved by FastAPI (what the route's signature costs), then with the page made and encoded
 (`home_page`, `page_json`) but not logged, and ``GET /v1/users/{user}/home``. Then the parts of
 a home page one by one. CPU microseconds a request or a page, median of --passes
 passes over the same 2,000 listeners that `bench_serve.py` visits.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import itertools
 import statistics
 import tempfile
@@ -36,6 +38,7 @@ from deepcuts.serving.config import ServeConfig
 from deepcuts.serving.deps import get_caller, get_published
 from deepcuts.serving.main import create_app
 from deepcuts.serving.pages import home_context, home_page, page_json, user_index
+from deepcuts.serving.routers.home import get_home
 from deepcuts.store.live import LiveLog
 
 CONCURRENT = 16
@@ -88,6 +91,14 @@ def main() -> None:
         await get_published(request)
         return Response(stored, media_type="application/json")
 
+    async def signature(user: str, caller, **_resolved) -> Response:
+        caller.require(user)
+        return Response(stored, media_type="application/json")
+
+    # home's parameters and dependencies, for FastAPI to validate and resolve as it does home's
+    signature.__signature__ = inspect.signature(get_home, eval_str=True)  # type: ignore[attr-defined]
+    probes.add_api_route("/probe/signature/{user}", signature, methods=["GET"])
+
     @probes.get("/probe/page/{user}")
     async def page(user: str, request: Request) -> Response:
         (await get_caller(request)).require(user)
@@ -121,6 +132,7 @@ def main() -> None:
     routes = {
         "async def route, same app": "/probe/bare/{}",
         "  + key check and snapshot": "/probe/auth/{}",
+        "  the same through home's signature": "/probe/signature/{}",
         "  + home_page and page_json": "/probe/page/{}",
         "GET /v1/users/{user}/home": "/v1/users/{}/home",
     }
@@ -131,7 +143,7 @@ def main() -> None:
         loop.run_until_complete(requests(route))
     for name, route in routes.items():
         us = cpu_us(lambda r=route: loop.run_until_complete(requests(r)), n, args.passes)
-        print(f"{name:<34}{us:>8.0f}")
+        print(f"{name:<38}{us:>8.0f}")
 
     policy = published.bandit.policy(config.policy, config.epsilon)
     index = [user_index(published, u) for u in users]
