@@ -16,6 +16,9 @@ from fastapi.testclient import TestClient
 
 from deepcuts.serving.config import ServeConfig
 from deepcuts.serving.main import create_app
+from deepcuts.serving.pages import similar_items
+from deepcuts.snapshots.published import SnapshotReader
+from deepcuts.snapshots.versions import snapshot_root
 from deepcuts.store import Store
 from deepcuts.store.live import LiveLog, live_log_path
 from tests.serving_helpers import build_world, cli, copy_world
@@ -134,7 +137,7 @@ def test_a_large_catalogue_is_published_with_a_nearest_neighbour_index_that_simi
     """`publish --index-above N` puts a Voyager index of the item vectors in the snapshot when
     more than N items have one; similar and radio then answer from it, as exact search did."""
     from deepcuts.snapshots.published import Published
-    from deepcuts.snapshots.versions import read_manifest, snapshot_root
+    from deepcuts.snapshots.versions import read_manifest
 
     user = listeners(store, 1)[0]
     api = client(store, no_auth=True)
@@ -423,11 +426,12 @@ def test_a_page_joined_from_parts_is_valid_json_whatever_the_names(store):
 
 
 def test_bodies_written_once_are_exactly_their_response_models(store):
-    """Home and weekly write their JSON once instead of having FastAPI validate and convert it
-    again: the body must be what the response model would have made of it, the page's logged
-    propensities must be the ones it shows, and a rendered weekly list (kept per version) is
+    """Home, weekly and the item lists write their JSON once instead of having FastAPI
+    validate and convert it again: the body must be what the response model would have made
+    of it, the page's logged propensities must be the ones it shows, an item list must hold
+    the snapshot's description of each item, and a rendered weekly list (kept per version) is
     kept per listener and never skips the key check."""
-    from deepcuts.serving.schemas.responses import HomeOut, WeeklyOut
+    from deepcuts.serving.schemas.responses import HomeOut, ItemsOut, WeeklyOut
 
     user = listeners(store, 1)[0]
     api = client(store, no_auth=True)
@@ -456,6 +460,27 @@ def test_bodies_written_once_are_exactly_their_response_models(store):
     assert keyed.get(f"/v1/users/{user}/weekly", headers=auth).status_code == 403
     assert keyed.get(f"/v1/users/{other}/weekly", headers=auth).json() == api.get(
         f"/v1/users/{other}/weekly").json()  # fmt: skip
+    track = weekly["tracks"][0]["item_id"]
+    published = SnapshotReader(snapshot_root(store)).current()
+    for path, params in (
+        (f"/v1/tracks/{track}/similar", {"n": 8}),
+        ("/v1/radio", {"track": track, "n": 12}),
+        ("/v1/search", {"q": "rock guitar", "n": 5}),
+    ):
+        r = api.get(path, params=params)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json", path
+        body = r.json()
+        assert ItemsOut.model_validate(body).model_dump(mode="json") == body, path
+        assert body["items"], path
+        for item in body["items"]:
+            described = published.describe_item(published.item_index[item["item_id"]])
+            assert {k: item[k] for k in described} == described, path
+            assert isinstance(item["score"], float) and item["score"] == round(item["score"], 6)
+    similar = api.get(f"/v1/tracks/{track}/similar", params={"n": 8}).json()["items"]
+    exact = similar_items(published, track, 8)  # the same neighbours and cosines, rounded
+    assert [(i["item_id"], i["score"]) for i in similar] == [
+        (published.describe_item(j)["item_id"], round(s, 6)) for j, s in exact
+    ]
 
 
 def test_the_operator_report_counts_every_card_served_and_the_streams_that_answered_them(store):

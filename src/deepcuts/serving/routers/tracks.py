@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from deepcuts.serving.deps import ERRORS, CallerDep, SnapshotDep, invalid
-from deepcuts.serving.pages import radio, similar_items
+from deepcuts.serving.pages import items_json, radio, similar_items
 from deepcuts.serving.schemas.responses import ItemsOut
-from deepcuts.snapshots.published import Published
 
 router = APIRouter(prefix="/v1", tags=["tracks"])
 
 N = Annotated[int, Query(ge=1, le=500, description="How many items.")]
 
 
-def _items(published: Published, found: list[tuple[int, float]]) -> list[dict[str, object]]:
-    return [{**published.describe_item(i), "score": round(s, 6)} for i, s in found]
+def _answer(body: bytes) -> Response:
+    return Response(body, media_type="application/json")  # exactly ItemsOut (`items_json`)
 
 
 # Similar and radio run on the event loop, not a thread: their search is a fraction of a
@@ -28,11 +27,11 @@ async def get_similar(
     published: SnapshotDep,
     caller: CallerDep,
     n: N = 10,
-) -> dict[str, object]:
+) -> Response:
     """The items nearest the track in the published vector space."""
     found = similar_items(published, track, n)
-    return {"title": f"Similar to {published.describe_item(published.item_index[track])['name']}",
-            "items": _items(published, found)}  # fmt: skip
+    title = f"Similar to {published.describe_item(published.item_index[track])['name']}"
+    return _answer(items_json(published, title, found))
 
 
 @router.get("/radio", response_model=ItemsOut, responses=ERRORS)
@@ -42,12 +41,12 @@ async def get_radio(
     track: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     artist: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     n: N = 25,
-) -> dict[str, object]:
+) -> Response:
     """ "Keep the vibe going": tracks like a seed track or artist, at most 2 per artist."""
     if (track is None) == (artist is None):
         raise invalid(("query", "track"), "give exactly one of `track` or `artist`")
     title, found = radio(published, track=track, artist=artist, n=n)
-    return {"title": title, "items": _items(published, found)}
+    return _answer(items_json(published, title, found))
 
 
 @router.get("/search", response_model=ItemsOut, responses=ERRORS)
@@ -59,6 +58,6 @@ def get_search(
     ],
     kind: Annotated[Literal["track", "artist"] | None, Query()] = None,
     n: N = 10,
-) -> dict[str, object]:
+) -> Response:
     """Tracks and artists whose tags, descriptions and playlist names match the query."""
-    return {"title": f"Results for {q!r}", "items": _items(published, published.search(q, n, kind))}
+    return _answer(items_json(published, f"Results for {q!r}", published.search(q, n, kind)))
