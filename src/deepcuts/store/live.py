@@ -211,6 +211,7 @@ class LiveLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self.revocation_stamp_path = self.path.with_name(self.path.name + ".revoked")
         self._checked_keys: dict[str, tuple[ApiKey, float]] = {}
         self._keys_stamp: tuple[int, int] | None = None
         try:
@@ -587,10 +588,6 @@ class LiveLog:
             temporary.write_text(f"{key_id} {revoked_at}\n")
             temporary.replace(stamp)  # a new file (inode) each time, whatever the clock says
         return cur.rowcount > 0
-
-    @property
-    def revocation_stamp_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".revoked")
 
     def check_key(self, key: str) -> ApiKey | None:
         """The live (not revoked) key record for a presented key, or None.
