@@ -21,7 +21,11 @@ from deepcuts.evaluation.continuation import (
     evaluate_continuation,
     split_continuation,
 )
-from deepcuts.evaluation.metrics import r_precision, recommended_songs_clicks
+from deepcuts.evaluation.metrics import (
+    r_precision,
+    r_precision_artist_credit,
+    recommended_songs_clicks,
+)
 from deepcuts.io import FORMATS
 from deepcuts.models.playlist import BUCKETS, PARTS, PlaylistContinuation, PlaylistTitle
 from deepcuts.signals.playlists import load_playlists, normalize_title, playlist_matrix
@@ -125,6 +129,27 @@ def test_metrics_on_hand_computed_examples():
     assert figures["ndcg@500"][1] == pytest.approx(1 / np.log2(5))
     assert figures["ndcg@500"][2] == 0
     assert figures["clicks"].tolist() == [0.0, 0.0, 51.0]
+    assert "r_precision_artist_credit" not in figures  # only where the artists are known
+
+
+def test_r_precision_credits_each_hidden_artist_once_as_the_challenge_did():
+    # hidden tracks 1 and 3 (artists 7 and 3) in row 0; track 0 (artist 9) in row 1
+    truth = sp.csr_matrix(np.array([[0, 1, 0, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0]], np.float32))
+    artists = np.array([9, 7, 3, 3, 7, 3, -1])
+    recs = np.array(
+        [
+            [2, 5, 4],  # two misses by artist 3, counted once: 0.25 / 2; 4 is past |G|
+            [6, 0, 1],  # an unknown artist, never credited; the hit is past |G|
+        ]
+    )
+    assert r_precision_artist_credit(recs, truth, artists).tolist() == [0.125, 0.0]
+    recs = np.array([[1, 4, 0], [0, 1, 2]])  # a hit, and another track by its artist: 1.25 / 2
+    assert r_precision_artist_credit(recs, truth, artists).tolist() == [0.625, 1.0]
+    figures = continuation_metrics(recs, truth, artists)
+    assert figures["r_precision_artist_credit"].tolist() == [0.625, 1.0]
+    assert (figures["r_precision_artist_credit"] >= figures["r_precision"]).all()
+    empty = sp.csr_matrix((1, 7), dtype=np.float32)
+    assert np.isnan(r_precision_artist_credit(np.array([[1, 2]]), empty, artists)[0])
 
 
 def test_titles_are_normalised_as_the_challenge_did():
@@ -391,6 +416,11 @@ def test_evaluate_command_runs_the_continuation_protocol(mpd_slice, run_cli, tmp
     assert set(summary["categories"]["first 25"]) == {"deepcuts", "popularity", "implicit-als"}
     figure = summary["categories"]["first 5"]["deepcuts"]["r_precision"]
     assert len(figure["per_seed"]) == 2 and figure["std"] >= 0
+    credited = summary["categories"]["first 5"]["deepcuts"]["r_precision_artist_credit"]
+    assert all(a >= b for a, b in zip(credited["per_seed"], figure["per_seed"], strict=True))
+    assert credited["mean"] > figure["mean"]
+    goal = summary["goals"]["first_25_r_precision_vs_als"]
+    assert goal["ratio_with_artist_credit"] > 0 and goal["met"] == (goal["ratio"] >= 1.2)
     assert {"first_25_r_precision_vs_als", "title_only_r_precision_vs_same_name"} <= set(
         summary["goals"]
     )

@@ -140,7 +140,8 @@ def bar_progress(bar, task):
     show_default=True,
     help="continuation: playlist continuation as in the RecSys Challenge 2018 (with "
     "`--dataset mpd PATH`, or the store's playlists): title only, title + first 1, "
-    "first 5, first 25, 25 at random; R-precision, NDCG@500, clicks; peers popularity, "
+    "first 5, first 25, 25 at random; R-precision (track level, and with the challenge's "
+    "artist credit), NDCG@500, clicks; peers popularity, "
     "implicit ALS and same-name popularity.",
 )
 @click.option(
@@ -397,16 +398,26 @@ def _evaluate_continuation(ctx, dataset, seeds, n_test, no_minilm, json_out) -> 
         finally:
             store.close()
     summary["protocol"]["dataset"] = name
-    click.echo(f"{'category':<24}{'model':<22}" + "".join(f"{m:>20}" for m in METRICS))
+    widths = {m: max(20, len(m) + 2) for m in METRICS}
+    click.echo(f"{'category':<24}{'model':<22}" + "".join(f"{m:>{widths[m]}}" for m in METRICS))
     for cat, models in summary["categories"].items():
         for model, figures in models.items():
             cells = "".join(
-                f"{figures[m]['mean']:>11.4f} ± {figures[m]['std']:.4f}" for m in METRICS
+                f"{figures[m]['mean']:>{widths[m] - 9}.4f} ± {figures[m]['std']:.4f}"
+                for m in METRICS
             )
             click.echo(f"{cat:<24}{model:<22}{cells}")
     for goal, verdict in summary["goals"].items():
         ratio = (
-            f" (ratio {verdict['ratio']:.3f}, goal {verdict['goal']})" if "ratio" in verdict else ""
+            f" (ratio {verdict['ratio']:.3f}, goal {verdict['goal']}"
+            + (
+                f"; {verdict['ratio_with_artist_credit']:.3f} with the challenge's artist credit"
+                if "ratio_with_artist_credit" in verdict
+                else ""
+            )
+            + ")"
+            if "ratio" in verdict
+            else ""
         )
         click.echo(f"{goal}: {'met' if verdict['met'] else 'NOT met'}{ratio}")
     if json_out:

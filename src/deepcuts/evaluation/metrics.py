@@ -162,6 +162,34 @@ def r_precision(recommended: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
     return out
 
 
+def r_precision_artist_credit(
+    recommended: np.ndarray, relevant: sp.csr_matrix, artists: np.ndarray, credit: float = 0.25
+) -> np.ndarray:
+    """Per row: R-precision with the RecSys Challenge 2018's partial credit for artists. Each
+    of the first ``|relevant|`` recommended counts 1 if it is relevant, else ``credit`` if its
+    artist is an artist of a relevant track not credited yet in that row (each artist once),
+    as the challenge's winning team's evaluator counts it; the sum is divided by
+    ``|relevant|``. ``artists``: each item's artist number, -1 where unknown (never credited).
+
+    >>> rel = sp.csr_matrix(np.array([[0, 1, 0, 1, 0, 0]]))
+    >>> r_precision_artist_credit(np.array([[1, 2, 5]]), rel, np.array([0, 7, 3, 3, 7, 3])).tolist()
+    [0.625]
+    """
+    recommended = np.asarray(recommended)
+    artists = np.asarray(artists, np.int64)
+    rel = relevant.tocsr()
+    hits = hits_matrix(recommended, rel)
+    n_rel = np.diff(rel.indptr)
+    out = np.full(len(recommended), np.nan)
+    for r in np.flatnonzero(n_rel):
+        first = recommended[r, : n_rel[r]]
+        wanted = set(artists[rel.indices[rel.indptr[r] : rel.indptr[r + 1]]].tolist()) - {-1}
+        near = artists[first[(first >= 0) & ~hits[r, : n_rel[r]]]]
+        credited = len(wanted.intersection(near.tolist()))
+        out[r] = (hits[r, : n_rel[r]].sum() + credit * credited) / n_rel[r]
+    return out
+
+
 def recommended_songs_clicks(
     recommended: np.ndarray, relevant: sp.csr_matrix, page: int = 10, missed: int = 51
 ) -> np.ndarray:
