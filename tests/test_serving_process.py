@@ -135,6 +135,42 @@ def test_batch_jobs_run_beside_the_server_and_it_keeps_answering(store, tmp_path
     assert len(statuses) > 10 and set(statuses) <= {200, 202}, Counter(statuses)
 
 
+def test_serve_learn_every_absorbs_the_events_in_the_background(store):
+    """`serve --learn-every 1s` runs the learn job beside the server: accepted events leave
+    the live log's queue for the store without anyone running `deepcuts learn`."""
+    user, track = some_listener_and_track(store)
+    cli(store, "serve", "--learn-every", "60x", expect=2)  # refused before anything starts
+    server = Server(store, "--no-auth", "--learn-every", "1s").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            page = http.get(f"/v1/users/{user}/home").json()
+            card = page["shelves"][0]["cards"][0]
+            events = [{"event_id": "bg1", "user_id": user, "type": "play", "item_id": card["item_id"],
+                       "impression_id": card["impression_id"], "ms_played": 40_000},
+                      {"event_id": "bg2", "user_id": user, "type": "save", "item_id": track}]  # fmt: skip
+            assert http.post("/v1/events", json={"events": events}).status_code == 202
+            assert http.get("/healthz").json()["events_waiting"] == 2
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and http.get("/healthz").json()["events_waiting"]:
+                time.sleep(0.5)
+            assert http.get("/healthz").json()["events_waiting"] == 0
+            listed = http.get(f"/v1/users/{user}/events").json()["events"]
+            assert {"bg1", "bg2"} <= {e["event_id"] for e in listed}
+    finally:
+        server.stop()
+    with Store(store, read_only=True) as s:
+        played = s.conn.execute(
+            "SELECT count(*) FROM listens WHERE user_id = ? AND item_id = ? AND ms_played = 40000 "
+            "AND context_type = 'home'",
+            [user, card["item_id"]],
+        ).fetchall()[0][0]
+        saved = s.conn.execute(
+            "SELECT count(*) FROM actions WHERE user_id = ? AND action = 'save' AND target_id = ?",
+            [user, track],
+        ).fetchall()[0][0]
+    assert played == 1 and saved >= 1
+
+
 def test_a_publish_killed_midway_is_never_served(store):
     root = snapshot_root(store)
     before = current_version(root)

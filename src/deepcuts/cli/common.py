@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
@@ -156,6 +157,34 @@ class PolicyChoice(click.Choice):
     @choices.setter
     def choices(self, value: object) -> None:
         pass
+
+
+class Duration(click.ParamType):
+    """A length of time in whole seconds: ``60``, ``60s``, ``5m``, ``1h``, ``1h30m``."""
+
+    name = "duration"
+    PATTERN = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?|(\d+)")
+
+    def __init__(self, minimum: int = 1) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            seconds = value
+        else:
+            found = self.PATTERN.fullmatch(str(value).strip().lower().replace(" ", ""))
+            if found is None or not any(found.groups()):
+                self.fail(
+                    f"{value!r} is not a duration: give seconds, or numbers with h, m and s "
+                    "(60, 60s, 5m, 1h30m)",
+                    param,
+                    ctx,
+                )
+            h, m, sec, plain = (int(g) if g else 0 for g in found.groups())
+            seconds = h * 3600 + m * 60 + sec + plain
+        if seconds < self.minimum:
+            self.fail(f"{value!r} is under {self.minimum} s", param, ctx)
+        return seconds
 
 
 def week_monday(value: str | None) -> date:

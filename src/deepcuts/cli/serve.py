@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from deepcuts.cli.common import (
+    Duration,
     PolicyChoice,
     err,
     handles_errors,
@@ -128,7 +129,7 @@ def learn(ctx: click.Context, at: str | None, window: int, as_json: bool) -> Non
 
     \b
     deepcuts learn
-    deepcuts serve --learn-every 60      (runs it every minute beside the server)
+    deepcuts serve --learn-every 60s     (runs it every minute beside the server)
     """
     from deepcuts.jobs import learn as job
 
@@ -235,8 +236,9 @@ def _learn_loop(every: float, store: str, stop: threading.Event) -> None:
 @click.option(
     "--no-auth", is_flag=True, help="No API keys (only on 127.0.0.1: for a demo on this machine)."
 )
-@click.option("--learn-every", type=click.IntRange(min=1), metavar="SECONDS",
-              help="Run the learn job every SECONDS beside the server.")  # fmt: skip
+@click.option("--learn-every", type=Duration(), metavar="DURATION",
+              help="Run the learn job this often beside the server: seconds, or with a unit "
+              "(60, 60s, 5m, 1h).")  # fmt: skip
 @click.option("--policy", type=PolicyChoice(), default="epsilon-greedy", show_default=True,
               help="Who orders the home screen (the policies of deepcuts home).")  # fmt: skip
 @click.option("--epsilon", type=click.FloatRange(0, 1), default=0.1, show_default=True)
