@@ -296,6 +296,12 @@ def test_suggestions_carry_reasons_and_leave_the_seeds_out(hand_store):
     assert any(s.reason.startswith("often") for s in found)
     titled = continue_playlist(continuer, title="chill vibes", n=5)
     assert all(s.reason.startswith("playlists named like this one") for s in titled)
+    # where the ALS part wins a title alone (as learnt weights often make it), it found the
+    # tracks through the title too: not "popular on playlists"
+    continuer.model.weights_[0] = [0, 0, 0, 0.01, 0, 0, 10]
+    titled = continue_playlist(continuer, title="chill vibes", n=5)
+    assert {s.source for s in titled} == {"als"}
+    assert all(s.reason.startswith("playlists named like this one") for s in titled)
     with pytest.raises(ContinuationError, match="not in the catalogue: spotify:track:nope"):
         continue_playlist(continuer, tracks=["spotify:track:nope"])
     with pytest.raises(ContinuationError, match="give a title, some tracks, or both"):

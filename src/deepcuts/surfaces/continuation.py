@@ -9,7 +9,8 @@ suggestions, none of them a seed track, each with the reason it is there:
 
 - "often follows X in playlists" (what follows the last tracks),
 - "often in playlists with X" (track and playlist neighbours),
-- 'playlists named like this one ("name")' (the title),
+- 'playlists named like this one ("name")' (the title, and for a title alone the factors
+  folded in from the title's tracks),
 - "more from A, who is on this playlist" (the seed artists),
 - "sounds like the tracks in this playlist" (a cold track, through content vectors),
 - "popular on playlists" (popularity, which fills what nothing else does).
@@ -255,7 +256,9 @@ class _Reasons:
                 ].tolist(),
             )
             return f"often follows {data.label(follows[j])} in playlists"
-        if source == "title" and model.title_ is not None:
+        # a playlist with a title alone is folded into the ALS part from its title's best
+        # tracks (`PlaylistContinuation._als_scores`): what it finds, the title found
+        if model.title_ is not None and (source == "title" or (source == "als" and self.title)):
             minilm = len(self.seeds) < MINILM_BELOW
             name = self._once("name", lambda: model.title_.closest_name(self.title, minilm))
             return (
