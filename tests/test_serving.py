@@ -267,12 +267,18 @@ def test_health_and_metrics(store):
     api = client(store, no_auth=True)
     for _ in range(3):
         api.get(f"/v1/users/{user}/home")
+    assert api.get("/openapi.json").status_code == 200
+    assert api.get("/no/such/page").status_code == 404
     assert api.get("/healthz").json()["status"] == "ok"
     text = api.get("/metrics").text
     assert (
         'deepcuts_http_requests_total{method="GET",route="/v1/users/{user}/home",status="200"}'
         in text
     )
+    # Starlette's own routes by their path too; what matched nothing never by its URL
+    assert 'deepcuts_http_requests_total{method="GET",route="/openapi.json",status="200"}' in text
+    assert 'deepcuts_http_requests_total{method="GET",route="unmatched",status="404"}' in text
+    assert "/no/such/page" not in text
     assert "deepcuts_http_request_seconds_bucket" in text and "deepcuts_snapshot_version" in text
     assert 'deepcuts_waiting{kind="impressions"}' in text
 

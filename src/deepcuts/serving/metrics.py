@@ -63,11 +63,21 @@ class RequestMetrics:
 
     Plain ASGI rather than Starlette's ``BaseHTTPMiddleware``, which runs the rest of the app
     in a task of its own and streams the answer back through a queue, a cost every request
-    paid. The route is known only once the router has matched it (it sets ``scope["route"]``).
+    paid. The route is known only once the router has matched it: FastAPI's own routes set
+    ``scope["route"]``; Starlette's plain ones (the OpenAPI document, the docs pages) only
+    ``scope["endpoint"]``, which `_plain_paths` maps back to its path. Anything else is
+    "unmatched" (404s: never the request's own path, which would make a label per URL).
     """
 
     def __init__(self, app) -> None:
         self.app = app
+        self._plain: dict[object, str] | None = None
+
+    def _plain_paths(self, scope) -> dict[object, str]:
+        if self._plain is None:
+            routes = getattr(scope.get("app"), "routes", ())
+            self._plain = {r.endpoint: r.path for r in routes if hasattr(r, "endpoint")}
+        return self._plain
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -85,6 +95,8 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = getattr(scope.get("route"), "path", None) or self._plain_paths(scope).get(
+                scope.get("endpoint"), "unmatched"
+            )
             LATENCY.labels(route, scope["method"]).observe(time.perf_counter() - start)
             REQUESTS.labels(route, scope["method"], str(status)).inc()
