@@ -64,7 +64,10 @@ def main() -> None:
     split = split_continuation(data, seed=0)
     t0 = time.perf_counter()
     model = PlaylistContinuation(random_state=0).fit(
-        split.train, titles=split.train_titles, artists=data.artist_codes()
+        split.train,
+        titles=split.train_titles,
+        artists=data.artist_codes(),
+        artist_names=data.artist_names(),
     )
     figures["fit_s"] = time.perf_counter() - t0
     continuer = Continuer(data, model, {})

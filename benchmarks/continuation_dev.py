@@ -91,7 +91,7 @@ def run(
 
     with dataset_store("mpd", [str(path)]) as store:
         data = load_playlists(store)
-    artists = data.artist_codes()
+    artists, names = data.artist_codes(), data.artist_names()
     figures: dict = {}
 
     def record(name: str, recs: np.ndarray, split) -> None:
@@ -113,7 +113,7 @@ def run(
         for k, params in enumerate(settings):
             began = time.perf_counter()
             model = PlaylistContinuation(random_state=seed, **params)
-            model.fit(dev.train, titles=dev.train_titles, artists=artists)
+            model.fit(dev.train, titles=dev.train_titles, artists=artists, artist_names=names)
             recs, _ = model.recommend_playlists(dev.seeds, dev.titles, 500)
             record(str(k), recs, dev)
             print(

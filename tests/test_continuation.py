@@ -298,10 +298,23 @@ def test_suggestions_carry_reasons_and_leave_the_seeds_out(hand_store):
     assert all(s.reason.startswith("playlists named like this one") for s in titled)
     # where the ALS part wins a title alone (as learnt weights often make it), it found the
     # tracks through the title too: not "popular on playlists"
-    continuer.model.weights_[0] = [0, 0, 0, 0.01, 0, 0, 10]
+    learnt = continuer.model.weights_[0].copy()
+    continuer.model.weights_[0] = [0, 0, 0, 0.01, 0, 0, 10, 0]
     titled = continue_playlist(continuer, title="chill vibes", n=5)
     assert {s.source for s in titled} == {"als"}
     assert all(s.reason.startswith("playlists named like this one") for s in titled)
+    continuer.model.weights_[0] = learnt
+    # a title that is an artist's name: that artist's tracks, saying so
+    named = continue_playlist(continuer, title="Soft Strings!", n=6)
+    assert {s.artist for s in named} == {"Soft Strings"} and {s.source for s in named} == {"named"}
+    assert all(s.reason == "by Soft Strings, as the playlist's title says" for s in named)
+    matrix = playlist_matrix([[0, 1], [1, 2]], 3)
+    with pytest.raises(ValueError, match="artist_names need artists"):
+        PlaylistContinuation(validation=0).fit(matrix, artist_names=["A"])
+    with pytest.raises(ValueError, match="1 artist names for artist numbers up to 1"):
+        PlaylistContinuation(validation=0).fit(
+            matrix, artists=np.array([0, 1, -1]), artist_names=["A"]
+        )
     with pytest.raises(ContinuationError, match="not in the catalogue: spotify:track:nope"):
         continue_playlist(continuer, tracks=["spotify:track:nope"])
     with pytest.raises(ContinuationError, match="give a title, some tracks, or both"):

@@ -260,7 +260,7 @@ def evaluate_continuation(
     seconds: dict[str, list[float]] = {m: [] for m in models}
     extra: dict[str, list[Any]] = {"blend_weights": [], "unreachable_share": []}
     total, done = len(seeds) * len(models), 0
-    artists = data.artist_codes()
+    artists, artist_names = data.artist_codes(), data.artist_names()
     for seed in seeds:
         split = split_continuation(data, seed, n_test, min_tracks)
         in_train = np.bincount(split.train.indices, minlength=data.n_items) > 0
@@ -272,7 +272,8 @@ def evaluate_continuation(
             rows = np.arange(split.seeds.shape[0])
             if name == DEEPCUTS:
                 model = PlaylistContinuation(random_state=seed, **(model_params or {}))
-                model.fit(split.train, titles=split.train_titles, artists=artists, embed=embed)
+                model.fit(split.train, titles=split.train_titles, artists=artists,
+                          artist_names=artist_names, embed=embed)  # fmt: skip
                 recs, _ = model.recommend_playlists(split.seeds, split.titles, N)
                 extra["blend_weights"].append(model.weights_.round(3).tolist())
             elif name == "popularity":

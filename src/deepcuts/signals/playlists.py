@@ -80,6 +80,10 @@ class PlaylistData:
             [codes.setdefault(a, len(codes)) if a else -1 for a in self.item_artists], np.int64
         )
 
+    def artist_names(self) -> list[str]:
+        """The name of each artist number `artist_codes` gives, in number order."""
+        return list(dict.fromkeys(a for a in self.item_artists if a))
+
     def label(self, item: int) -> str:
         """``Title - Artist`` of a track, for reasons and tables."""
         name, artist = self.item_names[item], self.item_artists[item]

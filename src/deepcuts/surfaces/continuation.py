@@ -12,6 +12,7 @@ suggestions, none of them a seed track, each with the reason it is there:
 - 'playlists named like this one ("name")' (the title, and for a title alone the factors
   folded in from the title's tracks),
 - "more from A, who is on this playlist" (the seed artists),
+- "by A, as the playlist's title says" (a title that is an artist's name),
 - "sounds like the tracks in this playlist" (a cold track, through content vectors),
 - "popular on playlists" (popularity, which fills what nothing else does).
 
@@ -117,7 +118,12 @@ def prepare_continuation(
         say(f"content vectors ({int(cold.sum())} tracks are on no playlist)")
         vectors = content_vectors(store, data.items)
     model.fit(
-        matrix, titles=data.titles, content=vectors, artists=data.artist_codes(), progress=say
+        matrix,
+        titles=data.titles,
+        content=vectors,
+        artists=data.artist_codes(),
+        artist_names=data.artist_names(),
+        progress=say,
     )
     if saved is not None:
         try:
@@ -266,6 +272,9 @@ class _Reasons:
                 if name
                 else "playlists named like this one"
             )
+        if source == "named":
+            artist = data.item_artists[int(self.chosen[j])]
+            return f"by {artist}, as the playlist's title says"
         if source == "artist":
             artist = data.item_artists[int(self.chosen[j])]
             return (
