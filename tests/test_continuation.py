@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from deepcuts.evaluation.continuation import (
     CATEGORIES,
+    bootstrap_ratio,
     continuation_metrics,
     evaluate_continuation,
     split_continuation,
@@ -150,6 +151,20 @@ def test_r_precision_credits_each_hidden_artist_once_as_the_challenge_did():
     assert (figures["r_precision_artist_credit"] >= figures["r_precision"]).all()
     empty = sp.csr_matrix((1, 7), dtype=np.float32)
     assert np.isnan(r_precision_artist_credit(np.array([[1, 2]]), empty, artists)[0])
+
+
+def test_the_goal_ratio_interval_resamples_the_test_playlists():
+    rng = np.random.default_rng(1)
+    mine = [rng.uniform(0, 0.4, 100) for _ in range(3)]
+    assert bootstrap_ratio(mine, [a / 2 for a in mine]) == pytest.approx((2.0, 2.0))
+    theirs = [np.clip(a * 0.8 + rng.normal(0, 0.05, 100), 0, 1) for a in mine]
+    ratio = np.mean([a.mean() for a in mine]) / np.mean([b.mean() for b in theirs])
+    lo, hi = bootstrap_ratio(mine, theirs)
+    assert lo < ratio < hi and 0.05 < hi - lo < 0.4
+    lo_more, hi_more = bootstrap_ratio(
+        [np.tile(a, 4) for a in mine], [np.tile(b, 4) for b in theirs]
+    )
+    assert hi_more - lo_more < 0.7 * (hi - lo)  # four times the playlists: about half as wide
 
 
 def test_titles_are_normalised_as_the_challenge_did():
@@ -440,6 +455,9 @@ def test_evaluate_command_runs_the_continuation_protocol(mpd_slice, run_cli, tmp
     assert credited["mean"] > figure["mean"]
     goal = summary["goals"]["first_25_r_precision_vs_als"]
     assert goal["ratio_with_artist_credit"] > 0 and goal["met"] == (goal["ratio"] >= 1.2)
+    lo, hi = goal["ratio_95ci"]
+    assert lo <= goal["ratio"] <= hi
+    assert "95% interval over the test playlists" in result.output
     assert {"first_25_r_precision_vs_als", "title_only_r_precision_vs_same_name"} <= set(
         summary["goals"]
     )

@@ -411,6 +411,13 @@ def _evaluate_continuation(ctx, dataset, seeds, n_test, no_minilm, json_out) -> 
         ratio = (
             f" (ratio {verdict['ratio']:.3f}, goal {verdict['goal']}"
             + (
+                " [95% interval over the test playlists {:.3f}-{:.3f}]".format(
+                    *verdict["ratio_95ci"]
+                )
+                if "ratio_95ci" in verdict
+                else ""
+            )
+            + (
                 f"; {verdict['ratio_with_artist_credit']:.3f} with the challenge's artist credit"
                 if "ratio_with_artist_credit" in verdict
                 else ""

@@ -175,12 +175,34 @@ def category_means(
     """``{category: {metric: mean}}`` over the test playlists of each category present
     (``category``: index into `CATEGORIES` per row of ``recommended``; the metrics of
     `continuation_metrics`)."""
-    figures = continuation_metrics(recommended, truth, artists)
+    return _means(continuation_metrics(recommended, truth, artists), category)
+
+
+def _means(figures: dict[str, np.ndarray], category: np.ndarray) -> dict[str, dict[str, float]]:
     return {
         cat: {m: float(np.nanmean(values[category == c])) for m, values in figures.items()}
         for c, cat in enumerate(CATEGORIES)
         if (category == c).any()
     }
+
+
+def bootstrap_ratio(
+    mine: Sequence[np.ndarray], theirs: Sequence[np.ndarray], resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of ``mean over seeds of mine / mean over seeds of theirs``, the
+    goals' ratio, resampling each seed's test playlists with replacement (paired: both models
+    on the same resampled playlists). ``mine`` and ``theirs``: per seed, one figure per test
+    playlist. It says how much the draw of test playlists moves the ratio, not refitting."""
+    rng = np.random.default_rng(seed)
+    num, den = np.zeros(resamples), np.zeros(resamples)
+    for a, b in zip(mine, theirs, strict=True):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        at = rng.integers(len(a), size=(resamples, len(a)))
+        num += np.nanmean(a[at], axis=1)
+        den += np.nanmean(b[at], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo, hi = np.nanpercentile(num / den, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 # -- the peers ------------------------------------------------------------------------------
@@ -257,6 +279,8 @@ def evaluate_continuation(
     if unknown:
         raise ValueError(f"unknown models {unknown}; known: {DEEPCUTS}, {', '.join(PEERS)}")
     per_seed: dict[str, dict[str, dict[str, list[float]]]] = {}
+    # per category and model, each seed's R-precision per test playlist (for `bootstrap_ratio`)
+    per_playlist: dict[str, dict[str, list[np.ndarray]]] = {}
     seconds: dict[str, list[float]] = {m: [] for m in models}
     extra: dict[str, list[Any]] = {"blend_weights": [], "unreachable_share": []}
     total, done = len(seeds) * len(models), 0
@@ -284,8 +308,13 @@ def evaluate_continuation(
                 rows = np.flatnonzero(split.category == list(CATEGORIES).index("title only"))
                 recs = same_name_peer(split, rows)
             seconds[name].append(time.perf_counter() - began)
-            means_by_cat = category_means(recs, split.truth[rows], split.category[rows], artists)
-            for cat, means in means_by_cat.items():
+            figures = continuation_metrics(recs, split.truth[rows], artists)
+            for c, cat in enumerate(CATEGORIES):
+                if (split.category[rows] == c).any():
+                    per_playlist.setdefault(cat, {}).setdefault(name, []).append(
+                        figures["r_precision"][split.category[rows] == c]
+                    )
+            for cat, means in _means(figures, split.category[rows]).items():
                 slot = per_seed.setdefault(cat, {}).setdefault(name, {m: [] for m in METRICS})
                 for metric, value in means.items():
                     slot[metric].append(value)
@@ -307,7 +336,7 @@ def evaluate_continuation(
         "n_tracks": data.n_items,
         "unreachable_hidden_share": extra["unreachable_share"],
     }
-    return summarise_continuation(protocol, per_seed, seconds, extra["blend_weights"])
+    return summarise_continuation(protocol, per_seed, seconds, extra["blend_weights"], per_playlist)
 
 
 def summarise_continuation(
@@ -315,9 +344,11 @@ def summarise_continuation(
     per_seed: dict[str, dict[str, dict[str, list[float]]]],
     seconds: dict[str, list[float]],
     blend_weights: list[Any],
+    per_playlist: dict[str, dict[str, list[np.ndarray]]] | None = None,
 ) -> dict[str, Any]:
     """``categories[cat][model][metric]`` = mean, std (ddof 1) and per_seed; the models'
-    descriptions and seconds; the issue's goals checked on the means."""
+    descriptions and seconds; the issue's goals checked on the means (with ``per_playlist``,
+    each seed's R-precision per test playlist, their ratios' `bootstrap_ratio` intervals)."""
     categories = {
         cat: {
             name: {metric: _stats(values) for metric, values in figures.items()}
@@ -333,13 +364,22 @@ def summarise_continuation(
     out: dict[str, Any] = {"protocol": protocol, "models": models, "categories": categories}
     if blend_weights:
         out["blend_weights_per_seed"] = blend_weights
-    out["goals"] = continuation_goals(categories)
+    out["goals"] = continuation_goals(categories, per_playlist)
     return out
 
 
-def continuation_goals(categories: dict[str, Any]) -> dict[str, Any]:
+def continuation_goals(
+    categories: dict[str, Any], per_playlist: dict[str, dict[str, list[np.ndarray]]] | None = None
+) -> dict[str, Any]:
     """The issue's goals on the mean figures: first 25 R-precision >= 1.2x implicit ALS's;
-    title only >= 2x same-name popularity's; deepcuts >= every peer on R-precision and NDCG."""
+    title only >= 2x same-name popularity's; deepcuts >= every peer on R-precision and NDCG.
+    With ``per_playlist``, each ratio also gets its ``ratio_95ci`` (`bootstrap_ratio`)."""
+
+    def interval(cat: str, peer: str) -> dict[str, list[float]]:
+        found = (per_playlist or {}).get(cat, {})
+        if DEEPCUTS not in found or peer not in found:
+            return {}
+        return {"ratio_95ci": list(bootstrap_ratio(found[DEEPCUTS], found[peer]))}
 
     def mean(cat: str, model: str, metric: str) -> float | None:
         try:
@@ -357,6 +397,7 @@ def continuation_goals(categories: dict[str, Any]) -> dict[str, Any]:
             "ratio": mine / als,
             "goal": 1.2,
             "met": mine / als >= 1.2,
+            **interval("first 25", "implicit-als"),
             **_artist_credit_ratio(categories, "first 25", "implicit-als"),
         }
     mine, same = (
@@ -368,6 +409,7 @@ def continuation_goals(categories: dict[str, Any]) -> dict[str, Any]:
             "ratio": mine / same,
             "goal": 2.0,
             "met": mine / same >= 2.0,
+            **interval("title only", "same-name-popularity"),
             **_artist_credit_ratio(categories, "title only", "same-name-popularity"),
         }
     every = {}
