@@ -119,15 +119,8 @@ MINILM_BELOW = 10  # playlists with this many seed tracks compare titles by TF-I
 TITLE_SEEDS = 50  # a title-only playlist is folded into the ALS part from its title's best tracks
 MIN_BUCKET = 30  # held-out playlists a bucket needs to learn its own weights
 DEFAULT_WEIGHTS = np.array([1.0, 1.0, 0.3, 1.0, 0.3, 0.01, 0.3, 0.3], np.float32)
-RAW = (
-    "item",
-    "playlist",
-    "sequence",
-    "title",
-    "artist",
-    "als",
-    "named",
-)  # parts whose row max tells
+# the parts whose row maximum the ranker is told (`CONTEXT`)
+RAW = ("item", "playlist", "sequence", "title", "artist", "als", "named")
 CONTEXT = (  # what the ranker knows of a playlist (`_parts`)
     *(f"{p} max" for p in RAW), "seeds", "has title", "title best", "title votes", "same name"
 )  # fmt: skip
