@@ -408,24 +408,16 @@ def _evaluate_continuation(ctx, dataset, seeds, n_test, no_minilm, json_out) -> 
             )
             click.echo(f"{cat:<24}{model:<22}{cells}")
     for goal, verdict in summary["goals"].items():
-        ratio = (
-            f" (ratio {verdict['ratio']:.3f}, goal {verdict['goal']}"
-            + (
-                " [95% interval over the test playlists {:.3f}-{:.3f}]".format(
-                    *verdict["ratio_95ci"]
-                )
-                if "ratio_95ci" in verdict
-                else ""
-            )
-            + (
-                f"; {verdict['ratio_with_artist_credit']:.3f} with the challenge's artist credit"
-                if "ratio_with_artist_credit" in verdict
-                else ""
-            )
-            + ")"
-            if "ratio" in verdict
-            else ""
-        )
+        ratio = ""
+        if "ratio" in verdict:
+            ratio = f" (ratio {verdict['ratio']:.3f}, goal {verdict['goal']}"
+            if "ratio_95ci" in verdict:
+                lo, hi = verdict["ratio_95ci"]
+                ratio += f" [95% interval over the test playlists {lo:.3f}-{hi:.3f}]"
+            if "ratio_with_artist_credit" in verdict:
+                credited = verdict["ratio_with_artist_credit"]
+                ratio += f"; {credited:.3f} with the challenge's artist credit"
+            ratio += ")"
         click.echo(f"{goal}: {'met' if verdict['met'] else 'NOT met'}{ratio}")
     if json_out:
         err.print(f"wrote {write_json(summary, json_out)}", highlight=False)

@@ -309,12 +309,13 @@ def evaluate_continuation(
                 recs = same_name_peer(split, rows)
             seconds[name].append(time.perf_counter() - began)
             figures = continuation_metrics(recs, split.truth[rows], artists)
+            category = split.category[rows]
             for c, cat in enumerate(CATEGORIES):
-                if (split.category[rows] == c).any():
+                if (category == c).any():
                     per_playlist.setdefault(cat, {}).setdefault(name, []).append(
-                        figures["r_precision"][split.category[rows] == c]
+                        figures["r_precision"][category == c]
                     )
-            for cat, means in _means(figures, split.category[rows]).items():
+            for cat, means in _means(figures, category).items():
                 slot = per_seed.setdefault(cat, {}).setdefault(name, {m: [] for m in METRICS})
                 for metric, value in means.items():
                     slot[metric].append(value)
