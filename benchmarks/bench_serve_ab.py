@@ -30,7 +30,7 @@ from pathlib import Path
 import bench_serve as bench
 import pandas as pd
 
-ROUTES = ("home", "weekly", "similar")  # bench_serve's locust users that only read
+ROUTES = ("home", "weekly", "similar", "events")  # bench_serve's locust users
 
 
 def _drive_into(figures: list[dict], route: str, *drive_args) -> None:
@@ -134,6 +134,9 @@ def main() -> None:
     rps = [t["rps"] / b["rps"] for t, b in pairs]
     print(f"this / baseline, run by run: {', '.join(f'{r:.3f}' for r in rps)}x req/s "
           f"(median {statistics.median(rps):.3f}x)")  # fmt: skip
+    p99 = [t["p99_ms"] / b["p99_ms"] for t, b in pairs]
+    print(f"this / baseline, run by run: {', '.join(f'{r:.3f}' for r in p99)}x p99 latency "
+          f"(median {statistics.median(p99):.3f}x)")  # fmt: skip
     if all(t["server_cpu_ms"] and b["server_cpu_ms"] for t, b in pairs):
         cpu = [t["server_cpu_ms"] / b["server_cpu_ms"] for t, b in pairs]
         print(f"this / baseline, run by run: {', '.join(f'{c:.3f}' for c in cpu)}x server CPU a "

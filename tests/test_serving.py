@@ -403,6 +403,29 @@ def test_concurrent_pages_with_unseen_contexts_all_succeed(store):
     assert statuses == [200] * 80
 
 
+def test_a_serving_worker_keeps_the_garbage_collector_off_the_snapshot(store, monkeypatch):
+    """`deepcuts serve`'s workers collect young objects less often (`GC_THRESHOLDS`), and the
+    listeners' shelf rows are tuples the collector stops tracking: a full collection, when one
+    comes, does not walk them again."""
+    import gc
+
+    from deepcuts.serving.main import GC_THRESHOLDS, served_app
+
+    for name, value in ServeConfig(store, no_auth=True).to_env().items():
+        monkeypatch.setenv(name, value)
+    before = gc.get_threshold()
+    try:
+        app = served_app()
+        assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)
+    published = app.state.snapshots.current()
+    for _ in range(3):  # a tuple is untracked once the tuples inside it are: one level a pass
+        gc.collect()
+    rows = [r for r in published._shelf_rows if r is not None]
+    assert rows and not any(gc.is_tracked(r) for r in rows)
+
+
 def test_a_page_joined_from_parts_is_valid_json_whatever_the_names(store):
     """The home body is joined from pre-encoded parts: names with quotes, backslashes, line
     breaks, accents and emoji (in card names and in the shelf titles made from them) come back

@@ -278,7 +278,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, no_auth: bool,
             target=_learn_loop, args=(learn_every, str(config.store), stop), daemon=True
         ).start()
     try:
-        uvicorn.run("deepcuts.serving.main:create_app", factory=True, host=host, port=port,
+        uvicorn.run("deepcuts.serving.main:served_app", factory=True, host=host, port=port,
                     workers=workers, http=HTTP_PROTOCOL, log_level="warning")  # fmt: skip
     finally:
         stop.set()
