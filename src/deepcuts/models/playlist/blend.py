@@ -677,6 +677,8 @@ class PlaylistContinuation(Recommender):
         context[:, CONTEXT.index("seeds")] = np.diff(rows.indptr)
         context[:, CONTEXT.index("has title")] = [bool(str(t).strip()) for t in titles]
         same = np.full(n, -1, np.int64)
+        # each title normalised once, for the title and named parts (None: no title)
+        names = [normalize_title(t) if t else None for t in titles]
         seed_at = np.repeat(np.arange(n), np.diff(rows.indptr)), rows.indices
         out = []
         for name in PARTS:
@@ -693,7 +695,7 @@ class PlaylistContinuation(Recommender):
                     )
                     s = np.asarray((share @ spread).todense(), np.float32)
             elif name == "named":
-                s = self._named_scores(titles, rows.shape[1])
+                s = self._named_scores(names, rows.shape[1])
             elif name == "title":
                 if self.title_ is None:
                     s = np.zeros((n, rows.shape[1]), np.float32)
@@ -705,8 +707,8 @@ class PlaylistContinuation(Recommender):
                     best = np.asarray(votes.max(axis=1).todense()).ravel()
                     context[:, CONTEXT.index("title best")] = best ** (1 / self.title_.power)
                     context[:, CONTEXT.index("title votes")] = np.asarray(votes.sum(axis=1)).ravel()
-                    for r, t in enumerate(titles):
-                        same[r] = self._names.get(normalize_title(t), -1) if t else -1
+                    for r, name in enumerate(names):
+                        same[r] = self._names.get(name, -1) if name is not None else -1
                     known = same >= 0
                     context[known, CONTEXT.index("same name")] = self._name_sizes[same[known]]
             else:
@@ -735,15 +737,16 @@ class PlaylistContinuation(Recommender):
             out.append(np.divide(s, top, out=np.zeros_like(s), where=top > 0))
         return out, context, same
 
-    def _named_scores(self, titles: Sequence[str], n_items: int) -> np.ndarray:
-        """The ``named`` part: for a title that is an artist's name, the artist's tracks
-        weighed by ``log(1 + playlists holding them)`` (as the artist part weighs them)."""
-        s = np.zeros((len(titles), n_items), np.float32)
+    def _named_scores(self, names: Sequence[str | None], n_items: int) -> np.ndarray:
+        """The ``named`` part: for a title (``names``: normalised, None for none) that is an
+        artist's name, the artist's tracks weighed by ``log(1 + playlists holding them)`` (as
+        the artist part weighs them)."""
+        s = np.zeros((len(names), n_items), np.float32)
         if not self._named:
             return s
         spread = self._artist_map[1]  # type: ignore[index]
-        for r, title in enumerate(titles):
-            codes = self._named.get(normalize_title(title)) if title else None
+        for r, name in enumerate(names):
+            codes = self._named.get(name) if name else None
             if codes:
                 s[r] = np.asarray(spread[codes].sum(axis=0)).ravel()
         return s
