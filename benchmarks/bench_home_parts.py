@@ -8,7 +8,9 @@ with the API-key check and the snapshot in hand, the same with home's own parame
 dependencies resolved by FastAPI (what the route's signature costs), then with the page made and encoded
 (`home_page`, `page_json`) but not logged, and ``GET /v1/users/{user}/home``. Then the parts of
 a home page one by one. CPU microseconds a request or a page, median of --passes
-passes over the same 2,000 listeners that `bench_serve.py` visits.
+passes over the same 2,000 listeners that `bench_serve.py` visits, with the garbage collector
+set as in a serving worker (`GC_THRESHOLDS`): under Python's defaults, code that makes more
+short-lived objects pays for full collections over the snapshot that the server never runs.
 
     python benchmarks/bench_home_parts.py [--dir DIR] [--passes 5]
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import inspect
 import itertools
 import statistics
@@ -32,11 +35,11 @@ import bench_serve as bench
 import pandas as pd
 from fastapi import APIRouter, Request, Response
 
-from deepcuts.bandit.impressions import page_log_rows
+from deepcuts.bandit.impressions import served_page_row
 from deepcuts.bandit.types import PageLayout
 from deepcuts.serving.config import ServeConfig
 from deepcuts.serving.deps import get_caller, get_published
-from deepcuts.serving.main import create_app
+from deepcuts.serving.main import GC_THRESHOLDS, create_app
 from deepcuts.serving.pages import home_context, home_page, page_json, user_index
 from deepcuts.serving.routers.home import get_home
 from deepcuts.store.live import LiveLog
@@ -62,6 +65,7 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=5_000)
     parser.add_argument("--passes", type=int, default=5)
     args = parser.parse_args()
+    gc.set_threshold(*GC_THRESHOLDS)  # as `served_app` sets it in each worker
 
     root = args.dir / f"u{args.users}-t{args.tracks}"
     store = bench.build(root, args.users, args.tracks)
@@ -164,12 +168,12 @@ def main() -> None:
     parts: dict[str, Callable[[], object]] = {
         "the visit's context": lambda: [home_context(published, u, at=at) for u in index],
         "card scores (reward model)": lambda: [policy.card_scores(c, s) for c, s in zip(contexts, shelves, strict=True)],
-        "shelf scores": lambda: [policy.shelf_scores(s, layout.n_cards) for s in scores],
-        "select_page (scores, ranks, logs)": lambda: [
-            policy.select_page(c, s, layout, served_at=at) for c, s in zip(contexts, shelves, strict=True)
+        "its rankings (draw_page)": lambda: [policy.draw_page(s, layout) for s in scores],
+        "serve_page (scores, ranks, ids)": lambda: [
+            policy.serve_page(c, s, layout, served_at=at) for c, s in zip(contexts, shelves, strict=True)
         ],
         "home_page (+ context, log row)": lambda: [home_page(published, u, layout=layout, at=at) for u in users],
-        "  its log row (page_log_rows)": lambda: [page_log_rows(p.page.impressions) for p in pages],
+        "  its log row (served_page_row)": lambda: [served_page_row(p.served) for p in pages],
         "the page's JSON (page_json)": lambda: [page_json(published, p) for p in pages],
         f"commit its log row, {CONCURRENT} a group": commit,
     }  # fmt: skip

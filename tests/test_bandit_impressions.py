@@ -153,6 +153,29 @@ def test_an_impression_that_does_not_share_its_pages_context_keeps_its_own():
     }
 
 
+@pytest.mark.parametrize(
+    "policy", [EpsilonGreedy(epsilon=0.3, random_state=2), UniformRandom(random_state=2)]
+)
+def test_a_served_page_is_logged_as_its_impressions_would_be(policy):
+    """The service logs a page as the policy served it (`served_page_row`), never making its
+    impressions: the row must be `page_log_rows`' of the impressions `page()` makes, to the
+    byte, and read back to the same rows (a card on two pages, a session feature, an emoji)."""
+    from deepcuts.bandit import Context
+    from deepcuts.bandit.impressions import served_page_row
+
+    candidates = shelves(n_shelves=4, n_cards=5, seed=3)
+    for i in range(20):
+        ctx = Context(f"u{i}", hour=i % 24, weekday=i % 7, device="ios", country="SE",
+                      features={"session_genre": "jazz \U0001f3b7", "session_plays": i})  # fmt: skip
+        served = policy.serve_page(ctx, candidates, SMALL, served_at=T0 + timedelta(minutes=i))
+        page = served.page()
+        row = served_page_row(served)
+        assert [row] == page_log_rows(page.impressions)
+        assert [r["impression_id"] for r in page_impressions(json.loads(row[4]))] == [
+            im.impression_id for im in page.impressions
+        ]
+
+
 def _listen(store, user, item, played_at, ms, context_id=None):
     store.conn.execute(
         "INSERT INTO listens (user_id, item_id, played_at, ms_played, context_id) VALUES (?, ?, ?, ?, ?)",

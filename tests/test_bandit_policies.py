@@ -11,6 +11,7 @@ from deepcuts.bandit import (
     Greedy,
     LinUCB,
     PageLayout,
+    Policy,
     Shelf,
     ThompsonSampling,
     UniformRandom,
@@ -240,13 +241,39 @@ def test_a_served_page_s_impressions_are_what_the_checked_constructor_makes(poli
 
 def test_a_ranking_that_reports_an_impossible_propensity_is_refused():
     class Broken(EpsilonGreedy):
-        def rank(self, scores, n_positions, rng):
-            marginals, chosen, cond = super().rank(scores, n_positions, rng)
-            marginals[:] = 0.0  # says the choices it made could not happen
-            return marginals, chosen, cond
+        def draw_page(self, card_scores, layout):
+            drawn = super().draw_page(card_scores, layout)
+            # says the shelves it chose could not be chosen
+            return drawn._replace(shelf_propensity=[0.0] * len(drawn.shelves))
 
     with pytest.raises(BanditInputError, match="shelf_propensity: must be a probability"):
         Broken(random_state=0).select_page(context(), shelves(), LAYOUT)
+
+
+@pytest.mark.parametrize(
+    "policy, epsilon",
+    [(EpsilonGreedy, 0.0), (EpsilonGreedy, 0.1), (EpsilonGreedy, 0.5), (EpsilonGreedy, 1.0),
+     (Greedy, 0.0)],
+)  # fmt: skip
+def test_epsilon_greedy_draws_a_page_in_plain_python_as_the_numpy_path_does(policy, epsilon):
+    """`EpsilonGreedy.draw_page` (plain Python, what a served page runs) makes the same draws
+    from the same random state and reports the same propensities as `Policy.draw_page` (the
+    NumPy rankings every policy has), on shelves of different sizes with tied scores."""
+    rng = np.random.default_rng(11)
+    fast, general = policy(epsilon=epsilon, random_state=3), policy(epsilon=epsilon, random_state=3)
+    for _ in range(300):
+        sizes = rng.integers(1, 9, size=rng.integers(1, 8))
+        # scores of one decimal tie often: ties go to the lower index in both
+        scores = [np.round(rng.normal(size=int(n)), 1) for n in sizes]
+        layout = PageLayout(n_shelves=int(rng.integers(1, 6)), n_cards=int(rng.integers(1, 6)))
+        assert fast.draw_page(scores, layout) == Policy.draw_page(general, scores, layout)
+    assert fast._rng.random() == general._rng.random()  # and used as many draws
+
+
+def test_a_page_s_plain_python_draw_refuses_non_finite_scores():
+    scores = [np.array([0.5, 0.1]), np.array([0.2, np.nan, 0.3])]
+    with pytest.raises(BanditInputError, match="scores: has non-finite values"):
+        EpsilonGreedy(random_state=0).draw_page(scores, LAYOUT)
 
 
 class _Source:

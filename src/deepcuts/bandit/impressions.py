@@ -42,7 +42,7 @@ import pandas as pd
 
 from deepcuts.bandit.feedback import LoggedFeedback, feedback_from_frame, write_table
 from deepcuts.bandit.reward import SuccessRule
-from deepcuts.bandit.types import BanditInputError, Card, Context, Impression, Shelf
+from deepcuts.bandit.types import BanditInputError, Card, Context, Impression, ServedPage, Shelf
 from deepcuts.store import Store
 from deepcuts.store.live import PageRow, page_impressions
 
@@ -105,25 +105,79 @@ def _members(values: dict[str, object]) -> str:
     return _FEATURES_JSON.encode(values)[1:-1]
 
 
-def _page_members(im: Impression) -> str:
-    """What the impressions of a page share: the page, its context and its policy."""
-    c = im.context
-    served = _utc(im.served_at)
+def _page_members(
+    page_id: str, context: Context, served_at: datetime | None, n_shelf_candidates: int | None,
+    policy_id: str, policy_version: str,
+) -> str:  # fmt: skip
+    """What the impressions of a page share: the page, its context and its policy
+    (``served_at`` in UTC without its zone, as `_utc` leaves it)."""
     return _members(
         {
-            "page_id": im.page_id,
-            "user_id": c.user_id,
-            "served_at": None if served is None else served.isoformat(),
-            "hour": int(c.hour),
-            "weekday": int(c.weekday),
-            "device": c.device,
-            "country": c.country,
-            "context": _json(c.features),
-            "n_shelf_candidates": im.n_shelf_candidates,
-            "policy_id": im.policy_id,
-            "policy_version": im.policy_version,
+            "page_id": page_id,
+            "user_id": context.user_id,
+            "served_at": None if served_at is None else served_at.isoformat(),
+            "hour": int(context.hour),
+            "weekday": int(context.weekday),
+            "device": context.device,
+            "country": context.country,
+            "context": _json(context.features),
+            "n_shelf_candidates": n_shelf_candidates,
+            "policy_id": policy_id,
+            "policy_version": policy_version,
         }
     )
+
+
+def _shelf_members(shelf: Shelf, n_card_candidates: int | None) -> str:
+    return _members(
+        {
+            "shelf_id": shelf.shelf_id,
+            "shelf_type": shelf.shelf_type,
+            "shelf_title": shelf.title,
+            "n_card_candidates": n_card_candidates,
+        }
+    )
+
+
+def _card_members(card: Card) -> str:
+    """What a card contributes to its rows, encoded once while the card lives."""
+    part = _CARD_JSON.get(card)
+    if part is None:
+        part = _CARD_JSON[card] = _members(
+            {
+                "item_id": card.item_id,
+                "item_kind": card.kind,
+                "content_type": card.content_type,
+                "card_features": _json(card.features),
+            }
+        )
+    return part
+
+
+def _own_members(
+    impression_id: str, shelf_position: int, card_position: int, shelf_propensity: float,
+    card_propensity: float, propensity_given_earlier: float, reward: float | None = None,
+    reward_at: datetime | None = None,
+) -> str:  # fmt: skip
+    """An impression's own members. Propensities are in (0, 1] and a reward is finite
+    (`Impression` checks them; a policy's draw is checked as it is served): valid JSON."""
+    rewarded = _utc(reward_at)
+    return (
+        f'"impression_id": {_string(impression_id)}, '
+        f'"shelf_position": {int(shelf_position)}, '
+        f'"card_position": {int(card_position)}, '
+        f'"propensity": {probability_text(float(shelf_propensity) * float(card_propensity))}, '
+        f'"shelf_propensity": {probability_text(shelf_propensity)}, '
+        f'"card_propensity": {probability_text(card_propensity)}, '
+        f'"propensity_given_earlier": {probability_text(propensity_given_earlier)}, '
+        f'"reward": {"null" if reward is None else repr(float(reward))}, '
+        f'"reward_at": {"null" if rewarded is None else _string(rewarded.isoformat())}'
+    )
+
+
+def _im_page_members(im: Impression) -> str:
+    return _page_members(im.page_id, im.context, _utc(im.served_at), im.n_shelf_candidates,
+                         im.policy_id, im.policy_version)  # fmt: skip
 
 
 def page_log_rows(impressions: Iterable[Impression]) -> list[PageRow]:
@@ -133,60 +187,60 @@ def page_log_rows(impressions: Iterable[Impression]) -> list[PageRow]:
     the ``impressions`` table (every column of ``COLUMNS``).
 
     The JSON is joined from parts, each shelf's and card's members encoded once (a card's
-    once while it lives), so logging a served page costs a few microseconds a card. An
-    impression that does not share its page's context and policy with the page's first
-    (never so on a served page) carries its own."""
+    once while it lives), so logging a page costs a few microseconds a card. An impression
+    that does not share its page's context and policy with the page's first (never so on a
+    served page) carries its own. A page as served (`ServedPage`) is logged by
+    `served_page_row`, to the same row, without making its impressions."""
     pages: dict[str, tuple[tuple, str, str, str, list[str]]] = {}
     shelves: dict[tuple[int, int | None], str] = {}
     for im in impressions:
-        shelf, card = im.shelf, im.card
+        shelf = im.shelf
         key = (id(im.context), im.served_at, im.policy_id, im.policy_version, im.n_shelf_candidates)  # fmt: skip
         page = pages.get(im.page_id)
         if page is None:
             served = _utc(im.served_at)
             page = pages[im.page_id] = (
                 key, im.context.user_id, "" if served is None else served.isoformat(),
-                _page_members(im), [],
+                _im_page_members(im), [],
             )  # fmt: skip
         shelf_key = (id(shelf), im.n_card_candidates)
         shelf_part = shelves.get(shelf_key)
         if shelf_part is None:
-            shelf_part = shelves[shelf_key] = _members(
-                {
-                    "shelf_id": shelf.shelf_id,
-                    "shelf_type": shelf.shelf_type,
-                    "shelf_title": shelf.title,
-                    "n_card_candidates": im.n_card_candidates,
-                }
-            )
-        card_part = _CARD_JSON.get(card)
-        if card_part is None:
-            card_part = _CARD_JSON[card] = _members(
-                {
-                    "item_id": card.item_id,
-                    "item_kind": card.kind,
-                    "content_type": card.content_type,
-                    "card_features": _json(card.features),
-                }
-            )
-        rewarded = _utc(im.reward_at)
-        own = (
-            f'"impression_id": {_string(im.impression_id)}, '
-            f'"shelf_position": {int(im.shelf_position)}, '
-            f'"card_position": {int(im.card_position)}, '
-            f'"propensity": {probability_text(im.propensity)}, '
-            f'"shelf_propensity": {probability_text(im.shelf_propensity)}, '
-            f'"card_propensity": {probability_text(im.card_propensity)}, '
-            f'"propensity_given_earlier": {probability_text(im.propensity_given_earlier)}, '
-            f'"reward": {"null" if im.reward is None else repr(float(im.reward))}, '
-            f'"reward_at": {"null" if rewarded is None else _string(rewarded.isoformat())}'
-        )  # propensities are in (0, 1] and a reward is finite (`Impression`): valid JSON
-        differs = "" if key == page[0] else f", {_page_members(im)}"
-        page[4].append(f"{{{own}, {shelf_part}, {card_part}{differs}}}")
+            shelf_part = shelves[shelf_key] = _shelf_members(shelf, im.n_card_candidates)
+        own = _own_members(
+            im.impression_id, im.shelf_position, im.card_position, im.shelf_propensity,
+            im.card_propensity, im.propensity_given_earlier, im.reward, im.reward_at,
+        )  # fmt: skip
+        differs = "" if key == page[0] else f", {_im_page_members(im)}"
+        page[4].append(f"{{{own}, {shelf_part}, {_card_members(im.card)}{differs}}}")
     return [
         (page_id, user_id, served_at, len(rows), f'{{{part}, "impressions": [{", ".join(rows)}]}}')
         for page_id, (_, user_id, served_at, part, rows) in pages.items()
     ]
+
+
+# What a shelf of a served page contributes to its rows (its n_card_candidates is all its
+# cards), kept while the shelf lives: a snapshot makes each listener's shelves once.
+_SHELF_JSON: weakref.WeakKeyDictionary[Shelf, str] = weakref.WeakKeyDictionary()
+
+
+def served_page_row(served: ServedPage) -> PageRow:
+    """`page_log_rows` of a served page's impressions, the same row, made from the page as
+    the policy served it: a served page never makes its `Impression` records."""
+    at = _utc(served.served_at)
+    rows = []
+    for j, shelf, l_pos, card, p_shelf, p_card, given_earlier, impression_id in served.slots():
+        shelf_part = _SHELF_JSON.get(shelf)
+        if shelf_part is None:
+            shelf_part = _SHELF_JSON[shelf] = _shelf_members(shelf, len(shelf.cards))
+        own = _own_members(impression_id, j, l_pos, p_shelf, p_card, given_earlier)
+        rows.append(f"{{{own}, {shelf_part}, {_card_members(card)}}}")
+    page = _page_members(served.page_id, served.context, at, len(served.candidates),
+                         served.policy_id, served.policy_version)  # fmt: skip
+    return (
+        served.page_id, served.context.user_id, "" if at is None else at.isoformat(), len(rows),
+        f'{{{page}, "impressions": [{", ".join(rows)}]}}',
+    )  # fmt: skip
 
 
 def impression_records(impressions: Iterable[Impression]) -> list[dict[str, object]]:

@@ -32,6 +32,7 @@ The policies:
 
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -50,7 +51,9 @@ from deepcuts.bandit.types import (
     Context,
     Impression,
     Page,
+    PageDraw,
     PageLayout,
+    ServedPage,
     Shelf,
     check_propensities,
     new_id,
@@ -173,6 +176,53 @@ class Policy(ABC):
         p_cards = tuple(self.marginals(s, min(layout.n_cards, s.shape[-1])) for s in cs)
         return PageProbabilities(p_shelves, p_cards)
 
+    def draw_page(self, card_scores: list[Scores], layout: PageLayout) -> PageDraw:
+        """Rank the shelves by `shelf_scores`, then each shown shelf's cards, each ranking
+        with the policy's own randomness; every number as a Python number (a served page
+        makes its twenty impressions from them, in the request)."""
+        shelf_scores = self.shelf_scores(card_scores, layout.n_cards)
+        k_s = min(layout.n_shelves, len(card_scores))
+        p_sh, chosen_sh, cond_sh = self.rank(shelf_scores, k_s, self._rng)
+        cards, card_propensity, card_given_earlier = [], [], []
+        for s_idx in chosen_sh.tolist():
+            scores = card_scores[s_idx]
+            k_c = min(layout.n_cards, scores.shape[-1])
+            p_c, chosen_c, cond_c = self.rank(scores, k_c, self._rng)
+            cards.append(chosen_c.tolist())
+            card_propensity.append(p_c[np.arange(k_c), chosen_c].tolist())
+            card_given_earlier.append(cond_c.tolist())
+        return PageDraw(
+            chosen_sh.tolist(), p_sh[np.arange(k_s), chosen_sh].tolist(), cond_sh.tolist(),
+            cards, card_propensity, card_given_earlier,
+        )  # fmt: skip
+
+    def serve_page(
+        self,
+        context: Context,
+        shelves: Sequence[Shelf],
+        layout: PageLayout | None = None,
+        *,
+        page_id: str | None = None,
+        served_at: datetime | None = None,
+    ) -> ServedPage:
+        """Serve a page: rank the shelves, then each shown shelf's cards (`draw_page`), and
+        give every card shown an impression id. What the service logs and answers is made
+        from this directly; `select_page` makes its impressions."""
+        _check_context(context)
+        _check_shelves(shelves)
+        layout = layout or PageLayout()
+        drawn = self.draw_page(self.card_scores(context, shelves), layout)
+        # every propensity in (0, 1], as `Impression` requires (products of these are too)
+        check_propensities("shelf_propensity", drawn.shelf_propensity)
+        check_propensities("propensity_given_earlier", drawn.shelf_given_earlier)
+        for p_cards, p_given in zip(drawn.card_propensity, drawn.card_given_earlier, strict=True):
+            check_propensities("card_propensity", p_cards)
+            check_propensities("propensity_given_earlier", p_given)
+        return ServedPage(
+            page_id or new_id(), context, served_at or datetime.now(UTC), self.policy_id,
+            self.version, shelves, drawn, new_ids(sum(len(order) for order in drawn.cards)),
+        )  # fmt: skip
+
     def select_page(
         self,
         context: Context,
@@ -182,53 +232,10 @@ class Policy(ABC):
         page_id: str | None = None,
         served_at: datetime | None = None,
     ) -> Page:
-        """Serve a page: rank the shelves, then each shown shelf's cards; log every card shown."""
-        _check_context(context)
-        _check_shelves(shelves)
-        layout = layout or PageLayout()
-        page_id = page_id or new_id()
-        served_at = served_at or datetime.now(UTC)
-        cs = self.card_scores(context, shelves)
-        sh_scores = self.shelf_scores(cs, layout.n_cards)
-        k_s = min(layout.n_shelves, len(shelves))
-        p_sh, chosen_sh, cond_sh = self.rank(sh_scores, k_s, self._rng)
-        # Each ranking's numbers are read out as Python floats once, not a NumPy scalar per
-        # card (a served page makes its twenty impressions here, in the request).
-        chosen_sh = chosen_sh.tolist()
-        p_shown = p_sh[np.arange(len(chosen_sh)), chosen_sh].tolist()
-        ids = iter(new_ids(sum(min(layout.n_cards, len(shelves[s].cards)) for s in chosen_sh)))
-        check_propensities("shelf_propensity", p_shown)
-        page = {"page_id": page_id, "context": context, "policy_id": self.policy_id,
-                "policy_version": self.version, "served_at": served_at, "reward": None,
-                "reward_at": None, "n_shelf_candidates": len(shelves)}  # fmt: skip
-        shown, orders, impressions = [], [], []
-        for j, s_idx in enumerate(chosen_sh):
-            shelf = shelves[s_idx]
-            k_c = min(layout.n_cards, len(shelf.cards))
-            p_c, chosen_c, cond_c = self.rank(cs[s_idx], k_c, self._rng)
-            order = tuple(chosen_c.tolist())
-            p_cards = p_c[np.arange(k_c), chosen_c].tolist()
-            given_earlier = (cond_sh[j] * cond_c).tolist()
-            check_propensities("card_propensity", p_cards)
-            check_propensities("propensity_given_earlier", given_earlier)
-            shown.append(shelf)
-            orders.append(order)
-            on_shelf = {**page, "shelf": shelf, "shelf_position": j,
-                        "shelf_propensity": p_shown[j], "n_card_candidates": len(shelf.cards)}  # fmt: skip
-            for l_pos, c_idx in enumerate(order):
-                impressions.append(
-                    Impression.drawn(
-                        {
-                            **on_shelf,
-                            "card": shelf.cards[c_idx],
-                            "card_position": l_pos,
-                            "card_propensity": p_cards[l_pos],
-                            "propensity_given_earlier": given_earlier[l_pos],
-                            "impression_id": next(ids),
-                        }  # fmt: skip
-                    )
-                )
-        return Page(page_id, context, tuple(shown), tuple(orders), tuple(impressions))
+        """Serve a page (`serve_page`) with one `Impression` per card shown."""
+        return self.serve_page(
+            context, shelves, layout, page_id=page_id, served_at=served_at
+        ).page()
 
     def action_probabilities(
         self, context: Context, actions: Sequence[tuple[Shelf, Card]]
@@ -337,6 +344,30 @@ class EpsilonGreedy(Policy):
         eps = self.current_epsilon
         marginals = ranking.epsilon_greedy_marginals(scores, n_positions, eps, order)
         return marginals, *ranking.sample_epsilon_greedy(scores, n_positions, eps, rng, order)
+
+    def draw_page(self, card_scores: list[Scores], layout: PageLayout) -> PageDraw:
+        """`Policy.draw_page` in plain Python (`ranking.draw_epsilon_greedy`): the same draws
+        and the same numbers at a third of the cost, a page's rankings being a dozen shelves
+        and a few cards each, where NumPy's cost a call is most of the work."""
+        eps, rng, n_cards = self.current_epsilon, self._rng, layout.n_cards
+        lists = [scores.tolist() for scores in card_scores]
+        if not all(map(math.isfinite, itertools.chain.from_iterable(lists))):
+            raise BanditInputError("scores: has non-finite values")  # as `greedy_order` says
+        # `shelf_scores`: the mean of each shelf's n_cards best, summed in the same order
+        tops = [sorted(scores, reverse=True)[:n_cards] for scores in lists]
+        shelf_scores = [sum(top) / len(top) for top in tops]
+        k_s = min(layout.n_shelves, len(lists))
+        shelves, p_sh, cond_sh = ranking.draw_epsilon_greedy(shelf_scores, k_s, eps, rng)
+        cards, card_propensity, card_given_earlier = [], [], []
+        for s_idx in shelves:
+            scores = lists[s_idx]
+            chosen, p_c, cond_c = ranking.draw_epsilon_greedy(
+                scores, min(n_cards, len(scores)), eps, rng
+            )
+            cards.append(chosen)
+            card_propensity.append(p_c)
+            card_given_earlier.append(cond_c)
+        return PageDraw(shelves, p_sh, cond_sh, cards, card_propensity, card_given_earlier)
 
     def update_params(self, impressions: Sequence[Impression]) -> Policy:
         self.reward_model.update(impressions)  # type: ignore[union-attr]

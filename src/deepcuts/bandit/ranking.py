@@ -19,6 +19,8 @@ ranks greedily by it: its marginals are the average of the M greedy rankings.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from deepcuts.bandit.types import BanditInputError
@@ -74,7 +76,22 @@ def epsilon_greedy_rank_marginals(n: int, n_positions: int, epsilon: float) -> n
     return out
 
 
-_MARGINAL_CACHE: dict[tuple[int, int, float], np.ndarray] = {}
+# `epsilon_greedy_rank_marginals` by (n, n_positions, epsilon), as an array and as lists of
+# Python floats: a policy ranks pages of the same few sizes over and over.
+_MARGINAL_CACHE: dict[tuple[int, int, float], tuple[np.ndarray, list[list[float]]]] = {}
+
+
+def _rank_marginals(
+    n: int, n_positions: int, epsilon: float
+) -> tuple[np.ndarray, list[list[float]]]:
+    key = (n, n_positions, epsilon)
+    kept = _MARGINAL_CACHE.get(key)
+    if kept is None:
+        by_rank = epsilon_greedy_rank_marginals(n, n_positions, epsilon)
+        kept = (by_rank, by_rank.tolist())
+        if len(_MARGINAL_CACHE) < 4096:
+            _MARGINAL_CACHE[key] = kept
+    return kept
 
 
 def epsilon_greedy_marginals(
@@ -83,16 +100,37 @@ def epsilon_greedy_marginals(
     """P(candidate a at position k) under epsilon-greedy ranking by ``scores``, shape (K, n).
     ``order``, where given, is `greedy_order(scores)` already made."""
     order = greedy_order(scores) if order is None else order
-    n = order.size
-    key = (n, int(n_positions), float(epsilon))
-    by_rank = _MARGINAL_CACHE.get(key)
-    if by_rank is None:
-        by_rank = epsilon_greedy_rank_marginals(n, int(n_positions), float(epsilon))
-        if len(_MARGINAL_CACHE) < 4096:
-            _MARGINAL_CACHE[key] = by_rank
+    by_rank, _ = _rank_marginals(order.size, int(n_positions), float(epsilon))
     out = np.empty_like(by_rank)
     out[:, order] = by_rank
     return out
+
+
+def draw_epsilon_greedy(
+    scores: list[float], n_positions: int, epsilon: float, rng: np.random.Generator
+) -> tuple[list[int], list[float], list[float]]:
+    """`sample_epsilon_greedy` and the drawn candidates' `epsilon_greedy_marginals` for a
+    few candidates, in plain Python: (chosen, P(each chosen one at its position), P(each draw
+    | earlier ones)). The same draws from ``rng`` and the same numbers: a served page ranks
+    its shelves and each shown shelf's cards, a dozen candidates or so each, and NumPy's cost
+    a call is most of what a ranking that small costs."""
+    n = len(scores)
+    _check(n, n_positions, epsilon)
+    if not all(map(math.isfinite, scores)):
+        raise BanditInputError("scores: has non-finite values")
+    # best first, ties to the lower index: `greedy_order` (a reversed sort keeps ties in order)
+    order = sorted(range(n), key=scores.__getitem__, reverse=True)
+    _, by_rank = _rank_marginals(n, n_positions, float(epsilon))
+    remaining = list(range(n))  # the ranks not yet placed, best first
+    chosen, marginal, cond = [], [], []
+    for t in range(n_positions):
+        m = n - t
+        i = int(rng.integers(m)) if epsilon > 0 and rng.random() < epsilon else 0
+        r = remaining.pop(i)
+        chosen.append(order[r])
+        marginal.append(by_rank[t][r])
+        cond.append(((1.0 - epsilon) if i == 0 else 0.0) + epsilon / m)
+    return chosen, marginal, cond
 
 
 def sample_epsilon_greedy(

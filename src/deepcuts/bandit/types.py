@@ -34,10 +34,10 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -370,6 +370,78 @@ class Page:
             (s.shelf_id, s.title, [s.cards[i].item_id for i in idx])
             for s, idx in zip(self.shelves, self.cards, strict=True)
         ]
+
+
+class PageDraw(NamedTuple):
+    """One draw of a page's two rankings (`Policy.draw_page`), in Python numbers.
+
+    ``shelves[j]`` is the candidate shelf at shelf position j, shown with
+    ``shelf_propensity[j]`` (P(that shelf there)) and ``shelf_given_earlier[j]`` (P(that draw
+    | the shelves above)); ``cards[j]``, ``card_propensity[j]`` and ``card_given_earlier[j]``
+    are the same for that shelf's cards, position by position."""
+
+    shelves: list[int]
+    shelf_propensity: list[float]
+    shelf_given_earlier: list[float]
+    cards: list[list[int]]
+    card_propensity: list[list[float]]
+    card_given_earlier: list[list[float]]
+
+
+class ServedPage(NamedTuple):
+    """A page as a policy served it (`Policy.serve_page`): its draw (`PageDraw`) over the
+    candidate shelves, with an impression id for each card shown, in page order. The service
+    logs and answers it as it is (`deepcuts.bandit.impressions.served_page_row`); `page`
+    makes its `Impression` records, which a served page never needs."""
+
+    page_id: str
+    context: Context
+    served_at: datetime
+    policy_id: str
+    policy_version: str
+    candidates: Sequence[Shelf]
+    drawn: PageDraw
+    impression_ids: list[str]
+
+    def slots(self) -> Iterator[tuple[int, Shelf, int, Card, float, float, float, str]]:
+        """Each card shown, in page order: (shelf position, shelf, card position, card,
+        shelf propensity, card propensity, propensity given earlier, impression id)."""
+        d, ids = self.drawn, iter(self.impression_ids)
+        for j, s_idx in enumerate(d.shelves):
+            shelf, p_shelf, cond_shelf = (
+                self.candidates[s_idx],
+                d.shelf_propensity[j],
+                d.shelf_given_earlier[j],
+            )
+            for l_pos, c_idx in enumerate(d.cards[j]):
+                yield (j, shelf, l_pos, shelf.cards[c_idx], p_shelf, d.card_propensity[j][l_pos],
+                       cond_shelf * d.card_given_earlier[j][l_pos], next(ids))  # fmt: skip
+
+    def page(self) -> Page:
+        """The `Page`, with one `Impression` per card shown."""
+        common = {"page_id": self.page_id, "context": self.context, "policy_id": self.policy_id,
+                  "policy_version": self.policy_version, "served_at": self.served_at,
+                  "reward": None, "reward_at": None, "n_shelf_candidates": len(self.candidates)}  # fmt: skip
+        impressions = tuple(
+            Impression.drawn(
+                {
+                    **common,
+                    "shelf": shelf,
+                    "shelf_position": j,
+                    "shelf_propensity": p_shelf,
+                    "n_card_candidates": len(shelf.cards),
+                    "card": card,
+                    "card_position": l_pos,
+                    "card_propensity": p_card,
+                    "propensity_given_earlier": given_earlier,
+                    "impression_id": impression_id,
+                }  # fmt: skip
+            )
+            for j, shelf, l_pos, card, p_shelf, p_card, given_earlier, impression_id in self.slots()
+        )
+        shown = tuple(self.candidates[s] for s in self.drawn.shelves)
+        orders = tuple(tuple(order) for order in self.drawn.cards)
+        return Page(self.page_id, self.context, shown, orders, impressions)
 
 
 def gather_shelves(

@@ -129,7 +129,7 @@ def home(
         user_id = resolve_user(store, user_id)  # `me` -> spotify:user:me
     published = Published.load(snapshot_root(store_path))
     try:
-        served = home_page(
+        home = home_page(
             published, user_id, policy=policy, epsilon=epsilon, layout=PageLayout(shelves, cards),
             at=when, hour=hour, weekday=weekday, device=device, country=country,
         )  # fmt: skip
@@ -140,20 +140,20 @@ def home(
         ) from exc
     except BanditInputError as exc:
         raise click.UsageError(str(exc)) from exc
-    logged = 0 if no_log else LiveLog.for_store(store_path).append_pages([served.log_row])
-    data = {**json.loads(page_json(published, served)), "logged": logged}
+    logged = 0 if no_log else LiveLog.for_store(store_path).append_pages([home.log_row])
+    data = {**json.loads(page_json(published, home)), "logged": logged}
     if as_json:
         click.echo(json.dumps(data, indent=1, default=str))
         return
-    c = served.page.context
+    c = home.served.context
     session = c.features.get("session_genre")
     click.echo(
         f"Home for {c.user_id}: {WEEKDAYS[c.weekday]} {c.hour:02d}:00, {c.device}, {c.country}"
         + (f", listening to {session}" if session else "")
     )
     click.echo(
-        f"page {served.page.page_id} by {served.policy.policy_id} v{served.policy.version}"
-        f" from {served.n_candidates} candidate shelves (snapshot v{published.version:06d})"
+        f"page {home.served.page_id} by {home.policy.policy_id} v{home.policy.version}"
+        f" from {home.n_candidates} candidate shelves (snapshot v{published.version:06d})"
         + ("" if logged else " (not logged)")
     )
     for shelf in data["shelves"]:  # type: ignore[union-attr]

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from deepcuts.bandit.impressions import page_log_rows, probability_text
+from deepcuts.bandit.impressions import probability_text, served_page_row
 from deepcuts.bandit.policies import Policy
-from deepcuts.bandit.types import Context, Page, PageLayout
+from deepcuts.bandit.types import Context, PageLayout, ServedPage, Shelf
 from deepcuts.io.playlists import ExportTrack, PlaylistExport
 from deepcuts.snapshots.published import Published
 from deepcuts.store.live import PageRow
@@ -44,7 +44,7 @@ def item_index(published: Published, item_id: str, what: str = "track") -> int:
 
 @dataclass
 class HomePage:
-    page: Page
+    served: ServedPage
     policy: Policy
     layout: PageLayout
     n_candidates: int
@@ -119,9 +119,8 @@ def home_page(
     # a time per published version.
     with published.models_lock:
         chooser = published.bandit.policy(policy, epsilon)
-        page = chooser.select_page(context, shelves, layout, served_at=when)
-    (log_row,) = page_log_rows(page.impressions)
-    return HomePage(page, chooser, layout, len(shelves), log_row)
+        served = chooser.serve_page(context, shelves, layout, served_at=when)
+    return HomePage(served, chooser, layout, len(shelves), served_page_row(served))
 
 
 # JSON text of a string (as `json.dumps(..., ensure_ascii=False)` writes one)
@@ -137,35 +136,33 @@ def page_json(published: Published, home: HomePage) -> bytes:
 
     The body is joined from parts instead of built as objects and encoded: each item's
     fields are encoded once per snapshot (`Published.item_json`), and a page's twenty cards
-    add only their slot, impression id and propensities (which `Impression` keeps in (0, 1],
-    so their ``repr`` is valid JSON)."""
-    page = home.page
-    by_slot = {(im.shelf_position, im.card_position): im for im in page.impressions}
+    add only their slot, impression id and propensities (which `Policy.serve_page` checks are
+    in (0, 1], so their ``repr`` is valid JSON)."""
+    served = home.served
     item_index, item_json = published.item_index, published.item_json
-    shelves = []
-    for j, (shelf, order) in enumerate(zip(page.shelves, page.cards, strict=True)):
-        cards = []
-        for pos, c in enumerate(order):
-            im = by_slot[(j, pos)]
-            cards.append(
-                f'{{"position":{pos},"impression_id":{_string(im.impression_id)},'
-                f"{item_json(item_index[shelf.cards[c].item_id])},"
-                f'"propensity":{probability_text(im.propensity)},'
-                f'"card_propensity":{probability_text(im.card_propensity)}}}'
-            )
-        shelves.append(
-            f'{{"position":{j},"shelf_id":{_string(shelf.shelf_id)},'
-            f'"shelf_type":{_string(shelf.shelf_type)},"title":{_string(shelf.title)},'
-            f'"shelf_propensity":{probability_text(by_slot[(j, 0)].shelf_propensity)},'
-            f'"cards":[{",".join(cards)}]}}'
+    shown: list[tuple[int, Shelf, float, list[str]]] = []  # each shelf with its cards' JSON
+    for j, shelf, pos, card, p_shelf, p_card, _, impression_id in served.slots():
+        if pos == 0:
+            shown.append((j, shelf, p_shelf, []))
+        shown[-1][3].append(
+            f'{{"position":{pos},"impression_id":{_string(impression_id)},'
+            f"{item_json(item_index[card.item_id])},"
+            f'"propensity":{probability_text(p_shelf * p_card)},'
+            f'"card_propensity":{probability_text(p_card)}}}'
         )
-    c = page.context
+    shelves = [
+        f'{{"position":{j},"shelf_id":{_string(shelf.shelf_id)},'
+        f'"shelf_type":{_string(shelf.shelf_type)},"title":{_string(shelf.title)},'
+        f'"shelf_propensity":{probability_text(p_shelf)},"cards":[{",".join(cards)}]}}'
+        for j, shelf, p_shelf, cards in shown
+    ]
+    c = served.context
     policy = home.policy.describe()
     head = json.dumps(
         {
-            "page_id": page.page_id,
+            "page_id": served.page_id,
             "user_id": c.user_id,
-            "served_at": page.impressions[0].served_at.isoformat() if page.impressions else None,
+            "served_at": served.served_at.isoformat(),
             "policy": {k: policy.get(k) for k in PAGE_POLICY},
             "snapshot_version": published.version,
             "context": {
