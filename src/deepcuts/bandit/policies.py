@@ -4,6 +4,8 @@ Every policy keeps one interface (in the manner of the Open Bandit Pipeline):
 
 - `Policy.select_page(context, shelves, layout)` serves a page and returns it with one
   `Impression` per shown card, each with exact propensities (see ``types``);
+  `Policy.serve_page` serves the same page without making its impressions (a `ServedPage`:
+  the draw and an impression id per card), which is all the live service logs and answers;
 - `Policy.page_probabilities(context, shelves, layout)` gives the probability of every
   candidate at every position without drawing: what off-policy evaluation needs of a target;
 - `Policy.select_action(context, actions)` chooses one (shelf, card) pair for a single slot;
