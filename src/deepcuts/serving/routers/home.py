@@ -46,8 +46,8 @@ async def get_home(
     """Shelves in order, each titled with its explanation; every card carries the impression id
     to send back with the events that answer it, and the propensity it was shown with. The
     page is logged (with its propensities) before it is returned."""
-    # On the event loop, not a thread: a page is about a millisecond of Python, which threads
-    # would only take turns at (the GIL) while paying for the hops and the switching.
+    # On the event loop, not a thread: a page is about half a millisecond of Python, which
+    # threads would only take turns at (the GIL) while paying for the hops and the switching.
     caller.require(user)
     served = home_page(
         published, user, policy=config.policy, epsilon=config.epsilon,
