@@ -47,8 +47,12 @@ class HomePage:
     served: ServedPage
     policy: Policy
     layout: PageLayout
-    n_candidates: int
     log_row: PageRow  # the page and its impressions, as the live log keeps them
+
+    @property
+    def n_candidates(self) -> int:
+        """How many candidate shelves the policy chose from."""
+        return len(self.served.candidates)
 
 
 def home_context(
@@ -120,7 +124,7 @@ def home_page(
     with published.models_lock:
         chooser = published.bandit.policy(policy, epsilon)
         served = chooser.serve_page(context, shelves, layout, served_at=when)
-    return HomePage(served, chooser, layout, len(shelves), served_page_row(served))
+    return HomePage(served, chooser, layout, served_page_row(served))
 
 
 # JSON text of a string (as `json.dumps(..., ensure_ascii=False)` writes one)
